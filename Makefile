@@ -1,0 +1,42 @@
+# Two commands on a fresh clone, nothing but python3 needed:
+#   make demo   build .venv and run `compactor demo` end to end on an embedded S3 server
+#   make test   build .venv with the test extra and run lint, type checks and the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+# Pinned versions the suite was last run with; keeps fresh clones reproducible.
+CONSTRAINTS := requirements/constraints.txt
+
+.PHONY: demo test lint pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.installed-demo: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -c $(CONSTRAINTS) -e '.[demo]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -c $(CONSTRAINTS) -e '.[demo,test,dev]'
+	touch $@ $(VENV)/.installed-demo
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/compactor demo
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check compactor tests bench
+	$(BIN)/ruff format --check compactor tests bench
+	$(BIN)/mypy compactor
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint pytest
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_large_scene.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""The ``compactor`` command line: a root group with shared options, one module per
+subcommand. Only this package prints; the library logs."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .. import __version__
+
+
+def configure_logging(verbosity: int) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler], force=True)
+    # distributed sets its loggers' levels when first imported: import it first, then
+    # keep third-party chatter at WARNING unless -vv.
+    import distributed  # noqa: F401
+
+    noisy = ("distributed", "botocore", "boto3", "s3fs", "aiobotocore", "rasterio", "urllib3")
+    for name in noisy:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="compactor")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="COMPACTOR_CONFIG",
+    help="YAML file of settings (keys as the long options, e.g. source, dest, codec). "
+    "Precedence: defaults < environment < this file < command-line flags.",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool, config_file: str | None) -> None:
+    """Compact satellite-imagery archives: every scene re-encoded as a compressed,
+    verified Cloud-Optimized GeoTIFF, originals moved to a Glacier storage class,
+    and a report of what was saved.
+
+    \b
+    Start with a dry run, then run:
+      compactor plan --source s3://bucket/scenes/ --dest s3://bucket/cogs/
+      compactor run  --source s3://bucket/scenes/ --dest s3://bucket/cogs/ \\
+                     --archive s3://bucket/archive/
+    or try it all on generated data with an embedded S3 server:
+      compactor demo
+    """
+    verbosity = -1 if quiet else verbose
+    configure_logging(verbosity)
+    ctx.obj = {"config_file": config_file, "verbosity": verbosity}
+
+
+def _register() -> None:
+    from . import demo, plan, run
+
+    main.add_command(run.run)
+    main.add_command(plan.plan)
+    main.add_command(demo.demo)
+
+
+_register()

@@ -1,0 +1,184 @@
+"""Options and helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..config import DEFAULT_INCLUDE, Settings, resolve_settings
+from ..errors import CompactorError, ConfigError, DiscoveryError
+from ..models import SceneResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit codes: 0 nothing failed, 1 a scene failed, 2 usage error.
+EXIT_FAILED_SCENES = 1
+EXIT_USAGE = 2
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False)
+
+CODECS = ["auto", "jpeg", "webp", "deflate", "zstd", "lerc"]
+STORAGE_CLASSES = ["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA"]
+
+
+def selection_options(func: F) -> F:
+    """Options that say which scenes and how to encode them (run and plan)."""
+    options = [
+        click.option(
+            "--source",
+            metavar="URL",
+            help="Where the originals are: s3://bucket/prefix/ or a local directory (recursive).",
+        ),
+        click.option(
+            "--dest",
+            metavar="URL",
+            help="Where the COGs go, at the same relative keys with extension .tif.",
+        ),
+        click.option(
+            "--archive",
+            metavar="URL|in-place",
+            help="Move originals here after their COG is verified: an s3:// prefix (copy in "
+            "--storage-class, verify, delete the source), 'in-place' (change the storage "
+            "class where they are), or a directory for local sources. Default: leave them.",
+        ),
+        click.option(
+            "--storage-class",
+            type=click.Choice(STORAGE_CLASSES, case_sensitive=False),
+            help="Storage class of archived originals.  [default: GLACIER]",
+        ),
+        click.option(
+            "--include",
+            multiple=True,
+            metavar="GLOB",
+            help=f"File-name globs to take, case-insensitive (repeatable). "
+            f"[default: {' '.join(DEFAULT_INCLUDE)}]",
+        ),
+        click.option(
+            "--exclude", multiple=True, metavar="GLOB", help="Globs to leave out (repeatable)."
+        ),
+        click.option(
+            "--codec",
+            type=click.Choice(CODECS, case_sensitive=False),
+            help="auto: JPEG for 8-bit imagery with 1 or 3 bands (+alpha), lossless ZSTD for "
+            "everything else.  [default: auto]",
+        ),
+        click.option(
+            "--quality",
+            type=click.IntRange(1, 100),
+            help="JPEG/WEBP quality; raised automatically where a scene misses --min-ssim. "
+            "[default: 75]",
+        ),
+        click.option(
+            "--min-ssim",
+            type=click.FloatRange(0, 1),
+            help="SSIM every lossy output must reach, else it is re-encoded at a higher quality "
+            "and finally losslessly; 0 turns the bar off.  [default: 0.95]",
+        ),
+        click.option(
+            "--min-saving",
+            type=click.FloatRange(-100, 1, max_open=True),
+            help="Replace a scene only if its COG is at least this fraction smaller than the "
+            "original (0.1 = 10 %); otherwise skip it and leave it as it is. Negative values "
+            "accept larger COGs (-1: up to twice the size).  [default: 0: any saving]",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(1),
+            help="Worker processes of the local Dask cluster.  [default: one per core]",
+        ),
+        click.option(
+            "--worker-memory",
+            metavar="SIZE",
+            help="Memory limit per local worker, e.g. 2GiB.",
+        ),
+        click.option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="Use an existing Dask scheduler (tcp://host:8786) instead of a local cluster.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def resolve(ctx: click.Context, **flags: Any) -> Settings:
+    """Settings from defaults < environment < --config file < these flags."""
+    args = {k: v for k, v in flags.items() if v not in (None, ())}
+    return resolve_settings(args, config_file=ctx.obj.get("config_file") if ctx.obj else None)
+
+
+@contextmanager
+def clean_errors() -> Iterator[None]:
+    """Turn compactor's errors into one-line messages and exit codes at the CLI edge."""
+    try:
+        yield
+    except (ConfigError, DiscoveryError) as err:
+        stderr.print(f"[bold red]Error:[/] {err}")
+        sys.exit(EXIT_USAGE)
+    except CompactorError as err:
+        stderr.print(f"[bold red]Error:[/] {err}")
+        sys.exit(EXIT_FAILED_SCENES)
+    except KeyboardInterrupt:
+        stderr.print(
+            "[yellow]Interrupted.[/] Nothing is lost: rerun the same command to finish; "
+            "completed scenes are not redone."
+        )
+        sys.exit(130)
+
+
+class SceneProgress:
+    """A progress bar over scenes (to stderr), with failures printed as they happen."""
+
+    def __init__(self, label: str, enabled: bool = True):
+        self.enabled = enabled
+        self.label = label
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=stderr,
+            disable=not enabled,
+        )
+        self.task: Any = None
+        self.counts = {"compacted": 0, "skipped": 0, "failed": 0}
+
+    def __enter__(self) -> SceneProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def start(self, total: int) -> None:
+        self.task = self.progress.add_task(self.label, total=total, counts="")
+
+    def dashboard(self, link: str) -> None:
+        if self.enabled:
+            self.progress.console.print(f"Dask dashboard: {link}")
+
+    def advance(self, result: SceneResult | dict[str, Any]) -> None:
+        status = result.status if isinstance(result, SceneResult) else str(result.get("action"))
+        self.counts[status] = self.counts.get(status, 0) + 1
+        if isinstance(result, SceneResult) and result.status == "failed" and self.enabled:
+            self.progress.console.print(f"[red]failed[/] {result.source}: {result.reason}")
+        text = " ".join(f"{k} {v}" for k, v in self.counts.items() if v)
+        if self.task is not None:
+            self.progress.update(self.task, advance=1, counts=text)

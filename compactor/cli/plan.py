@@ -1,0 +1,70 @@
+"""``compactor plan``: the dry run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+from rich.table import Table
+
+from ..planner import plan as plan_scenes
+from ..report import human_bytes, usd
+from ._common import SceneProgress, clean_errors, resolve, selection_options, stdout
+
+
+def _fmt_ratio(value: object) -> str:
+    return f"{value:.1f}x" if isinstance(value, float) and not math.isnan(value) else "–"
+
+
+@click.command()
+@selection_options
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the plan as JSON lines instead of a table."
+)
+@click.pass_context
+def plan(ctx: click.Context, as_json: bool, **flags: object) -> None:
+    """Dry run: list the scenes a run would take, the codec each gets and its estimated
+    output size and saving (from compressing a sample of each scene). Reads only:
+    nothing is written, copied or deleted. --dest is needed to see what earlier runs did.
+    """
+    with clean_errors():
+        settings = resolve(ctx, **flags)
+        show = ctx.obj["verbosity"] >= 0 and not as_json
+        with SceneProgress("planning", enabled=show) as bar:
+            df = plan_scenes(settings, progress=bar.advance, on_start=bar.start)
+        if as_json:
+            for row in df.to_dict(orient="records"):
+                clean = {
+                    k: (None if isinstance(v, float) and math.isnan(v) else v)
+                    for k, v in row.items()
+                }
+                stdout.print(json.dumps(clean, ensure_ascii=False), markup=False)
+            return
+        table = Table(show_lines=False)
+        for col in ("scene", "action", "codec", "size", "est. output", "ratio", "note"):
+            table.add_column(col, overflow="fold")
+        for r in df.itertuples():
+            quality = (
+                ""
+                if r.quality is None or (isinstance(r.quality, float) and math.isnan(r.quality))
+                else f" q{int(r.quality)}"
+            )
+            table.add_row(
+                str(r.source),
+                str(r.action),
+                f"{r.codec or '–'}{quality}" if isinstance(r.codec, str) else "–",
+                human_bytes(r.bytes_in) if r.bytes_in == r.bytes_in else "–",
+                human_bytes(r.est_bytes_out) if r.est_bytes_out == r.est_bytes_out else "–",
+                _fmt_ratio(r.est_ratio),
+                str(r.reason or ""),
+            )
+        stdout.print(table)
+        a = df.attrs
+        stdout.print(
+            f"{a['scenes']} scenes: {a['compact']} to compact, {a['skip']} to skip, "
+            f"{a['fail']} failing. "
+            f"Estimated {human_bytes(a['bytes_in'])} -> {human_bytes(a['est_bytes_out'])}; "
+            f"storage saving about {usd(a['saving_usd_month'])}/month"
+            + ("" if settings.archive else " (originals are only archived with --archive)")
+        )

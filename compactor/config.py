@@ -1,0 +1,228 @@
+"""Settings, and the one place they are resolved.
+
+Precedence, lowest first: built-in defaults < environment (``COMPACTOR_*`` and
+the standard ``AWS_*`` variables) < config file (YAML, ``--config``) < explicit
+arguments (CLI flags or keyword arguments of the Python API). Arguments whose
+value is ``None`` do not override anything, so a CLI flag that was not given
+never masks a config-file value.
+
+Nothing here reads the environment at import time: :func:`resolve_settings`
+takes it as an argument (``os.environ`` by default).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+Codec = Literal["auto", "jpeg", "webp", "deflate", "zstd", "lerc"]
+StorageClass = Literal["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA"]
+ClusterKind = Literal["local", "address", "kubernetes"]
+
+#: Default ``--include`` globs (matched case-insensitively against the key's file name).
+DEFAULT_INCLUDE: tuple[str, ...] = ("*.tif", "*.tiff", "*.ntf", "*.nitf", "*.jp2", "*.img")
+
+#: Folder under the destination holding compactor's own records (state, runs).
+META_PREFIX = "_compactor"
+
+
+class ClusterSettings(BaseModel):
+    """Where the Dask work runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ClusterKind = "local"
+    #: Scheduler address for ``kind: address`` (``--scheduler``).
+    address: str | None = None
+    #: Number of local worker processes (``--workers``); default: one per core.
+    workers: int | None = Field(default=None, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
+    #: Memory limit per worker, e.g. ``"2GiB"`` (``--worker-memory``); default: Dask's share.
+    worker_memory: str | None = None
+
+
+class Settings(BaseModel):
+    """Every option of a run. Frozen: shipped to workers as data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str | None = None
+    dest: str | None = None
+    #: ``s3://bucket/prefix/``, ``in-place``, a local directory, or ``None`` (leave originals).
+    archive: str | None = None
+    storage_class: StorageClass = "GLACIER"
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    exclude: tuple[str, ...] = ()
+    codec: Codec = "auto"
+    #: Lossy quality 1-100; ``None`` means the codec's default (75).
+    quality: int | None = Field(default=None, ge=1, le=100)
+    #: SSIM bar for lossy outputs; 0 turns it off.
+    min_ssim: float = Field(default=0.95, ge=0.0, le=1.0)
+    #: A scene is only replaced when its COG is at least this fraction smaller than the
+    #: original as stored; otherwise it is skipped and left as it is. 0: any saving;
+    #: negative values accept larger outputs (-1: up to twice the size).
+    min_saving: float = Field(default=0.0, ge=-100.0, lt=1.0)
+    #: Where the run report goes; default ``<dest>/_compactor/runs/<run-id>/``.
+    report: str | None = None
+    #: S3 endpoint of an S3-compatible store (from ``AWS_ENDPOINT_URL[_S3]``).
+    endpoint_url: str | None = None
+    region: str | None = None
+    #: Attempts per S3 request (boto/s3fs standard retry mode: exponential backoff with jitter).
+    s3_max_attempts: int = Field(default=8, ge=1)
+    #: Extra GDAL configuration options applied on every worker (override the defaults).
+    gdal_options: dict[str, str] = Field(default_factory=dict)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _split_globs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part for part in value.replace(",", " ").split() if part)
+        return value
+
+    @field_validator("storage_class", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("codec", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as recorded in reports: plain data, no secrets (there are none to hide:
+        credentials never enter Settings; they come from the AWS chain on each process)."""
+        return self.model_dump(mode="json")
+
+
+#: Environment variable -> settings path. ``AWS_*`` are the standard SDK variables.
+ENV_VARS: dict[str, str] = {
+    "COMPACTOR_SOURCE": "source",
+    "COMPACTOR_DEST": "dest",
+    "COMPACTOR_ARCHIVE": "archive",
+    "COMPACTOR_STORAGE_CLASS": "storage_class",
+    "COMPACTOR_INCLUDE": "include",
+    "COMPACTOR_EXCLUDE": "exclude",
+    "COMPACTOR_CODEC": "codec",
+    "COMPACTOR_QUALITY": "quality",
+    "COMPACTOR_MIN_SSIM": "min_ssim",
+    "COMPACTOR_MIN_SAVING": "min_saving",
+    "COMPACTOR_REPORT": "report",
+    "COMPACTOR_SCHEDULER": "cluster.address",
+    "COMPACTOR_WORKERS": "cluster.workers",
+    "COMPACTOR_WORKER_MEMORY": "cluster.worker_memory",
+    # S3-compatible stores: the service-specific variable wins over the general one.
+    "AWS_ENDPOINT_URL": "endpoint_url",
+    "AWS_ENDPOINT_URL_S3": "endpoint_url",
+    "AWS_REGION": "region",
+}
+
+
+def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        _set_path(target.setdefault(head, {}), rest, value)
+    else:
+        target[head] = value
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = dict(value) if isinstance(value, Mapping) else value
+    return merged
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        values["region"] = region
+    for var, path in ENV_VARS.items():
+        if var in ("AWS_REGION",):
+            continue
+        raw = environ.get(var)
+        if raw:
+            _set_path(values, path, raw)
+    if environ.get("COMPACTOR_SCHEDULER"):
+        _set_path(values, "cluster.kind", "address")
+    return values
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into plain data (keys as in :class:`Settings`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return data
+
+
+def _normalise_cluster(data: dict[str, Any]) -> dict[str, Any]:
+    """``cluster.address`` implies ``kind: address`` unless a kind was given with it."""
+    cluster = data.get("cluster")
+    if isinstance(cluster, dict) and cluster.get("address") and "kind" not in cluster:
+        data = dict(data)
+        data["cluster"] = {**cluster, "kind": "address"}
+    return data
+
+
+def resolve_settings(
+    arguments: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings: defaults < environment < config file < arguments.
+
+    ``arguments`` uses :class:`Settings` field names; nested cluster options may be
+    given flat as ``scheduler``, ``workers`` and ``worker_memory``.
+    """
+    env = os.environ if environ is None else environ
+    layers: list[dict[str, Any]] = [_from_env(env)]
+    if config_file is not None:
+        layers.append(_normalise_cluster(load_config_file(config_file)))
+    args = dict(arguments or {})
+    cluster_args: dict[str, Any] = dict(args.pop("cluster", None) or {})
+    for flat, nested in (
+        ("scheduler", "address"),
+        ("workers", "workers"),
+        ("worker_memory", "worker_memory"),
+    ):
+        if args.get(flat) is not None:
+            cluster_args[nested] = args[flat]
+        args.pop(flat, None)
+    if cluster_args.get("address"):
+        cluster_args.setdefault("kind", "address")
+    args["cluster"] = cluster_args
+    layers.append(args)
+
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from err

@@ -1,0 +1,106 @@
+"""Storage cost estimate for a run (monthly, USD).
+
+Prices are AWS S3 list prices for us-east-1 (first 50 TB tier of S3 Standard), per
+GB-month with GB = 2^30 bytes as AWS bills. They have been stable for years, but
+check https://aws.amazon.com/s3/pricing/ for your region; the report always prints
+the table and its date.
+
+Archive classes add per-object overhead: GLACIER and DEEP_ARCHIVE bill 8 KB at the
+S3 Standard rate (the object's index) plus 32 KB at the archive rate (metadata) for
+every object; STANDARD_IA and GLACIER_IR bill at least 128 KB per object. Every
+archive class has a minimum storage duration: deleting earlier is charged as if
+stored for the minimum.
+"""
+
+from __future__ import annotations
+
+from .models import CostEstimate, CostLine, SceneResult
+
+PRICE_TABLE_DATE = "2025-01"
+PRICE_REGION = "us-east-1"
+PRICE_SOURCE = "https://aws.amazon.com/s3/pricing/ (list prices, us-east-1)"
+
+#: USD per GB-month.
+PRICES: dict[str, float] = {
+    "STANDARD": 0.023,
+    "STANDARD_IA": 0.0125,
+    "GLACIER_IR": 0.004,
+    "GLACIER": 0.0036,
+    "DEEP_ARCHIVE": 0.00099,
+}
+
+#: Minimum storage duration in days.
+MINIMUM_DAYS: dict[str, int] = {
+    "STANDARD": 0,
+    "STANDARD_IA": 30,
+    "GLACIER_IR": 90,
+    "GLACIER": 90,
+    "DEEP_ARCHIVE": 180,
+}
+
+#: Minimum billable object size in bytes.
+MINIMUM_SIZE: dict[str, int] = {"STANDARD_IA": 128 * 1024, "GLACIER_IR": 128 * 1024}
+
+#: Per-object overhead of GLACIER/DEEP_ARCHIVE: (bytes at STANDARD, bytes at the class rate).
+OVERHEAD: dict[str, tuple[int, int]] = {
+    "GLACIER": (8 * 1024, 32 * 1024),
+    "DEEP_ARCHIVE": (8 * 1024, 32 * 1024),
+}
+
+GB = 1024**3
+
+
+def _line(label: str, nbytes: float, storage_class: str) -> CostLine:
+    price = PRICES[storage_class]
+    gb = nbytes / GB
+    return CostLine(label=label, gb=gb, usd_per_gb_month=price, usd_month=gb * price)
+
+
+def estimate(scenes: list[SceneResult], storage_class: str | None) -> CostEstimate:
+    """Monthly cost of the compacted scenes before (originals in S3 Standard) and after
+    (outputs in Standard, originals in ``storage_class``, or still in Standard when
+    ``storage_class`` is ``None`` because originals are not archived)."""
+    done = [s for s in scenes if s.status == "compacted" and s.bytes_in and s.bytes_out]
+    bytes_in = sum(s.bytes_in or 0 for s in done)
+    bytes_out = sum(s.bytes_out or 0 for s in done)
+    before = _line("originals in STANDARD (before)", bytes_in, "STANDARD")
+    lines = [_line("compacted COGs in STANDARD", bytes_out, "STANDARD")]
+    notes: list[str] = []
+    minimum_days = 0
+    commitment = 0.0
+    if storage_class is None:
+        lines.append(_line("originals kept in STANDARD", bytes_in, "STANDARD"))
+        notes.append("originals were not archived (no --archive): nothing is saved yet")
+    else:
+        floor = MINIMUM_SIZE.get(storage_class, 0)
+        billed = sum(max(s.bytes_in or 0, floor) for s in done)
+        archive_line = _line(f"originals in {storage_class}", billed, storage_class)
+        lines.append(archive_line)
+        if storage_class in OVERHEAD:
+            std_bytes, class_bytes = OVERHEAD[storage_class]
+            n = len(done)
+            lines.append(_line(f"index overhead ({n} x 8 KB)", n * std_bytes, "STANDARD"))
+            lines.append(_line(f"metadata overhead ({n} x 32 KB)", n * class_bytes, storage_class))
+        minimum_days = MINIMUM_DAYS.get(storage_class, 0)
+        commitment = archive_line.usd_month * minimum_days / 30.0
+        if minimum_days:
+            notes.append(
+                f"{storage_class} bills at least {minimum_days} days per object: deleting an"
+                f" original earlier still costs the full {minimum_days} days"
+            )
+        if floor:
+            notes.append(f"{storage_class} bills at least {floor // 1024} KB per object")
+    after = sum(line.usd_month for line in lines)
+    return CostEstimate(
+        region=PRICE_REGION,
+        price_table_date=PRICE_TABLE_DATE,
+        price_source=PRICE_SOURCE,
+        storage_class=storage_class,
+        before_usd_month=before.usd_month,
+        after_usd_month=after,
+        saving_usd_month=before.usd_month - after,
+        lines=[before, *lines],
+        minimum_days=minimum_days,
+        minimum_commitment_usd=commitment,
+        notes=notes,
+    )

@@ -1,0 +1,169 @@
+"""Finding scenes: a recursive listing of ``--source`` filtered by globs.
+
+Keys are used exactly as listed (s3fs decodes the listing; GDAL and boto3 encode
+each key themselves), so spaces, unicode, ``+`` and ``%`` round-trip. Scenes an
+earlier run already moved away still have a state record under the destination;
+they are included so a rerun reports them instead of forgetting them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .config import META_PREFIX, Settings
+from .errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError
+from .state import StateStore
+from .storage import Location, ObjectInfo, store_for
+from .tasks import RunContext, SceneSpec, assign_outputs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    source: Location
+    scenes: list[SceneSpec]
+    listed: int
+    excluded: int
+
+
+def _matches(relative: str, patterns: Iterable[str]) -> bool:
+    """Case-insensitive glob match on the file name, or on the whole relative key when
+    the pattern has a ``/``."""
+    rel = relative.lower()
+    name = rel.rsplit("/", 1)[-1]
+    for pattern in patterns:
+        p = pattern.lower()
+        if fnmatch.fnmatchcase(rel if "/" in p else name, p):
+            return True
+    return False
+
+
+def check_locations(settings: Settings) -> None:
+    """Usage errors in source/dest/archive, raised before anything is touched."""
+    if not settings.source:
+        raise ConfigError("a source is required (--source s3://bucket/prefix/ or a directory)")
+    if not settings.dest:
+        raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
+    try:
+        source = Location.parse(settings.source)
+        dest = Location.parse(settings.dest)
+        archive = (
+            Location.parse(settings.archive)
+            if settings.archive and settings.archive != "in-place"
+            else None
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if dest.as_prefix() == source.as_prefix():
+        raise ConfigError("--dest must differ from --source (outputs would be listed as sources)")
+    if settings.archive == "in-place" and not source.is_s3:
+        raise ConfigError("--archive in-place changes an S3 storage class; the source is local")
+    if archive is not None:
+        if source.is_s3 != archive.is_s3:
+            raise ConfigError(
+                "--archive must be an s3:// prefix for an S3 source, a directory for a local one"
+            )
+        if archive.as_prefix() == source.as_prefix():
+            raise ConfigError("--archive must differ from --source (use --archive in-place)")
+        if archive.as_prefix() == dest.as_prefix():
+            raise ConfigError("--archive must differ from --dest")
+
+
+def discover(settings: Settings, context: RunContext) -> Discovery:
+    """List the source and return one :class:`SceneSpec` per matching object."""
+    check_locations(settings)
+    assert settings.source is not None
+    source = Location.parse(settings.source)
+    dest = Location.parse(context.dest)
+    store = store_for(source, context.s3)
+
+    # A source that names one object is a one-scene listing of its folder.
+    single: ObjectInfo | None = None
+    if not source.key.endswith(("/", "\\")) and source.key:
+        try:
+            single = store.head(source)
+        except StorageError:
+            single = None
+    if single is not None:
+        parent_key = source.key.rsplit("/", 1)[0] + "/" if "/" in source.key else ""
+        prefix = Location(source.scheme, source.bucket, parent_key)
+        if not source.is_s3:
+            import os
+
+            prefix = Location("file", "", os.path.dirname(source.key) + os.sep)
+        listing = [single]
+    else:
+        prefix = source.as_prefix()
+        try:
+            listing = list(store.listing(prefix))
+        except ObjectNotFound as err:
+            raise DiscoveryError(f"cannot list {prefix.url}: it does not exist") from err
+        except StorageError as err:
+            raise DiscoveryError(f"cannot list {prefix.url}: {err}") from err
+
+    # Never pick up our own outputs, archive copies or records.
+    own: list[Location] = [dest.as_prefix(), dest.join(META_PREFIX + "/")]
+    if context.archive_mode == "prefix" and context.archive:
+        own.append(Location.parse(context.archive).as_prefix())
+    candidates: dict[str, ObjectInfo | None] = {}
+    excluded = 0
+    for info in listing:
+        loc = Location.parse(info.url)
+        if any(loc.is_under(p) for p in own):
+            continue
+        rel = loc.relative_to(prefix)
+        if (
+            "/_compactor/" in f"/{rel}"
+            or not _matches(rel, settings.include)
+            or _matches(rel, settings.exclude)
+        ):
+            excluded += 1
+            continue
+        candidates[rel] = info
+
+    # Scenes whose source is gone but whose state says an earlier run handled them.
+    if single is None:
+        states = StateStore(dest, store_for(dest, context.s3))
+        for src in states.list_sources(prefix):
+            try:
+                rel = src.relative_to(prefix)
+            except ValueError:
+                continue
+            if rel in candidates or not _matches(rel, settings.include):
+                continue
+            if _matches(rel, settings.exclude):
+                continue
+            candidates[rel] = None
+
+    if not candidates:
+        what = f"{len(listing)} object{'s' if len(listing) != 1 else ''} listed"
+        raise DiscoveryError(
+            f"no scenes under {prefix.url} match --include {' '.join(settings.include)}"
+            + (f" --exclude {' '.join(settings.exclude)}" if settings.exclude else "")
+            + f" ({what}, {excluded} excluded by the globs)"
+        )
+
+    outputs = assign_outputs(sorted(candidates))
+    scenes: list[SceneSpec] = []
+    for rel in sorted(candidates):
+        src_loc = prefix.join(rel)
+        archive: str | None = None
+        if context.archive_mode == "in-place":
+            archive = src_loc.url
+        elif context.archive_mode == "prefix" and context.archive:
+            archive = Location.parse(context.archive).join(rel).url
+        scenes.append(
+            SceneSpec(
+                source=src_loc.url,
+                relative=rel,
+                output=dest.join(outputs[rel]).url,
+                archive=archive,
+                listed=candidates[rel],
+            )
+        )
+    log.info("discovered %d scenes under %s (%d excluded)", len(scenes), prefix.url, excluded)
+    return Discovery(source=prefix, scenes=scenes, listed=len(listing), excluded=excluded)

@@ -1,0 +1,126 @@
+"""Typed results: one :class:`SceneResult` per scene and the run's :class:`Report`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["compacted", "skipped", "failed"]
+
+
+class Attempt(BaseModel):
+    """One encoding tried for a scene (lossy outputs below the SSIM bar are re-encoded)."""
+
+    codec: str
+    quality: int | None = None
+    bytes: int | None = None
+    ssim: float | None = None
+    accepted: bool = False
+
+
+class SceneResult(BaseModel):
+    source: str
+    output: str | None = None
+    archive: str | None = None
+    status: Status
+    reason: str | None = None
+    codec: str | None = None
+    quality: int | None = None
+    lossless: bool | None = None
+    #: Size of the original object as stored.
+    bytes_in: int | None = None
+    #: Size of the output object as stored.
+    bytes_out: int | None = None
+    ssim: float | None = None
+    #: dB over valid pixels; ``None`` when the output is identical (infinite PSNR).
+    psnr: float | None = None
+    seconds: float = 0.0
+    #: Last durable step reached (see :mod:`compactor.state`).
+    step: str | None = None
+    #: Storage class of the archive copy.
+    storage_class: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bands: int | None = None
+    dtype: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    chunked: bool = False
+    chunks: int | None = None
+    #: STAC item id and asset key when the scene came from a STAC search.
+    item: str | None = None
+    asset: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.bytes_in and self.bytes_out:
+            return self.bytes_in / self.bytes_out
+        return None
+
+
+class Totals(BaseModel):
+    scenes: int = 0
+    compacted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    #: Sums over compacted scenes only.
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    @classmethod
+    def of(cls, scenes: list[SceneResult]) -> Totals:
+        done = [s for s in scenes if s.status == "compacted"]
+        return cls(
+            scenes=len(scenes),
+            compacted=len(done),
+            skipped=sum(s.status == "skipped" for s in scenes),
+            failed=sum(s.status == "failed" for s in scenes),
+            bytes_in=sum(s.bytes_in or 0 for s in done),
+            bytes_out=sum(s.bytes_out or 0 for s in done),
+        )
+
+
+class CostLine(BaseModel):
+    label: str
+    gb: float
+    usd_per_gb_month: float
+    usd_month: float
+
+
+class CostEstimate(BaseModel):
+    """Estimated monthly storage cost of the compacted scenes, before and after."""
+
+    region: str
+    price_table_date: str
+    price_source: str
+    storage_class: str | None
+    before_usd_month: float
+    after_usd_month: float
+    saving_usd_month: float
+    lines: list[CostLine]
+    #: Archive-class minimum storage duration (days) and what it commits to.
+    minimum_days: int = 0
+    minimum_commitment_usd: float = 0.0
+    notes: list[str] = Field(default_factory=list)
+
+
+class Report(BaseModel):
+    run_id: str
+    started: str
+    finished: str
+    settings: dict[str, Any]
+    totals: Totals
+    scenes: list[SceneResult]
+    cost: CostEstimate | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+    #: Where report.json and report.html were written.
+    location: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.totals.failed == 0
+
+    def _repr_html_(self) -> str:
+        from .report import render_html
+
+        return render_html(self, fragment=True)

@@ -1,0 +1,827 @@
+"""Object storage: S3 (and S3-compatible stores) and local directories behind one interface.
+
+* :class:`Location` parses ``s3://bucket/key`` URLs and local paths, joins keys and
+  gives the GDAL path (``/vsis3/...``) of an object.
+* :class:`S3Store` uses boto3 for object operations (conditional and checksummed
+  writes, copies with a storage class, multipart uploads) and s3fs for listings.
+  Both honour ``endpoint_url`` (from ``AWS_ENDPOINT_URL[_S3]``) and retry transient
+  errors with exponential backoff and jitter (botocore's *standard* retry mode).
+* :class:`LocalStore` does the same on a filesystem; writes go to a temporary file
+  in the target directory, are fsynced, then renamed into place (atomic).
+
+Credentials are never handled here: boto3 and s3fs take them from the standard
+AWS chain of the process they run in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, TypeVar
+
+from .errors import (
+    ObjectNotFound,
+    PreconditionFailed,
+    StorageError,
+    TransientStorageError,
+    translate_s3_error,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Read size for streaming checksums and copies.
+IO_CHUNK = 8 * 1024 * 1024
+#: Smallest part S3 accepts in a multipart upload (all parts but the last).
+MIN_PART_SIZE = 5 * 1024 * 1024
+
+
+# --- locations -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Location:
+    """An object in S3 (``scheme == "s3"``) or a file on local disk (``"file"``)."""
+
+    scheme: Literal["s3", "file"]
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, url: str) -> Location:
+        if url.startswith("s3://"):
+            rest = url[len("s3://") :]
+            bucket, _, key = rest.partition("/")
+            if not bucket:
+                raise ValueError(f"no bucket in {url!r}")
+            return cls("s3", bucket, key)
+        if "://" in url and not url.startswith("file://"):
+            raise ValueError(f"unsupported URL scheme in {url!r} (use s3:// or a local path)")
+        path = url[len("file://") :] if url.startswith("file://") else url
+        trailing = path.endswith(os.sep)
+        resolved = str(Path(path).expanduser().absolute())
+        return cls("file", "", resolved + (os.sep if trailing and resolved != os.sep else ""))
+
+    @property
+    def is_s3(self) -> bool:
+        return self.scheme == "s3"
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.is_s3 else self.key
+
+    def __str__(self) -> str:
+        return self.url
+
+    def as_prefix(self) -> Location:
+        """This location as a folder: a trailing separator is added when missing."""
+        sep = "/" if self.is_s3 else os.sep
+        if not self.key or self.key.endswith(sep):
+            return self
+        return Location(self.scheme, self.bucket, self.key + sep)
+
+    def join(self, relative: str) -> Location:
+        """The location ``relative`` (a ``/``-separated key) below this prefix."""
+        prefix = self.as_prefix()
+        if self.is_s3:
+            return Location("s3", self.bucket, prefix.key + relative)
+        return Location("file", "", str(Path(prefix.key, *relative.split("/"))))
+
+    def relative_to(self, prefix: Location) -> str:
+        """The ``/``-separated key of this location below ``prefix``."""
+        base = prefix.as_prefix()
+        if self.scheme != base.scheme or self.bucket != base.bucket:
+            raise ValueError(f"{self} is not under {prefix}")
+        if not self.key.startswith(base.key):
+            raise ValueError(f"{self} is not under {prefix}")
+        rel = self.key[len(base.key) :]
+        return rel if self.is_s3 else rel.replace(os.sep, "/")
+
+    def is_under(self, prefix: Location) -> bool:
+        try:
+            self.relative_to(prefix)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def gdal_path(self) -> str:
+        """The path GDAL opens: ``/vsis3/bucket/key`` (range requests) or the file path."""
+        return f"/vsis3/{self.bucket}/{self.key}" if self.is_s3 else self.key
+
+    @property
+    def name(self) -> str:
+        return self.key.rstrip("/").rsplit("/", 1)[-1] if self.is_s3 else Path(self.key).name
+
+
+# --- object metadata -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or HEAD says about one object."""
+
+    url: str
+    size: int
+    etag: str | None = None
+    mtime: str | None = None
+    storage_class: str = "STANDARD"
+    #: Base64 SHA-256 the store reports (full object, or composite ``...-N`` for multipart).
+    checksum_sha256: str | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None
+    #: ``x-amz-restore`` header for archived objects being restored.
+    restore: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+
+    @property
+    def location(self) -> Location:
+        return Location.parse(self.url)
+
+
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a local file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(IO_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- retries -----------------------------------------------------------------------
+
+
+def with_retries(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    attempts: int = 6,
+    base_delay: float = 0.2,
+    max_delay: float = 10.0,
+    retry_on: tuple[type[BaseException], ...] = (TransientStorageError,),
+) -> T:
+    """Call ``fn`` until it succeeds, retrying ``retry_on`` errors with exponential
+    backoff and full jitter. Used around operations botocore does not retry itself
+    (streamed body reads that break midway)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except retry_on as err:
+            if attempt == attempts:
+                raise
+            delay = random.uniform(0, min(max_delay, base_delay * 2**attempt))
+            log.debug("%s: %s; retry %d/%d in %.2fs", what, err, attempt, attempts - 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+# --- S3 -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """How to reach S3. Plain data, shipped to workers; holds no credentials."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    max_attempts: int = 8
+
+    def botocore_config(self) -> Any:
+        from botocore.config import Config
+
+        return Config(
+            region_name=self.region,
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            # We compare checksums ourselves (and moto keeps a multipart source's composite
+            # CRC32 on CopyObject, which breaks the SDK's own response validation).
+            response_checksum_validation="when_required",
+            request_checksum_calculation="when_required",
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=32,
+        )
+
+
+_clients: dict[tuple[S3Options, int], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def s3_client(options: S3Options) -> Any:
+    """A boto3 S3 client for ``options`` (one per process and options; thread-safe)."""
+    key = (options, os.getpid())
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            import boto3
+
+            session = boto3.session.Session()
+            client = session.client(
+                "s3", endpoint_url=options.endpoint_url, config=options.botocore_config()
+            )
+            _clients[key] = client
+        return client
+
+
+def s3_filesystem(options: S3Options) -> Any:
+    """An s3fs filesystem for listings (fsspec caches instances per arguments)."""
+    import s3fs
+
+    client_kwargs: dict[str, Any] = {}
+    if options.endpoint_url:
+        client_kwargs["endpoint_url"] = options.endpoint_url
+    if options.region:
+        client_kwargs["region_name"] = options.region
+    return s3fs.S3FileSystem(
+        client_kwargs=client_kwargs,
+        config_kwargs={"retries": {"max_attempts": options.max_attempts, "mode": "standard"}},
+        use_listings_cache=False,
+        skip_instance_cache=False,
+    )
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
+class S3Store:
+    """Object operations on S3 for one set of :class:`S3Options`."""
+
+    def __init__(self, options: S3Options):
+        self.options = options
+
+    @property
+    def client(self) -> Any:
+        return s3_client(self.options)
+
+    def _call(self, action: str, url: str, fn: Callable[..., T], **kwargs: Any) -> T:
+        try:
+            return fn(**kwargs)
+        except Exception as err:
+            if isinstance(err, StorageError):
+                raise
+            raise translate_s3_error(err, url, action) from err
+
+    # listing ------------------------------------------------------------------
+
+    def listing(self, prefix: Location) -> Iterator[ObjectInfo]:
+        """Every object below ``prefix`` (recursive), through s3fs."""
+        fs = s3_filesystem(self.options)
+        root = f"{prefix.bucket}/{prefix.key}"
+        try:
+            found = fs.find(root, detail=True, withdirs=False)
+        except Exception as err:
+            raise translate_s3_error(err, prefix.url, "listing") from err
+        for path, info in sorted(found.items()):
+            if info.get("type") == "directory" or path.endswith("/"):
+                continue
+            bucket, _, key = path.partition("/")
+            yield ObjectInfo(
+                url=f"s3://{bucket}/{key}",
+                size=int(info.get("size") or info.get("Size") or 0),
+                etag=info.get("ETag"),
+                mtime=_iso(info.get("LastModified")),
+                storage_class=info.get("StorageClass") or "STANDARD",
+            )
+
+    # reads -----------------------------------------------------------------------
+
+    def head(self, loc: Location) -> ObjectInfo | None:
+        """Metadata of one object, or ``None`` if it does not exist."""
+        try:
+            r = self._call(
+                "HEAD",
+                loc.url,
+                self.client.head_object,
+                Bucket=loc.bucket,
+                Key=loc.key,
+                ChecksumMode="ENABLED",
+            )
+        except ObjectNotFound:
+            return None
+        return ObjectInfo(
+            url=loc.url,
+            size=int(r["ContentLength"]),
+            etag=r.get("ETag"),
+            mtime=_iso(r.get("LastModified")),
+            storage_class=r.get("StorageClass") or "STANDARD",
+            checksum_sha256=r.get("ChecksumSHA256"),
+            content_type=r.get("ContentType"),
+            metadata=dict(r.get("Metadata") or {}),
+            version_id=r.get("VersionId"),
+            restore=r.get("Restore"),
+            sse=r.get("ServerSideEncryption"),
+            sse_kms_key_id=r.get("SSEKMSKeyId"),
+        )
+
+    def read_bytes(self, loc: Location) -> bytes:
+        def fetch() -> bytes:
+            r = self._call("GET", loc.url, self.client.get_object, Bucket=loc.bucket, Key=loc.key)
+            try:
+                return bytes(r["Body"].read())
+            except Exception as err:
+                raise translate_s3_error(err, loc.url, "GET") from err
+
+        return with_retries(fetch, what=f"GET {loc.url}")
+
+    def read_versioned(self, loc: Location) -> tuple[bytes, str | None] | None:
+        """Body and ETag of one object from a single GET, or ``None`` if absent."""
+
+        def fetch() -> tuple[bytes, str | None] | None:
+            try:
+                r = self._call(
+                    "GET", loc.url, self.client.get_object, Bucket=loc.bucket, Key=loc.key
+                )
+            except ObjectNotFound:
+                return None
+            try:
+                return bytes(r["Body"].read()), r.get("ETag")
+            except Exception as err:
+                raise translate_s3_error(err, loc.url, "GET") from err
+
+        return with_retries(fetch, what=f"GET {loc.url}")
+
+    def sha256(
+        self, loc: Location, *, etag: str | None = None, part_size: int | None = None
+    ) -> tuple[str, list[str]]:
+        """Stream an object and return its hex SHA-256, plus the base64 SHA-256 of each
+        ``part_size`` range when asked (to check a multipart copy's composite checksum).
+        ``etag`` pins the version read: a change midway fails with PreconditionFailed."""
+        info_size = self.head(loc)
+        if info_size is None:
+            raise ObjectNotFound(f"HEAD {loc.url} failed: NotFound", url=loc.url)
+        size = info_size.size
+        total = hashlib.sha256()
+        parts: list[str] = []
+        part_hash = hashlib.sha256()
+        part_fill = 0
+        offset = 0
+        while offset < size:
+            end = min(size, offset + IO_CHUNK) - 1
+
+            def fetch(start: int = offset, stop: int = end) -> bytes:
+                kwargs: dict[str, Any] = {"Range": f"bytes={start}-{stop}"}
+                if etag:
+                    kwargs["IfMatch"] = etag
+                r = self._call(
+                    "GET", loc.url, self.client.get_object, Bucket=loc.bucket, Key=loc.key, **kwargs
+                )
+                try:
+                    return bytes(r["Body"].read())
+                except Exception as err:
+                    raise translate_s3_error(err, loc.url, "GET") from err
+
+            block = with_retries(fetch, what=f"GET {loc.url}")
+            if len(block) != end - offset + 1:
+                raise TransientStorageError(f"short read of {loc.url}", url=loc.url)
+            total.update(block)
+            if part_size:
+                view = memoryview(block)
+                while view:
+                    take = min(len(view), part_size - part_fill)
+                    part_hash.update(view[:take])
+                    part_fill += take
+                    view = view[take:]
+                    if part_fill == part_size:
+                        parts.append(b64(part_hash.digest()))
+                        part_hash, part_fill = hashlib.sha256(), 0
+            offset = end + 1
+        if part_size and part_fill:
+            parts.append(b64(part_hash.digest()))
+        return total.hexdigest(), parts
+
+    def download(self, loc: Location, dest: Path) -> None:
+        def fetch() -> None:
+            try:
+                self.client.download_file(loc.bucket, loc.key, str(dest))
+            except Exception as err:
+                raise translate_s3_error(err, loc.url, "download") from err
+
+        with_retries(fetch, what=f"download {loc.url}")
+
+    # writes ----------------------------------------------------------------------
+
+    def put_bytes(
+        self,
+        loc: Location,
+        data: bytes,
+        *,
+        content_type: str = "application/json",
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        """Write a small object in one PUT (atomic). Returns its ETag.
+        ``if_none_match`` creates only if absent; ``if_match`` replaces only that version."""
+        kwargs: dict[str, Any] = {
+            "Bucket": loc.bucket,
+            "Key": loc.key,
+            "Body": data,
+            "ContentType": content_type,
+            "ContentMD5": b64(hashlib.md5(data).digest()),
+        }
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        r = self._call("PUT", loc.url, self.client.put_object, **kwargs)
+        return str(r["ETag"])
+
+    def put_file(
+        self,
+        path: Path,
+        loc: Location,
+        *,
+        sha256_hex: str,
+        content_type: str = "image/tiff; application=geotiff; profile=cloud-optimized",
+        metadata: dict[str, str] | None = None,
+        multipart_threshold: int = 64 * 1024 * 1024,
+        part_size: int = 64 * 1024 * 1024,
+    ) -> ObjectInfo:
+        """Upload a local file atomically: one PUT carrying its SHA-256 (S3 rejects a
+        corrupted body), or above ``multipart_threshold`` a multipart upload with a
+        SHA-256 per part that is aborted if anything fails. Returns the HEAD afterwards."""
+        size = path.stat().st_size
+        extra: dict[str, Any] = {"ContentType": content_type, "Metadata": metadata or {}}
+        if size <= multipart_threshold:
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256_hex:
+                raise StorageError(f"{path} changed before upload", url=loc.url)
+            self._call(
+                "PUT",
+                loc.url,
+                self.client.put_object,
+                Bucket=loc.bucket,
+                Key=loc.key,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=b64(bytes.fromhex(sha256_hex)),
+                **extra,
+            )
+        else:
+            self._multipart_upload(path, loc, size, part_size, extra)
+        info = self.head(loc)
+        if info is None or info.size != size:
+            raise StorageError(f"upload of {loc.url} not visible after completion", url=loc.url)
+        return info
+
+    def _multipart_upload(
+        self, path: Path, loc: Location, size: int, part_size: int, extra: dict[str, Any]
+    ) -> None:
+        part_size = max(part_size, MIN_PART_SIZE)
+        mpu = self._call(
+            "CreateMultipartUpload",
+            loc.url,
+            self.client.create_multipart_upload,
+            Bucket=loc.bucket,
+            Key=loc.key,
+            ChecksumAlgorithm="SHA256",
+            **extra,
+        )
+        upload_id = mpu["UploadId"]
+        try:
+            parts = []
+            with open(path, "rb") as fh:
+                number = 1
+                while True:
+                    block = fh.read(part_size)
+                    if not block:
+                        break
+                    digest = b64(hashlib.sha256(block).digest())
+                    r = self._call(
+                        "UploadPart",
+                        loc.url,
+                        self.client.upload_part,
+                        Bucket=loc.bucket,
+                        Key=loc.key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=block,
+                        ChecksumSHA256=digest,
+                    )
+                    parts.append(
+                        {"PartNumber": number, "ETag": r["ETag"], "ChecksumSHA256": digest}
+                    )
+                    number += 1
+            self._call(
+                "CompleteMultipartUpload",
+                loc.url,
+                self.client.complete_multipart_upload,
+                Bucket=loc.bucket,
+                Key=loc.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            self.abort_upload(loc, upload_id)
+            raise
+
+    def abort_upload(self, loc: Location, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=loc.bucket, Key=loc.key, UploadId=upload_id)
+        except Exception as err:  # best effort; the lifecycle rule cleans up the rest
+            log.warning("could not abort multipart upload of %s: %s", loc.url, err)
+
+    def copy(
+        self,
+        src: Location,
+        dst: Location,
+        *,
+        storage_class: str,
+        if_match: str | None,
+        if_none_match: bool = False,
+        checksum: bool = True,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
+        tagging: str | None = None,
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Server-side CopyObject with a storage class. With ``metadata`` given, metadata,
+        Content-Type and tags are set explicitly (REPLACE), otherwise copied (COPY)."""
+        kwargs: dict[str, Any] = {
+            "Bucket": dst.bucket,
+            "Key": dst.key,
+            "CopySource": {"Bucket": src.bucket, "Key": src.key},
+            "StorageClass": storage_class,
+        }
+        if if_match:
+            kwargs["CopySourceIfMatch"] = if_match
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"  # never replace an existing archive object
+        if checksum:
+            kwargs["ChecksumAlgorithm"] = "SHA256"
+        if metadata is not None:
+            kwargs["MetadataDirective"] = "REPLACE"
+            kwargs["Metadata"] = metadata
+            if content_type:
+                kwargs["ContentType"] = content_type
+        else:
+            kwargs["MetadataDirective"] = "COPY"
+        if tagging is not None:
+            kwargs["TaggingDirective"] = "REPLACE"
+            kwargs["Tagging"] = tagging
+        else:
+            kwargs["TaggingDirective"] = "COPY"
+        if sse:
+            kwargs["ServerSideEncryption"] = sse
+            if sse == "aws:kms" and sse_kms_key_id:
+                kwargs["SSEKMSKeyId"] = sse_kms_key_id
+        r = self._call("CopyObject", f"{src.url} -> {dst.url}", self.client.copy_object, **kwargs)
+        return dict(r.get("CopyObjectResult") or {})
+
+    def get_tags(self, loc: Location) -> dict[str, str] | None:
+        """The object's tags, or ``None`` where the store refuses to read them (some
+        stores refuse for archived objects)."""
+        from .errors import ArchivedObjectError
+
+        try:
+            r = self._call(
+                "GetObjectTagging",
+                loc.url,
+                self.client.get_object_tagging,
+                Bucket=loc.bucket,
+                Key=loc.key,
+            )
+        except ArchivedObjectError:
+            return None
+        return {t["Key"]: t["Value"] for t in r.get("TagSet", [])}
+
+    def delete(self, loc: Location, *, if_match: str | None = None) -> None:
+        """DeleteObject; with ``if_match`` only that version is deleted (conditional delete).
+        Stores without conditional deletes answer NotImplemented: then a plain delete."""
+        kwargs: dict[str, Any] = {"Bucket": loc.bucket, "Key": loc.key}
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        try:
+            self._call("DELETE", loc.url, self.client.delete_object, **kwargs)
+        except StorageError as err:
+            if not if_match or err.code not in ("NotImplemented", "501"):
+                raise
+            log.debug("store has no conditional delete; deleting %s unconditionally", loc.url)
+            self._call("DELETE", loc.url, self.client.delete_object, Bucket=loc.bucket, Key=loc.key)
+
+    def restore(self, loc: Location, *, days: int, tier: str) -> None:
+        self._call(
+            "RestoreObject",
+            loc.url,
+            self.client.restore_object,
+            Bucket=loc.bucket,
+            Key=loc.key,
+            RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
+        )
+
+
+# --- local disk -------------------------------------------------------------------
+
+
+class LocalStore:
+    """The same operations on a local filesystem, atomic by temp file + rename."""
+
+    def listing(self, prefix: Location) -> Iterator[ObjectInfo]:
+        root = Path(prefix.key)
+        if not root.exists():
+            raise ObjectNotFound(f"listing {prefix.url} failed: no such directory", url=prefix.url)
+        if root.is_file():
+            yield self._info(root)
+            return
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                p = Path(dirpath, name)
+                if p.is_file():
+                    yield self._info(p)
+
+    def _info(self, p: Path) -> ObjectInfo:
+        st = p.stat()
+        return ObjectInfo(
+            url=str(p),
+            size=st.st_size,
+            etag=f"{st.st_size:x}-{st.st_mtime_ns:x}",
+            mtime=datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
+        )
+
+    def head(self, loc: Location) -> ObjectInfo | None:
+        p = Path(loc.key)
+        return self._info(p) if p.is_file() else None
+
+    def read_bytes(self, loc: Location) -> bytes:
+        try:
+            return Path(loc.key).read_bytes()
+        except FileNotFoundError as err:
+            raise ObjectNotFound(f"read {loc.url} failed: not found", url=loc.url) from err
+
+    def read_versioned(self, loc: Location) -> tuple[bytes, str | None] | None:
+        p = Path(loc.key)
+        try:
+            with open(p, "rb") as fh:
+                data = fh.read()
+                st = os.fstat(fh.fileno())
+        except FileNotFoundError:
+            return None
+        return data, f"{st.st_size:x}-{st.st_mtime_ns:x}"
+
+    def sha256(
+        self, loc: Location, *, etag: str | None = None, part_size: int | None = None
+    ) -> tuple[str, list[str]]:
+        return sha256_file(loc.key), []
+
+    def _atomic_write(self, loc: Location, write: Callable[[BinaryIO], object]) -> None:
+        target = Path(loc.key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give files the usual mode
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_bytes(
+        self,
+        loc: Location,
+        data: bytes,
+        *,
+        content_type: str = "application/json",
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        target = Path(loc.key)
+        if if_none_match:
+            # Create-if-absent with the full content: write a temp file, then hard-link it
+            # to the target name, which fails if the name exists. No reader sees a partial file.
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+            try:
+                os.fchmod(fd, 0o666 & ~_umask())
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, target)
+                except FileExistsError as err:
+                    raise PreconditionFailed(f"{loc.url} exists", url=loc.url) from err
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            _fsync_dir(target.parent)
+            info = self.head(loc)
+            assert info is not None
+            return info.etag or ""
+        if if_match:
+            current = self.head(loc)
+            if current is None or current.etag != if_match:
+                raise PreconditionFailed(f"{loc.url} changed", url=loc.url)
+        self._atomic_write(loc, lambda fh: fh.write(data))
+        info = self.head(loc)
+        assert info is not None
+        return info.etag or ""
+
+    def put_file(
+        self,
+        path: Path,
+        loc: Location,
+        *,
+        sha256_hex: str,
+        content_type: str = "",
+        metadata: dict[str, str] | None = None,
+        multipart_threshold: int = 0,
+        part_size: int = 0,
+    ) -> ObjectInfo:
+        def write(fh: BinaryIO) -> None:
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, fh, IO_CHUNK)
+
+        self._atomic_write(loc, write)
+        if sha256_file(loc.key) != sha256_hex:
+            raise StorageError(f"{loc.url} does not match what was written", url=loc.url)
+        info = self.head(loc)
+        assert info is not None
+        return info
+
+    def move(self, src: Location, dst: Location) -> None:
+        """Move a file: rename on one filesystem, else copy (atomic at the target) and
+        leave the source for the caller to delete after verification."""
+        target = Path(dst.key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src.key, target)  # same filesystem: the bytes are now at both names
+        except FileExistsError as err:
+            raise PreconditionFailed(f"{dst.url} exists", url=dst.url) from err
+        except OSError:
+            self._atomic_write(dst, lambda fh: _copy_into(src.key, fh))
+        _fsync_dir(target.parent)
+
+    def delete(self, loc: Location) -> None:
+        try:
+            Path(loc.key).unlink()
+        except FileNotFoundError as err:
+            raise ObjectNotFound(f"delete {loc.url} failed: not found", url=loc.url) from err
+        _fsync_dir(Path(loc.key).parent)
+
+
+def _umask() -> int:
+    """The process umask (read from /proc where possible; setting it back otherwise)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def _copy_into(path: str, fh: BinaryIO) -> None:
+    with open(path, "rb") as src:
+        shutil.copyfileobj(src, fh, IO_CHUNK)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+Store = S3Store | LocalStore
+
+
+def store_for(loc: Location, options: S3Options) -> Store:
+    return S3Store(options) if loc.is_s3 else LocalStore()

@@ -1,0 +1,154 @@
+"""Frozen task specs: what one scene task needs, as plain data with a deterministic key.
+
+:class:`RunContext` is the per-run part (codec policy, stores, GDAL options) and
+:class:`SceneSpec` the per-scene part. Both are immutable and hashable, so a task
+retried by Dask or resubmitted by a rerun is the same task with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from .config import Settings
+from .gdal_env import gdal_options
+from .storage import Location, ObjectInfo, S3Options
+
+ArchiveMode = Literal["none", "in-place", "prefix"]
+
+#: Extensions that keep their name; everything else gets ``.tif``.
+TIFF_SUFFIX = ".tif"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Per-run settings every scene task gets (no credentials: each process uses the AWS chain)."""
+
+    run_id: str
+    dest: str
+    archive: str | None
+    archive_mode: ArchiveMode
+    storage_class: str
+    codec: str
+    quality: int | None
+    min_ssim: float
+    s3: S3Options
+    gdal: tuple[tuple[str, str], ...]
+    min_saving: float = 0.0
+    #: Archive copies of objects larger than this use a multipart copy.
+    multipart_copy_threshold: int = 5 * 1024**3
+    multipart_copy_part_size: int = 512 * 1024**2
+
+    @property
+    def gdal_options(self) -> dict[str, str]:
+        return dict(self.gdal)
+
+    @property
+    def dest_location(self) -> Location:
+        return Location.parse(self.dest)
+
+    def policy_digest(self) -> str:
+        """Hash of everything that changes what a scene task produces."""
+        policy = {
+            "dest": self.dest,
+            "archive": self.archive,
+            "storage_class": self.storage_class,
+            "codec": self.codec,
+            "quality": self.quality,
+            "min_ssim": self.min_ssim,
+            "min_saving": self.min_saving,
+        }
+        return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, run_id: str) -> RunContext:
+        if settings.dest is None:
+            raise ValueError("dest is required")
+        mode: ArchiveMode = "none"
+        if settings.archive:
+            mode = "in-place" if settings.archive == "in-place" else "prefix"
+        archive = settings.archive
+        if mode == "prefix" and archive:
+            archive = Location.parse(archive).as_prefix().url
+        return cls(
+            run_id=run_id,
+            dest=Location.parse(settings.dest).as_prefix().url,
+            archive=archive,
+            archive_mode=mode,
+            storage_class=settings.storage_class,
+            codec=settings.codec,
+            quality=settings.quality,
+            min_ssim=settings.min_ssim,
+            min_saving=settings.min_saving,
+            s3=S3Options(
+                endpoint_url=settings.endpoint_url,
+                region=settings.region,
+                max_attempts=settings.s3_max_attempts,
+            ),
+            gdal=tuple(
+                sorted(
+                    gdal_options(
+                        endpoint_url=settings.endpoint_url,
+                        region=settings.region,
+                        overrides=settings.gdal_options,
+                    ).items()
+                )
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """One scene: where it is, where its output and archive copy go."""
+
+    source: str
+    relative: str
+    output: str
+    #: Archive URL of the original (``None`` when originals stay; the source URL for in-place).
+    archive: str | None
+    #: What the listing said; ``None`` for a scene known only from its state record
+    #: (its source is gone, e.g. archived by an earlier run).
+    listed: ObjectInfo | None = field(default=None, compare=False)
+
+    def key(self, context: RunContext) -> str:
+        """Deterministic Dask key: within a run, the same scene version and policy always
+        get the same key (a resubmission is the same task). The run id is part of it, so a
+        later run on a long-lived cluster never receives an earlier run's cached result."""
+        version = self.listed.etag if self.listed else "state-only"
+        raw = f"{self.source}\0{version}\0{context.policy_digest()}"
+        return f"compact-{context.run_id}-{hashlib.sha256(raw.encode()).hexdigest()[:20]}"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def output_relative(relative: str) -> str:
+    """Output key below ``--dest`` for a source key below ``--source``: the same key with
+    extension ``.tif`` (``a/b.jp2`` -> ``a/b.tif``; ``a/b.TIFF`` -> ``a/b.tif``)."""
+    head, name = posixpath.split(relative)
+    stem = posixpath.splitext(name)[0] or name
+    return posixpath.join(head, stem + TIFF_SUFFIX) if head else stem + TIFF_SUFFIX
+
+
+def assign_outputs(relatives: list[str]) -> dict[str, str]:
+    """Output keys for a set of source keys, without collisions.
+
+    Where several sources map to one output (``a.tif`` and ``a.jp2``), a source
+    already named ``.tif`` keeps the plain name and the others keep their full
+    name plus ``.tif`` (``a.jp2.tif``), which is deterministic whatever the order.
+    """
+    groups: dict[str, list[str]] = {}
+    for rel in relatives:
+        groups.setdefault(output_relative(rel), []).append(rel)
+    result: dict[str, str] = {}
+    for out, members in groups.items():
+        if len(members) == 1:
+            result[members[0]] = out
+            continue
+        keeper = next((m for m in sorted(members) if m.endswith(TIFF_SUFFIX)), None)
+        for m in members:
+            result[m] = out if m == keeper else m + TIFF_SUFFIX
+    return result

@@ -1,0 +1,138 @@
+"""Raster generators for tests: real texture (fractal terrain), small sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.transform import from_origin
+
+from compactor.demo import _footprint, fractal_surface, hillshade
+
+CRS = "EPSG:32633"
+TRANSFORM = from_origin(500000, 4200000, 10, 10)
+
+
+def terrain(size: int, seed: int = 1) -> np.ndarray:
+    return 200 + 1500 * fractal_surface(size, seed=seed)
+
+
+def write(path: Path, data: np.ndarray, **profile: Any) -> Path:
+    """Write ``data`` (bands, rows, cols) as a GeoTIFF (or another driver via ``driver=``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colorinterp = profile.pop("colorinterp", None)
+    descriptions = profile.pop("descriptions", None)
+    tags = profile.pop("tags", None)
+    colormap = profile.pop("colormap", None)
+    base: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "crs": CRS,
+        "transform": TRANSFORM,
+    }
+    base.update(profile)
+    with rasterio.open(path, "w", **base) as dst:
+        dst.write(data)
+        if colorinterp:
+            dst.colorinterp = colorinterp
+        if descriptions:
+            dst.descriptions = descriptions
+        if tags:
+            dst.update_tags(**tags)
+        if colormap:
+            dst.write_colormap(1, colormap)
+    return path
+
+
+def gray(path: Path, size: int = 384, seed: int = 1, **profile: Any) -> Path:
+    shade = hillshade(terrain(size, seed), 10.0)
+    return write(path, (shade * 254 + 1).astype("uint8")[None], **profile)
+
+
+def rgb(
+    path: Path, size: int = 384, seed: int = 2, nodata_collar: bool = True, **profile: Any
+) -> Path:
+    """A textured RGB landscape with a rotated footprint and nodata=0 outside."""
+    elev = fractal_surface(size, seed=seed)
+    shade = hillshade(200 + 600 * elev, 30.0)
+    rng = np.random.default_rng(seed)
+    base = np.stack([60 + 120 * elev, 90 + 100 * (1 - elev), 50 + 60 * elev])
+    img = base * (0.5 + 0.6 * shade[None]) + rng.normal(0, 1.0, base.shape)
+    data = np.clip(img, 1, 255).astype("uint8")
+    if nodata_collar:
+        data[:, ~_footprint(size)] = 0
+        profile.setdefault("nodata", 0)
+    profile.setdefault("photometric", "RGB")
+    return write(path, data, **profile)
+
+
+def rgba(path: Path, size: int = 384, seed: int = 3) -> Path:
+    rgb(path, size, seed, nodata_collar=False)
+    with rasterio.open(path) as src:
+        data = src.read()
+    alpha = np.where(_footprint(size), 255, 0).astype("uint8")
+    return write(
+        path,
+        np.concatenate([data, alpha[None]]),
+        colorinterp=[ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha],
+    )
+
+
+def uint16(path: Path, size: int = 320, bands: int = 4, seed: int = 4, **profile: Any) -> Path:
+    rng = np.random.default_rng(seed)
+    shade = hillshade(terrain(size, seed), 10.0)
+    data = (
+        np.stack(
+            [
+                (1000 + 3000 * shade * (1 + 0.2 * k) + rng.normal(0, 5, shade.shape))
+                for k in range(bands)
+            ]
+        )
+        .clip(1, 65535)
+        .astype("uint16")
+    )
+    data[:, ~_footprint(size, angle_deg=-7)] = 0
+    profile.setdefault("nodata", 0)
+    return write(path, data, descriptions=tuple(f"band{k}" for k in range(bands)), **profile)
+
+
+def float32_nan(path: Path, size: int = 300, seed: int = 5) -> Path:
+    dem = np.round(terrain(size, seed), 1).astype("float32")  # decimetres, as DEMs ship
+    dem[fractal_surface(size, 2.5, seed + 1) > 0.9] = np.nan
+    return write(path, dem[None], nodata=float("nan"), tags={"UNITS": "metre"})
+
+
+def int16(path: Path, size: int = 256, seed: int = 6) -> Path:
+    dem = (terrain(size, seed) - 800).astype("int16")
+    return write(path, dem[None], nodata=-32768)
+
+
+def paletted(path: Path, size: int = 256) -> Path:
+    classes = (fractal_surface(size, seed=7) * 5).astype("uint8")
+    cmap = {
+        0: (0, 0, 255, 255),
+        1: (0, 255, 0, 255),
+        2: (255, 255, 0, 255),
+        3: (120, 60, 0, 255),
+        4: (255, 255, 255, 255),
+    }
+    return write(path, classes[None], colormap=cmap, photometric="palette")
+
+
+def noisy_gray(path: Path, size: int = 256, seed: int = 8) -> Path:
+    """Random noise: the one thing JPEG cannot keep close (drives the SSIM fallback)."""
+    rng = np.random.default_rng(seed)
+    return write(path, rng.integers(0, 256, (1, size, size), dtype="uint8"))
+
+
+def truncated(path: Path, source: Path, keep: float = 0.5) -> Path:
+    """A GeoTIFF cut short: its header opens, its pixels do not."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path

@@ -1,0 +1,101 @@
+"""Codec choice and the combinations that cannot work."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from compactor.encode import RasterInfo, choose_profile, fallback_profiles
+from compactor.errors import UnsupportedCodecError
+
+
+def info(dtype: str = "uint8", count: int = 3, **kw: object) -> RasterInfo:
+    ci = kw.pop(
+        "colorinterp",
+        ("red", "green", "blue", "alpha", "undefined")[:count]
+        if count in (3, 4)
+        else ("gray",) * count,
+    )
+    base = RasterInfo(
+        driver="GTiff", width=100, height=100, count=count, dtype=dtype, nodata=None,
+        colorinterp=tuple(ci),  # type: ignore[arg-type]
+        descriptions=(None,) * count, block_shape=(256, 256), has_colormap=False,
+        has_dataset_mask=False,
+    )  # fmt: skip
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raster", "codec", "mask", "drop_alpha"),
+    [
+        (info(count=1), "jpeg", "none", False),
+        (info(count=3), "jpeg", "none", False),
+        (info(count=3, nodata=0.0), "jpeg", "nodata", False),
+        (info(count=4), "jpeg", "alpha", True),
+        (info(count=1, has_dataset_mask=True), "jpeg", "dataset", False),
+        (info(dtype="uint16", count=4), "zstd", "none", False),
+        (info(dtype="float32", count=1), "zstd", "none", False),
+        (info(dtype="int16", count=1), "zstd", "none", False),
+        (info(count=2), "zstd", "none", False),
+        (info(count=6), "zstd", "none", False),
+        (info(count=1, has_colormap=True), "zstd", "none", False),
+    ],
+)
+def test_auto_codec(raster: RasterInfo, codec: str, mask: str, drop_alpha: bool) -> None:
+    p = choose_profile(raster, "auto")
+    assert (p.codec, p.mask, p.drop_alpha) == (codec, mask, drop_alpha)
+    assert p.lossless == (codec == "zstd")
+
+
+def test_paletted_rasters_use_nearest_overviews() -> None:
+    assert choose_profile(info(count=1, has_colormap=True)).resampling == "NEAREST"
+    assert choose_profile(info(count=3)).resampling == "AVERAGE"
+
+
+@pytest.mark.parametrize(
+    ("raster", "codec", "message"),
+    [
+        (info(dtype="float32", count=1), "jpeg", "8-bit"),
+        (info(dtype="uint16", count=3), "webp", "8-bit"),
+        (info(count=1), "webp", "3 colour bands"),
+        (info(count=2), "jpeg", "1 or 3 colour bands"),
+        (info(count=1, has_colormap=True), "jpeg", "palette"),
+        (info(dtype="complex64", count=1), "zstd", "complex"),
+    ],
+)
+def test_impossible_combinations_are_scene_errors(
+    raster: RasterInfo, codec: str, message: str
+) -> None:
+    with pytest.raises(UnsupportedCodecError, match=message):
+        choose_profile(raster, codec)
+
+
+def test_quality_and_creation_options() -> None:
+    p = choose_profile(info(count=3), "webp", quality=60)
+    opts = p.creation_options()
+    assert opts["COMPRESS"] == "WEBP"
+    assert opts["QUALITY"] == "60"
+    z = choose_profile(info(dtype="float32", count=1), "zstd").creation_options()
+    assert z["PREDICTOR"] == "YES"
+    lerc = choose_profile(info(dtype="float32", count=1), "lerc").creation_options()
+    assert lerc["MAX_Z_ERROR"] == "0"
+
+
+def test_fallback_ladder_climbs_then_goes_lossless() -> None:
+    p = choose_profile(info(count=3), "jpeg", quality=75)
+    ladder = fallback_profiles(p, info(count=3))
+    assert [(f.codec, f.quality) for f in ladder] == [
+        ("jpeg", 85),
+        ("jpeg", 90),
+        ("jpeg", 95),
+        ("zstd", None),
+    ]
+    high = choose_profile(info(count=3), "jpeg", quality=92)
+    assert [(f.codec, f.quality) for f in fallback_profiles(high, info(count=3))] == [
+        ("jpeg", 95),
+        ("zstd", None),
+    ]
+    assert (
+        fallback_profiles(choose_profile(info(dtype="uint16"), "auto"), info(dtype="uint16")) == []
+    )

@@ -1,0 +1,117 @@
+"""Verification: COG validity, metadata, exact pixels, masks, and the SSIM definition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from skimage.metrics import structural_similarity
+
+from compactor import verify
+from compactor.cog import read_info, write_cog
+from compactor.encode import choose_profile
+from compactor.errors import VerificationError
+
+from . import rasters
+
+
+@pytest.mark.parametrize("strip_pixels", [7 * 300, 50 * 300, 10**9])
+def test_windowed_ssim_equals_whole_image_ssim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strip_pixels: int
+) -> None:
+    src = rasters.rgb(tmp_path / "c.tif", size=300)
+    info = read_info(str(src))
+    profile = choose_profile(info, "jpeg", 60)
+    out = write_cog(str(src), tmp_path / "o.tif", profile, info)
+    monkeypatch.setattr(verify, "STRIP_PIXELS", strip_pixels)
+    with rasterio.open(src) as s, rasterio.open(out) as o:
+        fid = verify.compare_pixels(s, o, info, profile)
+        valid = s.dataset_mask() > 0
+        a, b = s.read().astype(float), o.read().astype(float)
+    a[:, ~valid] = 0
+    b[:, ~valid] = 0
+    expected = min(structural_similarity(a[k], b[k], data_range=255) for k in range(3))
+    assert fid.ssim == pytest.approx(expected, abs=1e-9)
+    assert not fid.exact
+    mse = ((a - b)[:, valid] ** 2).mean()
+    assert fid.psnr == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-9)
+
+
+def _copy_with(src: Path, dst: Path, change: object) -> Path:
+    with rasterio.open(src) as s:
+        profile = s.profile
+        data = s.read()
+    changed = change(data, profile)  # type: ignore[operator]
+    with rasterio.open(dst, "w", **profile) as d:
+        d.write(changed if changed is not None else data)
+    return dst
+
+
+def test_lossless_check_names_the_first_differing_pixel(tmp_path: Path) -> None:
+    src = rasters.uint16(tmp_path / "u.tif", size=200)
+    info = read_info(str(src))
+    profile = choose_profile(info, "zstd")
+    out = write_cog(str(src), tmp_path / "o.tif", profile, info)
+    verify.check_output(str(src), str(out), info, profile)  # identical: passes
+
+    def bump(data: np.ndarray, _p: object) -> np.ndarray:
+        data[2, 150, 33] += 1
+        return data
+
+    tampered = _copy_with(src, tmp_path / "t.tif", bump)
+    with rasterio.open(src) as s, rasterio.open(tampered) as t:
+        with pytest.raises(VerificationError, match=r"band 3, row 150, col 33"):
+            verify.compare_pixels(s, t, info, profile)
+
+
+def test_nan_equals_nan_in_lossless_checks(tmp_path: Path) -> None:
+    src = rasters.float32_nan(tmp_path / "f.tif")
+    info = read_info(str(src))
+    profile = choose_profile(info, "lerc")
+    out = write_cog(str(src), tmp_path / "o.tif", profile, info)
+    fid = verify.check_output(str(src), str(out), info, profile)
+    assert fid.exact
+
+
+def test_lossy_mask_must_match_exactly(tmp_path: Path) -> None:
+    src = rasters.rgb(tmp_path / "c.tif", size=256)
+    info = read_info(str(src))
+    profile = choose_profile(info, "jpeg", 90)
+    good = write_cog(str(src), tmp_path / "o.tif", profile, info)
+    verify.check_output(str(src), str(good), info, profile)
+
+    # The same pixels without a mask: GDAL then derives validity from nodata=0, which
+    # JPEG does not keep, so the validity masks differ.
+    with rasterio.open(good) as g:
+        prof = g.profile | {"driver": "GTiff", "compress": "jpeg", "photometric": "ycbcr"}
+        data = g.read()
+    with rasterio.open(tmp_path / "nomask.tif", "w", **prof) as d:
+        d.write(data)
+    with rasterio.open(src) as s, rasterio.open(tmp_path / "nomask.tif") as n:
+        with pytest.raises(VerificationError, match="validity mask"):
+            verify.compare_pixels(s, n, info, profile)
+
+
+def test_metadata_differences_are_listed(tmp_path: Path) -> None:
+    src = rasters.uint16(tmp_path / "u.tif", size=128)
+    info = read_info(str(src))
+    profile = choose_profile(info, "zstd")
+
+    def lose(data: np.ndarray, p: dict) -> None:  # type: ignore[type-arg]
+        p.update(nodata=None, crs="EPSG:4326")
+
+    other = _copy_with(src, tmp_path / "o.tif", lose)
+    with rasterio.open(src) as s, rasterio.open(other) as o:
+        with pytest.raises(VerificationError) as err:
+            verify.check_metadata(s, o, info, profile)
+    assert "nodata" in str(err.value)
+    assert "CRS" in str(err.value)
+    assert "band descriptions" in str(err.value)
+
+
+def test_not_a_cog_is_rejected(tmp_path: Path) -> None:
+    plain = rasters.gray(tmp_path / "g.tif", size=1100)  # striped GeoTIFF, no overviews
+    with pytest.raises(VerificationError, match="not a valid COG"):
+        verify.validate_cog(str(plain))
