@@ -25,9 +25,11 @@ $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 demo: $(VENV)/.installed-demo
 	$(BIN)/compactor demo
 
+LINT_PATHS := $(wildcard compactor tests bench)
+
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check compactor tests bench
-	$(BIN)/ruff format --check compactor tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy compactor
 
 pytest: $(VENV)/.installed-test
