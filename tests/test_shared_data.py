@@ -21,7 +21,7 @@ NAMES = [
 ]
 
 
-def test_real_rasters(s3: S3, cli: Any, shared_data: Path) -> None:
+def test_real_rasters(shared_data: Path, s3: S3, cli: Any) -> None:
     originals = upload(s3, {n: shared_data / n for n in NAMES})
     # float_nan.tif is 600 bytes: any COG of it is larger, so accept growth here.
     result = cli("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE, "--min-saving", "-1")
