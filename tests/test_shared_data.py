@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import rasterio
 
-from .conftest import S3
+from .conftest import S3, SHARED_DATA
 from .test_run_s3 import ARCHIVE, DEST, SRC, by_name, load_report, s3_gdal, upload
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is not present")
 
 NAMES = [
     "RGB.byte.tif",
