@@ -1,76 +1,144 @@
 """Moving originals to an archive storage class, verified, and the guarded delete.
 
-* ``prefix`` mode: server-side copy to ``--archive`` with ``--storage-class``, keeping
-  Content-Type, user metadata and tags; the copy is checked (size, storage class,
-  metadata, tags where readable, and SHA-256 against our own hash of the source);
-  only then may the source be deleted, by :func:`delete_source`, which re-checks the
-  output and the archive copy first and deletes only the version that was copied.
-* ``in-place`` mode: the object is copied onto itself with the new storage class.
-* local sources: the file is hard-linked (or copied) into the archive directory,
-  hashed there, and only then unlinked from the source.
+* ``prefix`` mode: a server-side copy to ``--archive`` in ``--storage-class``. Up to the
+  multipart threshold (5 GiB, S3's CopyObject limit) one CopyObject keeps metadata,
+  Content-Type and tags; above it UploadPartCopy, with the source ETag as a
+  precondition on every part, and metadata, Content-Type, tags and server-side
+  encryption read from the source and set explicitly (a multipart copy drops them).
+  Encryption is always set explicitly: a copy otherwise takes the bucket default.
+* ``in-place`` mode: the same copy onto the source key, changing only the class.
+* local sources: the file is hard-linked (or copied) into the archive directory.
 
-An existing object at the archive key is never overwritten: if it is not the same
-bytes as the source, the scene fails and both are left alone.
+Every copy is checked afterwards (size, storage class, metadata, tags where readable,
+encryption, and the SHA-256 the store reports against our own hash of the source,
+full-object or composite-of-parts). Only then may :func:`delete_source` remove the
+source, after re-checking output and archive copy with the stores and deleting exactly
+the archived version. An object already at the archive key is never overwritten unless
+it is the very same bytes.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
-from urllib.parse import urlencode
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
 
+from . import failpoints
 from .errors import ArchiveError, PreconditionFailed, StorageError
 from .state import SceneState, StoredObject
 from .storage import LocalStore, Location, ObjectInfo, S3Store, b64, sha256_file
 
 log = logging.getLogger(__name__)
 
-
-def _composite_free(checksum: str | None) -> str | None:
-    """A store's SHA-256 without the ``-N`` part count of multipart composites."""
-    return checksum.split("-", 1)[0] if checksum else None
+#: S3 allows at most this many parts per multipart upload.
+MAX_PARTS = 10_000
 
 
-def _simple_etag(etag: str | None) -> bool:
-    """True for an MD5 ETag (single-part upload), which a plain copy keeps."""
-    return bool(etag) and "-" not in (etag or "")
+@dataclass(frozen=True)
+class SourceDigest:
+    """Our own hashes of an original: the full SHA-256, and for multipart copies the
+    part size and the composite (base64 SHA-256 of the concatenated part digests)."""
+
+    sha256: str
+    part_size: int | None = None
+    composite: str | None = None
+
+    def accepts(self, reported: str | None) -> bool | None:
+        """Whether a store-reported SHA-256 matches (``None``: nothing reported)."""
+        if not reported:
+            return None
+        value = reported.split("-", 1)[0]
+        return value == b64(bytes.fromhex(self.sha256)) or value == self.composite
 
 
-def same_bytes(info: ObjectInfo, size: int, sha256_hex: str | None, etag: str | None) -> bool:
-    """Whether ``info`` is the object of ``size``/``sha256_hex``/``etag``, as far as the
-    store can tell: size always; SHA-256 when the store reports a full-object one;
-    otherwise a single-part ETag."""
-    if info.size != size:
+def copy_part_size(size: int, wanted: int) -> int:
+    """A part size at least ``wanted`` that keeps ``size`` within S3's part count."""
+    floor = -(-size // MAX_PARTS)
+    return max(wanted, floor)
+
+
+def digest_source(
+    store: S3Store | LocalStore, loc: Location, etag: str | None, part_size: int | None
+) -> SourceDigest:
+    """Stream the original once: its SHA-256, and the part digests for a multipart copy."""
+    sha, parts = store.sha256(loc, etag=etag, part_size=part_size)
+    if part_size and parts:
+        joined = b"".join(base64.b64decode(p) for p in parts)
+        return SourceDigest(sha, part_size, b64(hashlib.sha256(joined).digest()))
+    return SourceDigest(sha)
+
+
+def same_bytes(info: ObjectInfo, record: StoredObject) -> bool:
+    """Whether ``info`` (a HEAD) is the recorded object, as far as the store can tell:
+    size always; then the store's SHA-256 as recorded after verification, or our own
+    full SHA-256, or a single-part ETag."""
+    if info.size != record.size:
         return False
     reported = info.checksum_sha256
-    if reported and sha256_hex and "-" not in reported:
-        return reported == b64(bytes.fromhex(sha256_hex))
-    if _simple_etag(info.etag) and _simple_etag(etag):
-        return info.etag == etag
-    return reported is None and sha256_hex is None
+    if reported and record.checksum:
+        return reported == record.checksum
+    if reported and record.sha256 and "-" not in reported:
+        return reported == b64(bytes.fromhex(record.sha256))
+    if record.etag and info.etag and "-" not in record.etag:
+        return info.etag == record.etag
+    return not reported and not record.checksum
 
 
-def holds(
-    store: S3Store | LocalStore, loc: Location, size: int, sha256_hex: str | None, etag: str | None
-) -> bool:
-    """Whether ``loc`` holds exactly the recorded object. On S3 from a HEAD (size, and the
-    store's SHA-256 or single-part ETag); on local disk by hashing the file."""
+def holds(store: S3Store | LocalStore, loc: Location, record: StoredObject) -> bool:
+    """Whether ``loc`` holds exactly the recorded object: from a HEAD on S3, by hashing
+    the file on local disk."""
     info = store.head(loc)
-    if info is None or info.size != size:
+    if info is None or info.size != record.size:
         return False
     if isinstance(store, LocalStore):
-        return sha256_hex is not None and sha256_file(loc.key) == sha256_hex
-    return same_bytes(info, size, sha256_hex, etag)
+        return record.sha256 is not None and sha256_file(loc.key) == record.sha256
+    return same_bytes(info, record)
+
+
+def _explicit_headers(live: ObjectInfo, tags: dict[str, str] | None) -> dict[str, Any]:
+    """Everything a multipart copy must be told: what CopyObject would have kept."""
+    create: dict[str, Any] = {"Metadata": dict(live.metadata)}
+    for arg, value in (
+        ("ContentType", live.content_type),
+        ("CacheControl", live.cache_control),
+        ("ContentDisposition", live.content_disposition),
+        ("ContentEncoding", live.content_encoding),
+        ("ContentLanguage", live.content_language),
+    ):
+        if value:
+            create[arg] = value
+    if tags:
+        create["Tagging"] = urlencode(tags, quote_via=quote)
+    create.update(_encryption(live))
+    return create
+
+
+def _encryption(live: ObjectInfo) -> dict[str, Any]:
+    if live.sse_customer_algorithm:
+        raise ArchiveError(
+            "the original is encrypted with a customer-provided key (SSE-C); compactor "
+            "cannot copy it without the key"
+        )
+    out: dict[str, Any] = {}
+    if live.sse:
+        out["ServerSideEncryption"] = live.sse
+        if live.sse == "aws:kms" and live.sse_kms_key_id:
+            out["SSEKMSKeyId"] = live.sse_kms_key_id
+    return out
 
 
 def check_copy(
     store: S3Store,
     dst: Location,
     live: ObjectInfo,
-    sha256_hex: str,
+    digest: SourceDigest,
     storage_class: str,
     tags: dict[str, str] | None,
 ) -> ObjectInfo:
-    """HEAD the archive copy and compare it with the source; raise on any difference."""
+    """HEAD the copy and compare it with the original; raise listing every difference."""
     got = store.head(dst)
     if got is None:
         raise ArchiveError(f"archive copy {dst.url} is not there after the copy")
@@ -79,16 +147,29 @@ def check_copy(
         problems.append(f"size {got.size} != {live.size}")
     if (got.storage_class or "STANDARD") != storage_class:
         problems.append(f"storage class {got.storage_class} != {storage_class}")
-    checksum = _composite_free(got.checksum_sha256)
-    if checksum and got.checksum_sha256 and "-" not in got.checksum_sha256:
-        if checksum != b64(bytes.fromhex(sha256_hex)):
-            problems.append("SHA-256 differs from the source's")
-    elif _simple_etag(live.etag) and _simple_etag(got.etag) and got.etag != live.etag:
+    verdict = digest.accepts(got.checksum_sha256)
+    if verdict is False:
+        problems.append("SHA-256 differs from the original's")
+    elif (
+        verdict is None
+        and got.etag
+        and live.etag
+        and "-" not in live.etag + got.etag
+        and got.etag != live.etag
+    ):
         problems.append(f"ETag {got.etag} != {live.etag}")
-    if got.metadata != live.metadata:
-        problems.append("user metadata differs")
-    if live.content_type and got.content_type != live.content_type:
-        problems.append(f"Content-Type {got.content_type} != {live.content_type}")
+    for what, a, b in (
+        ("user metadata", got.metadata, live.metadata),
+        ("Content-Type", got.content_type, live.content_type),
+        ("Cache-Control", got.cache_control, live.cache_control),
+        ("Content-Encoding", got.content_encoding, live.content_encoding),
+        ("Content-Disposition", got.content_disposition, live.content_disposition),
+        ("Content-Language", got.content_language, live.content_language),
+        ("encryption", got.sse, live.sse),
+        ("KMS key", got.sse_kms_key_id, live.sse_kms_key_id),
+    ):
+        if a != b:
+            problems.append(f"{what} {a!r} != {b!r}")
     if tags is not None:
         copy_tags = store.get_tags(dst)
         if copy_tags is not None and copy_tags != tags:
@@ -100,63 +181,77 @@ def check_copy(
     return got
 
 
-def archive_s3(
+def server_copy(
     store: S3Store,
     src: Location,
     dst: Location,
     live: ObjectInfo,
-    sha256_hex: str,
+    digest: SourceDigest,
     storage_class: str,
+    *,
+    multipart_threshold: int,
+    part_size: int,
+    replace: bool = False,
 ) -> StoredObject:
-    """Copy ``src`` to ``dst`` (another key, or itself for in-place) in ``storage_class``."""
-    in_place = src == dst
+    """Copy ``src`` to ``dst`` in ``storage_class`` and check the copy. ``replace`` allows
+    an existing ``dst`` (in-place class changes, restores of the same key)."""
     tags = store.get_tags(src)
-    if not in_place:
+    if not replace:
         existing = store.head(dst)
         if existing is not None:
-            if same_bytes(existing, live.size, sha256_hex, live.etag):
+            if existing.size == live.size and digest.accepts(existing.checksum_sha256):
                 log.info("archive copy %s already present", dst.url)
-                got = check_copy(store, dst, live, sha256_hex, storage_class, tags)
-                return StoredObject(
-                    url=dst.url,
-                    size=got.size,
-                    sha256=sha256_hex,
-                    etag=got.etag,
-                    storage_class=got.storage_class,
-                )
+                got = check_copy(store, dst, live, digest, storage_class, tags)
+                return _stored(dst, got, digest)
             raise ArchiveError(
                 f"{dst.url} already holds a different object; not overwriting it "
-                "(move it away or choose another --archive prefix)"
+                "(move it away or choose another archive prefix)"
             )
     try:
-        store.copy(
-            src,
-            dst,
-            storage_class=storage_class,
-            if_match=live.etag,
-            if_none_match=not in_place,
-            tagging=None,
-        )
+        if live.size > multipart_threshold:
+            store.abort_stale_uploads(dst)
+            store.multipart_copy(
+                src,
+                dst,
+                size=live.size,
+                part_size=digest.part_size or copy_part_size(live.size, part_size),
+                if_match=live.etag,
+                create={"StorageClass": storage_class, **_explicit_headers(live, tags)},
+            )
+        else:
+            store.copy(
+                src,
+                dst,
+                storage_class=storage_class,
+                if_match=live.etag,
+                if_none_match=not replace,
+                extra=_encryption(live),
+            )
     except PreconditionFailed as err:
         raise ArchiveError(
-            f"the original changed or the archive key was taken during the copy: {err}"
+            f"the original changed, or the archive key was taken, during the copy: {err}"
         ) from err
     except StorageError as err:
-        raise ArchiveError(f"archive copy failed: {err}") from err
-    got = check_copy(store, dst, live, sha256_hex, storage_class, tags)
+        raise ArchiveError(f"copy to {dst.url} failed: {err}") from err
+    failpoints.hit("after-archive-copy")
+    got = check_copy(store, dst, live, digest, storage_class, tags)
+    return _stored(dst, got, digest)
+
+
+def _stored(dst: Location, got: ObjectInfo, digest: SourceDigest) -> StoredObject:
     return StoredObject(
         url=dst.url,
         size=got.size,
-        sha256=sha256_hex,
+        sha256=digest.sha256,
         etag=got.etag,
         storage_class=got.storage_class,
+        checksum=got.checksum_sha256,
     )
 
 
 def archive_local(store: LocalStore, src: Location, dst: Location, sha256_hex: str) -> StoredObject:
     """Link or copy a local original into the archive directory and check its hash."""
-    existing = store.head(dst)
-    if existing is not None:
+    if store.head(dst) is not None:
         if sha256_file(dst.key) != sha256_hex:
             raise ArchiveError(f"{dst.url} already holds a different file; not overwriting it")
     else:
@@ -164,28 +259,12 @@ def archive_local(store: LocalStore, src: Location, dst: Location, sha256_hex: s
             store.move(src, dst)
         except StorageError as err:
             raise ArchiveError(f"archive copy failed: {err}") from err
+    failpoints.hit("after-archive-copy")
     if sha256_file(dst.key) != sha256_hex:
         raise ArchiveError(f"archive copy {dst.url} does not match the original")
     info = store.head(dst)
     assert info is not None
     return StoredObject(url=dst.url, size=info.size, sha256=sha256_hex, etag=info.etag)
-
-
-def _must_hold(info: ObjectInfo | None, what: str, size: int, sha256_hex: str | None) -> None:
-    if info is None:
-        raise ArchiveError(f"refusing to delete the original: {what} is missing")
-    if info.size != size:
-        raise ArchiveError(
-            f"refusing to delete the original: {what} has size {info.size}, expected {size}"
-        )
-    reported = info.checksum_sha256
-    if (
-        reported
-        and sha256_hex
-        and "-" not in reported
-        and reported != b64(bytes.fromhex(sha256_hex))
-    ):
-        raise ArchiveError(f"refusing to delete the original: {what} has a different SHA-256")
 
 
 def delete_source(
@@ -201,35 +280,28 @@ def delete_source(
         raise ArchiveError("refusing to delete the original: its state is incomplete")
     out = Location.parse(state.output.url)
     arc = Location.parse(state.archive.url)
-    _must_hold(dest_store.head(out), f"output {out.url}", state.output.size, state.output.sha256)
-    if arc.is_s3:
-        _must_hold(
-            src_store.head(arc),
-            f"archive copy {arc.url}",
-            state.fingerprint.size,
-            state.source_sha256,
+    if not holds(dest_store, out, state.output):
+        raise ArchiveError(f"refusing to delete the original: output {out.url} is not as verified")
+    if not holds(src_store, arc, state.archive):
+        raise ArchiveError(
+            f"refusing to delete the original: archive copy {arc.url} is not as verified"
         )
-    else:
-        info = src_store.head(arc)
-        _must_hold(info, f"archive copy {arc.url}", state.fingerprint.size, None)
-        if sha256_file(arc.key) != state.source_sha256:
-            raise ArchiveError(f"refusing to delete the original: archive copy {arc.url} differs")
     live = src_store.head(src)
     if live is None:
         return  # already gone (an earlier attempt deleted it)
-    if isinstance(src_store, S3Store):
-        if live.etag != state.fingerprint.etag or live.size != state.fingerprint.size:
-            raise ArchiveError("refusing to delete the original: it changed after it was archived")
-        try:
-            src_store.delete(src, if_match=live.etag)
-        except PreconditionFailed as err:
-            raise ArchiveError("refusing to delete the original: it changed just now") from err
-    else:
+    if isinstance(src_store, LocalStore):
         if sha256_file(src.key) != state.source_sha256:
             raise ArchiveError("refusing to delete the original: it changed after it was archived")
-        src_store.delete(src)
+    elif live.etag != state.fingerprint.etag or live.size != state.fingerprint.size:
+        raise ArchiveError("refusing to delete the original: it changed after it was archived")
+    failpoints.hit("before-delete")
+    try:
+        src_store.delete(src, if_match=live.etag)
+    except PreconditionFailed as err:
+        raise ArchiveError("refusing to delete the original: it changed just now") from err
+    failpoints.hit("after-delete")
 
 
 def source_metadata_header(source_url: str) -> dict[str, str]:
     """User metadata on outputs naming their source (percent-encoded: S3 metadata is ASCII)."""
-    return {"compactor-source": urlencode({"u": source_url})[2:]}
+    return {"compactor-source": quote(source_url, safe="")}

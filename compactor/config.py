@@ -76,6 +76,14 @@ class Settings(BaseModel):
     region: str | None = None
     #: Attempts per S3 request (boto/s3fs standard retry mode: exponential backoff with jitter).
     s3_max_attempts: int = Field(default=8, ge=1)
+    #: Seconds a scene's lease lasts unrenewed; the longest a rerun waits for a crashed run.
+    lease_ttl: float = Field(default=120.0, gt=0)
+    #: Archive copies of originals larger than this use a multipart copy (S3's single
+    #: CopyObject stops at 5 GiB). Sizes accept units: "5GiB", "512MiB".
+    multipart_copy_threshold: int = Field(default=5 * 1024**3, ge=5 * 1024**2)
+    multipart_copy_part_size: int = Field(default=512 * 1024**2, ge=5 * 1024**2)
+    #: Outputs larger than this are uploaded in parts.
+    multipart_upload_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)
     #: Extra GDAL configuration options applied on every worker (override the defaults).
     gdal_options: dict[str, str] = Field(default_factory=dict)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
@@ -85,6 +93,20 @@ class Settings(BaseModel):
     def _split_globs(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part for part in value.replace(",", " ").split() if part)
+        return value
+
+    @field_validator(
+        "multipart_copy_threshold",
+        "multipart_copy_part_size",
+        "multipart_upload_threshold",
+        mode="before",
+    )
+    @classmethod
+    def _bytes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            from dask.utils import parse_bytes
+
+            return parse_bytes(value)
         return value
 
     @field_validator("storage_class", mode="before")
@@ -116,6 +138,7 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_MIN_SSIM": "min_ssim",
     "COMPACTOR_MIN_SAVING": "min_saving",
     "COMPACTOR_REPORT": "report",
+    "COMPACTOR_LEASE_TTL": "lease_ttl",
     "COMPACTOR_SCHEDULER": "cluster.address",
     "COMPACTOR_WORKERS": "cluster.workers",
     "COMPACTOR_WORKER_MEMORY": "cluster.worker_memory",

@@ -28,6 +28,10 @@ BASE_OPTIONS: dict[str, tuple[str, str]] = {
         "6",
         "retry throttling (503 SlowDown), 5xx and dropped connections on range reads",
     ),
+    "GDAL_HTTP_RETRY_CODES": (
+        "429,500,502,503,504",
+        "throttling and server errors are transient on S3 (GDAL's default list omits 500)",
+    ),
     "GDAL_HTTP_RETRY_DELAY": (
         "0.5",
         "first retry delay in seconds; GDAL doubles it on each further attempt (backoff)",

@@ -67,6 +67,9 @@ class StoredObject(BaseModel):
     sha256: str | None = None
     etag: str | None = None
     storage_class: str | None = None
+    #: The SHA-256 the store reported for the object once verified (full object, or the
+    #: composite of its parts), compared with later HEADs.
+    checksum: str | None = None
 
 
 class SceneState(BaseModel):
@@ -75,6 +78,10 @@ class SceneState(BaseModel):
     fingerprint: Fingerprint
     step: Step
     source_sha256: str | None = None
+    #: For multipart archive copies: the part size and the base64 SHA-256 of the
+    #: concatenated part digests (what S3 reports for a multipart object).
+    source_part_size: int | None = None
+    source_composite: str | None = None
     output: StoredObject | None = None
     archive: StoredObject | None = None
     codec: str | None = None
@@ -101,6 +108,11 @@ def now_iso() -> str:
 
 def state_root(dest: Location) -> Location:
     return dest.join(f"{META_PREFIX}/state/")
+
+
+def lease_location(dest: Location, source: Location) -> Location:
+    """Where the lease of a source's scene lives: ``<dest>/_compactor/leases/...``."""
+    return dest.join(f"{META_PREFIX}/leases/").join(state_relative_key(source))
 
 
 def state_relative_key(source: Location) -> str:

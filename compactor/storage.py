@@ -25,11 +25,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
 
+from . import failpoints
 from .errors import (
     ObjectNotFound,
     PreconditionFailed,
@@ -147,6 +149,12 @@ class ObjectInfo:
     restore: str | None = None
     sse: str | None = None
     sse_kms_key_id: str | None = None
+    #: Set for SSE-C objects (customer-provided keys), which compactor cannot copy.
+    sse_customer_algorithm: str | None = None
+    cache_control: str | None = None
+    content_disposition: str | None = None
+    content_encoding: str | None = None
+    content_language: str | None = None
 
     @property
     def location(self) -> Location:
@@ -336,6 +344,11 @@ class S3Store:
             restore=r.get("Restore"),
             sse=r.get("ServerSideEncryption"),
             sse_kms_key_id=r.get("SSEKMSKeyId"),
+            sse_customer_algorithm=r.get("SSECustomerAlgorithm"),
+            cache_control=r.get("CacheControl"),
+            content_disposition=r.get("ContentDisposition"),
+            content_encoding=r.get("ContentEncoding"),
+            content_language=r.get("ContentLanguage"),
         )
 
     def read_bytes(self, loc: Location) -> bytes:
@@ -525,6 +538,8 @@ class S3Store:
                     parts.append(
                         {"PartNumber": number, "ETag": r["ETag"], "ChecksumSHA256": digest}
                     )
+                    if number == 1:
+                        failpoints.hit("mid-upload")
                     number += 1
             self._call(
                 "CompleteMultipartUpload",
@@ -538,6 +553,22 @@ class S3Store:
         except BaseException:
             self.abort_upload(loc, upload_id)
             raise
+
+    def abort_stale_uploads(self, loc: Location) -> int:
+        """Abort unfinished multipart uploads to exactly this key (left by a killed process).
+        Only call while holding the scene's lease: no one else may be writing the key."""
+        r = self._call(
+            "ListMultipartUploads",
+            loc.url,
+            self.client.list_multipart_uploads,
+            Bucket=loc.bucket,
+            Prefix=loc.key,
+        )
+        stale = [u for u in r.get("Uploads") or [] if u.get("Key") == loc.key]
+        for upload in stale:
+            log.info("aborting an abandoned multipart upload to %s", loc.url)
+            self.abort_upload(loc, upload["UploadId"])
+        return len(stale)
 
     def abort_upload(self, loc: Location, upload_id: str) -> None:
         try:
@@ -553,45 +584,89 @@ class S3Store:
         storage_class: str,
         if_match: str | None,
         if_none_match: bool = False,
-        checksum: bool = True,
-        metadata: dict[str, str] | None = None,
-        content_type: str | None = None,
-        tagging: str | None = None,
-        sse: str | None = None,
-        sse_kms_key_id: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Server-side CopyObject with a storage class. With ``metadata`` given, metadata,
-        Content-Type and tags are set explicitly (REPLACE), otherwise copied (COPY)."""
+        """Server-side CopyObject (objects up to 5 GiB) into ``storage_class``. Metadata,
+        Content-Type and tags are copied (COPY directives); ``extra`` adds arguments such
+        as server-side encryption, which a copy does not carry over by itself."""
         kwargs: dict[str, Any] = {
             "Bucket": dst.bucket,
             "Key": dst.key,
             "CopySource": {"Bucket": src.bucket, "Key": src.key},
             "StorageClass": storage_class,
+            "MetadataDirective": "COPY",
+            "TaggingDirective": "COPY",
+            "ChecksumAlgorithm": "SHA256",
+            **(extra or {}),
         }
         if if_match:
             kwargs["CopySourceIfMatch"] = if_match
         if if_none_match:
-            kwargs["IfNoneMatch"] = "*"  # never replace an existing archive object
-        if checksum:
-            kwargs["ChecksumAlgorithm"] = "SHA256"
-        if metadata is not None:
-            kwargs["MetadataDirective"] = "REPLACE"
-            kwargs["Metadata"] = metadata
-            if content_type:
-                kwargs["ContentType"] = content_type
-        else:
-            kwargs["MetadataDirective"] = "COPY"
-        if tagging is not None:
-            kwargs["TaggingDirective"] = "REPLACE"
-            kwargs["Tagging"] = tagging
-        else:
-            kwargs["TaggingDirective"] = "COPY"
-        if sse:
-            kwargs["ServerSideEncryption"] = sse
-            if sse == "aws:kms" and sse_kms_key_id:
-                kwargs["SSEKMSKeyId"] = sse_kms_key_id
+            kwargs["IfNoneMatch"] = "*"  # never replace an existing object
         r = self._call("CopyObject", f"{src.url} -> {dst.url}", self.client.copy_object, **kwargs)
         return dict(r.get("CopyObjectResult") or {})
+
+    def multipart_copy(
+        self,
+        src: Location,
+        dst: Location,
+        *,
+        size: int,
+        part_size: int,
+        if_match: str | None,
+        create: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Copy ``src`` to ``dst`` with UploadPartCopy, the source ETag a precondition on
+        every part (a source replaced midway fails the copy instead of mixing versions).
+        ``create`` holds everything set explicitly on the new object (storage class,
+        metadata, Content-Type, tags, encryption): a multipart copy carries none of it over.
+        Aborted on any failure. Returns the parts as completed."""
+        what = f"{src.url} -> {dst.url}"
+        mpu = self._call(
+            "CreateMultipartUpload",
+            dst.url,
+            self.client.create_multipart_upload,
+            Bucket=dst.bucket,
+            Key=dst.key,
+            ChecksumAlgorithm="SHA256",
+            **create,
+        )
+        upload_id = mpu["UploadId"]
+        parts: list[dict[str, Any]] = []
+        try:
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                end = min(size, start + part_size) - 1
+                kwargs: dict[str, Any] = {
+                    "Bucket": dst.bucket,
+                    "Key": dst.key,
+                    "UploadId": upload_id,
+                    "PartNumber": number,
+                    "CopySource": {"Bucket": src.bucket, "Key": src.key},
+                    "CopySourceRange": f"bytes={start}-{end}",
+                }
+                if if_match:
+                    kwargs["CopySourceIfMatch"] = if_match
+                r = self._call("UploadPartCopy", what, self.client.upload_part_copy, **kwargs)
+                result = r.get("CopyPartResult") or {}
+                part = {"PartNumber": number, "ETag": result["ETag"]}
+                if result.get("ChecksumSHA256"):
+                    part["ChecksumSHA256"] = result["ChecksumSHA256"]
+                parts.append(part)
+                if number == 1:
+                    failpoints.hit("mid-archive-copy")
+            self._call(
+                "CompleteMultipartUpload",
+                dst.url,
+                self.client.complete_multipart_upload,
+                Bucket=dst.bucket,
+                Key=dst.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            self.abort_upload(dst, upload_id)
+            raise
+        return parts
 
     def get_tags(self, loc: Location) -> dict[str, str] | None:
         """The object's tags, or ``None`` where the store refuses to read them (some
@@ -660,7 +735,7 @@ class LocalStore:
         return ObjectInfo(
             url=str(p),
             size=st.st_size,
-            etag=f"{st.st_size:x}-{st.st_mtime_ns:x}",
+            etag=_local_etag(st),
             mtime=datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
         )
 
@@ -682,7 +757,7 @@ class LocalStore:
                 st = os.fstat(fh.fileno())
         except FileNotFoundError:
             return None
-        return data, f"{st.st_size:x}-{st.st_mtime_ns:x}"
+        return data, _local_etag(st)
 
     def sha256(
         self, loc: Location, *, etag: str | None = None, part_size: int | None = None
@@ -714,34 +789,17 @@ class LocalStore:
         if_none_match: bool = False,
         if_match: str | None = None,
     ) -> str:
+        """Atomic write (temp file renamed into place); the condition is checked and the
+        file replaced under a per-target lock, so concurrent writers on this host serialise."""
         target = Path(loc.key)
-        if if_none_match:
-            # Create-if-absent with the full content: write a temp file, then hard-link it
-            # to the target name, which fails if the name exists. No reader sees a partial file.
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-            try:
-                os.fchmod(fd, 0o666 & ~_umask())
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                try:
-                    os.link(tmp, target)
-                except FileExistsError as err:
-                    raise PreconditionFailed(f"{loc.url} exists", url=loc.url) from err
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-            _fsync_dir(target.parent)
-            info = self.head(loc)
-            assert info is not None
-            return info.etag or ""
-        if if_match:
+        with _locked(target):
             current = self.head(loc)
-            if current is None or current.etag != if_match:
+            if if_none_match and current is not None:
+                raise PreconditionFailed(f"{loc.url} exists", url=loc.url)
+            if if_match and (current is None or current.etag != if_match):
                 raise PreconditionFailed(f"{loc.url} changed", url=loc.url)
-        self._atomic_write(loc, lambda fh: fh.write(data))
-        info = self.head(loc)
+            self._atomic_write(loc, lambda fh: fh.write(data))
+            info = self.head(loc)
         assert info is not None
         return info.etag or ""
 
@@ -780,12 +838,41 @@ class LocalStore:
             self._atomic_write(dst, lambda fh: _copy_into(src.key, fh))
         _fsync_dir(target.parent)
 
-    def delete(self, loc: Location) -> None:
-        try:
-            Path(loc.key).unlink()
-        except FileNotFoundError as err:
-            raise ObjectNotFound(f"delete {loc.url} failed: not found", url=loc.url) from err
-        _fsync_dir(Path(loc.key).parent)
+    def delete(self, loc: Location, *, if_match: str | None = None) -> None:
+        target = Path(loc.key)
+        with _locked(target):
+            if if_match:
+                current = self.head(loc)
+                if current is not None and current.etag != if_match:
+                    raise PreconditionFailed(f"{loc.url} changed", url=loc.url)
+            try:
+                target.unlink()
+            except FileNotFoundError as err:
+                raise ObjectNotFound(f"delete {loc.url} failed: not found", url=loc.url) from err
+        _fsync_dir(target.parent)
+
+
+def _local_etag(st: os.stat_result) -> str:
+    """A version tag for a local file: every atomic write renames a new file (a new inode)
+    into place, so inode, size and mtime together change on every write."""
+    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
+@contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """An exclusive lock on the target's directory, across processes on this host, for
+    the compare-and-swap of conditional writes (flock on the directory itself, so no lock
+    files are left behind)."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _umask() -> int:

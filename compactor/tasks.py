@@ -41,6 +41,8 @@ class RunContext:
     #: Archive copies of objects larger than this use a multipart copy.
     multipart_copy_threshold: int = 5 * 1024**3
     multipart_copy_part_size: int = 512 * 1024**2
+    multipart_upload_threshold: int = 64 * 1024**2
+    lease_ttl: float = 120.0
 
     @property
     def gdal_options(self) -> dict[str, str]:
@@ -83,6 +85,10 @@ class RunContext:
             quality=settings.quality,
             min_ssim=settings.min_ssim,
             min_saving=settings.min_saving,
+            multipart_copy_threshold=settings.multipart_copy_threshold,
+            multipart_copy_part_size=settings.multipart_copy_part_size,
+            multipart_upload_threshold=settings.multipart_upload_threshold,
+            lease_ttl=settings.lease_ttl,
             s3=S3Options(
                 endpoint_url=settings.endpoint_url,
                 region=settings.region,
