@@ -65,9 +65,9 @@ def summary_lines(report: Report) -> list[str]:
     if t.compacted:
         ratio = t.bytes_in / t.bytes_out if t.bytes_out else math.inf
         saved = 1 - t.bytes_out / t.bytes_in if t.bytes_in else 0.0
+        change = f"{saved:.0%} smaller" if saved >= 0 else f"{-saved:.0%} larger"
         lines.append(
-            f"{human_bytes(t.bytes_in)} -> {human_bytes(t.bytes_out)} "
-            f"({ratio:.1f}x, {saved:.0%} smaller)"
+            f"{human_bytes(t.bytes_in)} -> {human_bytes(t.bytes_out)} ({ratio:.1f}x, {change})"
         )
         ssims = [s.ssim for s in report.scenes if s.status == "compacted" and s.ssim is not None]
         lossy = [s for s in report.scenes if s.status == "compacted" and s.lossless is False]

@@ -23,6 +23,7 @@ was recorded starts over. Problems with the scene become its result, never an ex
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import time
 import uuid
@@ -40,7 +41,7 @@ from .archive import (
     server_copy,
     source_metadata_header,
 )
-from .cog import read_info, write_cog
+from .cog import gdal_errors, read_info, write_cog
 from .encode import Profile, RasterInfo, choose_profile, fallback_profiles
 from .errors import (
     CompactorError,
@@ -68,6 +69,11 @@ from .tasks import RunContext, SceneSpec
 from .verify import Fidelity, check_output, validate_cog
 
 log = logging.getLogger(__name__)
+
+#: Attempts at reading and encoding a remote source before a GDAL read error fails it.
+SOURCE_READ_ATTEMPTS = 3
+#: First delay between those attempts, in seconds (doubled each time, with jitter).
+READ_RETRY_DELAY = 1.0
 
 
 class LeftAsIs(Exception):
@@ -173,6 +179,9 @@ class SceneJob:
                 "(compactor restore, or an S3 restore request)",
             )
         if state is None:
+            # Claim the output key only if it is free or already ours: the claim is what
+            # later lets this scene replace an output it wrote.
+            self._check_output_key(self.out, None)
             state = SceneState(
                 source=self.src.url,
                 fingerprint=fp,
@@ -260,12 +269,7 @@ class SceneJob:
     ) -> tuple[SceneState, str | None]:
         self.scratch = Path(scratch_dir()) / uuid.uuid4().hex
         self.scratch.mkdir(parents=True)
-        with gdal_env(self.ctx.gdal_options, tmpdir=str(self.scratch)):
-            info = read_info(self.src.gdal_path)
-            r = self.result
-            r.width, r.height, r.bands, r.dtype = info.width, info.height, info.count, info.dtype
-            profile = choose_profile(info, self.ctx.codec, self.ctx.quality)
-            path, profile, fidelity = self._encode_until_good(info, profile)
+        path, profile, fidelity = self._encode_with_retries()
         failpoints.hit("after-encode")
         size = path.stat().st_size
         if size >= live.size * (1 - self.ctx.min_saving):
@@ -294,6 +298,7 @@ class SceneJob:
             sha256_hex=sha,
             metadata=source_metadata_header(self.src.url),
             multipart_threshold=self.ctx.multipart_upload_threshold,
+            part_size=self.ctx.multipart_upload_threshold,
         )
         failpoints.hit("after-upload")
         self.did_work = True
@@ -315,6 +320,32 @@ class SceneJob:
         etag = self._save(state, etag)
         failpoints.hit("after-encoded")
         return self._confirm_output(state, etag)
+
+    def _encode_with_retries(self) -> tuple[Path, Profile, Fidelity]:
+        """Read, encode and check the scene. GDAL retries failed HTTP requests itself, but a
+        transfer cut off midway surfaces as a read error indistinguishable from a corrupt
+        file; so for remote sources a GDAL read failure is retried (with backoff) before the
+        scene is failed. A corrupt file fails the same way each time, quickly."""
+        attempts = SOURCE_READ_ATTEMPTS if self.src.is_s3 else 1
+        for attempt in range(1, attempts + 1):
+            self.result.attempts.clear()
+            try:
+                with gdal_env(self.ctx.gdal_options, tmpdir=str(self.scratch)):
+                    info = read_info(self.src.gdal_path)
+                    r = self.result
+                    r.width, r.height, r.bands = info.width, info.height, info.count
+                    r.dtype = info.dtype
+                    profile = choose_profile(info, self.ctx.codec, self.ctx.quality)
+                    return self._encode_until_good(info, profile)
+            except SceneError as err:
+                if attempt == attempts or not isinstance(err.__cause__, gdal_errors()):
+                    if attempt > 1:
+                        raise type(err)(f"{err} (after {attempt} attempts)") from err
+                    raise
+                delay = READ_RETRY_DELAY * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                log.info("%s: %s; retrying in %.1fs", self.src.url, err, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
 
     def _encode_until_good(
         self, info: RasterInfo, profile: Profile
@@ -351,12 +382,13 @@ class SceneJob:
             path.unlink()
         raise VerificationError("no encoding met the SSIM bar")  # lossless always does
 
-    def _check_output_key(self, out: Location, state: SceneState) -> None:
-        """Refuse to overwrite an object at the output key that this scene did not write."""
+    def _check_output_key(self, out: Location, state: SceneState | None) -> None:
+        """Refuse to overwrite an object at the output key that this scene did not write
+        (it carries our source in its metadata, or our state claimed the key while free)."""
         existing = self.dest_store.head(out)
         if existing is None:
             return
-        claimed = state.output is not None and state.output.url == out.url
+        claimed = state is not None and state.output is not None and state.output.url == out.url
         tagged = (
             existing.metadata.get("compactor-source")
             == source_metadata_header(self.src.url)["compactor-source"]

@@ -172,7 +172,7 @@ def cli(dask_scheduler: str) -> Any:
 
     def invoke(*args: str, scheduler: bool = True) -> Any:
         argv = list(args)
-        if scheduler and argv and argv[0] in ("run", "plan"):
+        if scheduler and {"run", "plan"} & set(argv):
             argv += ["--scheduler", dask_scheduler]
         return CliRunner().invoke(main, ["-q", *argv], catch_exceptions=False)
 

@@ -58,10 +58,12 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config_file: str | None)
 
 
 def _register() -> None:
-    from . import demo, plan, run
+    from . import demo, plan, restore, run, verify
 
     main.add_command(run.run)
     main.add_command(plan.plan)
+    main.add_command(verify.verify)
+    main.add_command(restore.restore)
     main.add_command(demo.demo)
 
 

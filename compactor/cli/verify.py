@@ -1,0 +1,41 @@
+"""``compactor verify``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..audit import audit
+from ..tasks import RunContext
+from ._common import EXIT_FAILED_SCENES, clean_errors, resolve, stderr, stdout
+
+
+@click.command()
+@click.argument("dest", metavar="DEST")
+@click.option("--threads", type=click.IntRange(1, 128), default=8, show_default=True,
+              help="Objects checked at once.")  # fmt: skip
+@click.pass_context
+def verify(ctx: click.Context, dest: str, threads: int) -> None:
+    """Re-check every output under DEST against compactor's state records.
+
+    Each recorded output must exist with its recorded size and SHA-256 and be a valid COG;
+    each archived original must exist in the archive with its recorded size and checksum.
+    Outputs under DEST that no record accounts for are reported too. Prints each
+    discrepancy with its key; exits 1 if there is any, 0 if everything holds.
+    """
+    with clean_errors():
+        settings = resolve(ctx, dest=dest)
+        context = RunContext.from_settings(settings, "verify")
+        show = ctx.obj["verbosity"] >= 0
+        if show:
+            stderr.print(f"checking {context.dest} ...")
+        result = audit(context.dest, context.s3, threads=threads)
+        for d in result.discrepancies:
+            stdout.print(f"{d.url}: {d.problem}", markup=False)
+        stdout.print(
+            f"{result.checked} outputs and {result.archives_checked} archive copies checked: "
+            + ("all as recorded" if result.ok else f"{len(result.discrepancies)} discrepancies")
+        )
+        if not result.ok:
+            sys.exit(EXIT_FAILED_SCENES)

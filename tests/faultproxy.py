@@ -1,0 +1,125 @@
+"""A fault-injecting HTTP proxy for tests: it forwards requests to the moto server and,
+for a seeded random fraction of them, answers 500 / 503 SlowDown instead, or resets the
+connection (before answering, or halfway through the body)."""
+
+from __future__ import annotations
+
+import http.client
+import random
+import socket
+import struct
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+SLOWDOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+INTERNAL = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+)
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
+
+
+class FaultProxy:
+    def __init__(self, target: str, *, error_rate: float, reset_rate: float, seed: int = 0):
+        self.target = urlsplit(target)
+        self.error_rate = error_rate
+        self.reset_rate = reset_rate
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.faults: Counter[str] = Counter()
+        self.requests = 0
+        self.enabled = True
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                fault = proxy.choose()
+                if fault == "reset-before":
+                    self._reset()
+                    return
+                if fault in ("500", "503"):
+                    payload = INTERNAL if fault == "500" else SLOWDOWN
+                    self.send_response(int(fault))
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(
+                    proxy.target.hostname, proxy.target.port, timeout=60
+                )
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                self.send_response(resp.status, resp.reason)
+                for k, v in resp.getheaders():
+                    if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                        self.send_header(k, v)
+                # HEAD: the object's length as upstream says; otherwise the body's.
+                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if fault == "reset-midway" and len(data) > 64:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self._reset()
+                    return
+                self.wfile.write(data)
+
+            def _reset(self) -> None:
+                # SO_LINGER 0: close sends RST, a "connection reset by peer" for the client.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.close_connection = True
+                self.connection.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def choose(self) -> str | None:
+        with self.lock:
+            self.requests += 1
+            if not self.enabled:
+                return None
+            r = self.rng.random()
+            if r < self.error_rate:
+                fault = "503" if self.rng.random() < 0.5 else "500"
+            elif r < self.error_rate + self.reset_rate:
+                fault = "reset-before" if self.rng.random() < 0.5 else "reset-midway"
+            else:
+                return None
+            self.faults[fault] += 1
+            return fault
+
+    def __enter__(self) -> FaultProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
