@@ -25,6 +25,12 @@ from ._common import (
     metavar="URL",
     help="Where report.json and report.html go.  [default: <dest>/_compactor/runs/<run-id>/]",
 )
+@click.option(
+    "--lease-ttl",
+    type=click.FloatRange(1),
+    help="Seconds a scene's lease lasts unrenewed: the longest a rerun waits for the scenes "
+    "of a crashed run.  [default: 120]",
+)
 @click.pass_context
 def run(ctx: click.Context, **flags: object) -> None:
     """Compact every scene under --source into --dest.

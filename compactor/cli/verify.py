@@ -35,7 +35,12 @@ def verify(ctx: click.Context, dest: str, threads: int) -> None:
             stdout.print(f"{d.url}: {d.problem}", markup=False)
         stdout.print(
             f"{result.checked} outputs and {result.archives_checked} archive copies checked: "
-            + ("all as recorded" if result.ok else f"{len(result.discrepancies)} discrepancies")
+            + (
+                "all as recorded"
+                if result.ok
+                else f"{len(result.discrepancies)} discrepanc"
+                + ("y" if len(result.discrepancies) == 1 else "ies")
+            )
         )
         if not result.ok:
             sys.exit(EXIT_FAILED_SCENES)
