@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Pinned versions the suite was last run with; keeps fresh clones reproducible.
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test lint pytest bench clean
+.PHONY: demo test lint pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,6 @@ pytest: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest
-
-bench: $(VENV)/.installed-test
-	$(BIN)/python bench/bench_large_scene.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -158,19 +158,14 @@ def s3_endpoint(on_start: Callable[[str], None] | None = None) -> Iterator[str]:
         return
     from .s3server import MotoServer
 
-    saved = {
-        k: os.environ.get(k)
-        for k in (
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_DEFAULT_REGION",
-            "AWS_ENDPOINT_URL",
-        )
-    }
-    # moto accepts any credentials; these never leave this machine.
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
+             "AWS_ENDPOINT_URL")  # fmt: skip
+    saved = {k: os.environ.get(k) for k in names}
+    # moto accepts any credentials; these never leave this machine. The embedded server is
+    # one region: the user's own AWS_REGION must not leak into it.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = "us-east-1"
     with MotoServer() as server:
         os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
         if on_start:
@@ -188,9 +183,13 @@ def s3_endpoint(on_start: Callable[[str], None] | None = None) -> Iterator[str]:
 def upload_scenes(paths: list[Path], endpoint_url: str, bucket: str, prefix: str) -> None:
     from .storage import S3Options, s3_client
 
-    client = s3_client(S3Options(endpoint_url=endpoint_url))
-    with suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket=bucket)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    client = s3_client(S3Options(endpoint_url=endpoint_url, region=region))
+    extra: dict[str, Any] = {}
+    if region != "us-east-1":
+        extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    with suppress(client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+        client.create_bucket(Bucket=bucket, **extra)
     for p in paths:
         client.upload_file(
             str(p), bucket, f"{prefix}{p.name}", ExtraArgs={"ContentType": "image/tiff"}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .config import META_PREFIX, Settings
 from .errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError
 from .state import StateStore
-from .storage import Location, ObjectInfo, store_for
+from .storage import Location, ObjectInfo, S3Store, store_for
 from .tasks import RunContext, SceneSpec, assign_outputs
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,28 @@ def check_locations(settings: Settings) -> None:
             raise ConfigError("--archive must differ from --source (use --archive in-place)")
         if archive.as_prefix() == dest.as_prefix():
             raise ConfigError("--archive must differ from --dest")
+        # Nested, an output key could equal an archive key and replace an original.
+        if archive.as_prefix().is_under(dest.as_prefix()) or dest.as_prefix().is_under(
+            archive.as_prefix()
+        ):
+            raise ConfigError("--archive and --dest must not be inside one another")
+
+
+def preflight(context: RunContext) -> None:
+    """Usage errors that need the stores: the destination and archive buckets must exist
+    (else every scene would fail and no report could be written)."""
+    targets = [("destination", Location.parse(context.dest))]
+    if context.archive_mode == "prefix" and context.archive:
+        targets.append(("archive", Location.parse(context.archive)))
+    for what, loc in targets:
+        if not loc.is_s3:
+            continue
+        try:
+            exists = S3Store(context.s3).bucket_exists(loc.bucket)
+        except StorageError as err:
+            raise ConfigError(f"cannot reach the {what} bucket s3://{loc.bucket}: {err}") from err
+        if not exists:
+            raise ConfigError(f"the {what} bucket s3://{loc.bucket} does not exist")
 
 
 def discover(settings: Settings, context: RunContext) -> Discovery:

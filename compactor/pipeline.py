@@ -13,7 +13,7 @@ from . import __version__
 from .cluster import connect
 from .config import META_PREFIX, Settings, resolve_settings
 from .costs import estimate
-from .discover import check_locations, discover
+from .discover import check_locations, discover, preflight
 from .models import Report, SceneResult, Totals
 from .report import write_report
 from .scene import process_scene
@@ -76,6 +76,7 @@ def run(
     run_id = new_run_id()
     context = RunContext.from_settings(settings, run_id)
     started = now_iso()
+    preflight(context)
     found = discover(settings, context)
     if on_start:
         on_start(len(found.scenes))
@@ -125,8 +126,6 @@ def _run_on(
             except Exception as err:  # the task itself died (e.g. KilledWorker)
                 result = SceneResult(
                     source=spec.source,
-                    output=spec.output,
-                    archive=spec.archive,
                     status="failed",
                     reason=f"task failed: {type(err).__name__}: {err}",
                 )

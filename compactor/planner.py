@@ -20,13 +20,14 @@ from .cog import read_info, write_cog
 from .config import Settings, resolve_settings
 from .costs import estimate
 from .discover import check_locations, discover
-from .encode import choose_profile
+from .encode import Profile, choose_profile, fallback_profiles
 from .errors import CompactorError
 from .gdal_env import gdal_env, scratch_dir
 from .models import SceneResult
 from .state import StateStore, Step
 from .storage import ARCHIVE_CLASSES, Location, store_for
 from .tasks import RunContext, SceneSpec
+from .verify import check_output
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ SAMPLE = 512
 PLAN_COLUMNS = [
     "source", "output", "archive", "action", "reason", "codec", "quality", "lossless",
     "width", "height", "bands", "dtype", "bytes_in", "raw_bytes", "est_bytes_out", "est_ratio",
+    "est_ssim",
 ]  # fmt: skip
 
 
@@ -46,8 +48,11 @@ def _sample_windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
     return [(c, r, min(SAMPLE, width), min(SAMPLE, height)) for r in rows for c in cols]
 
 
-def _estimate_size(src_path: str, info: Any, profile: Any, scratch: Path) -> tuple[int, int]:
-    """(raw bytes of the sample, bytes of its COG) for the scene's profile."""
+def _estimate_size(
+    src_path: str, info: Any, profile: Profile, scratch: Path, min_ssim: float
+) -> tuple[int, int, Profile, float | None]:
+    """Encode a sample of the scene the way a run would (the SSIM ladder included):
+    (raw bytes of the sample, bytes of its COG, the profile kept, its SSIM)."""
     import rasterio
     from rasterio.windows import Window
 
@@ -91,8 +96,15 @@ def _estimate_size(src_path: str, info: Any, profile: Any, scratch: Path) -> tup
                 full[r * h : r * h + m.shape[0], c * w : c * w + m.shape[1]] = m
             dst.write_mask(full)
     sample_info = read_info(str(sample_path))
-    out = write_cog(str(sample_path), scratch / "sample.cog.tif", profile, sample_info)
-    return int(mosaic.nbytes), out.stat().st_size
+    ladder = [profile]
+    if not profile.lossless and min_ssim > 0:
+        ladder += fallback_profiles(profile, sample_info)
+    for candidate in ladder:
+        out = write_cog(str(sample_path), scratch / "sample.cog.tif", candidate, sample_info)
+        fid = check_output(str(sample_path), str(out), sample_info, candidate)
+        if candidate.lossless or min_ssim == 0 or (fid.ssim or 0) >= min_ssim:
+            break
+    return int(mosaic.nbytes), out.stat().st_size, candidate, fid.ssim
 
 
 def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
@@ -127,11 +139,19 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
             row.update(width=info.width, height=info.height, bands=info.count, dtype=info.dtype,
                        raw_bytes=info.raw_bytes)  # fmt: skip
             profile = choose_profile(info, context.codec, context.quality)
-            row.update(codec=profile.codec, quality=profile.quality, lossless=profile.lossless)
-            raw, packed = _estimate_size(src.gdal_path, info, profile, scratch)
+            raw, packed, kept, ssim = _estimate_size(
+                src.gdal_path, info, profile, scratch, context.min_ssim
+            )
+            row.update(
+                codec=kept.codec, quality=kept.quality, lossless=kept.lossless, est_ssim=ssim
+            )
         est = int(info.raw_bytes * packed / raw) if raw else None
         row.update(action="compact", est_bytes_out=est,
                    est_ratio=(live.size / est) if est else None)  # fmt: skip
+        if est is not None and est >= live.size * (1 - context.min_saving):
+            row.update(
+                action="skip", reason="left as it is: its COG would not be smaller (estimated)"
+            )
     except CompactorError as err:
         row.update(action="fail", reason=str(err))
     except Exception as err:
@@ -188,6 +208,8 @@ def plan(
     order = {s.source: i for i, s in enumerate(found.scenes)}
     rows.sort(key=lambda r: order[r["source"]])
     df = pd.DataFrame(rows, columns=PLAN_COLUMNS)
+    for col in ("quality", "width", "height", "bands", "bytes_in", "raw_bytes", "est_bytes_out"):
+        df[col] = df[col].astype("Int64")  # integers, with <NA> where unknown
     todo = df[df["action"] == "compact"]
     as_results = [
         SceneResult(
@@ -197,7 +219,7 @@ def plan(
             bytes_out=int(r.est_bytes_out),
         )
         for r in todo.itertuples()
-        if r.bytes_in and r.est_bytes_out
+        if pd.notna(r.bytes_in) and pd.notna(r.est_bytes_out)
     ]
     cost = estimate(as_results, settings.storage_class if settings.archive else None)
     df.attrs.update(

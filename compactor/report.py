@@ -83,6 +83,8 @@ def summary_lines(report: Report) -> list[str]:
             f"storage: {usd(c.before_usd_month)}/month -> {usd(c.after_usd_month)}/month "
             f"(saving {usd(c.saving_usd_month)}/month; {c.region} prices of {c.price_table_date})"
         )
+        if c.storage_class is None:
+            lines.append("originals were not archived (no --archive): they still cost as before")
     skipped: dict[str, int] = {}
     for s in report.scenes:
         if s.status == "skipped":

@@ -103,9 +103,8 @@ class SceneJob:
         self.src_store = store_for(self.src, context.s3)
         self.dest_store = store_for(context.dest_location, context.s3)
         self.states = StateStore(context.dest_location, self.dest_store)
-        self.result = SceneResult(
-            source=spec.source, output=spec.output, archive=spec.archive, status="failed"
-        )
+        # Output and archive URLs are filled in only once those objects exist.
+        self.result = SceneResult(source=spec.source, status="failed")
         self.did_work = False
         self.scratch: Path | None = None
 
@@ -211,6 +210,9 @@ class SceneJob:
                 )
             log.info("output of %s is missing or changed; encoding again", self.src.url)
             state = state.advanced(Step.DISCOVERED, self.ctx.run_id)
+        if state.step == Step.ENCODED and not self._output_intact(state):
+            log.info("output of %s is not as uploaded; encoding again", self.src.url)
+            state = state.advanced(Step.DISCOVERED, self.ctx.run_id)
         if state.step == Step.ENCODED:
             state, etag = self._confirm_output(state, etag)
         if state.step < Step.VERIFIED:
@@ -237,12 +239,17 @@ class SceneJob:
 
     def _source_gone(self, state: SceneState | None, etag: str | None) -> SceneResult:
         if state is None:
-            return self.finish("failed", "the source object disappeared after it was listed")
+            return self.finish("skipped", "the source was removed after it was listed")
         self._fill_from_state(state)
         if state.step < Step.ARCHIVED or state.archive is None:
+            # Removed by someone else before compactor archived it: nothing of ours is at
+            # stake. A record without an output is retired; one with an output stays, so
+            # `compactor verify` keeps checking that output.
+            if state.step < Step.ENCODED:
+                self.states.delete(state, etag)
+                return self.finish("skipped", "the source was removed before it was compacted")
             return self.finish(
-                "failed",
-                f"the source disappeared before it was archived (state: {state.step.label})",
+                "skipped", "the source was removed before it was archived; its output is kept"
             )
         arc = Location.parse(state.archive.url)
         if not holds(self.src_store, arc, state.archive):

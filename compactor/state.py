@@ -14,6 +14,7 @@ record alone: the pipeline re-checks the objects themselves first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from enum import IntEnum
 from pydantic import BaseModel, ConfigDict
 
 from .config import META_PREFIX
-from .errors import PreconditionFailed
+from .errors import ObjectNotFound, PreconditionFailed
 from .storage import Location, ObjectInfo, Store
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,12 @@ class StateStore:
                 f"state of {state.source} was changed by another run", url=loc.url
             ) from err
 
+    def delete(self, state: SceneState, etag: str | None) -> None:
+        """Retire a record (only the version read: a concurrent update wins)."""
+        loc = self.location(Location.parse(state.source))
+        with contextlib.suppress(PreconditionFailed, ObjectNotFound):
+            self.store.delete(loc, if_match=etag)
+
     def list_sources(self, source_prefix: Location) -> list[Location]:
         """Sources with a state record below ``source_prefix``."""
         base = self.root.join(state_prefix_for(source_prefix))
@@ -192,12 +199,8 @@ class StateStore:
             listing = list(self.store.listing(base))
         except FileNotFoundError:
             return found
-        except Exception as err:
-            from .errors import ObjectNotFound
-
-            if isinstance(err, ObjectNotFound):
-                return found
-            raise
+        except ObjectNotFound:
+            return found
         for info in listing:
             rel = Location.parse(info.url).relative_to(self.root)
             src = source_of_state_key(rel)

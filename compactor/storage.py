@@ -316,6 +316,14 @@ class S3Store:
                 storage_class=info.get("StorageClass") or "STANDARD",
             )
 
+    def bucket_exists(self, bucket: str) -> bool:
+        """HeadBucket: False if it does not exist; AccessDenied and others raise."""
+        try:
+            self._call("HeadBucket", f"s3://{bucket}", self.client.head_bucket, Bucket=bucket)
+        except ObjectNotFound:
+            return False
+        return True
+
     # reads -----------------------------------------------------------------------
 
     def head(self, loc: Location) -> ObjectInfo | None:

@@ -196,8 +196,10 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
     n_valid = 0
     all_equal = True
     for r0, r1 in _strips(height, width, len(bands)):
-        top = max(0, r0 - HALO)
         bottom = min(height, r1 + HALO)
+        # Every window holds at least WIN rows, or skimage cannot slide its window over it
+        # (a last strip of 1-3 rows); extra rows above only add context.
+        top = max(0, min(r0 - HALO, bottom - WIN))
         win = Window(0, top, width, bottom - top)
         s_all = src.read(window=win)
         o_img = out.read(window=win)

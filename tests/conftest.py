@@ -170,10 +170,10 @@ def cli(dask_scheduler: str) -> Any:
 
     from compactor.cli import main
 
-    def invoke(*args: str, scheduler: bool = True) -> Any:
+    def invoke(*args: str, scheduler: bool = True, quiet: bool = True) -> Any:
         argv = list(args)
         if scheduler and {"run", "plan"} & set(argv):
             argv += ["--scheduler", dask_scheduler]
-        return CliRunner().invoke(main, ["-q", *argv], catch_exceptions=False)
+        return CliRunner().invoke(main, [*(["-q"] if quiet else []), *argv], catch_exceptions=False)
 
     return invoke

@@ -11,6 +11,8 @@ from pathlib import Path
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # A user whose own default region is not us-east-1 must not break the embedded server.
+    env.update(AWS_DEFAULT_REGION="eu-west-1", AWS_REGION="eu-west-1")
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("compactor")), "demo", "--size", "512", "--workers", "2",
          "--workdir", str(tmp_path / "demo")],

@@ -92,6 +92,14 @@ def test_single_object_source(s3: S3) -> None:
         ({"source": "/tmp/x", "dest": "/tmp/y", "archive": "in-place"}, "local"),
         ({"source": "s3://s-b/x/", "dest": "s3://d-b/", "archive": "/tmp/arch"}, "s3:// prefix"),
         ({"source": "s3://s-b/x/", "dest": "s3://d-b/", "archive": "s3://s-b/x/"}, "in-place"),
+        (
+            {"source": "/tmp/s", "dest": "/tmp/out", "archive": "/tmp/out/orig"},
+            "inside one another",
+        ),
+        (
+            {"source": "s3://s-b/x/", "dest": "s3://a-b/arch/cogs/", "archive": "s3://a-b/arch/"},
+            "inside one another",
+        ),
     ],
 )
 def test_location_usage_errors(args: dict[str, str], message: str, tmp_path: Path) -> None:

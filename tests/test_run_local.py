@@ -62,3 +62,20 @@ def test_help_explains(cli: Any) -> None:
     run = cli("run", "--help", scheduler=False)
     for text in ("--archive", "--storage-class", "--min-ssim", "--scheduler", "Exit status"):
         assert text in run.output
+
+
+def test_no_secret_in_verbose_logs(s3: Any, tmp_path: Path) -> None:
+    """-vv logs from the CLI and from every worker process (LocalCluster workers write to
+    the same stderr) never contain the secret key."""
+    from .conftest import FAKE_SECRET
+
+    rasters.gray(tmp_path / "src" / "g.tif")
+    (tmp_path / "src" / "bad.tif").write_text("nope")
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("compactor")), "-vv", "run", "--source", str(tmp_path / "src"),
+         "--dest", "s3://dst-bucket/cogs/", "--workers", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # bad.tif
+    assert "DEBUG" in proc.stderr  # really verbose, botocore included
+    assert FAKE_SECRET not in proc.stdout + proc.stderr

@@ -109,6 +109,8 @@ def test_mixed_archive_end_to_end(s3: S3, cli: Any, tmp_path: Path) -> None:
     assert "GLACIER" in scenes["cold.tif"]["reason"]
     for n in bad:
         assert scenes[n]["reason"], n
+        assert scenes[n]["output"] is None  # URLs in the report are objects that exist
+        assert scenes[n]["archive"] is None
     assert "not a raster GDAL can open" in scenes["zero.tif"]["reason"]
 
     # auto codec choices
@@ -336,6 +338,37 @@ def test_impossible_codec_fails_that_scene_only(s3: S3, cli: Any, tmp_path: Path
     assert s3.keys("arc-bucket") == ["orig/rgb.tif"]
 
 
+def test_single_copy_keeps_tags_and_system_metadata(s3: S3, cli: Any, tmp_path: Path) -> None:
+    # STANDARD_IA is readable at once, so the copy's tags can be read back (moto refuses
+    # GetObjectTagging on GLACIER objects).
+    data = rasters.rgb(tmp_path / "a.tif").read_bytes()
+    s3.client.put_object(Bucket="src-bucket", Key="scenes/a.tif", Body=data, ContentType="image/tiff",
+                         Metadata={"m": "1"}, Tagging="team=geo&x=y", CacheControl="no-cache",
+                         ServerSideEncryption="AES256")  # fmt: skip
+    result = cli(
+        "run",
+        "--source",
+        SRC,
+        "--dest",
+        DEST,
+        "--archive",
+        ARCHIVE,
+        "--storage-class",
+        "STANDARD_IA",
+    )
+    assert result.exit_code == 0, result.output
+    head = s3.client.head_object(Bucket="arc-bucket", Key="orig/a.tif")
+    assert (head["StorageClass"], head["ContentType"], head["CacheControl"]) == (
+        "STANDARD_IA",
+        "image/tiff",
+        "no-cache",
+    )
+    assert head["Metadata"] == {"m": "1"}
+    assert head["ServerSideEncryption"] == "AES256"
+    tags = s3.client.get_object_tagging(Bucket="arc-bucket", Key="orig/a.tif")["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"team": "geo", "x": "y"}
+
+
 def test_archive_in_place(s3: S3, cli: Any, tmp_path: Path) -> None:
     originals = upload(s3, {"a.tif": rasters.rgb(tmp_path / "a.tif")})
     args = (
@@ -374,29 +407,15 @@ def test_nitf_jp2_and_img_inputs(s3: S3, cli: Any, tmp_path: Path) -> None:
         gdal_copy(base, tmp_path / f"s.{ext}", driver=driver, **opts)
         files[f"s.{ext}"] = tmp_path / f"s.{ext}"
     upload(s3, files)
-    result = cli("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE)
+    # A lossless JPEG 2000 may already be smaller than a JPEG COG of it; take it anyway.
+    result = cli("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE, "--min-saving", "-1")
     assert result.exit_code == 0, result.output
     scenes = by_name(load_report(s3, result.stdout))
     # Three sources share the stem "s" and none is a .tif: each keeps its full name.
-    assert (scenes["s.ntf"]["status"], scenes["s.ntf"]["output"]) == (
-        "compacted",
-        f"{DEST}s.ntf.tif",
-    )
-    assert (scenes["s.img"]["status"], scenes["s.img"]["output"]) == (
-        "compacted",
-        f"{DEST}s.img.tif",
-    )
-    # A lossless JPEG 2000 is already smaller than any JPEG COG of it: decoded, encoded,
-    # and left as it is.
-    jp2 = scenes["s.jp2"]
-    assert jp2["attempts"]
-    assert jp2["status"] in ("compacted", "skipped")
-    if jp2["status"] == "skipped":
-        assert jp2["reason"].startswith("left as it is")
-    archived = ["orig/s.img", "orig/s.ntf"] + (
-        ["orig/s.jp2"] if jp2["status"] == "compacted" else []
-    )
-    assert sorted(s3.keys("arc-bucket")) == sorted(archived)
+    for ext in ("ntf", "jp2", "img"):
+        scene = scenes[f"s.{ext}"]
+        assert (scene["status"], scene["output"]) == ("compacted", f"{DEST}s.{ext}.tif")
+    assert sorted(s3.keys("arc-bucket")) == ["orig/s.img", "orig/s.jp2", "orig/s.ntf"]
 
 
 def test_scene_that_would_not_shrink_is_left_as_it_is(s3: S3, cli: Any, tmp_path: Path) -> None:
@@ -472,6 +491,54 @@ def test_python_api(s3: S3, dask_scheduler: str, tmp_path: Path) -> None:
     assert seen == ["compacted", "compacted"]
     assert report.totals.compacted == 2
     assert "<svg" in report._repr_html_()
+
+
+def test_names_are_printed_as_they_are(
+    s3: S3, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys that look like Rich markup are neither interpreted nor fatal, with the progress
+    bar on and in the plan table."""
+    (tmp_path / "bad.tif").write_text("not a raster")
+    upload(s3, {"[bold]x[/bold].tif": tmp_path / "bad.tif", "bad[/].tif": tmp_path / "bad.tif",
+                "ok.tif": rasters.gray(tmp_path / "ok.tif")})  # fmt: skip
+    result = cli("run", "--source", SRC, "--dest", DEST, quiet=False)
+    assert result.exit_code == 1, result.output
+    assert f"FAILED {SRC}[bold]x[/bold].tif: not a raster GDAL can open" in result.stdout
+    assert f"FAILED {SRC}bad[/].tif: not a raster GDAL can open" in result.stdout
+    assert by_name(load_report(s3, result.stdout))["ok.tif"]["status"] == "compacted"
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that the table does not fold names
+    table = cli("plan", "--source", SRC, "--dest", "s3://dst-bucket/other/", quiet=False)
+    assert table.exit_code == 0, table.output
+    assert "[bold]x[/bold].tif" in table.stdout
+
+
+def test_plan_follows_the_ssim_ladder_and_the_saving_rule(s3: S3, cli: Any, tmp_path: Path) -> None:
+    small = tmp_path / "small.tif"
+    gdal_copy(
+        rasters.gray(tmp_path / "g.tif", size=600), small, driver="COG", COMPRESS="JPEG", QUALITY=40
+    )
+    upload(s3, {"g.tif": rasters.gray(tmp_path / "g2.tif"), "small.tif": small})
+    result = cli("plan", "--source", SRC, "--dest", DEST, "--min-ssim", "0.9999", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["source"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert (rows["g.tif"]["codec"], rows["g.tif"]["lossless"]) == ("zstd", True)  # bar unreachable
+    assert rows["small.tif"]["action"] == "skip"
+    assert rows["small.tif"]["reason"].startswith("left as it is")
+    default = cli("plan", "--source", SRC, "--dest", DEST, "--json")
+    rows = {Path(r["source"]).name: r for r in map(json.loads, default.stdout.splitlines())}
+    assert isinstance(rows["g.tif"]["quality"], int)
+    assert rows["g.tif"]["est_ssim"] >= 0.95
+
+
+def test_missing_destination_bucket_is_a_usage_error(s3: S3, cli: Any, tmp_path: Path) -> None:
+    upload(s3, {"a.tif": rasters.gray(tmp_path / "a.tif")})
+    result = cli("run", "--source", SRC, "--dest", "s3://no-such-bucket/cogs/")
+    assert result.exit_code == 2
+    assert "the destination bucket s3://no-such-bucket does not exist" in result.output
+    result = cli("run", "--source", SRC, "--dest", DEST, "--archive", "s3://no-archive-here/x/")
+    assert result.exit_code == 2
+    assert "archive bucket" in result.output
+    assert s3.keys("src-bucket") == ["scenes/a.tif"]
 
 
 def test_usage_errors_exit_2(s3: S3, cli: Any) -> None:

@@ -58,9 +58,14 @@ def test_source_deleted_behind_our_back_is_reported(s3: S3, cli: Any, tmp_path: 
     s3.client.delete_object(Bucket="src-bucket", Key="scenes/a.tif")
     s3.put("src-bucket", "scenes/other.tif", rasters.gray(tmp_path / "o.tif").read_bytes())
     result = cli("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE)
+    assert result.exit_code == 0, result.output
     scenes = by_name(load_report(s3, result.stdout))
-    assert scenes["a.tif"]["status"] == "failed"
-    assert "disappeared before it was archived" in scenes["a.tif"]["reason"]
+    # Not ours to lose: reported, not failed, and its verified output is kept.
+    assert (scenes["a.tif"]["status"], scenes["a.tif"]["reason"]) == (
+        "skipped",
+        "the source was removed before it was archived; its output is kept",
+    )
+    assert "cogs/a.tif" in s3.keys("dst-bucket")
     assert scenes["other.tif"]["status"] == "compacted"
 
 
@@ -251,3 +256,35 @@ def test_state_records_every_step(s3: S3, cli: Any, tmp_path: Path) -> None:
     assert not [k for k in s3.keys("dst-bucket") if "/leases/" in k]  # released
     assert np.isclose(state["ssim"], load_report(s3, cli("run", "--source", SRC, "--dest", DEST,
                       "--archive", ARCHIVE).stdout)["scenes"][0]["ssim"])  # fmt: skip
+
+
+def test_source_removed_before_compaction_stops_failing(s3: S3, cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "bad.tif").write_text("not a raster")
+    upload(s3, {"bad.tif": tmp_path / "bad.tif", "ok.tif": rasters.gray(tmp_path / "ok.tif")})
+    assert cli("run", "--source", SRC, "--dest", DEST).exit_code == 1
+    s3.client.delete_object(Bucket="src-bucket", Key="scenes/bad.tif")  # the user gives up on it
+    again = cli("run", "--source", SRC, "--dest", DEST)
+    assert again.exit_code == 0, again.output
+    bad = by_name(load_report(s3, again.stdout))["bad.tif"]
+    assert (bad["status"], bad["reason"]) == (
+        "skipped",
+        "the source was removed before it was compacted",
+    )
+    third = cli("run", "--source", SRC, "--dest", DEST)
+    assert "bad.tif" not in by_name(load_report(s3, third.stdout))  # its record was retired
+
+
+def test_scene_stuck_at_encoded_with_its_output_gone_is_encoded_again(
+    s3: S3, cli: Any, tmp_path: Path
+) -> None:
+    upload(s3, {"a.tif": rasters.gray(tmp_path / "a.tif")})
+    assert cli("run", "--source", SRC, "--dest", DEST).exit_code == 0
+    key = "cogs/_compactor/state/s3/src-bucket/scenes/a.tif.json"
+    state = json.loads(s3.read("dst-bucket", key))
+    state["step"] = 2  # as if killed between the upload and its confirmation ...
+    s3.put("dst-bucket", key, json.dumps(state).encode())
+    s3.client.delete_object(Bucket="dst-bucket", Key="cogs/a.tif")  # ... and the output lost
+    result = cli("run", "--source", SRC, "--dest", DEST)
+    assert result.exit_code == 0, result.output
+    assert load_report(s3, result.stdout)["scenes"][0]["status"] == "compacted"
+    assert "cogs/a.tif" in s3.keys("dst-bucket")

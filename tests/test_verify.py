@@ -17,7 +17,8 @@ from compactor.errors import VerificationError
 from . import rasters
 
 
-@pytest.mark.parametrize("strip_pixels", [7 * 300, 50 * 300, 10**9])
+# 300 px wide, 3 bands: strips of 64 rows (the floor), 100 rows, and the whole image.
+@pytest.mark.parametrize("strip_pixels", [64 * 300, 100 * 300, 10**9])
 def test_windowed_ssim_equals_whole_image_ssim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strip_pixels: int
 ) -> None:
@@ -115,3 +116,23 @@ def test_not_a_cog_is_rejected(tmp_path: Path) -> None:
     plain = rasters.gray(tmp_path / "g.tif", size=1100)  # striped GeoTIFF, no overviews
     with pytest.raises(VerificationError, match="not a valid COG"):
         verify.validate_cog(str(plain))
+
+
+@pytest.mark.parametrize("height", [65, 66, 67, 69, 70, 130])
+def test_windowed_ssim_with_a_short_last_strip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, height: int
+) -> None:
+    """64-row strips over 65-70 rows leave a last strip of 1-6 rows."""
+    base = rasters.fractal_surface(256, seed=4)[:height, :200]
+    data = (base * 250 + 3).astype("uint8")[None]
+    src = rasters.write(tmp_path / "s.tif", data)
+    info = read_info(str(src))
+    profile = choose_profile(info, "jpeg", 50)
+    out = write_cog(str(src), tmp_path / "o.tif", profile, info)
+    monkeypatch.setattr(verify, "STRIP_PIXELS", 1)
+    with rasterio.open(src) as s, rasterio.open(out) as o:
+        fid = verify.compare_pixels(s, o, info, profile)
+        expected = structural_similarity(
+            s.read(1).astype(float), o.read(1).astype(float), data_range=255
+        )
+    assert fid.ssim == pytest.approx(expected, abs=1e-9)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,7 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED_SCENES = 1
 EXIT_USAGE = 2
 
-stdout = Console(highlight=False, soft_wrap=True)
+# stdout prints data (keys, URLs, reasons): never interpret it as Rich markup.
+stdout = Console(highlight=False, soft_wrap=True, markup=False)
 stderr = Console(stderr=True, highlight=False)
 
 CODECS = ["auto", "jpeg", "webp", "deflate", "zstd", "lerc"]
@@ -128,10 +130,10 @@ def clean_errors() -> Iterator[None]:
     try:
         yield
     except (ConfigError, DiscoveryError) as err:
-        stderr.print(f"[bold red]Error:[/] {err}")
+        stderr.print(f"[bold red]Error:[/] {escape(str(err))}")
         sys.exit(EXIT_USAGE)
     except CompactorError as err:
-        stderr.print(f"[bold red]Error:[/] {err}")
+        stderr.print(f"[bold red]Error:[/] {escape(str(err))}")
         sys.exit(EXIT_FAILED_SCENES)
     except KeyboardInterrupt:
         stderr.print(
@@ -172,13 +174,15 @@ class SceneProgress:
 
     def dashboard(self, link: str) -> None:
         if self.enabled:
-            self.progress.console.print(f"Dask dashboard: {link}")
+            self.progress.console.print(f"Dask dashboard: {escape(link)}")
 
     def advance(self, result: SceneResult | dict[str, Any]) -> None:
         status = result.status if isinstance(result, SceneResult) else str(result.get("action"))
         self.counts[status] = self.counts.get(status, 0) + 1
         if isinstance(result, SceneResult) and result.status == "failed" and self.enabled:
-            self.progress.console.print(f"[red]failed[/] {result.source}: {result.reason}")
+            self.progress.console.print(
+                f"[red]failed[/] {escape(result.source)}: {escape(result.reason or '')}"
+            )
         text = " ".join(f"{k} {v}" for k, v in self.counts.items() if v)
         if self.task is not None:
             self.progress.update(self.task, advance=1, counts=text)

@@ -41,7 +41,9 @@ def demo(ctx: click.Context, workdir: Path, size: int, workers: int | None) -> N
 
         def server(url: str) -> None:
             if show:
-                stderr.print(f"embedded S3 server (moto) at {url}; bucket s3://{DEMO_BUCKET}/")
+                stderr.print(
+                    f"embedded S3 server (moto) at {url}; bucket s3://{DEMO_BUCKET}/", markup=False
+                )
 
         with SceneProgress("compacting", enabled=show) as bar:
             report = run_demo(

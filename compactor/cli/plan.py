@@ -6,11 +6,21 @@ import json
 import math
 
 import click
+import pandas as pd
 from rich.table import Table
+from rich.text import Text
 
 from ..planner import plan as plan_scenes
 from ..report import human_bytes, usd
 from ._common import SceneProgress, clean_errors, resolve, selection_options, stdout
+
+
+def _plain(value: object) -> object:
+    """A DataFrame cell as JSON-ready Python: NA/NaN -> None, numpy scalars -> Python."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def _fmt_ratio(value: object) -> str:
@@ -35,29 +45,27 @@ def plan(ctx: click.Context, as_json: bool, **flags: object) -> None:
             df = plan_scenes(settings, progress=bar.advance, on_start=bar.start)
         if as_json:
             for row in df.to_dict(orient="records"):
-                clean = {
-                    k: (None if isinstance(v, float) and math.isnan(v) else v)
-                    for k, v in row.items()
-                }
+                clean = {k: _plain(v) for k, v in row.items()}
                 stdout.print(json.dumps(clean, ensure_ascii=False), markup=False)
             return
         table = Table(show_lines=False)
         for col in ("scene", "action", "codec", "size", "est. output", "ratio", "note"):
             table.add_column(col, overflow="fold")
         for r in df.itertuples():
-            quality = (
-                ""
-                if r.quality is None or (isinstance(r.quality, float) and math.isnan(r.quality))
-                else f" q{int(r.quality)}"
-            )
+            quality = "" if pd.isna(r.quality) else f" q{int(r.quality)}"
             table.add_row(
-                str(r.source),
-                str(r.action),
-                f"{r.codec or '–'}{quality}" if isinstance(r.codec, str) else "–",
-                human_bytes(r.bytes_in) if r.bytes_in == r.bytes_in else "–",
-                human_bytes(r.est_bytes_out) if r.est_bytes_out == r.est_bytes_out else "–",
-                _fmt_ratio(r.est_ratio),
-                str(r.reason or ""),
+                *map(
+                    Text,
+                    (
+                        str(r.source),
+                        str(r.action),
+                        f"{r.codec or '–'}{quality}" if isinstance(r.codec, str) else "–",
+                        "–" if pd.isna(r.bytes_in) else human_bytes(r.bytes_in),
+                        "–" if pd.isna(r.est_bytes_out) else human_bytes(r.est_bytes_out),
+                        _fmt_ratio(r.est_ratio),
+                        str(r.reason or ""),
+                    ),
+                )
             )
         stdout.print(table)
         a = df.attrs

@@ -29,7 +29,7 @@ def verify(ctx: click.Context, dest: str, threads: int) -> None:
         context = RunContext.from_settings(settings, "verify")
         show = ctx.obj["verbosity"] >= 0
         if show:
-            stderr.print(f"checking {context.dest} ...")
+            stderr.print(f"checking {context.dest} ...", markup=False)
         result = audit(context.dest, context.s3, threads=threads)
         for d in result.discrepancies:
             stdout.print(f"{d.url}: {d.problem}", markup=False)
