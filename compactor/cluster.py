@@ -68,3 +68,36 @@ def connect(
         if on_dashboard and client.dashboard_link:
             on_dashboard(client.dashboard_link)
         yield client
+
+
+#: Per-worker memory assumed when neither the settings nor Dask know it.
+DEFAULT_WORKER_MEMORY = 4 * 1024**3
+
+
+@contextmanager
+def cluster_context(context: Any) -> Iterator[tuple[Any, int, int]]:
+    """Inside a Dask task: (a client to submit sub-tasks with, the memory budget of one
+    task in bytes, the number of worker threads in the cluster). The worker memory limit
+    comes from the run's settings (``--worker-memory``) or else from the cluster itself.
+    Outside a worker: no client (sub-tasks run in this process), and this machine's share."""
+    try:
+        from distributed import get_worker, worker_client
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        limit = getattr(context, "worker_memory", None) or DEFAULT_WORKER_MEMORY
+        yield None, int(limit), 1
+        return
+    with worker_client() as client:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        threads = sum(int(w.get("nthreads", 1)) for w in workers) or 1
+        limits = [
+            int(w.get("memory_limit") or 0) / max(1, int(w.get("nthreads", 1))) for w in workers
+        ]
+        known = [v for v in limits if v > 0]
+        per_thread = (
+            context.worker_memory / max(1, worker.state.nthreads)
+            if getattr(context, "worker_memory", None)
+            else (min(known) if known else DEFAULT_WORKER_MEMORY)
+        )
+        yield client, int(per_thread), threads

@@ -79,8 +79,33 @@ def masked_vrt(src_path: str, vrt_path: str, profile: Profile, info: RasterInfo)
     return vrt_path
 
 
+#: Codecs compactor's own tile writer encodes; the rest (LERC) go through GDAL's COG driver.
+TILE_WRITER_CODECS = frozenset({"jpeg", "webp", "deflate", "zstd"})
+
+
+def uses_tile_writer(profile: Profile, info: RasterInfo) -> bool:
+    """Compactor's tile writer (libjpeg-turbo, libwebp, libdeflate, zstd; one pass) where it
+    can; GDAL's COG driver for LERC and for GCP- or RPC-georeferenced scenes."""
+    return profile.codec in TILE_WRITER_CODECS and not info.has_gcps_or_rpcs
+
+
 def write_cog(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> Path:
-    """Encode ``src_path`` (a GDAL path) as a COG at local path ``dst``."""
+    """Encode ``src_path`` (a GDAL path) as a COG at local path ``dst`` (in this process)."""
+    if uses_tile_writer(profile, info):
+        from .chunked import write_local
+
+        try:
+            return write_local(src_path, dst, profile, info)
+        except gdal_errors() as err:
+            dst.unlink(missing_ok=True)
+            raise EncodeError(
+                f"GDAL could not read the scene ({profile.label}): {_clean(err)}"
+            ) from err
+    return write_cog_gdal(src_path, dst, profile, info)
+
+
+def write_cog_gdal(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> Path:
+    """Encode with GDAL's COG driver."""
     import rasterio
     from rasterio.shutil import copy as gdal_copy
 
@@ -118,6 +143,14 @@ def read_info(src_path: str) -> RasterInfo:
 
 
 def _clean(err: BaseException) -> str:
-    """GDAL messages name the /vsis3/ path; keep them short and single-line."""
-    text = " ".join(str(err).split())
-    return text[:300]
+    """GDAL's own message, short and on one line. rasterio often raises "Read failed. See
+    previous exception for details." with GDAL's reason chained as the cause: use that."""
+    seen: BaseException | None = err
+    text = str(err)
+    while seen is not None:
+        message = str(seen)
+        if message and "previous exception" not in message:
+            text = message
+            break
+        seen = seen.__cause__ or seen.__context__
+    return " ".join(text.split())[:300]

@@ -82,6 +82,8 @@ class Settings(BaseModel):
     #: CopyObject stops at 5 GiB). Sizes accept units: "5GiB", "512MiB".
     multipart_copy_threshold: int = Field(default=5 * 1024**3, ge=5 * 1024**2)
     multipart_copy_part_size: int = Field(default=512 * 1024**2, ge=5 * 1024**2)
+    #: Scenes whose raw pixels exceed this take the chunked path (many tasks, one COG).
+    chunk_threshold: int = Field(default=256 * 1024**2, ge=0)
     #: Outputs larger than this are uploaded in parts.
     multipart_upload_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)
     #: Extra GDAL configuration options applied on every worker (override the defaults).
@@ -99,6 +101,7 @@ class Settings(BaseModel):
         "multipart_copy_threshold",
         "multipart_copy_part_size",
         "multipart_upload_threshold",
+        "chunk_threshold",
         mode="before",
     )
     @classmethod
@@ -139,6 +142,7 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_MIN_SAVING": "min_saving",
     "COMPACTOR_REPORT": "report",
     "COMPACTOR_LEASE_TTL": "lease_ttl",
+    "COMPACTOR_CHUNK_THRESHOLD": "chunk_threshold",
     "COMPACTOR_SCHEDULER": "cluster.address",
     "COMPACTOR_WORKERS": "cluster.workers",
     "COMPACTOR_WORKER_MEMORY": "cluster.worker_memory",

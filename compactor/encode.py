@@ -45,6 +45,8 @@ class RasterInfo:
     #: True when GDAL reports a per-dataset mask (an internal or sidecar mask band).
     has_dataset_mask: bool
     tags: dict[str, str] = field(default_factory=dict)
+    #: Georeferenced by ground control points or RPCs rather than a geotransform.
+    has_gcps_or_rpcs: bool = False
 
     @property
     def alpha_index(self) -> int | None:
@@ -89,6 +91,7 @@ class RasterInfo:
             has_colormap=has_colormap,
             has_dataset_mask=bool(flags) and all(MaskFlags.per_dataset in f for f in flags),
             tags={k: v for k, v in ds.tags().items()},
+            has_gcps_or_rpcs=bool(ds.gcps[0]) or ds.rpcs is not None,
         )
 
     def describe(self) -> str:

@@ -41,7 +41,9 @@ from .archive import (
     server_copy,
     source_metadata_header,
 )
-from .cog import gdal_errors, read_info, write_cog
+from .chunked import DECODER_MARGIN, compact_chunked
+from .cluster import cluster_context
+from .cog import gdal_errors, read_info, uses_tile_writer, write_cog
 from .encode import Profile, RasterInfo, choose_profile, fallback_profiles
 from .errors import (
     CompactorError,
@@ -276,6 +278,11 @@ class SceneJob:
     ) -> tuple[SceneState, str | None]:
         self.scratch = Path(scratch_dir()) / uuid.uuid4().hex
         self.scratch.mkdir(parents=True)
+        with gdal_env(self.ctx.gdal_options):
+            info = read_info(self.src.gdal_path)
+            profile = choose_profile(info, self.ctx.codec, self.ctx.quality)
+        if info.raw_bytes > self.ctx.chunk_threshold and uses_tile_writer(profile, info):
+            return self._encode_chunked(state, etag, live, info, profile)
         path, profile, fidelity = self._encode_with_retries()
         failpoints.hit("after-encode")
         size = path.stat().st_size
@@ -323,6 +330,85 @@ class SceneJob:
             psnr=fidelity.psnr,
             skip_reason=None,
             policy=self.ctx.policy_digest(),
+        )  # fmt: skip
+        etag = self._save(state, etag)
+        failpoints.hit("after-encoded")
+        return self._confirm_output(state, etag)
+
+    def _encode_chunked(
+        self,
+        state: SceneState,
+        etag: str | None,
+        live: ObjectInfo,
+        info: RasterInfo,
+        profile: Profile,
+    ) -> tuple[SceneState, str | None]:
+        """A large scene: chunk tasks on the cluster encode one COG straight to its
+        destination (a multipart upload, or part files), made visible only when every
+        check passed and it is worth keeping."""
+        r = self.result
+        r.width, r.height, r.bands, r.dtype = info.width, info.height, info.count, info.dtype
+        out = Location.parse(state.output.url) if state.output else self.out
+        self._check_output_key(out, state)
+        ladder = [profile]
+        if not profile.lossless and self.ctx.min_ssim > 0:
+            ladder += fallback_profiles(profile, info)
+        with cluster_context(self.ctx) as (client, budget, threads):
+            for candidate in ladder:
+                self._check_lease("encoding the scene")
+                result = compact_chunked(
+                    self.src.gdal_path,
+                    out,
+                    info,
+                    candidate,
+                    gdal=self.ctx.gdal_options,
+                    s3=self.ctx.s3,
+                    client=client,
+                    budget=budget,
+                    threads=threads,
+                    metadata=source_metadata_header(self.src.url),
+                    scratch=self.scratch,
+                )
+                ssim = result.fidelity_ssim
+                ok = (
+                    candidate.lossless
+                    or self.ctx.min_ssim == 0
+                    or (ssim is not None and ssim - DECODER_MARGIN >= self.ctx.min_ssim)
+                )
+                r.attempts.append(
+                    Attempt(codec=candidate.codec, quality=candidate.quality, bytes=result.size,
+                            ssim=ssim, accepted=ok)
+                )  # fmt: skip
+                if ok:
+                    break
+                result.discard()
+        r.chunked, r.chunks = True, result.chunks
+        failpoints.hit("after-encode")
+        if result.size >= live.size * (1 - self.ctx.min_saving):
+            result.discard()
+            reason = (
+                f"left as it is: its COG ({human_bytes(result.size)}, {candidate.label}) would "
+                f"not be smaller than the original ({human_bytes(live.size)})"
+            )
+            policy = self.ctx.policy_digest()
+            state = state.advanced(
+                Step.DISCOVERED, self.ctx.run_id, skip_reason=reason, policy=policy
+            )
+            self._save(state, etag)
+            raise LeftAsIs(reason)
+        self._check_lease("making the output visible")
+        stored = result.finish()
+        failpoints.hit("after-upload")
+        self.did_work = True
+        state = state.advanced(
+            Step.ENCODED,
+            self.ctx.run_id,
+            output=StoredObject(
+                url=out.url, size=stored["size"], sha256=stored["sha256"], etag=stored["etag"],
+                checksum=stored["checksum"],
+            ),
+            codec=candidate.codec, quality=candidate.quality, lossless=candidate.lossless,
+            ssim=ssim, psnr=result.fidelity_psnr, skip_reason=None, policy=self.ctx.policy_digest(),
         )  # fmt: skip
         etag = self._save(state, etag)
         failpoints.hit("after-encoded")

@@ -562,6 +562,64 @@ class S3Store:
             self.abort_upload(loc, upload_id)
             raise
 
+    def create_upload(self, loc: Location, **extra: Any) -> str:
+        r = self._call(
+            "CreateMultipartUpload",
+            loc.url,
+            self.client.create_multipart_upload,
+            Bucket=loc.bucket,
+            Key=loc.key,
+            ChecksumAlgorithm="SHA256",
+            **extra,
+        )
+        return str(r["UploadId"])
+
+    def upload_part(
+        self, loc: Location, upload_id: str, number: int, data: bytes, sha256: bytes
+    ) -> str:
+        """Upload one part with its SHA-256 (S3 rejects a corrupted body); returns its ETag."""
+        r = self._call(
+            "UploadPart",
+            loc.url,
+            self.client.upload_part,
+            Bucket=loc.bucket,
+            Key=loc.key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumSHA256=b64(sha256),
+        )
+        return str(r["ETag"])
+
+    def list_parts(self, loc: Location, upload_id: str) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        marker = 0
+        while True:
+            r = self._call(
+                "ListParts",
+                loc.url,
+                self.client.list_parts,
+                Bucket=loc.bucket,
+                Key=loc.key,
+                UploadId=upload_id,
+                PartNumberMarker=marker,
+            )
+            parts += r.get("Parts") or []
+            if not r.get("IsTruncated"):
+                return parts
+            marker = int(r["NextPartNumberMarker"])
+
+    def complete_upload(self, loc: Location, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        self._call(
+            "CompleteMultipartUpload",
+            loc.url,
+            self.client.complete_multipart_upload,
+            Bucket=loc.bucket,
+            Key=loc.key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+
     def abort_stale_uploads(self, loc: Location) -> int:
         """Abort unfinished multipart uploads to exactly this key (left by a killed process).
         Only call while holding the scene's lease: no one else may be writing the key."""

@@ -43,6 +43,9 @@ class RunContext:
     multipart_copy_part_size: int = 512 * 1024**2
     multipart_upload_threshold: int = 64 * 1024**2
     lease_ttl: float = 120.0
+    chunk_threshold: int = 256 * 1024**2
+    #: Memory limit per worker in bytes when known from the settings (else read from Dask).
+    worker_memory: int | None = None
 
     @property
     def gdal_options(self) -> dict[str, str]:
@@ -89,6 +92,8 @@ class RunContext:
             multipart_copy_part_size=settings.multipart_copy_part_size,
             multipart_upload_threshold=settings.multipart_upload_threshold,
             lease_ttl=settings.lease_ttl,
+            chunk_threshold=settings.chunk_threshold,
+            worker_memory=_parse_bytes(settings.cluster.worker_memory),
             s3=S3Options(
                 endpoint_url=settings.endpoint_url,
                 region=settings.region,
@@ -129,6 +134,14 @@ class SceneSpec:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def _parse_bytes(value: str | None) -> int | None:
+    if not value:
+        return None
+    from dask.utils import parse_bytes
+
+    return int(parse_bytes(value))
 
 
 def output_relative(relative: str) -> str:

@@ -10,9 +10,9 @@
 SSIM is ``skimage.metrics.structural_similarity`` with its default 7x7 window, per
 band, ``data_range`` the dtype's range, invalid pixels set to 0 in both images; a
 scene's SSIM is the minimum over bands. It is computed in strips of rows with a
-3-row halo, so memory stays bounded while the result equals the whole-image value:
-each local SSIM value depends only on its 7x7 neighbourhood, and the strips partition
-the rows skimage averages over (all but 3 at each edge).
+3-row halo (:mod:`compactor.ssim`), so memory stays bounded while the result equals
+the whole-image value: each local SSIM value depends only on its 7x7 neighbourhood,
+and the strips partition the rows skimage averages over (all but 3 at each edge).
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ import numpy as np
 
 from .encode import Profile, RasterInfo, dtype_range
 from .errors import VerificationError
+from .ssim import HALO, WIN, ssim_sum, window_size
 
 log = logging.getLogger(__name__)
 
-WIN = 7
-HALO = (WIN - 1) // 2
 #: Pixels per strip and band read at once while comparing (about 32 MB as float64).
 STRIP_PIXELS = 4_000_000
 
@@ -140,32 +139,26 @@ class _SSIMSum:
         self.height, self.width, self.range = height, width, data_range
         self.total = 0.0
         self.count = 0
-        self.win = min(WIN, _odd_floor(min(height, width)))
+        self.win = window_size(height, width)
 
     def add(self, a: np.ndarray, b: np.ndarray, first_row: int, r0: int, r1: int) -> None:
-        """``a``/``b`` hold image rows ``first_row``.. (strip ``r0:r1`` plus halo)."""
-        from skimage.metrics import structural_similarity
-
+        """``a``/``b`` hold image rows from ``first_row`` on; count the rows ``r0:r1``."""
         if self.win < 3:
             return
         pad = (self.win - 1) // 2
-        _, smap = structural_similarity(a, b, data_range=self.range, win_size=self.win, full=True)
-        lo = max(r0, pad) - first_row
-        hi = min(r1, self.height - pad) - first_row
+        lo, hi = max(r0, pad), min(r1, self.height - pad)
         if hi <= lo:
             return
-        sel = smap[lo:hi, pad : self.width - pad]
-        self.total += float(sel.sum(dtype=np.float64))
-        self.count += sel.size
+        # Exactly the rows lo:hi are interior to this slice (pad rows of context each side).
+        sl = slice(lo - pad - first_row, hi + pad - first_row)
+        total, count = ssim_sum(a[sl], b[sl], self.range, self.win)
+        self.total += total
+        self.count += count
 
     def value(self, exact: bool) -> float:
         if self.count == 0:
             return 1.0 if exact else 0.0
         return self.total / self.count
-
-
-def _odd_floor(n: int) -> int:
-    return n if n % 2 else n - 1
 
 
 def _require_equal(a: np.ndarray, b: np.ndarray, bands: list[int], first_row: int) -> None:

@@ -26,8 +26,10 @@ def test_environment_yml_matches_pyproject() -> None:
         for d in env["dependencies"]
         if isinstance(d, str) and not d.startswith(("python", "pip"))
     }
-    # moto[server]'s extra is spelled out on conda as its server packages.
+    # moto[server]'s extra is spelled out on conda as its server packages; OpenCV's
+    # headless wheel is conda-forge's py-opencv.
     conda_names -= {"flask", "flask-cors"}
+    conda_names = {"opencv-python-headless" if n == "py-opencv" else n for n in conda_names}
     assert conda_names == pip_names
 
 
@@ -36,5 +38,6 @@ def test_environment_yml_pins_match_pyproject_lower_bounds() -> None:
     pins = {_name(r): r.split(">=")[1] for r in project["dependencies"] if ">=" in r}
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     for dep in env["dependencies"]:
+        dep = dep.replace("py-opencv", "opencv-python-headless") if isinstance(dep, str) else dep
         if isinstance(dep, str) and ">=" in dep and _name(dep) in pins:
             assert dep.split(">=")[1].split()[0] == pins[_name(dep)], dep

@@ -98,6 +98,12 @@ def selection_options(func: F) -> F:
             "accept larger COGs (-1: up to twice the size).  [default: 0: any saving]",
         ),
         click.option(
+            "--chunk-threshold",
+            metavar="SIZE",
+            help="Scenes with more raw pixel data than this (e.g. 256MiB) are split into chunk "
+            "tasks encoded in parallel into one COG.  [default: 256MiB]",
+        ),
+        click.option(
             "--workers",
             type=click.IntRange(1),
             help="Worker processes of the local Dask cluster.  [default: one per core]",
