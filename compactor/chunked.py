@@ -543,7 +543,8 @@ def build_job(
         photometric=photometric,
         predictor=codec.predictor,
         has_mask=has_mask,
-        bigtiff=needs_bigtiff(info.width, info.height, len(bands), info.dtype),
+        bigtiff=profile.force_bigtiff
+        or needs_bigtiff(info.width, info.height, len(bands), info.dtype),
         jpeg_tables=tables,
         template=template,
     )

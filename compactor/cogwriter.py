@@ -79,11 +79,12 @@ class Level:
 
 
 def pyramid(width: int, height: int) -> list[Level]:
-    """Full resolution and GDAL's overview levels (halving until one tile holds it)."""
+    """Full resolution and GDAL's COG overview levels: each half the previous, rounded
+    down (at least 1), until one tile holds a level."""
     levels = [Level(width, height)]
     while levels[-1].width > TILE or levels[-1].height > TILE:
         last = levels[-1]
-        levels.append(Level(-(-last.width // 2), -(-last.height // 2)))
+        levels.append(Level(max(1, last.width // 2), max(1, last.height // 2)))
     return levels
 
 

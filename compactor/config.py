@@ -84,6 +84,8 @@ class Settings(BaseModel):
     multipart_copy_part_size: int = Field(default=512 * 1024**2, ge=5 * 1024**2)
     #: Scenes whose raw pixels exceed this take the chunked path (many tasks, one COG).
     chunk_threshold: int = Field(default=256 * 1024**2, ge=0)
+    #: "auto": BigTIFF only where an output may pass 4 GiB (decided up front); "yes": always.
+    bigtiff: Literal["auto", "yes"] = "auto"
     #: Outputs larger than this are uploaded in parts.
     multipart_upload_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)
     #: Extra GDAL configuration options applied on every worker (override the defaults).

@@ -111,6 +111,8 @@ class Profile:
     #: Overview resampling: AVERAGE for continuous data, NEAREST for classes.
     resampling: str = "AVERAGE"
     blocksize: int = 512
+    #: Write BigTIFF even when the output would fit classic TIFF.
+    force_bigtiff: bool = False
 
     @property
     def lossless(self) -> bool:
@@ -133,7 +135,7 @@ class Profile:
             "OVERVIEW_RESAMPLING": self.resampling,
             "RESAMPLING": self.resampling,
             # Decide BigTIFF from the uncompressed size: safe even for incompressible data.
-            "BIGTIFF": "IF_SAFER",
+            "BIGTIFF": "YES" if self.force_bigtiff else "IF_SAFER",
             "NUM_THREADS": "1",
         }
         if self.codec in LOSSY:
@@ -215,7 +217,13 @@ def fallback_profiles(profile: Profile, info: RasterInfo) -> list[Profile]:
         return []
     q = profile.quality or DEFAULT_QUALITY
     rungs = [replace(profile, quality=r) for r in QUALITY_LADDER if r > q]
-    rungs.append(Profile(codec=AUTO_LOSSLESS, resampling=profile.resampling))
+    rungs.append(
+        Profile(
+            codec=AUTO_LOSSLESS,
+            resampling=profile.resampling,
+            force_bigtiff=profile.force_bigtiff,
+        )
+    )
     return rungs
 
 

@@ -27,6 +27,7 @@ import random
 import shutil
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -280,7 +281,7 @@ class SceneJob:
         self.scratch.mkdir(parents=True)
         with gdal_env(self.ctx.gdal_options):
             info = read_info(self.src.gdal_path)
-            profile = choose_profile(info, self.ctx.codec, self.ctx.quality)
+            profile = self._profile(info)
         if info.raw_bytes > self.ctx.chunk_threshold and uses_tile_writer(profile, info):
             return self._encode_chunked(state, etag, live, info, profile)
         path, profile, fidelity = self._encode_with_retries()
@@ -414,6 +415,10 @@ class SceneJob:
         failpoints.hit("after-encoded")
         return self._confirm_output(state, etag)
 
+    def _profile(self, info: RasterInfo) -> Profile:
+        profile = choose_profile(info, self.ctx.codec, self.ctx.quality)
+        return replace(profile, force_bigtiff=self.ctx.bigtiff == "yes")
+
     def _encode_with_retries(self) -> tuple[Path, Profile, Fidelity]:
         """Read, encode and check the scene. GDAL retries failed HTTP requests itself, but a
         transfer cut off midway surfaces as a read error indistinguishable from a corrupt
@@ -428,8 +433,7 @@ class SceneJob:
                     r = self.result
                     r.width, r.height, r.bands = info.width, info.height, info.count
                     r.dtype = info.dtype
-                    profile = choose_profile(info, self.ctx.codec, self.ctx.quality)
-                    return self._encode_until_good(info, profile)
+                    return self._encode_until_good(info, self._profile(info))
             except SceneError as err:
                 if attempt == attempts or not isinstance(err.__cause__, gdal_errors()):
                     if attempt > 1:

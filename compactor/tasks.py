@@ -44,6 +44,7 @@ class RunContext:
     multipart_upload_threshold: int = 64 * 1024**2
     lease_ttl: float = 120.0
     chunk_threshold: int = 256 * 1024**2
+    bigtiff: str = "auto"
     #: Memory limit per worker in bytes when known from the settings (else read from Dask).
     worker_memory: int | None = None
 
@@ -93,6 +94,7 @@ class RunContext:
             multipart_upload_threshold=settings.multipart_upload_threshold,
             lease_ttl=settings.lease_ttl,
             chunk_threshold=settings.chunk_threshold,
+            bigtiff=settings.bigtiff,
             worker_memory=_parse_bytes(settings.cluster.worker_memory),
             s3=S3Options(
                 endpoint_url=settings.endpoint_url,

@@ -180,13 +180,18 @@ def pad_tile(block: np.ndarray, size: int = TILE) -> np.ndarray:
 def halve(
     data: np.ndarray, valid: np.ndarray | None, *, nearest: bool, nodata: Any = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """One overview level down: (bands, rows, cols) -> (bands, ceil(rows/2), ceil(cols/2)).
+    """One overview level down: (bands, rows, cols) -> (bands, rows // 2, cols // 2), as
+    GDAL sizes COG overviews (a trailing odd row or column is not sampled; at least 1).
 
     AVERAGE averages the valid pixels of each 2x2 block (rounded for integers, as GDAL);
     NEAREST takes the pixel GDAL would (the lower right one of the block, clamped at the
     edge). Where no pixel is valid the result is ``nodata`` (0 if none) and invalid."""
     _bands, rows, cols = data.shape
-    out_r, out_c = (rows + 1) // 2, (cols + 1) // 2
+    out_r, out_c = max(1, rows // 2), max(1, cols // 2)
+    if rows >= 2 and cols >= 2:
+        data = data[:, : 2 * out_r, : 2 * out_c]
+        valid = valid[: 2 * out_r, : 2 * out_c] if valid is not None else None
+        rows, cols = 2 * out_r, 2 * out_c
     if nearest:
         ri = np.minimum(np.arange(out_r) * 2 + 1, rows - 1)
         ci = np.minimum(np.arange(out_c) * 2 + 1, cols - 1)
