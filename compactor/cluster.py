@@ -72,6 +72,9 @@ def connect(
 
 #: Per-worker memory assumed when neither the settings nor Dask know it.
 DEFAULT_WORKER_MEMORY = 4 * 1024**3
+#: Share of a worker's memory limit its tasks may plan to use: the rest is the worker
+#: itself (Python, GDAL, OpenCV, Dask) and headroom.
+TASK_SHARE = 0.5
 
 
 @contextmanager
@@ -86,7 +89,7 @@ def cluster_context(context: Any) -> Iterator[tuple[Any, int, int]]:
         worker = get_worker()
     except (ImportError, ValueError):
         limit = getattr(context, "worker_memory", None) or DEFAULT_WORKER_MEMORY
-        yield None, int(limit), 1
+        yield None, int(limit * TASK_SHARE), 1
         return
     with worker_client() as client:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
@@ -100,4 +103,4 @@ def cluster_context(context: Any) -> Iterator[tuple[Any, int, int]]:
             if getattr(context, "worker_memory", None)
             else (min(known) if known else DEFAULT_WORKER_MEMORY)
         )
-        yield client, int(per_thread), threads
+        yield client, int(per_thread * TASK_SHARE), threads

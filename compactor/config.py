@@ -145,6 +145,7 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_REPORT": "report",
     "COMPACTOR_LEASE_TTL": "lease_ttl",
     "COMPACTOR_CHUNK_THRESHOLD": "chunk_threshold",
+    "COMPACTOR_BIGTIFF": "bigtiff",
     "COMPACTOR_SCHEDULER": "cluster.address",
     "COMPACTOR_WORKERS": "cluster.workers",
     "COMPACTOR_WORKER_MEMORY": "cluster.worker_memory",

@@ -85,16 +85,20 @@ class TileCodec:
             return bytes(ic.deflate_encode(raw.tobytes(), level=DEFLATE_LEVEL))
         return bytes(ic.zstd_encode(raw.tobytes(), level=ZSTD_LEVEL))
 
-    def decode(self, data: bytes, tables: bytes | None = None) -> np.ndarray:
-        """Inverse of :meth:`encode` (JPEG tiles take the JPEGTables back): (rows, cols, bands)."""
+    def decode(
+        self, data: bytes, tables: bytes | None = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Inverse of :meth:`encode` (JPEG tiles take the JPEGTables back): (rows, cols, bands).
+        JPEG tiles decode into ``out`` when given (a reused (TILE, TILE[, 3]) buffer)."""
         import imagecodecs as ic
 
         if self.codec == "jpeg":
-            out = ic.jpeg8_decode(
+            target = None if out is None else (out if self.ycbcr else out[..., 0])
+            decoded = ic.jpeg8_decode(
                 data, tables=tables, colorspace="YCBCR" if self.ycbcr else None,
-                outcolorspace="RGB" if self.ycbcr else None,
+                outcolorspace="RGB" if self.ycbcr else None, out=target,
             )  # fmt: skip
-            return out if out.ndim == 3 else out[..., None]
+            return decoded if decoded.ndim == 3 else decoded[..., None]
         if self.codec == "webp":
             return np.asarray(ic.webp_decode(data))
         raw = ic.deflate_decode(data) if self.codec == "deflate" else ic.zstd_decode(data)
@@ -202,6 +206,8 @@ def halve(
             _blocks(valid[None].astype(np.uint8), out_r, out_c).any(axis=(-1, -3))
         )
         return np.ascontiguousarray(small), v4[0]
+    if data.dtype.name not in _CV_TYPES or rows < 2 or cols < 2:
+        return _average_numpy(data, valid, out_r, out_c, nodata)
     return _average(data, valid, out_r, out_c, nodata)
 
 
@@ -212,33 +218,47 @@ _CV_TYPES = {"uint8", "uint16", "int16", "float32", "float64"}
 def _average(
     data: np.ndarray, valid: np.ndarray | None, out_r: int, out_c: int, nodata: Any
 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """2x2 means with OpenCV, in row blocks through buffers allocated once (pairs of rows
+    are independent; reused buffers spare the kernel mapping fresh memory per block)."""
     import cv2
 
-    bands, rows, cols = data.shape
-    even = rows % 2 == 0 and cols % 2 == 0
-    if data.dtype.name not in _CV_TYPES or not even:
-        return _average_numpy(data, valid, out_r, out_c, nodata)
-    size = (out_c, out_r)
-    if valid is None:
-        if data.dtype.kind == "f":
-            out = np.stack([cv2.resize(b, size, interpolation=cv2.INTER_AREA) for b in data])
-            return np.ascontiguousarray(out), None
-        # integers: the exact mean, rounded half up as GDAL does
-        out = np.stack(
-            [cv2.resize(b.astype(np.float32), size, interpolation=cv2.INTER_AREA) for b in data]
-        )
-        return _cast(out, data.dtype), None
-    w = valid.astype(np.float32)
-    count = cv2.resize(w, size, interpolation=cv2.INTER_AREA)  # share of valid pixels
-    out_valid = count > 0
-    work = np.float64 if data.dtype.itemsize > 2 or data.dtype.kind == "f" else np.float32
-    out = np.empty((bands, out_r, out_c), dtype=work)
-    for i, band in enumerate(data):
-        weighted = band.astype(work) * w
-        s = cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[i] = np.where(out_valid, s / count, 0 if nodata is None else nodata)
-    return _cast(out, data.dtype), out_valid
+    bands, _rows, cols = data.shape
+    # float32 holds sums of four 8- or 16-bit integers exactly; wider types need float64.
+    work = np.float32 if data.dtype.itemsize <= 2 else np.float64
+    step = max(1, (1 << 19) // max(1, cols * np.dtype(work).itemsize))  # output rows per block
+    src = np.empty((2 * step, cols), work)
+    weight = np.empty((2 * step, cols), work)
+    total = np.empty((step, out_c), work)
+    count = np.empty((step, out_c), work)
+    out = np.empty((bands, out_r, out_c), dtype=data.dtype)
+    out_valid = None if valid is None else np.empty((out_r, out_c), dtype=bool)
+    fill = 0 if nodata is None else nodata
+    integer = data.dtype.kind in "ui"
+    lo, hi = (np.iinfo(data.dtype).min, np.iinfo(data.dtype).max) if integer else (0, 0)
+    for y in range(0, out_r, step):
+        n = min(step, out_r - y)
+        size = (out_c, n)
+        ok = None
+        if valid is not None and out_valid is not None:
+            np.copyto(weight[: 2 * n], valid[2 * y : 2 * (y + n)], casting="unsafe")
+            cv2.resize(weight[: 2 * n], size, dst=count[:n], interpolation=cv2.INTER_AREA)
+            ok = count[:n] > 0
+            out_valid[y : y + n] = ok
+        for b in range(bands):
+            if valid is None:
+                np.copyto(src[: 2 * n], data[b, 2 * y : 2 * (y + n)], casting="unsafe")
+            else:
+                np.multiply(data[b, 2 * y : 2 * (y + n)], weight[: 2 * n], out=src[: 2 * n])
+            mean = total[:n]
+            cv2.resize(src[: 2 * n], size, dst=mean, interpolation=cv2.INTER_AREA)
+            if ok is not None:
+                np.divide(mean, count[:n], out=mean, where=ok)
+                mean[~ok] = fill
+            if integer:
+                np.floor(mean + 0.5, out=mean)
+                np.clip(mean, lo, hi, out=mean)
+            out[b, y : y + n] = mean
+    return out, out_valid
 
 
 def _average_numpy(

@@ -195,12 +195,14 @@ def test_chunked_local_destination(cli: Any, tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "out").rglob(".*") if p.name != "_compactor"]
 
 
-def test_chunked_bigtiff_forced(s3: S3, cli: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["config", "flag"])
+def test_chunked_bigtiff_forced(s3: S3, cli: Any, tmp_path: Path, how: str) -> None:
     src = rasters.gray(tmp_path / "g.tif", size=1100)
     upload(s3, {"g.tif": src})
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("bigtiff: 'yes'\n")
-    result = cli("--config", str(cfg), "run", "--source", SRC, "--dest", DEST, *CHUNKED)
+    cfg.write_text("bigtiff: 'yes'\n" if how == "config" else "bigtiff: auto\n")
+    flag = ["--bigtiff", "yes"] if how == "flag" else []
+    result = cli("--config", str(cfg), "run", "--source", SRC, "--dest", DEST, *CHUNKED, *flag)
     assert result.exit_code == 0, result.output
     data = s3.read("dst-bucket", "cogs/g.tif")
     assert data[:4] == b"II+\x00"  # BigTIFF magic 43

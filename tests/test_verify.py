@@ -34,7 +34,7 @@ def test_windowed_ssim_equals_whole_image_ssim(
     a[:, ~valid] = 0
     b[:, ~valid] = 0
     expected = min(structural_similarity(a[k], b[k], data_range=255) for k in range(3))
-    assert fid.ssim == pytest.approx(expected, abs=1e-9)
+    assert fid.ssim == pytest.approx(expected, abs=1e-6)
     assert not fid.exact
     mse = ((a - b)[:, valid] ** 2).mean()
     assert fid.psnr == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-9)
@@ -135,4 +135,4 @@ def test_windowed_ssim_with_a_short_last_strip(
         expected = structural_similarity(
             s.read(1).astype(float), o.read(1).astype(float), data_range=255
         )
-    assert fid.ssim == pytest.approx(expected, abs=1e-9)
+    assert fid.ssim == pytest.approx(expected, abs=1e-6)

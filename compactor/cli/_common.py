@@ -104,6 +104,11 @@ def selection_options(func: F) -> F:
             "tasks encoded in parallel into one COG.  [default: 256MiB]",
         ),
         click.option(
+            "--bigtiff",
+            type=click.Choice(["auto", "yes"]),
+            help="auto: BigTIFF only when an output may pass 4 GiB; yes: always.  [default: auto]",
+        ),
+        click.option(
             "--workers",
             type=click.IntRange(1),
             help="Worker processes of the local Dask cluster.  [default: one per core]",
