@@ -48,6 +48,50 @@ class ClusterSettings(BaseModel):
     worker_memory: str | None = None
 
 
+class StacSettings(BaseModel):
+    """A STAC API search as the source of scenes (``--stac`` and its options)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Root URL of the STAC API (``--stac``).
+    url: str | None = None
+    collections: tuple[str, ...] = ()
+    #: minx, miny, maxx, maxy in WGS84 (``--bbox=a,b,c,d``).
+    bbox: tuple[float, float, float, float] | None = None
+    #: A GeoJSON geometry (or Feature) file the items must intersect.
+    intersects: str | None = None
+    #: RFC 3339 instant or interval, e.g. ``2020-01-01/2021-12-31`` (``--datetime``).
+    datetime: str | None = None
+    #: Query extension expressions, e.g. ``eo:cloud_cover<10`` (``--query``, repeatable).
+    query: tuple[str, ...] = ()
+    #: A CQL2-JSON filter: the JSON text, or ``@file.json``.
+    filter: str | None = None
+    max_items: int | None = Field(default=None, ge=1)
+    #: Items per page the API is asked for (the search follows ``next`` links).
+    limit: int = Field(default=100, ge=1, le=10000)
+    #: Asset keys to compact; default: the data assets that are GeoTIFF, COG or JPEG 2000.
+    assets: tuple[str, ...] = ()
+    #: Write the updated items back through the Transactions extension.
+    update: bool = False
+
+    @field_validator("collections", "assets", "query", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part for part in value.split(",") if part) if value else ()
+        return value
+
+    @field_validator("bbox", mode="before")
+    @classmethod
+    def _bbox(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p for p in value.replace(" ", "").split(",") if p]
+            if len(parts) != 4:
+                raise ValueError("bbox takes four numbers: minx,miny,maxx,maxy")
+            return tuple(float(p) for p in parts)
+        return value
+
+
 class Settings(BaseModel):
     """Every option of a run. Frozen: shipped to workers as data."""
 
@@ -91,6 +135,7 @@ class Settings(BaseModel):
     #: Extra GDAL configuration options applied on every worker (override the defaults).
     gdal_options: dict[str, str] = Field(default_factory=dict)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    stac: StacSettings = Field(default_factory=StacSettings)
 
     @field_validator("include", "exclude", mode="before")
     @classmethod
@@ -149,6 +194,8 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_SCHEDULER": "cluster.address",
     "COMPACTOR_WORKERS": "cluster.workers",
     "COMPACTOR_WORKER_MEMORY": "cluster.worker_memory",
+    "COMPACTOR_STAC": "stac.url",
+    "COMPACTOR_STAC_COLLECTION": "stac.collections",
     # S3-compatible stores: the service-specific variable wins over the general one.
     "AWS_ENDPOINT_URL": "endpoint_url",
     "AWS_ENDPOINT_URL_S3": "endpoint_url",
@@ -216,6 +263,23 @@ def _normalise_cluster(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+#: Flat argument names (CLI flags, keyword arguments) of the STAC search settings.
+STAC_FLAGS: dict[str, str] = {
+    "stac": "url",
+    "collection": "collections",
+    "collections": "collections",
+    "bbox": "bbox",
+    "intersects": "intersects",
+    "datetime": "datetime",
+    "query": "query",
+    "filter": "filter",
+    "max_items": "max_items",
+    "asset": "assets",
+    "assets": "assets",
+    "stac_update": "update",
+}
+
+
 def resolve_settings(
     arguments: Mapping[str, Any] | None = None,
     *,
@@ -225,7 +289,8 @@ def resolve_settings(
     """Resolve settings: defaults < environment < config file < arguments.
 
     ``arguments`` uses :class:`Settings` field names; nested cluster options may be
-    given flat as ``scheduler``, ``workers`` and ``worker_memory``.
+    given flat as ``scheduler``, ``workers`` and ``worker_memory``, STAC search options as
+    ``stac`` (the API URL), ``collection``, ``bbox``, ``datetime``, ... (:data:`STAC_FLAGS`).
     """
     env = os.environ if environ is None else environ
     layers: list[dict[str, Any]] = [_from_env(env)]
@@ -244,6 +309,14 @@ def resolve_settings(
     if cluster_args.get("address"):
         cluster_args.setdefault("kind", "address")
     args["cluster"] = cluster_args
+    stac_args: dict[str, Any] = {}
+    if isinstance(args.get("stac"), Mapping):
+        stac_args.update(args.pop("stac"))
+    for flat, nested in STAC_FLAGS.items():
+        if args.get(flat) not in (None, ()):
+            stac_args[nested] = args[flat]
+        args.pop(flat, None)
+    args["stac"] = stac_args
     layers.append(args)
 
     merged: dict[str, Any] = {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .config import META_PREFIX, Settings
 from .errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError
@@ -24,10 +25,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Discovery:
-    source: Location
+    #: The listed prefix (``None`` for a STAC search).
+    source: Location | None
     scenes: list[SceneSpec]
     listed: int
     excluded: int
+    #: The original STAC items by id (a STAC search only).
+    items: dict[str, Any] = field(default_factory=dict)
 
 
 def _matches(relative: str, patterns: Iterable[str]) -> bool:
@@ -44,8 +48,13 @@ def _matches(relative: str, patterns: Iterable[str]) -> bool:
 
 def check_locations(settings: Settings) -> None:
     """Usage errors in source/dest/archive, raised before anything is touched."""
+    if settings.stac.url:
+        check_stac_locations(settings)
+        return
     if not settings.source:
-        raise ConfigError("a source is required (--source s3://bucket/prefix/ or a directory)")
+        raise ConfigError(
+            "a source is required (--source s3://bucket/prefix/ or a directory, or --stac URL)"
+        )
     if not settings.dest:
         raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
     try:
@@ -58,6 +67,12 @@ def check_locations(settings: Settings) -> None:
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    for what, loc in (("--source", source), ("--dest", dest), ("--archive", archive)):
+        if loc is not None and loc.is_http:
+            raise ConfigError(
+                f"{what} must be an s3:// prefix or a directory (HTTP(S) sources come from "
+                "a STAC search: --stac URL)"
+            )
     if dest.as_prefix() == source.as_prefix():
         raise ConfigError("--dest must differ from --source (outputs would be listed as sources)")
     if settings.archive == "in-place" and not source.is_s3:
@@ -72,6 +87,35 @@ def check_locations(settings: Settings) -> None:
         if archive.as_prefix() == dest.as_prefix():
             raise ConfigError("--archive must differ from --dest")
         # Nested, an output key could equal an archive key and replace an original.
+        if archive.as_prefix().is_under(dest.as_prefix()) or dest.as_prefix().is_under(
+            archive.as_prefix()
+        ):
+            raise ConfigError("--archive and --dest must not be inside one another")
+
+
+def _parse_writable(what: str, url: str) -> Location:
+    try:
+        loc = Location.parse(url)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if loc.is_http:
+        raise ConfigError(f"{what} must be an s3:// prefix or a directory, not {url}")
+    return loc
+
+
+def check_stac_locations(settings: Settings) -> None:
+    """Usage errors of a STAC run: a destination, an S3 archive, no --source as well."""
+    if settings.source:
+        raise ConfigError("give either --source or --stac, not both")
+    if not settings.stac.collections:
+        raise ConfigError("a STAC search needs --collection (one or more collection ids)")
+    if not settings.dest:
+        raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
+    dest = _parse_writable("--dest", settings.dest)
+    if settings.archive and settings.archive != "in-place":
+        archive = _parse_writable("--archive", settings.archive)
+        if not archive.is_s3:
+            raise ConfigError("--archive for STAC assets must be an s3:// prefix (or in-place)")
         if archive.as_prefix().is_under(dest.as_prefix()) or dest.as_prefix().is_under(
             archive.as_prefix()
         ):
@@ -96,8 +140,14 @@ def preflight(context: RunContext) -> None:
 
 
 def discover(settings: Settings, context: RunContext) -> Discovery:
-    """List the source and return one :class:`SceneSpec` per matching object."""
+    """List the source (or run the STAC search) and return one :class:`SceneSpec` per
+    matching object (or asset)."""
     check_locations(settings)
+    if settings.stac.url:
+        from .stac import discover_stac
+
+        assets, items = discover_stac(settings, context)
+        return Discovery(source=None, scenes=assets, listed=len(assets), excluded=0, items=items)
     assert settings.source is not None
     source = Location.parse(settings.source)
     dest = Location.parse(context.dest)

@@ -50,6 +50,9 @@ class SceneResult(BaseModel):
     #: STAC item id and asset key when the scene came from a STAC search.
     item: str | None = None
     asset: str | None = None
+    #: Hex SHA-256 of the output and of the archive copy, as recorded.
+    output_sha256: str | None = None
+    archive_sha256: str | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -104,6 +107,18 @@ class CostEstimate(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class StacSummary(BaseModel):
+    """What a run did to the STAC items of its scenes."""
+
+    api: str
+    #: Items with at least one compacted asset, written under ``location``.
+    items: int = 0
+    location: str | None = None
+    #: Items written back to the API (``--stac-update``), and why not where it could not.
+    updated: int = 0
+    update_error: str | None = None
+
+
 class Report(BaseModel):
     run_id: str
     started: str
@@ -115,6 +130,7 @@ class Report(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
     #: Where report.json and report.html were written.
     location: str | None = None
+    stac: StacSummary | None = None
 
     @property
     def ok(self) -> bool:

@@ -14,7 +14,8 @@ from .cluster import connect
 from .config import META_PREFIX, Settings, resolve_settings
 from .costs import estimate
 from .discover import check_locations, discover, preflight
-from .models import Report, SceneResult, Totals
+from .errors import CompactorError
+from .models import Report, SceneResult, StacSummary, Totals
 from .report import write_report
 from .scene import process_scene
 from .state import now_iso
@@ -93,6 +94,9 @@ def run(
     archive_class = None
     if context.archive_mode != "none":
         archive_class = settings.storage_class
+    stac = None
+    if found.items:
+        stac = _write_stac(found.items, results, settings, run_id, context)
     report = Report(
         run_id=run_id,
         started=started,
@@ -102,8 +106,31 @@ def run(
         scenes=results,
         cost=estimate(results, archive_class),
         versions=versions(),
+        stac=stac,
     )
     return write_report(report, report_location(settings, run_id), context.s3)
+
+
+def _write_stac(
+    items: dict[str, Any],
+    results: list[SceneResult],
+    settings: Settings,
+    run_id: str,
+    context: RunContext,
+) -> StacSummary:
+    """Updated STAC items next to the report; a failure here is recorded in the report
+    (the scenes themselves are done and recorded in their states)."""
+    from .stac import write_items
+
+    try:
+        summary, _ = write_items(
+            items, results, report_location(settings, run_id), settings, context.s3
+        )
+    except CompactorError as err:
+        log.error("writing the updated STAC items failed: %s", err)
+        assert settings.stac.url is not None
+        summary = StacSummary(api=settings.stac.url, update_error=f"not written: {err}")
+    return summary
 
 
 def _run_on(
@@ -126,6 +153,8 @@ def _run_on(
             except Exception as err:  # the task itself died (e.g. KilledWorker)
                 result = SceneResult(
                     source=spec.source,
+                    item=spec.item,
+                    asset=spec.asset,
                     status="failed",
                     reason=f"task failed: {type(err).__name__}: {err}",
                 )

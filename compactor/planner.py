@@ -25,7 +25,7 @@ from .errors import CompactorError
 from .gdal_env import gdal_env, scratch_dir
 from .models import SceneResult
 from .state import StateStore, Step
-from .storage import ARCHIVE_CLASSES, Location, store_for
+from .storage import ARCHIVE_CLASSES, Location, source_store_for, store_for
 from .tasks import RunContext, SceneSpec
 from .verify import check_output
 
@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 
 SAMPLE = 512
 PLAN_COLUMNS = [
-    "source", "output", "archive", "action", "reason", "codec", "quality", "lossless",
-    "width", "height", "bands", "dtype", "bytes_in", "raw_bytes", "est_bytes_out", "est_ratio",
-    "est_ssim",
+    "source", "item", "asset", "output", "archive", "action", "reason", "codec", "quality",
+    "lossless", "width", "height", "bands", "dtype", "bytes_in", "raw_bytes", "est_bytes_out",
+    "est_ratio", "est_ssim",
 ]  # fmt: skip
 
 
@@ -110,11 +110,14 @@ def _estimate_size(
 def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
     """Dask task: what a run would do with one scene (reads only)."""
     row: dict[str, Any] = dict.fromkeys(PLAN_COLUMNS)
-    row.update(source=spec.source, output=spec.output, archive=spec.archive)
+    row.update(
+        source=spec.source, item=spec.item, asset=spec.asset, output=spec.output,
+        archive=spec.archive,
+    )  # fmt: skip
     src = Location.parse(spec.source)
     scratch = Path(scratch_dir()) / f"plan-{uuid.uuid4().hex}"
     try:
-        live = store_for(src, context.s3).head(src)
+        live = source_store_for(src, context.s3).head(src)
         dest_store = store_for(context.dest_location, context.s3)
         state, _ = StateStore(context.dest_location, dest_store).load(src)
         if live is None:

@@ -92,6 +92,14 @@ def summary_lines(report: Report) -> list[str]:
             skipped[why] = skipped.get(why, 0) + 1
     for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]):
         lines.append(f"skipped {n}: {why}")
+    if report.stac is not None:
+        st = report.stac
+        where = f" in {st.location}" if st.location else ""
+        lines.append(f"STAC: {st.items} updated items{where}")
+        if st.updated:
+            lines.append(f"STAC: {st.updated} items written back to {st.api}")
+        if st.update_error:
+            lines.append(f"STAC: {st.update_error}")
     failed = [s for s in report.scenes if s.status == "failed"]
     for s in failed[:8]:
         lines.append(f"FAILED {s.source}: {s.reason}")
@@ -252,8 +260,9 @@ def _cost_table(report: Report) -> str:
 def _scene_rows(scenes: Sequence[SceneResult]) -> str:
     rows = []
     for s in scenes:
+        stac = f"<br><span class=muted>item {_esc(s.item)} · asset {_esc(s.asset)}</span>"
         rows.append(
-            f'<tr><td class="wrap">{_esc(s.source)}</td>'
+            f'<tr><td class="wrap">{_esc(s.source)}{stac if s.item else ""}</td>'
             f'<td class="{s.status}">{s.status}</td>'
             f"<td>{_esc(s.codec)}{'' if s.quality is None else ' q' + str(s.quality)}</td>"
             f"<td class=num>{human_bytes(s.bytes_in)}</td>"
@@ -263,6 +272,20 @@ def _scene_rows(scenes: Sequence[SceneResult]) -> str:
             f'<td class="wrap">{_esc(s.reason)}</td></tr>'
         )
     return "".join(rows)
+
+
+def _stac_line(report: Report) -> str:
+    if report.stac is None:
+        return ""
+    st = report.stac
+    text = f"STAC API {_esc(st.api)} · {st.items} updated items"
+    if st.location:
+        text += f" in {_esc(st.location)}"
+    if st.updated:
+        text += f" · {st.updated} written back to the API"
+    if st.update_error:
+        text += f' · <span class="failed">{_esc(st.update_error)}</span>'
+    return f'<p class="muted">{text}</p>'
 
 
 def render_html(report: Report, *, fragment: bool = False) -> str:
@@ -285,7 +308,8 @@ def render_html(report: Report, *, fragment: bool = False) -> str:
         f'<p class="muted">{_esc(report.started)} → {_esc(report.finished)} · source '
         f"{_esc(report.settings.get('source'))} · dest {_esc(report.settings.get('dest'))}"
         f" · archive {_esc(report.settings.get('archive') or 'none (originals kept)')}</p>"
-        '<div class="cards">'
+        + _stac_line(report)
+        + '<div class="cards">'
         + "".join(f'<div class="card">{_esc(k)}<b>{_esc(v)}</b></div>' for k, v in cards)
         + "</div><h2>Compression ratio</h2>"
         + ratio_chart(report.scenes)

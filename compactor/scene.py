@@ -61,11 +61,14 @@ from .report import human_bytes
 from .state import Fingerprint, SceneState, StateStore, Step, StoredObject, lease_location, now_iso
 from .storage import (
     ARCHIVE_CLASSES,
+    HttpStore,
     LocalStore,
     Location,
     ObjectInfo,
     S3Store,
+    Store,
     sha256_file,
+    source_store_for,
     store_for,
 )
 from .tasks import RunContext, SceneSpec
@@ -87,7 +90,11 @@ class LeftAsIs(Exception):
         self.reason = reason
 
 
-def final_step(context: RunContext) -> Step:
+def final_step(context: RunContext, spec: SceneSpec | None = None) -> Step:
+    """The last step a scene goes to: a scene without an archive URL (originals left, or a
+    read-only HTTP source) stops once its output is verified."""
+    if spec is not None and spec.archive is None:
+        return Step.VERIFIED
     return {"none": Step.VERIFIED, "in-place": Step.ARCHIVED, "prefix": Step.DELETED}[
         context.archive_mode
     ]
@@ -103,11 +110,13 @@ class SceneJob:
         self.src = Location.parse(spec.source)
         self.out = Location.parse(spec.output)
         self.arc = Location.parse(spec.archive) if spec.archive else None
-        self.src_store = store_for(self.src, context.s3)
+        self.src_store = source_store_for(self.src, context.s3)
         self.dest_store = store_for(context.dest_location, context.s3)
         self.states = StateStore(context.dest_location, self.dest_store)
         # Output and archive URLs are filled in only once those objects exist.
-        self.result = SceneResult(source=spec.source, status="failed")
+        self.result = SceneResult(
+            source=spec.source, status="failed", item=spec.item, asset=spec.asset
+        )
         self.did_work = False
         self.scratch: Path | None = None
 
@@ -115,6 +124,13 @@ class SceneJob:
 
     def _save(self, state: SceneState, etag: str | None) -> str:
         return self.states.save(state, etag)
+
+    def _owned_source(self) -> Store:
+        """The source's store for archiving and deleting: never an HTTP source (read-only;
+        discovery gives such scenes no archive, so this only guards the invariant)."""
+        if isinstance(self.src_store, HttpStore):
+            raise StorageError(f"{self.src.url} is read-only: it is never archived or deleted")
+        return self.src_store
 
     def _check_lease(self, before: str) -> None:
         if self.lease is not None:
@@ -127,9 +143,11 @@ class SceneJob:
         if state.output and state.output.size:
             r.output = state.output.url
             r.bytes_out = state.output.size
+            r.output_sha256 = state.output.sha256
         if state.archive:
             r.archive = state.archive.url
             r.storage_class = state.archive.storage_class
+            r.archive_sha256 = state.archive.sha256
         r.codec, r.quality, r.lossless = state.codec, state.quality, state.lossless
         r.ssim, r.psnr = state.ssim, state.psnr
 
@@ -202,7 +220,7 @@ class SceneJob:
             self._fill_from_state(state)
             return self.finish("skipped", state.skip_reason)
 
-        final = final_step(self.ctx)
+        final = final_step(self.ctx, self.spec)
         if state.step >= Step.VERIFIED and not self._output_intact(state):
             if live.storage_class in ARCHIVE_CLASSES:
                 self._fill_from_state(state)
@@ -242,6 +260,12 @@ class SceneJob:
 
     def _source_gone(self, state: SceneState | None, etag: str | None) -> SceneResult:
         if state is None:
+            if self.spec.item is not None:  # a STAC href that names nothing
+                return self.finish(
+                    "failed",
+                    f"asset {self.spec.asset!r} of item {self.spec.item!r}: "
+                    f"{self.src.url} not found",
+                )
             return self.finish("skipped", "the source was removed after it was listed")
         self._fill_from_state(state)
         if state.step < Step.ARCHIVED or state.archive is None:
@@ -255,12 +279,12 @@ class SceneJob:
                 "skipped", "the source was removed before it was archived; its output is kept"
             )
         arc = Location.parse(state.archive.url)
-        if not holds(self.src_store, arc, state.archive):
+        if not holds(self._owned_source(), arc, state.archive):
             return self.finish(
                 "failed",
                 f"the original is neither at its source nor as archived at {arc.url}",
             )
-        if state.step == Step.ARCHIVED and final_step(self.ctx) >= Step.DELETED:
+        if state.step == Step.ARCHIVED and final_step(self.ctx, self.spec) >= Step.DELETED:
             # The delete went through but its record did not: record it now.
             state = state.advanced(Step.DELETED, state.run_id)
             self._save(state, etag)
@@ -523,7 +547,7 @@ class SceneJob:
             part_size = (
                 copy_part_size(live.size, self.ctx.multipart_copy_part_size) if multipart else None
             )
-            digest = digest_source(self.src_store, self.src, live.etag, part_size)
+            digest = digest_source(self._owned_source(), self.src, live.etag, part_size)
             # Recorded before any copy, so a copy interrupted midway is recognised later.
             state = state.model_copy(
                 update={
@@ -571,7 +595,7 @@ class SceneJob:
 
     def _delete(self, state: SceneState, etag: str | None) -> tuple[SceneState, str | None]:
         self._check_lease("deleting the original")
-        delete_source(self.src_store, self.dest_store, self.src, state)
+        delete_source(self._owned_source(), self.dest_store, self.src, state)
         self.did_work = True
         state = state.advanced(Step.DELETED, self.ctx.run_id)
         return state, self._save(state, etag)

@@ -120,6 +120,9 @@ def state_relative_key(source: Location) -> str:
     """Key of a source's state below the state root (mirrors the source)."""
     if source.is_s3:
         rel = f"s3/{source.bucket}/{source.key}.json"
+    elif source.is_http:  # origin "https://host:port" -> "https/host:port"
+        proto, _, host = source.bucket.partition("://")
+        rel = f"{proto}/{host}/{source.key}.json"
     else:
         rel = "file/" + source.key.lstrip("/") + ".json"
     if len(rel.encode()) > MAX_KEY_BYTES:

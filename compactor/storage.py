@@ -55,14 +55,22 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Location:
-    """An object in S3 (``scheme == "s3"``) or a file on local disk (``"file"``)."""
+    """An object in S3 (``scheme == "s3"``), a file on local disk (``"file"``), or a
+    read-only HTTP(S) object (``"http"``: ``bucket`` holds the origin, e.g.
+    ``https://host:port``; only STAC asset hrefs are read that way)."""
 
-    scheme: Literal["s3", "file"]
+    scheme: Literal["s3", "file", "http"]
     bucket: str
     key: str
 
     @classmethod
     def parse(cls, url: str) -> Location:
+        if url.startswith(("http://", "https://")):
+            proto, _, rest = url.partition("://")
+            host, _, key = rest.partition("/")
+            if not host:
+                raise ValueError(f"no host in {url!r}")
+            return cls("http", f"{proto}://{host}", key)
         if url.startswith("s3://"):
             rest = url[len("s3://") :]
             bucket, _, key = rest.partition("/")
@@ -81,7 +89,13 @@ class Location:
         return self.scheme == "s3"
 
     @property
+    def is_http(self) -> bool:
+        return self.scheme == "http"
+
+    @property
     def url(self) -> str:
+        if self.is_http:
+            return f"{self.bucket}/{self.key}"
         return f"s3://{self.bucket}/{self.key}" if self.is_s3 else self.key
 
     def __str__(self) -> str:
@@ -89,7 +103,7 @@ class Location:
 
     def as_prefix(self) -> Location:
         """This location as a folder: a trailing separator is added when missing."""
-        sep = "/" if self.is_s3 else os.sep
+        sep = os.sep if self.scheme == "file" else "/"
         if not self.key or self.key.endswith(sep):
             return self
         return Location(self.scheme, self.bucket, self.key + sep)
@@ -97,8 +111,8 @@ class Location:
     def join(self, relative: str) -> Location:
         """The location ``relative`` (a ``/``-separated key) below this prefix."""
         prefix = self.as_prefix()
-        if self.is_s3:
-            return Location("s3", self.bucket, prefix.key + relative)
+        if self.scheme != "file":
+            return Location(self.scheme, self.bucket, prefix.key + relative)
         return Location("file", "", str(Path(prefix.key, *relative.split("/"))))
 
     def relative_to(self, prefix: Location) -> str:
@@ -109,7 +123,7 @@ class Location:
         if not self.key.startswith(base.key):
             raise ValueError(f"{self} is not under {prefix}")
         rel = self.key[len(base.key) :]
-        return rel if self.is_s3 else rel.replace(os.sep, "/")
+        return rel.replace(os.sep, "/") if self.scheme == "file" else rel
 
     def is_under(self, prefix: Location) -> bool:
         try:
@@ -120,12 +134,17 @@ class Location:
 
     @property
     def gdal_path(self) -> str:
-        """The path GDAL opens: ``/vsis3/bucket/key`` (range requests) or the file path."""
+        """The path GDAL opens: ``/vsis3/bucket/key`` or ``/vsicurl/URL`` (range requests),
+        or the file path."""
+        if self.is_http:
+            return f"/vsicurl/{self.url}"
         return f"/vsis3/{self.bucket}/{self.key}" if self.is_s3 else self.key
 
     @property
     def name(self) -> str:
-        return self.key.rstrip("/").rsplit("/", 1)[-1] if self.is_s3 else Path(self.key).name
+        if self.scheme == "file":
+            return Path(self.key).name
+        return self.key.rstrip("/").rsplit("/", 1)[-1]
 
 
 # --- object metadata -------------------------------------------------------------
@@ -973,8 +992,57 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class HttpStore:
+    """Read-only HTTP(S) objects (STAC asset hrefs outside any known bucket): compactor
+    reads them through GDAL's ``/vsicurl/`` and never writes, archives or deletes them."""
+
+    def __init__(self, timeout: float = 30.0):
+        self.timeout = timeout
+
+    def head(self, loc: Location) -> ObjectInfo | None:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(loc.url, method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                headers = resp.headers
+        except urllib.error.HTTPError as err:
+            if err.code in (404, 410):
+                return None
+            raise translate_http_error(loc.url, err) from err
+        except (urllib.error.URLError, OSError) as err:
+            raise TransientStorageError(f"HEAD {loc.url} failed: {err}", url=loc.url) from err
+        length = headers.get("Content-Length")
+        return ObjectInfo(
+            url=loc.url,
+            size=int(length) if length else 0,
+            etag=headers.get("ETag"),
+            mtime=headers.get("Last-Modified"),
+            content_type=headers.get("Content-Type"),
+        )
+
+    def listing(self, prefix: Location) -> Iterator[ObjectInfo]:
+        raise StorageError(f"cannot list {prefix.url}: HTTP sources come from a STAC search")
+
+
+def translate_http_error(url: str, err: Any) -> StorageError:
+    reason = f"HTTP {err.code} {getattr(err, 'reason', '')}".strip()
+    if err.code >= 500 or err.code == 429:
+        return TransientStorageError(f"{reason} from {url}", url=url)
+    return StorageError(f"{reason} from {url}", url=url)
+
+
 Store = S3Store | LocalStore
 
 
 def store_for(loc: Location, options: S3Options) -> Store:
+    """The writable store of an ``s3://`` or local location."""
+    if loc.is_http:
+        raise StorageError(f"{loc.url} is read-only (HTTP)", url=loc.url)
     return S3Store(options) if loc.is_s3 else LocalStore()
+
+
+def source_store_for(loc: Location, options: S3Options) -> Store | HttpStore:
+    """Where a scene's original is read from: also read-only HTTP(S) for STAC hrefs."""
+    return HttpStore() if loc.is_http else store_for(loc, options)

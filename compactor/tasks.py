@@ -125,6 +125,10 @@ class SceneSpec:
     #: What the listing said; ``None`` for a scene known only from its state record
     #: (its source is gone, e.g. archived by an earlier run).
     listed: ObjectInfo | None = field(default=None, compare=False)
+    #: STAC item id, asset key and collection when the scene came from a STAC search.
+    item: str | None = None
+    asset: str | None = None
+    collection: str | None = None
 
     def key(self, context: RunContext) -> str:
         """Deterministic Dask key: within a run, the same scene version and policy always

@@ -124,9 +124,68 @@ def selection_options(func: F) -> F:
             help="Use an existing Dask scheduler (tcp://host:8786) instead of a local cluster.",
         ),
     ]
-    for option in reversed(options):
+    for option in reversed(options + stac_options()):
         func = option(func)
     return func
+
+
+def stac_options() -> list[Callable[[F], F]]:
+    """A STAC API search instead of --source (run and plan)."""
+    return [
+        click.option(
+            "--stac",
+            metavar="URL",
+            help="Take the scenes from a STAC API search instead of --source: the API's root "
+            "URL. Outputs go to <dest>/<collection>/<item id>/<asset key>.tif and the "
+            "updated items next to the report.",
+        ),
+        click.option(
+            "--collection",
+            metavar="ID",
+            multiple=True,
+            help="STAC collection to search (repeatable; required with --stac).",
+        ),
+        click.option(
+            "--bbox",
+            metavar="MINX,MINY,MAXX,MAXY",
+            help="Items intersecting this WGS84 box (--bbox=-10,40,5,50 for negative values).",
+        ),
+        click.option(
+            "--intersects",
+            metavar="FILE",
+            type=click.Path(dir_okay=False),
+            help="Items intersecting the geometry in this GeoJSON file.",
+        ),
+        click.option(
+            "--datetime",
+            metavar="RANGE",
+            help="An instant or interval, e.g. 2020-01-01/2021-12-31 or 2020-06-01/..",
+        ),
+        click.option(
+            "--query",
+            metavar="EXPR",
+            multiple=True,
+            help="Query extension expression, e.g. 'eo:cloud_cover<10' (repeatable; the API "
+            "must support it).",
+        ),
+        click.option(
+            "--filter",
+            metavar="CQL2-JSON|@FILE",
+            help="A CQL2-JSON filter, inline or @file.json (the API must support Filter).",
+        ),
+        click.option(
+            "--max-items",
+            type=click.IntRange(1),
+            help="Stop after this many items.",
+        ),
+        click.option(
+            "--asset",
+            metavar="KEY",
+            multiple=True,
+            help="Asset keys to compact (repeatable).  [default: the items' GeoTIFF, COG and "
+            "JPEG 2000 data assets; thumbnails, overviews and metadata never]",
+        ),
+    ]
 
 
 def resolve(ctx: click.Context, **flags: Any) -> Settings:

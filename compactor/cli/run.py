@@ -31,9 +31,15 @@ from ._common import (
     help="Seconds a scene's lease lasts unrenewed: the longest a rerun waits for the scenes "
     "of a crashed run.  [default: 120]",
 )
+@click.option(
+    "--stac-update",
+    is_flag=True,
+    default=None,
+    help="With --stac: write the updated items back to the API (Transactions extension).",
+)
 @click.pass_context
 def run(ctx: click.Context, **flags: object) -> None:
-    """Compact every scene under --source into --dest.
+    """Compact every scene under --source (or every asset a --stac search finds) into --dest.
 
     Each scene is read lazily (range requests on S3), encoded as a COG, and checked:
     a valid COG, metadata kept, lossless outputs pixel-identical, lossy outputs with an
