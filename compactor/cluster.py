@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .config import ClusterSettings
+from .config import ClusterSettings, Settings, WorkerRange
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,17 @@ def default_workers() -> int:
 
 @contextmanager
 def connect(
-    cluster: ClusterSettings, *, on_dashboard: Callable[[str], None] | None = None
+    cluster: ClusterSettings,
+    *,
+    on_dashboard: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> Iterator[Any]:
-    """Yield a ``distributed.Client`` for ``cluster``; close what was started on exit."""
+    """Yield a ``distributed.Client`` for ``cluster``; close what was started on exit.
+    On a cluster compactor did not start in this process (an address, Kubernetes) the
+    workers' software versions are checked against this client's first."""
     from distributed import Client, LocalCluster
+
+    from .kube import check_versions
 
     if cluster.kind == "address":
         if not cluster.address:
@@ -40,6 +47,7 @@ def connect(
                 f"cannot reach the Dask scheduler at {cluster.address}: {err}"
             ) from err
         try:
+            check_versions(client)
             if on_dashboard and client.dashboard_link:
                 on_dashboard(client.dashboard_link)
             yield client
@@ -47,9 +55,16 @@ def connect(
             client.close()
         return
     if cluster.kind == "kubernetes":
-        raise ConfigError("cluster kind 'kubernetes' is not available in this version")
+        with _kubernetes(cluster, settings) as client:
+            check_versions(client)
+            if on_dashboard and client.dashboard_link:
+                on_dashboard(client.dashboard_link)
+            yield client
+        return
 
-    n_workers = cluster.workers or default_workers()
+    n_workers = (
+        cluster.workers.max if isinstance(cluster.workers, WorkerRange) else cluster.workers
+    ) or default_workers()
     kwargs: dict[str, Any] = {
         "n_workers": n_workers,
         "threads_per_worker": cluster.threads_per_worker,
@@ -68,6 +83,39 @@ def connect(
         if on_dashboard and client.dashboard_link:
             on_dashboard(client.dashboard_link)
         yield client
+
+
+@contextmanager
+def _kubernetes(cluster: ClusterSettings, settings: Settings | None) -> Iterator[Any]:
+    """An ephemeral DaskCluster through the dask-kubernetes operator, deleted on exit
+    (also on errors and Ctrl-C)."""
+    from distributed import Client
+
+    from .kube import cluster_spec
+
+    try:
+        from dask_kubernetes.operator import KubeCluster
+    except ImportError as err:
+        raise ConfigError(
+            "cluster kind 'kubernetes' needs dask-kubernetes (pip install dask-kubernetes)"
+        ) from err
+    spec = cluster_spec(settings or Settings(cluster=cluster))
+    name = spec["metadata"]["name"]
+    log.info("creating DaskCluster %s (image %s)", name, cluster.image)
+    try:
+        kube = KubeCluster(
+            custom_cluster_spec=spec, namespace=cluster.namespace, shutdown_on_close=True
+        )
+    except Exception as err:
+        raise ConfigError(f"cannot create DaskCluster {name}: {err}") from err
+    try:
+        if isinstance(cluster.workers, WorkerRange):
+            kube.adapt(minimum=cluster.workers.min, maximum=cluster.workers.max)
+        with Client(kube) as client:
+            yield client
+    finally:
+        log.info("deleting DaskCluster %s", name)
+        kube.close()
 
 
 #: Per-worker memory assumed when neither the settings nor Dask know it.

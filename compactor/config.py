@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -33,6 +40,21 @@ DEFAULT_INCLUDE: tuple[str, ...] = ("*.tif", "*.tiff", "*.ntf", "*.nitf", "*.jp2
 META_PREFIX = "_compactor"
 
 
+class WorkerRange(BaseModel):
+    """Adaptive worker count: between ``min`` and ``max`` workers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min: int = Field(default=0, ge=0)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WorkerRange:
+        if self.min > self.max:
+            raise ValueError("workers.min must not exceed workers.max")
+        return self
+
+
 class ClusterSettings(BaseModel):
     """Where the Dask work runs."""
 
@@ -41,11 +63,40 @@ class ClusterSettings(BaseModel):
     kind: ClusterKind = "local"
     #: Scheduler address for ``kind: address`` (``--scheduler``).
     address: str | None = None
-    #: Number of local worker processes (``--workers``); default: one per core.
-    workers: int | None = Field(default=None, ge=1)
+    #: Number of workers (``--workers``), or ``{min, max}`` for an adaptive Kubernetes
+    #: cluster; default: one per core locally.
+    workers: int | WorkerRange | None = None
     threads_per_worker: int = Field(default=1, ge=1)
     #: Memory limit per worker, e.g. ``"2GiB"`` (``--worker-memory``); default: Dask's share.
+    #: On Kubernetes also the worker pods' memory request and limit.
     worker_memory: str | None = None
+    # --- kind: kubernetes (an ephemeral DaskCluster through the dask-kubernetes operator)
+    #: Container image of the scheduler and workers (the same as the runner's).
+    image: str | None = None
+    namespace: str | None = None
+    #: Service account of the scheduler and worker pods (IRSA gives them AWS access).
+    service_account: str | None = None
+    #: CPU request and limit of a worker pod, e.g. ``"2"`` or ``"1500m"``.
+    worker_cpu: str | None = None
+    #: Node selector and tolerations of the worker pods (e.g. spot nodes).
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    #: Node selector of the scheduler pod (keep it on on-demand nodes).
+    scheduler_node_selector: dict[str, str] = Field(default_factory=dict)
+    #: Extra environment of the scheduler and worker pods.
+    env: dict[str, str] = Field(default_factory=dict)
+    #: Prefix of the DaskCluster's name.
+    name: str = Field(default="compactor", pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
+
+    @field_validator("worker_cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @property
+    def fixed_workers(self) -> int | None:
+        """The worker count when it is fixed (``None`` when adaptive or unset)."""
+        return self.workers if isinstance(self.workers, int) else None
 
 
 class StacSettings(BaseModel):
@@ -299,6 +350,7 @@ def resolve_settings(
     args = dict(arguments or {})
     cluster_args: dict[str, Any] = dict(args.pop("cluster", None) or {})
     for flat, nested in (
+        ("cluster_kind", "kind"),
         ("scheduler", "address"),
         ("workers", "workers"),
         ("worker_memory", "worker_memory"),

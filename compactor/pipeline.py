@@ -15,6 +15,7 @@ from .config import META_PREFIX, Settings, resolve_settings
 from .costs import estimate
 from .discover import check_locations, discover, preflight
 from .errors import CompactorError
+from .kube import check_versions
 from .models import Report, SceneResult, StacSummary, Totals
 from .report import write_report
 from .scene import process_scene
@@ -84,9 +85,10 @@ def run(
 
     results: list[SceneResult] = []
     if client is not None:
+        check_versions(client)
         results = _run_on(client, found.scenes, context, progress)
     else:
-        with connect(settings.cluster, on_dashboard=on_dashboard) as c:
+        with connect(settings.cluster, on_dashboard=on_dashboard, settings=settings) as c:
             results = _run_on(c, found.scenes, context, progress)
 
     order = {s.source: i for i, s in enumerate(found.scenes)}

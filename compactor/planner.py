@@ -206,7 +206,7 @@ def plan(
     if client is not None:
         rows = run_on(client)
     else:
-        with connect(settings.cluster) as c:
+        with connect(settings.cluster, settings=settings) as c:
             rows = run_on(c)
     order = {s.source: i for i, s in enumerate(found.scenes)}
     rows.sort(key=lambda r: order[r["source"]])

@@ -58,13 +58,14 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config_file: str | None)
 
 
 def _register() -> None:
-    from . import demo, plan, restore, run, verify
+    from . import demo, k8s_spec, plan, restore, run, verify
 
     main.add_command(run.run)
     main.add_command(plan.plan)
     main.add_command(verify.verify)
     main.add_command(restore.restore)
     main.add_command(demo.demo)
+    main.add_command(k8s_spec.k8s_spec)
 
 
 _register()

@@ -119,6 +119,15 @@ def selection_options(func: F) -> F:
             help="Memory limit per local worker, e.g. 2GiB.",
         ),
         click.option(
+            "--cluster",
+            "cluster_kind",
+            type=click.Choice(["local", "address", "kubernetes"]),
+            help="Where the Dask work runs: a LocalCluster on this machine, an existing "
+            "scheduler (--scheduler), or an ephemeral DaskCluster on Kubernetes through the "
+            "dask-kubernetes operator (image, workers, resources from the config file's "
+            "cluster: section; see compactor k8s-spec).  [default: local]",
+        ),
+        click.option(
             "--scheduler",
             metavar="ADDRESS",
             help="Use an existing Dask scheduler (tcp://host:8786) instead of a local cluster.",

@@ -1,0 +1,200 @@
+{{/*
+Chart name, truncated to the 63 characters a label value may hold.
+*/}}
+{{- define "compactor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Prefix of every resource name: <release>-<chart>, or just the release name when it
+already contains the chart name. Kept to 52 characters so that suffixes such as
+"-backfill" and the CronJob's own 11-character job suffix still fit in 63.
+*/}}
+{{- define "compactor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the nightly CronJob: at most 52 characters, since the Jobs it creates append 11.
+*/}}
+{{- define "compactor.sweepName" -}}
+{{- printf "%s-sweep" (include "compactor.fullname" . | trunc 46 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Name of the backfill Job.
+*/}}
+{{- define "compactor.backfillName" -}}
+{{- printf "%s-backfill" (include "compactor.fullname" .) }}
+{{- end }}
+
+{{/*
+chart label value: name-version.
+*/}}
+{{- define "compactor.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels that select this release's objects.
+*/}}
+{{- define "compactor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "compactor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of every object.
+*/}}
+{{- define "compactor.labels" -}}
+helm.sh/chart: {{ include "compactor.chart" . }}
+{{ include "compactor.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: compactor
+{{- end }}
+
+{{/*
+The ServiceAccount the runner, the scheduler and the workers run as.
+*/}}
+{{- define "compactor.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "compactor.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference shared by the runner and the DaskCluster: repository:tag, the tag
+defaulting to the chart's appVersion.
+*/}}
+{{- define "compactor.image" -}}
+{{- printf "%s:%s" (required "image.repository is required" .Values.image.repository) (toString (default .Chart.AppVersion .Values.image.tag)) }}
+{{- end }}
+
+{{/*
+The environment of the runner and of the DaskCluster, without empty values, as a map.
+*/}}
+{{- define "compactor.envMap" -}}
+{{- $env := dict }}
+{{- range $name, $value := .Values.env }}
+{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
+{{- $_ := set $env $name (toString $value) }}
+{{- end }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/*
+compactor's config file: .Values.config without null values, merged over the cluster
+block built from workers, scheduler, env and the release (a `cluster` mapping under
+.Values.config wins key by key).
+*/}}
+{{- define "compactor.configFile" -}}
+{{- $config := dict }}
+{{- range $key, $value := .Values.config }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $_ := set $config $key $value }}
+{{- end }}
+{{- end }}
+{{- $w := .Values.workers }}
+{{- $workers := dict "min" (int $w.min) "max" (int $w.max) }}
+{{- if not (kindIs "invalid" $w.count) }}
+{{- $workers = int $w.count }}
+{{- end }}
+{{- $cluster := dict
+  "kind" "kubernetes"
+  "image" (include "compactor.image" .)
+  "namespace" .Release.Namespace
+  "service_account" (include "compactor.serviceAccountName" .)
+  "workers" $workers
+  "worker_cpu" (toString $w.cpu)
+  "worker_memory" (toString $w.memory)
+  "node_selector" ($w.nodeSelector | default dict)
+  "tolerations" ($w.tolerations | default list)
+  "scheduler_node_selector" (.Values.scheduler.nodeSelector | default dict)
+  "env" (include "compactor.envMap" . | fromYaml)
+}}
+{{- if kindIs "map" (get $config "cluster") }}
+{{- $cluster = mergeOverwrite $cluster (get $config "cluster") }}
+{{- end }}
+{{- $_ := set $config "cluster" $cluster }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/*
+The runner pod's spec, shared by the nightly CronJob and the backfill Job.
+*/}}
+{{- define "compactor.podSpec" -}}
+serviceAccountName: {{ include "compactor.serviceAccountName" . }}
+automountServiceAccountToken: true
+restartPolicy: Never
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.runner.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.runner.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+containers:
+  - name: compactor
+    image: {{ include "compactor.image" . | quote }}
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    command:
+      - compactor
+    args:
+      - --config
+      - /etc/compactor/config.yaml
+      - run
+    env:
+      # A writable home and scratch space under the read-only root filesystem.
+      - name: HOME
+        value: /tmp
+      - name: TMPDIR
+        value: /tmp
+      {{- range $name, $value := (include "compactor.envMap" . | fromYaml) }}
+      - name: {{ $name }}
+        value: {{ $value | quote }}
+      {{- end }}
+    securityContext:
+      {{- toYaml .Values.containerSecurityContext | nindent 6 }}
+    {{- with .Values.runner.resources }}
+    resources:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    volumeMounts:
+      - name: config
+        mountPath: /etc/compactor
+        readOnly: true
+      - name: tmp
+        mountPath: /tmp
+volumes:
+  - name: config
+    configMap:
+      name: {{ include "compactor.fullname" . }}
+      items:
+        - key: config.yaml
+          path: config.yaml
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- end }}

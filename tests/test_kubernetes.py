@@ -1,0 +1,185 @@
+"""Dask on Kubernetes without a cluster: the DaskCluster spec `compactor k8s-spec` prints is
+validated against the CRD schema shipped inside dask-kubernetes (strictly: no field the API
+server would prune), and the start-up version check runs against the session's real
+scheduler and worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dask_kubernetes
+import jsonschema
+import pytest
+import yaml
+from distributed import Client
+
+from compactor import kube
+from compactor.config import WorkerRange, resolve_settings
+from compactor.errors import ConfigError
+
+CRDS = (
+    Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds"
+)
+
+CONFIG = {
+    "source": "s3://imagery/scenes/",
+    "dest": "s3://imagery/cogs/",
+    "endpoint_url": "https://s3.example.internal",
+    "cluster": {
+        "kind": "kubernetes",
+        "image": "ghcr.io/example/compactor:0.1.0",
+        "namespace": "imagery",
+        "service_account": "compactor",
+        "workers": {"min": 2, "max": 20},
+        "worker_cpu": 2,
+        "worker_memory": "8GiB",
+        "node_selector": {"eks.amazonaws.com/capacityType": "SPOT"},
+        "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+        "scheduler_node_selector": {"eks.amazonaws.com/capacityType": "ON_DEMAND"},
+        "env": {"AWS_REGION": "eu-west-1"},
+    },
+}
+
+
+def crd_schema(name: str) -> dict[str, Any]:
+    crd = yaml.safe_load((CRDS / f"{name}.yaml").read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return dict(version["schema"]["openAPIV3Schema"])
+
+
+def pruned_fields(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
+    """Fields the API server would drop: present in ``obj`` but not in a structural schema
+    that neither allows additional properties nor preserves unknown fields."""
+    found: list[str] = []
+    if isinstance(obj, dict):
+        if schema.get("x-kubernetes-preserve-unknown-fields"):
+            return found
+        props = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, value in obj.items():
+            if props is not None and key in props:
+                found += pruned_fields(value, props[key], f"{path}.{key}")
+            elif isinstance(extra, dict):
+                found += pruned_fields(value, extra, f"{path}.{key}")
+            elif props is not None or extra is False:
+                found.append(f"{path}.{key}")
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for i, value in enumerate(obj):
+            found += pruned_fields(value, schema["items"], f"{path}[{i}]")
+    return found
+
+
+def spec_from_cli(cli: Any, tmp_path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    cfg = tmp_path / "compactor.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    result = cli("k8s-spec", "--config", str(cfg), "--name", "compactor-nightly")
+    assert result.exit_code == 0, result.output
+    return dict(yaml.safe_load(result.output))
+
+
+def test_k8s_spec_validates_against_the_daskcluster_crd(cli: Any, tmp_path: Path) -> None:
+    spec = spec_from_cli(cli, tmp_path, CONFIG)
+    schema = crd_schema("daskcluster")
+    jsonschema.validate(spec, schema)
+    assert pruned_fields(spec["spec"], schema["properties"]["spec"], "spec") == []
+    # The strict walk does catch a field the schema does not know.
+    import copy
+
+    tampered = copy.deepcopy(spec)
+    tampered["spec"]["worker"]["spec"]["containers"][0]["imageTag"] = "x"
+    assert pruned_fields(tampered["spec"], schema["properties"]["spec"], "spec") == [
+        "spec.worker.spec.containers[0].imageTag"
+    ]
+    assert spec["apiVersion"] == "kubernetes.dask.org/v1"
+    assert spec["kind"] == "DaskCluster"
+    assert spec["metadata"]["name"] == "compactor-nightly"
+    assert spec["metadata"]["namespace"] == "imagery"
+
+
+def test_k8s_spec_carries_image_resources_env_and_service_account(cli: Any, tmp_path: Path) -> None:
+    spec = spec_from_cli(cli, tmp_path, CONFIG)
+    worker_pod = spec["spec"]["worker"]["spec"]
+    sched_pod = spec["spec"]["scheduler"]["spec"]
+    (worker,) = worker_pod["containers"]
+    (scheduler,) = sched_pod["containers"]
+    image = "ghcr.io/example/compactor:0.1.0"
+    assert worker["image"] == image
+    assert scheduler["image"] == image
+    assert spec["spec"]["worker"]["replicas"] == 2  # the adaptive minimum
+    assert worker["resources"] == {
+        "requests": {"cpu": "2", "memory": "8Gi"},
+        "limits": {"cpu": "2", "memory": "8Gi"},
+    }
+    # The memory limit reaches Dask too (and from it the chunk planner).
+    args = worker["args"]
+    assert args[args.index("--memory-limit") + 1] == "8GiB"
+    assert args[:2] == ["dask", "worker"]
+    assert scheduler["args"][:2] == ["dask", "scheduler"]
+    for pod in (worker_pod, sched_pod):
+        assert pod["serviceAccountName"] == "compactor"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["fsGroup"] == 1000
+    assert worker_pod["nodeSelector"] == {"eks.amazonaws.com/capacityType": "SPOT"}
+    assert worker_pod["tolerations"] == CONFIG["cluster"]["tolerations"]
+    assert sched_pod["nodeSelector"] == {"eks.amazonaws.com/capacityType": "ON_DEMAND"}
+    assert "tolerations" not in sched_pod  # the scheduler never lands on spot nodes
+    for container in (worker, scheduler):
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["AWS_ENDPOINT_URL"] == "https://s3.example.internal"
+        assert env["AWS_REGION"] == "eu-west-1"
+        assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
+        assert not [k for k in env if "SECRET" in k or "ACCESS_KEY" in k or "TOKEN" in k]
+
+
+def test_k8s_spec_needs_an_image(cli: Any, tmp_path: Path) -> None:
+    config = {**CONFIG, "cluster": {**CONFIG["cluster"], "image": None}}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    result = cli("k8s-spec", "--config", str(cfg))
+    assert result.exit_code == 2
+    assert "needs cluster.image" in result.output
+    result = cli("k8s-spec", "--config", str(cfg), "--image", "registry/compactor:1")
+    assert result.exit_code == 0, result.output
+    assert "image: registry/compactor:1" in result.output
+
+
+def test_cluster_settings_from_a_config_file_and_flags(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    settings = resolve_settings({}, config_file=cfg)
+    assert settings.cluster.kind == "kubernetes"
+    assert settings.cluster.workers == WorkerRange(min=2, max=20)
+    assert settings.cluster.worker_cpu == "2"
+    # A flag overrides the file: --cluster local with --workers 3.
+    settings = resolve_settings({"cluster_kind": "local", "workers": 3}, config_file=cfg)
+    assert settings.cluster.kind == "local"
+    assert settings.cluster.workers == 3
+    bad = {**CONFIG, "cluster": {**CONFIG["cluster"], "workers": {"min": 5, "max": 2}}}
+    cfg.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError, match=r"workers.min must not exceed workers.max"):
+        resolve_settings({}, config_file=cfg)
+
+
+def test_version_check_against_real_workers(dask_scheduler: str, monkeypatch: Any) -> None:
+    with Client(dask_scheduler) as client:
+        reports = kube.check_versions(client)
+        assert len(reports) == 2
+        for info in reports.values():
+            assert info["rasterio"] == kube.local_versions()["rasterio"]
+            assert info["aws_credentials"] == "env"  # the test's environment credentials
+            assert "SECRET" not in str(info)
+        here = dict(kube.local_versions(), rasterio="0.0.1")
+        monkeypatch.setattr(kube, "local_versions", lambda: here)
+        with pytest.raises(ConfigError, match=r"rasterio 0\.0\.1 here, .* on tcp://"):
+            kube.check_versions(client)
+
+
+def test_run_with_kubernetes_kind_and_no_image_is_a_usage_error(cli: Any, s3: Any) -> None:
+    s3.put("src-bucket", "scenes/x.tif", b"not read: the cluster is refused first")
+    result = cli(
+        "run", "--source", "s3://src-bucket/scenes/", "--dest", "s3://dst-bucket/cogs/",
+        "--cluster", "kubernetes", scheduler=False,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "needs cluster.image" in result.output
