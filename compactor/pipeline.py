@@ -9,13 +9,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import __version__
 from .cluster import connect
 from .config import META_PREFIX, Settings, resolve_settings
 from .costs import estimate
 from .discover import check_locations, discover, preflight
 from .errors import CompactorError
-from .kube import check_versions
+from .kube import check_versions, local_versions
 from .models import Report, SceneResult, StacSummary, Totals
 from .report import write_report
 from .scene import process_scene
@@ -33,20 +32,6 @@ def new_run_id() -> str:
 
 
 # --- the run (client side) ---------------------------------------------------------
-
-
-def versions() -> dict[str, str]:
-    import dask
-    import distributed
-    import rasterio
-
-    return {
-        "compactor": __version__,
-        "dask": dask.__version__,
-        "distributed": distributed.__version__,
-        "rasterio": rasterio.__version__,
-        "gdal": rasterio.__gdal_version__,
-    }
 
 
 def report_location(settings: Settings, run_id: str) -> str:
@@ -107,7 +92,7 @@ def run(
         totals=Totals.of(results),
         scenes=results,
         cost=estimate(results, archive_class),
-        versions=versions(),
+        versions=local_versions(),
         stac=stac,
     )
     return write_report(report, report_location(settings, run_id), context.s3)

@@ -311,20 +311,8 @@ class SceneJob:
         path, profile, fidelity = self._encode_with_retries()
         failpoints.hit("after-encode")
         size = path.stat().st_size
-        if size >= live.size * (1 - self.ctx.min_saving):
-            reason = (
-                f"left as it is: its COG ({human_bytes(size)}, {profile.label}) would not be "
-                f"smaller than the original ({human_bytes(live.size)})"
-                + (f" by {self.ctx.min_saving:.0%}" if self.ctx.min_saving > 0 else "")
-            )
-            state = state.advanced(
-                Step.DISCOVERED,
-                self.ctx.run_id,
-                skip_reason=reason,
-                policy=self.ctx.policy_digest(),
-            )
-            self._save(state, etag)
-            raise LeftAsIs(reason)
+        if not self._worth_keeping(size, live):
+            raise self._left_as_is(state, etag, size, profile, live)
         sha = sha256_file(path)
         out = Location.parse(state.output.url) if state.output else self.out
         self._check_output_key(out, state)
@@ -339,26 +327,11 @@ class SceneJob:
             multipart_threshold=self.ctx.multipart_upload_threshold,
             part_size=self.ctx.multipart_upload_threshold,
         )
-        failpoints.hit("after-upload")
-        self.did_work = True
-        state = state.advanced(
-            Step.ENCODED,
-            self.ctx.run_id,
-            output=StoredObject(
-                url=out.url, size=stored.size, sha256=sha, etag=stored.etag,
-                checksum=stored.checksum_sha256,
-            ),
-            codec=profile.codec,
-            quality=profile.quality,
-            lossless=profile.lossless,
-            ssim=fidelity.ssim,
-            psnr=fidelity.psnr,
-            skip_reason=None,
-            policy=self.ctx.policy_digest(),
+        output = StoredObject(
+            url=out.url, size=stored.size, sha256=sha, etag=stored.etag,
+            checksum=stored.checksum_sha256,
         )  # fmt: skip
-        etag = self._save(state, etag)
-        failpoints.hit("after-encoded")
-        return self._confirm_output(state, etag)
+        return self._record_encoded(state, etag, output, profile, fidelity.ssim, fidelity.psnr)
 
     def _encode_chunked(
         self,
@@ -409,32 +382,61 @@ class SceneJob:
                 result.discard()
         r.chunked, r.chunks = True, result.chunks
         failpoints.hit("after-encode")
-        if result.size >= live.size * (1 - self.ctx.min_saving):
+        if not self._worth_keeping(result.size, live):
             result.discard()
-            reason = (
-                f"left as it is: its COG ({human_bytes(result.size)}, {candidate.label}) would "
-                f"not be smaller than the original ({human_bytes(live.size)})"
-            )
-            policy = self.ctx.policy_digest()
-            state = state.advanced(
-                Step.DISCOVERED, self.ctx.run_id, skip_reason=reason, policy=policy
-            )
-            self._save(state, etag)
-            raise LeftAsIs(reason)
+            raise self._left_as_is(state, etag, result.size, candidate, live)
         self._check_lease("making the output visible")
         stored = result.finish()
+        output = StoredObject(
+            url=out.url, size=stored["size"], sha256=stored["sha256"], etag=stored["etag"],
+            checksum=stored["checksum"],
+        )  # fmt: skip
+        return self._record_encoded(state, etag, output, candidate, ssim, result.fidelity_psnr)
+
+    def _worth_keeping(self, size: int, live: ObjectInfo) -> bool:
+        """Whether an output of ``size`` is smaller than the original by ``min_saving``."""
+        return size < live.size * (1 - self.ctx.min_saving)
+
+    def _left_as_is(
+        self, state: SceneState, etag: str | None, size: int, profile: Profile, live: ObjectInfo
+    ) -> LeftAsIs:
+        """Record that the scene stays as it is (its COG would not be smaller) and return
+        the exception that says so."""
+        reason = (
+            f"left as it is: its COG ({human_bytes(size)}, {profile.label}) would not be "
+            f"smaller than the original ({human_bytes(live.size)})"
+            + (f" by {self.ctx.min_saving:.0%}" if self.ctx.min_saving > 0 else "")
+        )
+        state = state.advanced(
+            Step.DISCOVERED, self.ctx.run_id, skip_reason=reason, policy=self.ctx.policy_digest()
+        )
+        self._save(state, etag)
+        return LeftAsIs(reason)
+
+    def _record_encoded(
+        self,
+        state: SceneState,
+        etag: str | None,
+        output: StoredObject,
+        profile: Profile,
+        ssim: float | None,
+        psnr: float | None,
+    ) -> tuple[SceneState, str | None]:
+        """The output is stored: record ENCODED, then confirm what is stored."""
         failpoints.hit("after-upload")
         self.did_work = True
         state = state.advanced(
             Step.ENCODED,
             self.ctx.run_id,
-            output=StoredObject(
-                url=out.url, size=stored["size"], sha256=stored["sha256"], etag=stored["etag"],
-                checksum=stored["checksum"],
-            ),
-            codec=candidate.codec, quality=candidate.quality, lossless=candidate.lossless,
-            ssim=ssim, psnr=result.fidelity_psnr, skip_reason=None, policy=self.ctx.policy_digest(),
-        )  # fmt: skip
+            output=output,
+            codec=profile.codec,
+            quality=profile.quality,
+            lossless=profile.lossless,
+            ssim=ssim,
+            psnr=psnr,
+            skip_reason=None,
+            policy=self.ctx.policy_digest(),
+        )
         etag = self._save(state, etag)
         failpoints.hit("after-encoded")
         return self._confirm_output(state, etag)
