@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Pinned versions the suite was last run with; keeps fresh clones reproducible.
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test lint pytest bench clean
+.PHONY: demo test lint pytest browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,20 @@ lint: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint pytest
+# Debian's chromium, for the test that opens report.html headless (playwright drives it; no
+# browser is ever downloaded). Installed with apt-get where it is missing and we may.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the report's browser test"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
+	  else \
+	    echo "chromium is missing and cannot be installed here (needs root and apt-get)" >&2; \
+	  fi; }
+
+test: lint browser pytest
 
 # The large-scene benchmark (needs ../shared/data/rasterio-cc0/; about 8 minutes).
 bench: $(VENV)/.installed-test
