@@ -19,6 +19,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 from .config import Settings, resolve_settings
 from .errors import CompactorError
+from .explore import compare, preview
 from .models import Report, SceneResult
 from .pipeline import run
 from .planner import plan
@@ -29,7 +30,9 @@ __all__ = [
     "SceneResult",
     "Settings",
     "__version__",
+    "compare",
     "plan",
+    "preview",
     "resolve_settings",
     "run",
 ]

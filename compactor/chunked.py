@@ -792,14 +792,17 @@ def compact_chunked(
     threads: int,
     metadata: dict[str, str] | None = None,
     scratch: Path | None = None,
+    abort_stale: bool = True,
 ) -> ChunkedOutput:
     """Encode ``src_path`` as one COG at ``dest`` with chunk tasks. Nothing is visible at
     ``dest`` until the returned object's ``finish()`` is called; ``discard()`` (or any
-    error) leaves nothing behind."""
+    error) leaves nothing behind. ``abort_stale``: first abort uploads to ``dest`` left by
+    crashed runs (not while this scene holds another candidate output in flight)."""
     plan = plan_chunks(info, budget=budget, threads=threads)
     store = S3Store(s3) if dest.is_s3 else None
     if store is not None:
-        store.abort_stale_uploads(dest)
+        if abort_stale:
+            store.abort_stale_uploads(dest)
         upload_id = store.create_upload(
             dest,
             ContentType="image/tiff; application=geotiff; profile=cloud-optimized",

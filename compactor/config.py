@@ -29,7 +29,7 @@ from pydantic import (
 
 from .errors import ConfigError
 
-Codec = Literal["auto", "jpeg", "webp", "deflate", "zstd", "lerc"]
+Codec = Literal["auto", "auto-lossy", "jpeg", "webp", "deflate", "zstd", "lerc"]
 StorageClass = Literal["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA"]
 ClusterKind = Literal["local", "address", "kubernetes"]
 
@@ -156,10 +156,15 @@ class Settings(BaseModel):
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = ()
     codec: Codec = "auto"
-    #: Lossy quality 1-100; ``None`` means the codec's default (75).
-    quality: int | None = Field(default=None, ge=1, le=100)
+    #: Lossy quality: 1-100 fixed, or ``"auto"``: per scene, the lowest that meets
+    #: ``min_ssim`` (:mod:`compactor.quality`). ``None``: auto while an SSIM bar is set,
+    #: else 75.
+    quality: int | Literal["auto"] | None = None
     #: SSIM bar for lossy outputs; 0 turns it off.
     min_ssim: float = Field(default=0.95, ge=0.0, le=1.0)
+    #: Let ``codec: auto-lossy`` choose WEBP where it is smaller at the bar (some TIFF
+    #: readers cannot decode WEBP tiles).
+    allow_webp: bool = False
     #: A scene is only replaced when its COG is at least this fraction smaller than the
     #: original as stored; otherwise it is skipped and left as it is. 0: any saving;
     #: negative values accept larger outputs (-1: up to twice the size).
@@ -210,6 +215,37 @@ class Settings(BaseModel):
             return parse_bytes(value)
         return value
 
+    @field_validator("quality", mode="before")
+    @classmethod
+    def _quality(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return value if value == "auto" else int(value) if value.isdigit() else value
+        return value
+
+    @field_validator("quality")
+    @classmethod
+    def _quality_range(cls, value: Any) -> Any:
+        if isinstance(value, int) and not 1 <= value <= 100:
+            raise ValueError("quality must be between 1 and 100, or auto")
+        return value
+
+    @model_validator(mode="after")
+    def _auto_needs_bar(self) -> Settings:
+        if self.quality == "auto" and self.min_ssim == 0:
+            raise ValueError(
+                "quality auto searches for the lowest quality that meets min_ssim; "
+                "it needs min_ssim > 0"
+            )
+        return self
+
+    @property
+    def quality_mode(self) -> int | str | None:
+        """The quality scene tasks work to: ``"auto"``, a fixed quality, or ``None`` (75)."""
+        if self.quality is None:
+            return "auto" if self.min_ssim > 0 else None
+        return self.quality
+
     @field_validator("storage_class", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -237,6 +273,7 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_CODEC": "codec",
     "COMPACTOR_QUALITY": "quality",
     "COMPACTOR_MIN_SSIM": "min_ssim",
+    "COMPACTOR_ALLOW_WEBP": "allow_webp",
     "COMPACTOR_MIN_SAVING": "min_saving",
     "COMPACTOR_REPORT": "report",
     "COMPACTOR_LEASE_TTL": "lease_ttl",

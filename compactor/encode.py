@@ -183,12 +183,18 @@ def lossless_problem(codec: str, info: RasterInfo) -> str | None:
     return None
 
 
-def choose_profile(info: RasterInfo, codec: str = "auto", quality: int | None = None) -> Profile:
-    """The profile for ``info`` under ``--codec``/``--quality``.
+def choose_profile(
+    info: RasterInfo, codec: str = "auto", quality: int | str | None = None
+) -> Profile:
+    """The profile for ``info`` under ``--codec``/``--quality`` (``auto-lossy`` starts as
+    ``auto`` does; :mod:`compactor.quality` may then pick WEBP; an ``"auto"`` quality
+    starts at the default and is searched there).
 
     Raises :class:`UnsupportedCodecError` for an impossible combination.
     """
-    if codec == "auto":
+    if not isinstance(quality, int):
+        quality = None
+    if codec in ("auto", "auto-lossy"):
         codec = "jpeg" if lossy_problem("jpeg", info) is None else AUTO_LOSSLESS
     if codec in LOSSY:
         problem = lossy_problem(codec, info)

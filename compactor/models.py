@@ -19,6 +19,36 @@ class Attempt(BaseModel):
     accepted: bool = False
 
 
+class Probe(BaseModel):
+    """One encoding of a scene's sample tried by the quality search."""
+
+    codec: str
+    quality: int
+    #: Bytes of the sample's COG.
+    bytes: int
+    ssim: float
+
+
+class QualitySearch(BaseModel):
+    """How ``--quality auto`` chose a scene's codec and quality (on a sample of it)."""
+
+    min_ssim: float
+    #: The sample was the whole scene (then the search is exact).
+    sample_whole: bool
+    sample_pixels: int
+    probes: list[Probe] = Field(default_factory=list)
+    #: What the search chose; ``None`` when no lossy quality met the bar (lossless).
+    codec: str | None = None
+    quality: int | None = None
+    #: The JPEG quality the scene needs (the one kept, or the sample's lowest passing one
+    #: for a WEBP scene), and the sample's JPEG tile bytes at that quality and every one
+    #: above it up to 95: the report's fixed-quality comparison.
+    jpeg_quality: int | None = None
+    jpeg_bytes: list[int] = Field(default_factory=list)
+    #: The sample's tile bytes with the kept codec and quality (same measure).
+    chosen_bytes: int | None = None
+
+
 class SceneResult(BaseModel):
     source: str
     output: str | None = None
@@ -53,6 +83,9 @@ class SceneResult(BaseModel):
     #: Hex SHA-256 of the output and of the archive copy, as recorded.
     output_sha256: str | None = None
     archive_sha256: str | None = None
+    #: The quality search under ``--quality auto`` (``None`` for fixed qualities, lossless
+    #: codecs, and scenes resumed past encoding).
+    search: QualitySearch | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -119,6 +152,24 @@ class StacSummary(BaseModel):
     update_error: str | None = None
 
 
+class QualityComparison(BaseModel):
+    """``--quality auto`` against one fixed quality: the lowest fixed JPEG quality that keeps
+    every searched scene at the bar, and what the same scenes would weigh with it."""
+
+    min_ssim: float
+    #: Compacted lossy scenes whose search found a JPEG quality (the ones compared).
+    scenes: int
+    fixed_codec: str
+    fixed_quality: int
+    bytes_auto: int
+    #: Estimated from each scene's output size and its sample's JPEG size curve.
+    bytes_fixed: int
+    #: Fraction of ``bytes_fixed`` that automatic quality saves.
+    saving: float
+    #: How many scenes got each codec and quality.
+    chosen: dict[str, int] = Field(default_factory=dict)
+
+
 class Report(BaseModel):
     run_id: str
     started: str
@@ -131,6 +182,7 @@ class Report(BaseModel):
     #: Where report.json and report.html were written.
     location: str | None = None
     stac: StacSummary | None = None
+    quality: QualityComparison | None = None
 
     @property
     def ok(self) -> bool:

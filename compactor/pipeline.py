@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from .cluster import connect
 from .config import META_PREFIX, Settings, resolve_settings
@@ -16,6 +16,7 @@ from .discover import check_locations, discover, preflight
 from .errors import CompactorError
 from .kube import check_versions, local_versions
 from .models import Report, SceneResult, StacSummary, Totals
+from .quality import compare_fixed
 from .report import write_report
 from .scene import process_scene
 from .state import now_iso
@@ -25,6 +26,16 @@ from .tasks import RunContext, SceneSpec
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[SceneResult], None]
+
+
+def notebook_bar(title: str, progress: Any) -> Any:
+    """A live progress display when running in a Jupyter notebook and the caller asked for
+    no progress of its own (``progress=False`` turns it off); else ``None``."""
+    if progress is not None:
+        return None
+    from .notebook import NotebookProgress, in_notebook
+
+    return NotebookProgress(title) if in_notebook() else None
 
 
 def new_run_id() -> str:
@@ -45,7 +56,7 @@ def run(
     settings: Settings | None = None,
     *,
     config_file: str | None = None,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | Literal[False] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_dashboard: Callable[[str], None] | None = None,
     client: Any = None,
@@ -55,8 +66,18 @@ def run(
 
     ``arguments`` are settings by name (``source=``, ``dest=``, ``archive=``, ``codec=``
     ...), resolved over the environment and ``config_file``. ``progress`` is called with
-    each scene's result as it completes; ``on_start`` with the number of scenes.
+    each scene's result as it completes; ``on_start`` with the number of scenes;
+    ``on_dashboard`` with the Dask dashboard's URL. In a Jupyter notebook, without
+    ``progress``, a live progress bar with the dashboard link shows in the cell's output.
     """
+    bar = notebook_bar("compactor run", progress)
+    if bar is not None:
+        with bar:
+            return run(
+                settings, config_file=config_file, progress=bar.advance,
+                on_start=on_start or bar.start, on_dashboard=on_dashboard or bar.dashboard,
+                client=client, **arguments,
+            )  # fmt: skip
     if settings is None:
         settings = resolve_settings(arguments, config_file=config_file)
     check_locations(settings)
@@ -71,10 +92,12 @@ def run(
     results: list[SceneResult] = []
     if client is not None:
         check_versions(client)
-        results = _run_on(client, found.scenes, context, progress)
+        if on_dashboard and client.dashboard_link:
+            on_dashboard(client.dashboard_link)
+        results = _run_on(client, found.scenes, context, progress or None)
     else:
         with connect(settings.cluster, on_dashboard=on_dashboard, settings=settings) as c:
-            results = _run_on(c, found.scenes, context, progress)
+            results = _run_on(c, found.scenes, context, progress or None)
 
     order = {s.source: i for i, s in enumerate(found.scenes)}
     results.sort(key=lambda r: order.get(r.source, 0))
@@ -94,6 +117,9 @@ def run(
         cost=estimate(results, archive_class),
         versions=local_versions(),
         stac=stac,
+        quality=compare_fixed(results, settings.min_ssim)
+        if settings.quality_mode == "auto"
+        else None,
     )
     return write_report(report, report_location(settings, run_id), context.s3)
 

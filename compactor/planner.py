@@ -13,17 +13,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .cluster import connect
 from .cog import read_info, write_cog
 from .config import Settings, resolve_settings
 from .costs import estimate
 from .discover import check_locations, discover
-from .encode import Profile, choose_profile, fallback_profiles
+from .encode import Profile, choose_profile
 from .errors import CompactorError
 from .gdal_env import gdal_env, scratch_dir
 from .models import SceneResult
+from .quality import QualityPolicy
+from .quality import candidates as quality_candidates
+from .sample import write_sample
 from .state import StateStore, Step
 from .storage import ARCHIVE_CLASSES, Location, source_store_for, store_for
 from .tasks import RunContext, SceneSpec
@@ -31,7 +32,6 @@ from .verify import check_output
 
 log = logging.getLogger(__name__)
 
-SAMPLE = 512
 PLAN_COLUMNS = [
     "source", "item", "asset", "output", "archive", "action", "reason", "codec", "quality",
     "lossless", "width", "height", "bands", "dtype", "bytes_in", "raw_bytes", "est_bytes_out",
@@ -39,72 +39,19 @@ PLAN_COLUMNS = [
 ]  # fmt: skip
 
 
-def _sample_windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Up to four SAMPLE-sized windows spread over the image (col, row, w, h)."""
-    if width <= 2 * SAMPLE and height <= 2 * SAMPLE:
-        return [(0, 0, width, height)]
-    cols = sorted({int(f * max(0, width - SAMPLE)) for f in (0.25, 0.75)})
-    rows = sorted({int(f * max(0, height - SAMPLE)) for f in (0.25, 0.75)})
-    return [(c, r, min(SAMPLE, width), min(SAMPLE, height)) for r in rows for c in cols]
-
-
 def _estimate_size(
-    src_path: str, info: Any, profile: Profile, scratch: Path, min_ssim: float
+    src_path: str, info: Any, profile: Profile, scratch: Path, policy: QualityPolicy
 ) -> tuple[int, int, Profile, float | None]:
-    """Encode a sample of the scene the way a run would (the SSIM ladder included):
-    (raw bytes of the sample, bytes of its COG, the profile kept, its SSIM)."""
-    import rasterio
-    from rasterio.windows import Window
-
-    windows = _sample_windows(info.width, info.height)
-    with rasterio.open(src_path) as src:
-        tiles = [src.read(window=Window(*w)) for w in windows]
-        masks = (
-            [src.read_masks(1, window=Window(*w)) for w in windows]
-            if info.has_dataset_mask
-            else None
-        )
-        profile_kw = {
-            "driver": "GTiff",
-            "count": info.count,
-            "dtype": info.dtype,
-            "nodata": info.nodata,
-            "crs": src.crs,
-            "transform": src.transform,
-        }
-        colorinterp = src.colorinterp
-    h = max(t.shape[1] for t in tiles)
-    w = max(t.shape[2] for t in tiles)
-    if len(tiles) == 1:
-        mosaic = tiles[0]
-    else:
-        fill = info.nodata if info.nodata is not None else 0
-        mosaic = np.full((info.count, 2 * h, 2 * w), fill, dtype=info.dtype)
-        for i, t in enumerate(tiles):
-            r, c = divmod(i, 2)
-            mosaic[:, r * h : r * h + t.shape[1], c * w : c * w + t.shape[2]] = t
-    sample_path = scratch / "sample.tif"
-    with rasterio.open(
-        sample_path, "w", width=mosaic.shape[2], height=mosaic.shape[1], **profile_kw
-    ) as dst:
-        dst.write(mosaic)
-        dst.colorinterp = colorinterp
-        if masks is not None:
-            full = np.zeros(mosaic.shape[1:], dtype="uint8")
-            for i, m in enumerate(masks):
-                r, c = divmod(i, 2) if len(masks) > 1 else (0, 0)
-                full[r * h : r * h + m.shape[0], c * w : c * w + m.shape[1]] = m
-            dst.write_mask(full)
-    sample_info = read_info(str(sample_path))
-    ladder = [profile]
-    if not profile.lossless and min_ssim > 0:
-        ladder += fallback_profiles(profile, sample_info)
-    for candidate in ladder:
-        out = write_cog(str(sample_path), scratch / "sample.cog.tif", candidate, sample_info)
-        fid = check_output(str(sample_path), str(out), sample_info, candidate)
-        if candidate.lossless or min_ssim == 0 or (fid.ssim or 0) >= min_ssim:
+    """Encode a sample of the scene the way a run would (quality search or SSIM ladder
+    included): (raw bytes of the sample, bytes of its COG, the profile kept, its SSIM)."""
+    sample = write_sample(src_path, info, scratch)
+    ladder = quality_candidates(src_path, info, profile, policy, scratch, sample=sample)
+    for candidate in ladder.profiles:
+        out = write_cog(str(sample.path), scratch / "sample.cog.tif", candidate, sample.info)
+        fid = check_output(str(sample.path), str(out), sample.info, candidate)
+        if candidate.lossless or policy.min_ssim == 0 or (fid.ssim or 0) >= policy.min_ssim:
             break
-    return int(mosaic.nbytes), out.stat().st_size, candidate, fid.ssim
+    return sample.raw_bytes, out.stat().st_size, candidate, fid.ssim
 
 
 def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
@@ -143,7 +90,7 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
                        raw_bytes=info.raw_bytes)  # fmt: skip
             profile = choose_profile(info, context.codec, context.quality)
             raw, packed, kept, ssim = _estimate_size(
-                src.gdal_path, info, profile, scratch, context.min_ssim
+                src.gdal_path, info, profile, scratch, context.quality_policy
             )
             row.update(
                 codec=kept.codec, quality=kept.quality, lossless=kept.lossless, est_ssim=ssim
@@ -176,10 +123,19 @@ def plan(
 ) -> Any:
     """Dry run: a pandas DataFrame with one row per scene (``action`` is compact, skip or
     fail) and the estimated output size. ``df.attrs`` holds the totals and the estimated
-    monthly saving. Touches nothing."""
+    monthly saving. Touches nothing. In a Jupyter notebook, without ``progress``, a live
+    progress bar shows in the cell's output (``progress=False`` turns it off)."""
     import pandas as pd
 
-    from .pipeline import new_run_id
+    from .pipeline import new_run_id, notebook_bar
+
+    bar = notebook_bar("compactor plan", progress)
+    if bar is not None:
+        with bar:
+            return plan(
+                settings, config_file=config_file, client=client, progress=bar.advance,
+                on_start=on_start or bar.start, **arguments,
+            )  # fmt: skip
 
     if settings is None:
         settings = resolve_settings(arguments, config_file=config_file)

@@ -77,6 +77,13 @@ def summary_lines(report: Report) -> list[str]:
                 if ssims
                 else f"lossy scenes: {len(lossy)}"
             )
+    if report.quality is not None:
+        q = report.quality
+        lines.append(
+            f"automatic quality: {q.scenes} lossy scenes, {human_bytes(q.bytes_auto)}; "
+            f"fixed {q.fixed_codec.upper()} q{q.fixed_quality} (the lowest that keeps them all "
+            f"at SSIM {q.min_ssim}) would take ~{human_bytes(q.bytes_fixed)}: {q.saving:.1%} saved"
+        )
     if report.cost and t.compacted:
         c = report.cost
         lines.append(
@@ -119,9 +126,9 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #eaecf0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f9fafb;position:sticky;top:0}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .compacted{color:#067647} .skipped{color:#667085} .failed{color:#b42318;font-weight:600}
-.wrap{word-break:break-all} svg text{font:11px system-ui,sans-serif;fill:#344054}
+.wrap{overflow-wrap:anywhere} svg text{font:11px system-ui,sans-serif;fill:#344054}
 """
 
 STATUS_COLOURS = {"compacted": "#2e90fa", "skipped": "#98a2b3", "failed": "#f04438"}
@@ -214,19 +221,94 @@ def ssim_chart(scenes: Sequence[SceneResult], min_ssim: float | None, width: int
         )
     for i in range(0, bins + 1, 5):
         x = pad_l + i * bw
+        anchor = "end" if i == bins else "middle"  # the last label stays inside the chart
         parts.append(
-            f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle">{lo + i * step:.3f}</text>'
+            f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}">{lo + i * step:.3f}</text>'
         )
     parts.append(f'<text x="4" y="20">{peak}</text><text x="4" y="{10 + plot_h}">0</text>')
     if min_ssim:
         x = pad_l + (min_ssim - lo) / step * bw
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="6" y2="{10 + plot_h}" stroke="#f04438" '
-            f'stroke-dasharray="4 3"/><text x="{x + 4:.1f}" y="16" fill="#b42318">'
-            f"min SSIM {min_ssim}</text>"
+            f'stroke-dasharray="4 3"/><text x="{x - 4:.1f}" y="16" text-anchor="end" '
+            f'fill="#b42318">min SSIM {min_ssim}</text>'  # left of the line: scenes sit right
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+CODEC_COLOURS = {"jpeg": "#2e90fa", "webp": "#7a5af8"}
+
+
+def quality_chart(report: Report, width: int = 720) -> str:
+    """Horizontal bars of the quality ``--quality auto`` chose per scene, coloured by codec,
+    with the fixed quality it is compared with marked."""
+    chosen = [
+        s
+        for s in report.scenes
+        if s.status == "compacted" and s.search is not None and s.quality is not None
+    ]
+    if not chosen:
+        return ""
+    shown = sorted(chosen, key=lambda s: s.quality or 0)[:40]
+    bar_h, gap, label_w = 16, 4, 260
+    height = len(shown) * (bar_h + gap) + 24
+    scale = (width - label_w - 130) / 100
+    parts = [
+        f'<svg role="img" aria-label="Quality chosen per scene" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for i, s in enumerate(shown):
+        y = i * (bar_h + gap)
+        name = s.source.rsplit("/", 1)[-1]
+        if len(name) > 38:
+            name = name[:17] + "…" + name[-18:]
+        q = s.quality or 0
+        colour = CODEC_COLOURS.get(s.codec or "", "#98a2b3")
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{_esc(name)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{max(1.0, q * scale):.1f}" height="{bar_h}" '
+            f'fill="{colour}"><title>{_esc(s.source)}: {_esc(s.codec)} q{q}, SSIM '
+            f"{_num(s.ssim, '.4f')}</title></rect>"
+            f'<text x="{label_w + q * scale + 4:.1f}" y="{y + 12}">{_esc(s.codec)} q{q} · '
+            f"SSIM {_num(s.ssim, '.3f')}</text>"
+        )
+    bottom = len(shown) * (bar_h + gap)
+    if report.quality is not None:
+        x = label_w + report.quality.fixed_quality * scale
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{bottom}" stroke="#f04438" '
+            f'stroke-dasharray="4 3"/><text x="{x + 4:.1f}" y="{bottom + 14}" fill="#b42318">'
+            f"fixed {report.quality.fixed_codec.upper()} q{report.quality.fixed_quality}</text>"
+        )
+    used = [c for c in CODEC_COLOURS if any(s.codec == c for s in shown)]
+    for k, codec in enumerate(used):
+        colour = CODEC_COLOURS[codec]
+        x = 4 + k * 70
+        parts.append(
+            f'<rect x="{x}" y="{bottom + 5}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{x + 14}" y="{bottom + 14}">{codec.upper()}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _quality_section(report: Report) -> str:
+    q = report.quality
+    if q is None:
+        return ""
+    mix = ", ".join(f"{_esc(k)} × {v}" for k, v in q.chosen.items())
+    return (
+        "<h2>Automatic quality</h2>"
+        f"<p>{q.scenes} lossy scenes at the lowest quality that keeps SSIM ≥ {q.min_ssim}: "
+        f"<b>{human_bytes(q.bytes_auto)}</b>. The lowest single fixed quality that keeps every "
+        f"one of them at the bar, {q.fixed_codec.upper()} q{q.fixed_quality}, would take about "
+        f"<b>{human_bytes(q.bytes_fixed)}</b>: automatic quality saves "
+        f"<b>{q.saving:.1%}</b>.</p>"
+        + quality_chart(report)
+        + f'<p class="muted">Chosen: {mix}. The fixed-quality size is estimated per scene from '
+        "its output and the JPEG sizes of its sample at each quality.</p>"
+    )
 
 
 def _cost_table(report: Report) -> str:
@@ -315,6 +397,7 @@ def render_html(report: Report, *, fragment: bool = False) -> str:
         + ratio_chart(report.scenes)
         + "<h2>SSIM of lossy outputs</h2>"
         + ssim_chart(report.scenes, float(min_ssim) if min_ssim is not None else None)
+        + _quality_section(report)
         + _cost_table(report)
         + "<h2>Scenes</h2><table><tr><th>source</th><th>status</th><th>codec</th>"
         "<th>before</th><th>after</th><th>ratio</th><th>SSIM</th><th>PSNR dB</th>"

@@ -45,7 +45,7 @@ from .archive import (
 from .chunked import DECODER_MARGIN, compact_chunked
 from .cluster import cluster_context
 from .cog import gdal_errors, read_info, uses_tile_writer, write_cog
-from .encode import Profile, RasterInfo, choose_profile, fallback_profiles
+from .encode import Profile, RasterInfo, choose_profile
 from .errors import (
     CompactorError,
     LeaseHeldError,
@@ -57,6 +57,8 @@ from .errors import (
 from .gdal_env import gdal_env, scratch_dir
 from .lease import Lease
 from .models import Attempt, SceneResult
+from .quality import Ladder
+from .quality import candidates as quality_candidates
 from .report import human_bytes
 from .state import Fingerprint, SceneState, StateStore, Step, StoredObject, lease_location, now_iso
 from .storage import (
@@ -348,11 +350,11 @@ class SceneJob:
         r.width, r.height, r.bands, r.dtype = info.width, info.height, info.count, info.dtype
         out = Location.parse(state.output.url) if state.output else self.out
         self._check_output_key(out, state)
-        ladder = [profile]
-        if not profile.lossless and self.ctx.min_ssim > 0:
-            ladder += fallback_profiles(profile, info)
+        with gdal_env(self.ctx.gdal_options, tmpdir=str(self.scratch)):
+            ladder = self._ladder(info, profile)
         with cluster_context(self.ctx) as (client, budget, threads):
-            for candidate in ladder:
+
+            def attempt(candidate: Profile) -> tuple[bool, float | None, Any]:
                 self._check_lease("encoding the scene")
                 result = compact_chunked(
                     self.src.gdal_path,
@@ -366,20 +368,18 @@ class SceneJob:
                     threads=threads,
                     metadata=source_metadata_header(self.src.url),
                     scratch=self.scratch,
+                    abort_stale=not r.attempts,  # later tries may hold a kept candidate
                 )
                 ssim = result.fidelity_ssim
-                ok = (
-                    candidate.lossless
-                    or self.ctx.min_ssim == 0
-                    or (ssim is not None and ssim - DECODER_MARGIN >= self.ctx.min_ssim)
-                )
-                r.attempts.append(
-                    Attempt(codec=candidate.codec, quality=candidate.quality, bytes=result.size,
-                            ssim=ssim, accepted=ok)
-                )  # fmt: skip
-                if ok:
-                    break
-                result.discard()
+                # The bar with the decoder margin (libjpeg builds may decode differently).
+                margin = None if ssim is None else ssim - DECODER_MARGIN
+                ok = self._tried(candidate, result.size, margin)
+                r.attempts[-1].ssim = ssim
+                return ok, margin, result
+
+            candidate, result = ladder.walk(attempt, lambda res: res.discard())
+            self._kept(ladder, candidate)
+            ssim = result.fidelity_ssim
         r.chunked, r.chunks = True, result.chunks
         failpoints.hit("after-encode")
         if not self._worth_keeping(result.size, live):
@@ -441,6 +441,45 @@ class SceneJob:
         failpoints.hit("after-encoded")
         return self._confirm_output(state, etag)
 
+    def _ladder(self, info: RasterInfo, profile: Profile) -> Ladder:
+        """The profiles to try in order: under ``--quality auto`` the searched one first
+        (the search is recorded in the result), else the fixed quality and its ladder."""
+        assert self.scratch is not None
+        ladder = quality_candidates(
+            self.src.gdal_path, info, profile, self.ctx.quality_policy, self.scratch / "search"
+        )
+        self.result.search = ladder.search
+        if ladder.search is not None:
+            log.info(
+                "%s: quality search chose %s (%d probes on %s)",
+                self.src.url, ladder.first.label, len(ladder.search.probes),
+                "the whole scene" if ladder.search.sample_whole else "a sample",
+            )  # fmt: skip
+        return ladder
+
+    def _tried(self, profile: Profile, size: int, ssim: float | None) -> bool:
+        """Record an attempt; whether it meets the bar."""
+        ok = (
+            profile.lossless
+            or self.ctx.min_ssim == 0
+            or (ssim is not None and ssim >= self.ctx.min_ssim)
+        )
+        self.result.attempts.append(
+            Attempt(codec=profile.codec, quality=profile.quality, bytes=size, ssim=ssim,
+                    accepted=ok)
+        )  # fmt: skip
+        return ok
+
+    def _kept(self, ladder: Ladder, kept: Profile) -> None:
+        ladder.record_kept(kept)
+        for attempt in self.result.attempts:
+            attempt.accepted = (attempt.codec, attempt.quality) == (kept.codec, kept.quality)
+        if kept != ladder.first:
+            log.info(
+                "%s: started at %s for SSIM %.3f; kept %s",
+                self.src.url, ladder.first.label, self.ctx.min_ssim, kept.label,
+            )  # fmt: skip
+
     def _profile(self, info: RasterInfo) -> Profile:
         profile = choose_profile(info, self.ctx.codec, self.ctx.quality)
         return replace(profile, force_bigtiff=self.ctx.bigtiff == "yes")
@@ -474,36 +513,19 @@ class SceneJob:
         self, info: RasterInfo, profile: Profile
     ) -> tuple[Path, Profile, Fidelity]:
         assert self.scratch is not None
-        ladder = [profile]
-        if not profile.lossless and self.ctx.min_ssim > 0:
-            ladder += fallback_profiles(profile, info)
-        for n, candidate in enumerate(ladder):
-            path = self.scratch / f"out-{n}.tif"
+        scratch = self.scratch
+        ladder = self._ladder(info, profile)
+
+        def attempt(candidate: Profile) -> tuple[bool, float | None, tuple[Path, Fidelity]]:
+            path = scratch / f"out-{len(self.result.attempts)}.tif"
             write_cog(self.src.gdal_path, path, candidate, info)
             fidelity = check_output(self.src.gdal_path, str(path), info, candidate)
-            ok = (
-                candidate.lossless
-                or self.ctx.min_ssim == 0
-                or (fidelity.ssim is not None and fidelity.ssim >= self.ctx.min_ssim)
-            )
-            self.result.attempts.append(
-                Attempt(
-                    codec=candidate.codec,
-                    quality=candidate.quality,
-                    bytes=path.stat().st_size,
-                    ssim=fidelity.ssim,
-                    accepted=ok,
-                )
-            )
-            if ok:
-                if n:
-                    log.info(
-                        "%s: %s missed SSIM %.3f; kept %s",
-                        self.src.url, profile.label, self.ctx.min_ssim, candidate.label,
-                    )  # fmt: skip
-                return path, candidate, fidelity
-            path.unlink()
-        raise VerificationError("no encoding met the SSIM bar")  # lossless always does
+            ok = self._tried(candidate, path.stat().st_size, fidelity.ssim)
+            return ok, fidelity.ssim, (path, fidelity)
+
+        kept, (path, fidelity) = ladder.walk(attempt, lambda out: out[0].unlink())
+        self._kept(ladder, kept)
+        return path, kept, fidelity
 
     def _check_output_key(self, out: Location, state: SceneState | None) -> None:
         """Refuse to overwrite an object at the output key that this scene did not write

@@ -15,6 +15,7 @@ from typing import Literal
 
 from .config import Settings
 from .gdal_env import gdal_options
+from .quality import QualityPolicy
 from .storage import Location, ObjectInfo, S3Options
 
 ArchiveMode = Literal["none", "in-place", "prefix"]
@@ -33,7 +34,8 @@ class RunContext:
     archive_mode: ArchiveMode
     storage_class: str
     codec: str
-    quality: int | None
+    #: A fixed quality, ``"auto"`` (searched per scene), or ``None`` (the codec's default).
+    quality: int | str | None
     min_ssim: float
     s3: S3Options
     gdal: tuple[tuple[str, str], ...]
@@ -47,6 +49,11 @@ class RunContext:
     bigtiff: str = "auto"
     #: Memory limit per worker in bytes when known from the settings (else read from Dask).
     worker_memory: int | None = None
+    allow_webp: bool = False
+
+    @property
+    def quality_policy(self) -> QualityPolicy:
+        return QualityPolicy(self.codec, self.quality, self.min_ssim, self.allow_webp)
 
     @property
     def gdal_options(self) -> dict[str, str]:
@@ -66,6 +73,7 @@ class RunContext:
             "quality": self.quality,
             "min_ssim": self.min_ssim,
             "min_saving": self.min_saving,
+            "allow_webp": self.allow_webp,
         }
         return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -86,8 +94,9 @@ class RunContext:
             archive_mode=mode,
             storage_class=settings.storage_class,
             codec=settings.codec,
-            quality=settings.quality,
+            quality=settings.quality_mode,
             min_ssim=settings.min_ssim,
+            allow_webp=settings.allow_webp,
             min_saving=settings.min_saving,
             multipart_copy_threshold=settings.multipart_copy_threshold,
             multipart_copy_part_size=settings.multipart_copy_part_size,

@@ -136,3 +136,30 @@ def truncated(path: Path, source: Path, keep: float = 0.5) -> Path:
     data = source.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     return path
+
+
+def landscape(path: Path, size: int = 512, seed: int = 42) -> Path:
+    """The demo's colour landscape (fields, forests, relief; nodata collar): texture on which
+    WEBP beats JPEG at an SSIM bar."""
+    from compactor.demo import _landscape_rgb
+
+    elev01 = fractal_surface(size, seed=seed)
+    shade = hillshade(200 + 2800 * elev01**1.6, 30.0)
+    data = _landscape_rgb(elev01, shade, seed)
+    data[:, ~_footprint(size)] = 0
+    return write(path, data, nodata=0, photometric="RGB")
+
+
+def patchy(path: Path, size: int = 1600, seed: int = 9) -> Path:
+    """A gray scene that is smooth where the quality search samples it (four 512x512
+    windows at a quarter and three quarters of each axis) and grainy everywhere else, so the
+    sample says a low quality is enough and the whole scene says it is not."""
+    from compactor.sample import sample_windows
+
+    rng = np.random.default_rng(seed)
+    smooth = hillshade(terrain(size, seed), 10.0) * 200 + 30
+    grainy = smooth + rng.normal(0, 18, (size, size))
+    data = grainy
+    for col, row, w, h in sample_windows(size, size):
+        data[row : row + h, col : col + w] = smooth[row : row + h, col : col + w]
+    return write(path, np.clip(data, 1, 255).astype("uint8")[None])

@@ -27,7 +27,10 @@ from .conftest import S3
 from .test_run_s3 import ARCHIVE, DEST, SRC, by_name, load_report, upload
 
 #: Threshold low enough that every test scene is chunked.
-CHUNKED = ("--chunk-threshold", "1KiB")
+#: The chunked path at a fixed quality: the quality search's probes encode samples with the
+#: same tile code (and would meet its failpoints first); tests/test_auto_quality.py covers
+#: the search on the chunked path.
+CHUNKED = ("--chunk-threshold", "1KiB", "--quality", "75")
 
 
 def scenes(tmp: Path) -> dict[str, Path]:

@@ -294,7 +294,8 @@ def test_quality_asked_is_quality_written(s3: S3, cli: Any, tmp_path: Path) -> N
 
 def test_ssim_bar_raises_quality_then_goes_lossless(s3: S3, cli: Any, tmp_path: Path) -> None:
     upload(s3, {"g.tif": rasters.gray(tmp_path / "g.tif")})
-    result = cli("run", "--source", SRC, "--dest", DEST, "--min-ssim", "0.9999")
+    # A fixed quality climbs the ladder (tests/test_auto_quality.py: what auto does).
+    result = cli("run", "--source", SRC, "--dest", DEST, "--min-ssim", "0.9999", "--quality", "75")
     assert result.exit_code == 0, result.output
     g = load_report(s3, result.stdout)["scenes"][0]
     assert [(a["codec"], a["quality"]) for a in g["attempts"]] == [
@@ -307,7 +308,7 @@ def test_ssim_bar_raises_quality_then_goes_lossless(s3: S3, cli: Any, tmp_path: 
 
 def test_ssim_bar_keeps_the_first_passing_quality(s3: S3, cli: Any, tmp_path: Path) -> None:
     upload(s3, {"c.tif": rasters.rgb(tmp_path / "c.tif")})
-    result = cli("run", "--source", SRC, "--dest", DEST)  # default bar 0.95
+    result = cli("run", "--source", SRC, "--dest", DEST, "--quality", "75")  # default bar 0.95
     assert result.exit_code == 0, result.output
     c = load_report(s3, result.stdout)["scenes"][0]
     tried = [(a["quality"], a["ssim"]) for a in c["attempts"]]
@@ -419,13 +420,14 @@ def test_nitf_jp2_and_img_inputs(s3: S3, cli: Any, tmp_path: Path) -> None:
 
 
 def test_scene_that_would_not_shrink_is_left_as_it_is(s3: S3, cli: Any, tmp_path: Path) -> None:
-    # Already a small JPEG COG at quality 40: re-encoding at 75 would only grow it.
+    # Already a small JPEG COG at quality 40: re-encoding at 75 would only grow it. (Under
+    # --quality auto it would be re-encoded at the lowest quality that holds the bar.)
     small = tmp_path / "small.tif"
     gdal_copy(
         rasters.gray(tmp_path / "g.tif", size=600), small, driver="COG", COMPRESS="JPEG", QUALITY=40
     )
     originals = upload(s3, {"small.tif": small, "big.tif": rasters.rgb(tmp_path / "big.tif")})
-    args = ("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE)
+    args = ("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE, "--quality", "75")
     result = cli(*args)
     assert result.exit_code == 0, result.output
     scenes = by_name(load_report(s3, result.stdout))

@@ -33,7 +33,31 @@ EXIT_USAGE = 2
 stdout = Console(highlight=False, soft_wrap=True, markup=False)
 stderr = Console(stderr=True, highlight=False)
 
-CODECS = ["auto", "jpeg", "webp", "deflate", "zstd", "lerc"]
+CODECS = ["auto", "auto-lossy", "jpeg", "webp", "deflate", "zstd", "lerc"]
+
+
+class QualityType(click.ParamType):
+    """``auto`` or a quality from 1 to 100."""
+
+    name = "quality"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int):
+            quality: int | str = value
+        else:
+            text = str(value).strip().lower()
+            if text == "auto":
+                return "auto"
+            try:
+                quality = int(text)
+            except ValueError:
+                self.fail(f"{value!r} is neither auto nor a number from 1 to 100", param, ctx)
+        if not 1 <= int(quality) <= 100:
+            self.fail(f"{value} is not between 1 and 100", param, ctx)
+        return quality
+
+
+QUALITY = QualityType()
 STORAGE_CLASSES = ["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA"]
 
 
@@ -76,19 +100,30 @@ def selection_options(func: F) -> F:
             "--codec",
             type=click.Choice(CODECS, case_sensitive=False),
             help="auto: JPEG for 8-bit imagery with 1 or 3 bands (+alpha), lossless ZSTD for "
-            "everything else.  [default: auto]",
+            "everything else. auto-lossy: as auto, but per scene JPEG or WEBP, whichever is "
+            "smaller at the SSIM bar (WEBP only with --allow-webp).  [default: auto]",
         ),
         click.option(
             "--quality",
-            type=click.IntRange(1, 100),
-            help="JPEG/WEBP quality; raised automatically where a scene misses --min-ssim. "
-            "[default: 75]",
+            type=QUALITY,
+            metavar="auto|1-100",
+            help="JPEG/WEBP quality. auto: per scene, the lowest quality whose output meets "
+            "--min-ssim (searched on sampled windows, confirmed on the whole output). A number: "
+            "that quality, raised where a scene misses --min-ssim.  "
+            "[default: auto; 75 with --min-ssim 0]",
         ),
         click.option(
             "--min-ssim",
             type=click.FloatRange(0, 1),
             help="SSIM every lossy output must reach, else it is re-encoded at a higher quality "
             "and finally losslessly; 0 turns the bar off.  [default: 0.95]",
+        ),
+        click.option(
+            "--allow-webp",
+            is_flag=True,
+            default=None,
+            help="Let --codec auto-lossy choose WEBP where it is smaller (GDAL >= 2.4 and most "
+            "COG readers decode it; some older TIFF readers do not).",
         ),
         click.option(
             "--min-saving",
