@@ -8,14 +8,16 @@ between :data:`QUALITY_MIN` and :data:`QUALITY_MAX`, so a search takes eight pro
 quality kept passes and the one below it fails. A codec that misses the bar even at
 :data:`QUALITY_MAX` is out; with no lossy codec left the scene is stored losslessly.
 
-The whole output is then checked like any other (same SSIM definition); where a sampled
-scene's whole output misses the bar, the next qualities up are tried
-(:func:`confirm_ladder`), then lossless. For a scene that is its own sample the search is
-exact: the quality found is the one the whole output gets, and it passes.
+The whole output is then checked like any other (same SSIM definition). For a scene that
+is its own sample the search is exact: the quality found is the one the whole output gets,
+and it passes. A sampled scene adapts once (:class:`Ladder`): the first whole output gives
+the offset between sample and scene, the sample is searched again with it, and a clearly
+lower quality is tried on the whole scene; a whole output that misses goes up
+(:func:`confirm_ladder`), then lossless.
 
-For the report, each search also measures the sample's JPEG size at every quality from
-the one found up to :data:`QUALITY_MAX`: what the scene would cost under a single fixed
-quality (:func:`compare_fixed`).
+For the report, the sample's JPEG size is measured at every quality from the one the scene
+needs up to :data:`QUALITY_MAX`: what it would cost under a single fixed quality
+(:func:`compare_fixed`).
 """
 
 from __future__ import annotations
