@@ -191,9 +191,9 @@ class Quality:
     sq_err: float = 0.0
     n_valid: int = 0
     exact: bool = True
-    #: Seam rows (masked source and decoded, per band) at the top and bottom edge.
-    top: tuple[np.ndarray, np.ndarray] | None = None
-    bottom: tuple[np.ndarray, np.ndarray] | None = None
+    #: Seam rows (masked source and decoded, per band; validity) at the top and bottom edge.
+    top: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    bottom: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -427,7 +427,7 @@ def _measure(
     rng = dtype_range(job.codec.dtype)
     rows = src.shape[1]
     for b in range(src.shape[0]):
-        total, count = ssim_sum(src[b], dec[b], rng)
+        total, count = ssim_sum(src[b], dec[b], rng, valid=valid)
         q.ssim_total.append(total)
         q.ssim_count = count
     # Squared error band by band (OpenCV sums integer data exactly, in one SIMD pass).
@@ -438,8 +438,12 @@ def _measure(
     q.exact = q.exact and sq == 0
     q.n_valid += src.shape[0] * (int(valid.sum()) if valid is not None else src[0].size)
     keep = min(SEAM, rows)
-    q.top = (src[:, :keep].copy(), dec[:, :keep].copy())
-    q.bottom = (src[:, rows - keep :].copy(), dec[:, rows - keep :].copy())
+    if valid is None:
+        valid = np.ones(src.shape[1:], dtype=bool)
+    q.top = (src[:, :keep].copy(), dec[:, :keep].copy(), valid[:keep].copy())
+    q.bottom = (
+        src[:, rows - keep :].copy(), dec[:, rows - keep :].copy(), valid[rows - keep :].copy()
+    )  # fmt: skip
 
 
 @dataclass
@@ -650,13 +654,14 @@ def scene_quality(
         assert lower.quality.top is not None
         src = np.concatenate([upper.quality.bottom[0], lower.quality.top[0]], axis=1)
         dec = np.concatenate([upper.quality.bottom[1], lower.quality.top[1]], axis=1)
+        seam_valid = np.concatenate([upper.quality.bottom[2], lower.quality.top[2]], axis=0)
         # Count the rows within HALO of the boundary: those each side's strip left out.
         a = upper.quality.bottom[0].shape[1]
         lo = max(0, a - HALO - HALO)
         hi = min(src.shape[1], a + HALO + HALO)
         seam_count = 0
         for b in range(bands):
-            t, seam_count = ssim_sum(src[b, lo:hi], dec[b, lo:hi], rng)
+            t, seam_count = ssim_sum(src[b, lo:hi], dec[b, lo:hi], rng, valid=seam_valid[lo:hi])
             totals[b] += t
         count += seam_count
     ssim = min(t / count for t in totals) if count else (1.0 if exact else 0.0)

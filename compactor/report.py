@@ -77,7 +77,7 @@ def summary_lines(report: Report) -> list[str]:
                 if ssims
                 else f"lossy scenes: {len(lossy)}"
             )
-    if report.quality is not None:
+    if report.quality is not None and report.quality.scenes > 1:  # one scene: nothing to compare
         q = report.quality
         lines.append(
             f"automatic quality: {q.scenes} lossy scenes, {human_bytes(q.bytes_auto)}; "

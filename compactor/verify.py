@@ -141,8 +141,17 @@ class _SSIMSum:
         self.count = 0
         self.win = window_size(height, width)
 
-    def add(self, a: np.ndarray, b: np.ndarray, first_row: int, r0: int, r1: int) -> None:
-        """``a``/``b`` hold image rows from ``first_row`` on; count the rows ``r0:r1``."""
+    def add(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        first_row: int,
+        r0: int,
+        r1: int,
+        valid: np.ndarray | None = None,
+    ) -> None:
+        """``a``/``b`` (and ``valid``) hold image rows from ``first_row`` on; count the rows
+        ``r0:r1`` (only their valid pixels, when ``valid`` is given)."""
         if self.win < 3:
             return
         pad = (self.win - 1) // 2
@@ -151,7 +160,9 @@ class _SSIMSum:
             return
         # Exactly the rows lo:hi are interior to this slice (pad rows of context each side).
         sl = slice(lo - pad - first_row, hi + pad - first_row)
-        total, count = ssim_sum(a[sl], b[sl], self.range, self.win)
+        total, count = ssim_sum(
+            a[sl], b[sl], self.range, self.win, None if valid is None else valid[sl]
+        )
         self.total += total
         self.count += count
 
@@ -215,7 +226,7 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
         if not np.array_equal(s_f[:, core], o_f[:, core]):
             all_equal = False
         for k in range(len(bands)):
-            ssims[k].add(s_f[k], o_f[k], top, r0, r1)
+            ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
         err = (s_f[:, core] - o_f[:, core])[:, s_valid[core]]
         sq_err += float(np.square(err).sum())
         n_valid += err.size

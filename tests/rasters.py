@@ -58,12 +58,12 @@ def gray(path: Path, size: int = 384, seed: int = 1, **profile: Any) -> Path:
 def rgb(
     path: Path, size: int = 384, seed: int = 2, nodata_collar: bool = True, **profile: Any
 ) -> Path:
-    """A textured RGB landscape with a rotated footprint and nodata=0 outside."""
-    elev = fractal_surface(size, seed=seed)
+    """A textured RGB landscape with a rotated footprint and nodata=0 outside. JPEG q75
+    misses SSIM 0.95 on its valid pixels (about 0.94) and q90 meets it (about 0.955)."""
+    elev = fractal_surface(size, beta=4.2, seed=seed)
     shade = hillshade(200 + 600 * elev, 30.0)
-    rng = np.random.default_rng(seed)
     base = np.stack([60 + 120 * elev, 90 + 100 * (1 - elev), 50 + 60 * elev])
-    img = base * (0.5 + 0.6 * shade[None]) + rng.normal(0, 1.0, base.shape)
+    img = base * (0.5 + 0.6 * shade[None])
     data = np.clip(img, 1, 255).astype("uint8")
     if nodata_collar:
         data[:, ~_footprint(size)] = 0
@@ -138,14 +138,21 @@ def truncated(path: Path, source: Path, keep: float = 0.5) -> Path:
     return path
 
 
-def landscape(path: Path, size: int = 512, seed: int = 42) -> Path:
-    """The demo's colour landscape (fields, forests, relief; nodata collar): texture on which
-    WEBP beats JPEG at an SSIM bar."""
-    from compactor.demo import _landscape_rgb
+def gray_collar(path: Path, size: int = 352, seed: int = 3) -> Path:
+    """A hillshade with a rotated footprint and nodata=0 outside (a validity mask)."""
+    shade = hillshade(terrain(size, seed), 10.0)
+    data = (shade * 254 + 1).astype("uint8")
+    data[~_footprint(size)] = 0
+    return write(path, data[None], nodata=0)
 
-    elev01 = fractal_surface(size, seed=seed)
-    shade = hillshade(200 + 2800 * elev01**1.6, 30.0)
-    data = _landscape_rgb(elev01, shade, seed)
+
+def smooth_rgb(path: Path, size: int = 320, seed: int = 5) -> Path:
+    """A noiseless RGB landscape of gentle relief with a nodata collar: JPEG (4:2:0) reaches
+    SSIM 0.95 on it, WEBP at a smaller size."""
+    elev = fractal_surface(size, beta=4.8, seed=seed)
+    shade = hillshade(200 + 600 * elev, 30.0)
+    base = np.stack([60 + 120 * elev, 90 + 100 * (1 - elev), 50 + 60 * elev])
+    data = np.clip(base * (0.5 + 0.6 * shade[None]), 1, 255).astype("uint8")
     data[:, ~_footprint(size)] = 0
     return write(path, data, nodata=0, photometric="RGB")
 

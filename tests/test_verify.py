@@ -33,11 +33,45 @@ def test_windowed_ssim_equals_whole_image_ssim(
         a, b = s.read().astype(float), o.read().astype(float)
     a[:, ~valid] = 0
     b[:, ~valid] = 0
-    expected = min(structural_similarity(a[k], b[k], data_range=255) for k in range(3))
+    assert not valid.all()  # a nodata collar: SSIM is the mean over valid pixels only
+    expected = min(masked_reference(a[k], b[k], valid) for k in range(3))
     assert fid.ssim == pytest.approx(expected, abs=1e-6)
+    # ... which is lower than skimage's mean over every pixel, collar included.
+    unmasked = min(structural_similarity(a[k], b[k], data_range=255) for k in range(3))
+    assert fid.ssim < unmasked - 0.005
     assert not fid.exact
     mse = ((a - b)[:, valid] ** 2).mean()
     assert fid.psnr == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-9)
+
+
+def masked_reference(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
+    """skimage's local SSIM map, averaged over the interior pixels that are valid."""
+    _, full = structural_similarity(a, b, data_range=255, full=True)
+    return float(full[3:-3, 3:-3][valid[3:-3, 3:-3]].mean())
+
+
+def test_a_mostly_nodata_scene_is_judged_on_its_valid_pixels(tmp_path: Path) -> None:
+    """98 % nodata: counting the (identical) nodata would pass even quality 10."""
+    data = np.zeros((3, 400, 400), dtype="uint8")
+    texture = rasters.rgb(tmp_path / "t.tif", size=400, nodata_collar=False)
+    with rasterio.open(texture) as t:
+        data[:, 180:236, 180:236] = t.read()[:, 180:236, 180:236]
+    src = rasters.write(tmp_path / "s.tif", data, nodata=0, photometric="RGB")
+    info = read_info(str(src))
+    profile = choose_profile(info, "jpeg", 10)
+    out = write_cog(str(src), tmp_path / "o.tif", profile, info)
+    with rasterio.open(src) as s, rasterio.open(out) as o:
+        fid = verify.compare_pixels(s, o, info, profile)
+        valid = s.dataset_mask() > 0
+        a, b = s.read().astype(float), o.read().astype(float)
+    a[:, ~valid] = 0
+    b[:, ~valid] = 0
+    assert valid.mean() < 0.03
+    everything = min(structural_similarity(a[k], b[k], data_range=255) for k in range(3))
+    assert everything > 0.95  # the old definition: the nodata carries it over the bar
+    expected = min(masked_reference(a[k], b[k], valid) for k in range(3))
+    assert fid.ssim == pytest.approx(expected, abs=1e-5)  # float32 sums over ~3000 pixels
+    assert fid.ssim < 0.9
 
 
 def _copy_with(src: Path, dst: Path, change: object) -> Path:

@@ -49,20 +49,25 @@ def plan(ctx: click.Context, as_json: bool, **flags: object) -> None:
                 stdout.print(json.dumps(clean, ensure_ascii=False), markup=False)
             return
         table = Table(show_lines=False)
-        for col in ("scene", "action", "codec", "size", "est. output", "ratio", "note"):
+        for col in ("scene", "action", "codec", "size", "est. output", "ratio", "SSIM", "note"):
             table.add_column(col, overflow="fold")
+        # Scenes under --source are shown by their key below it (the header says where).
+        prefix = settings.source.rstrip("/") + "/" if settings.source else None
+        if prefix:
+            table.title = f"scenes under {prefix}"
         for r in df.itertuples():
             quality = "" if pd.isna(r.quality) else f" q{int(r.quality)}"
             table.add_row(
                 *map(
                     Text,
                     (
-                        str(r.source),
+                        str(r.source).removeprefix(prefix) if prefix else str(r.source),
                         str(r.action),
                         f"{r.codec or '–'}{quality}" if isinstance(r.codec, str) else "–",
                         "–" if pd.isna(r.bytes_in) else human_bytes(r.bytes_in),
                         "–" if pd.isna(r.est_bytes_out) else human_bytes(r.est_bytes_out),
                         _fmt_ratio(r.est_ratio),
+                        "–" if pd.isna(r.est_ssim) else f"{r.est_ssim:.3f}",
                         str(r.reason or ""),
                     ),
                 )
