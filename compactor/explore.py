@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from .encode import LOSSLESS, Profile, RasterInfo, choose_profile
 from .errors import CompactorError, ConfigError, SceneError
 from .gdal_env import gdal_env, scratch_dir
 from .notebook import NotebookProgress, in_notebook
+from .quality import QUALITY_MAX, lowest_quality
 from .sample import Sample, Window4, write_sample
 from .storage import Location, source_store_for
 from .tasks import RunContext
@@ -76,10 +77,13 @@ class ProfileSpec:
     text: str
     codec: str
     quality: int | None = None
+    #: ``codec:auto``: the lowest quality that meets the SSIM bar on the sample.
+    auto: bool = False
 
 
 def parse_spec(text: str) -> ProfileSpec:
-    """Check the syntax of a profile string (``codec`` or ``codec:quality``)."""
+    """Check the syntax of a profile string (``codec``, ``codec:quality`` or
+    ``codec:auto``)."""
     if not isinstance(text, str):
         raise ConfigError(f"a profile is a string like 'jpeg:75' or 'zstd', not {text!r}")
     codec, sep, quality_text = text.strip().lower().partition(":")
@@ -92,6 +96,8 @@ def parse_spec(text: str) -> ProfileSpec:
     if sep:
         if codec in LOSSLESS:
             raise ConfigError(f"profile {text!r}: {codec} is lossless and takes no quality")
+        if quality_text.strip() == "auto":
+            return ProfileSpec(f"{codec}:auto", codec, None, auto=True)
         try:
             quality = int(quality_text.strip())
         except ValueError as err:
@@ -111,6 +117,11 @@ def parse_profile(text: str, info: RasterInfo) -> Profile:
     :class:`~compactor.errors.UnsupportedCodecError` for an impossible combination (JPEG on
     uint16) and :class:`~compactor.errors.ConfigError` for a malformed string."""
     spec = parse_spec(text)
+    if spec.auto:
+        raise ConfigError(
+            f"{text!r} is searched per scene by compare(); give a fixed quality here "
+            "(compare's row for it names the quality found)"
+        )
     return choose_profile(info, spec.codec, spec.quality)
 
 
@@ -160,13 +171,30 @@ def _row(scene: str, spec: ProfileSpec, **values: Any) -> dict[str, Any]:
 
 
 def _measure(
-    sample: Sample, info: RasterInfo, spec: ProfileSpec, scratch: Path, index: int
+    sample: Sample,
+    info: RasterInfo,
+    spec: ProfileSpec,
+    scratch: Path,
+    index: int,
+    min_ssim: float = 0.0,
 ) -> dict[str, Any]:
-    """Encode ``sample`` with one profile in scratch and measure it (one row)."""
+    """Encode ``sample`` with one profile in scratch and measure it (one row). A
+    ``codec:auto`` profile first bisects the lowest quality meeting ``min_ssim`` on the
+    sample, as a run's ``quality: auto`` does."""
     row = _row("", spec, raw_bytes=sample.raw_bytes, sample=not sample.whole)
     out = scratch / f"profile-{index}.cog.tif"
     try:
-        profile = parse_profile(spec.text, info)
+        profile = choose_profile(info, spec.codec, spec.quality)
+        if spec.auto and not profile.lossless:
+            if min_ssim <= 0:
+                raise ConfigError(f"{spec.text} searches for the SSIM bar; set min_ssim > 0")
+            found, _ = lowest_quality(sample, profile, min_ssim, scratch / f"search-{index}")
+            if found is None:
+                raise SceneError(
+                    f"{profile.codec.upper()} misses SSIM {min_ssim} on this sample even at "
+                    f"quality {QUALITY_MAX}"
+                )
+            profile = replace(profile, quality=found)
         row.update(codec=profile.codec, quality=profile.quality, lossless=profile.lossless)
         started = time.perf_counter()
         write_cog(str(sample.path), out, profile, sample.info)
@@ -218,7 +246,7 @@ def compare_scene(
                 windows = [(0, 0, info.width, info.height)]
             sample = write_sample(src.gdal_path, info, scratch / "sample", windows)
             for i, spec in enumerate(specs):
-                rows.append(_measure(sample, info, spec, scratch, i))
+                rows.append(_measure(sample, info, spec, scratch, i, context.min_ssim))
     except CompactorError as err:
         rows += [_row(source, s, error=str(err)) for s in specs[len(rows) :]]
     except Exception as err:
@@ -274,7 +302,8 @@ def compare(
     :func:`compactor.plan` (its rows whose ``action`` is ``compact``), or a prefix (listed
     with the run's ``include``/``exclude`` globs; ``None`` lists ``source=`` or runs the
     ``stac=`` search given as arguments). ``profiles``: ``"jpeg:75"``, ``"webp:80"``,
-    ``"zstd"``, ``"deflate"``, ``"lerc"``, ``"auto"``.
+    ``"zstd"``, ``"deflate"``, ``"lerc"``, ``"auto"``; ``"jpeg:auto"``/``"webp:auto"``:
+    per scene, the lowest quality that meets ``min_ssim`` on its sample (the run's search).
 
     One Dask task per scene (on ``client``, else on the cluster the settings name) reads a
     sample of up to four 512x512 windows (the whole scene when it is at most 1024 pixels a

@@ -191,6 +191,31 @@ def test_compare_takes_a_plan_or_a_prefix(s3: S3, dask_scheduler: str, tmp_path:
     assert all_keys(s3) == before
 
 
+def test_compare_auto_profile_finds_the_lowest_passing_quality(
+    s3: S3, dask_scheduler: str, tmp_path: Path
+) -> None:
+    """``jpeg:auto`` is the run's search on the sample: the quality it names meets the bar
+    and one quality lower does not (both measured by compare itself)."""
+    s3.put("src-bucket", "scenes/gray.tif", rasters.gray(tmp_path / "gray.tif", size=384))
+    s3.put("src-bucket", "scenes/u16.tif", rasters.uint16(tmp_path / "u16.tif", size=200))
+    with Client(dask_scheduler) as client:
+        found = compactor.compare(SRC, ["jpeg:auto", "zstd"], client=client, min_ssim=0.95)
+        q = int(row(found.df, "gray.tif", "jpeg:auto")["quality"])
+        check = compactor.compare([SRC + "gray.tif"], [f"jpeg:{q}", f"jpeg:{q - 1}"], client=client)
+        strict = compactor.compare([SRC + "gray.tif"], ["jpeg:auto"], client=client,
+                                   min_ssim=0.999)  # fmt: skip
+    auto = row(found.df, "gray.tif", "jpeg:auto")
+    assert 10 <= q <= 95
+    assert auto["ssim"] >= 0.95
+    assert row(check.df, "gray.tif", f"jpeg:{q}")["ssim"] == pytest.approx(auto["ssim"])
+    assert row(check.df, "gray.tif", f"jpeg:{q - 1}")["ssim"] < 0.95
+    assert "8-bit" in row(found.df, "u16.tif", "jpeg:auto")["error"]
+    # No JPEG quality reaches 0.999 on it (q95 gives about 0.9987): a row that says so.
+    assert "misses SSIM 0.999" in row(strict.df, "gray.tif", "jpeg:auto")["error"]
+    with pytest.raises(ConfigError, match="searched per scene"):
+        compactor.preview(SRC + "gray.tif", "jpeg:auto")
+
+
 def test_profile_strings_are_checked_before_any_work() -> None:
     assert parse_spec(" JPEG:75 ").text == "jpeg:75"
     assert parse_spec("zstd").quality is None
