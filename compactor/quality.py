@@ -31,7 +31,7 @@ from typing import TypeVar
 import numpy as np
 
 from .encode import AUTO_LOSSLESS, LOSSY, Profile, RasterInfo, lossy_problem
-from .errors import VerificationError
+from .errors import SceneError, VerificationError
 from .models import Probe, QualityComparison, QualitySearch, SceneResult
 from .sample import Sample
 
@@ -281,7 +281,15 @@ class Ladder:
                 assert profile.quality is not None
                 if better is not None and better.quality is not None:
                     if ok and better.quality <= profile.quality - CALIBRATION_GAIN:
-                        ok_lower, _, lower = attempt(better)
+                        try:
+                            ok_lower, _, lower = attempt(better)
+                        except SceneError as err:  # the passing output stays the answer
+                            log.warning("trying %s failed (%s); keeping %s", better.label,
+                                        err, profile.label)  # fmt: skip
+                            return profile, handle
+                        except BaseException:
+                            discard(handle)
+                            raise
                         if ok_lower:
                             discard(handle)
                             return better, lower

@@ -85,13 +85,18 @@ def write_sample(
         ) from err
     h = max(t.shape[1] for t in tiles)
     w = max(t.shape[2] for t in tiles)
+    # Side by side as they lie in the scene: 2x2, or 1x2 / 2x1 where the scene is too short
+    # or too narrow for two rows or columns of windows (never a filler that would count as
+    # pixels).
+    ncols = len({win[0] for win in windows})
+    nrows = max(1, len(windows) // ncols)
+    cells = [divmod(i, ncols) for i in range(len(tiles))]
     if len(tiles) == 1:
         mosaic = tiles[0]
     else:
         fill = info.nodata if info.nodata is not None else 0
-        mosaic = np.full((info.count, 2 * h, 2 * w), fill, dtype=info.dtype)
-        for i, t in enumerate(tiles):
-            r, c = divmod(i, 2)
+        mosaic = np.full((info.count, nrows * h, ncols * w), fill, dtype=info.dtype)
+        for (r, c), t in zip(cells, tiles, strict=True):
             mosaic[:, r * h : r * h + t.shape[1], c * w : c * w + t.shape[2]] = t
     scratch.mkdir(parents=True, exist_ok=True)
     path = scratch / "sample.tif"
@@ -102,8 +107,7 @@ def write_sample(
         dst.colorinterp = colorinterp
         if masks is not None:
             full = np.zeros(mosaic.shape[1:], dtype="uint8")
-            for i, m in enumerate(masks):
-                r, c = divmod(i, 2) if len(masks) > 1 else (0, 0)
+            for (r, c), m in zip(cells, masks, strict=True):
                 full[r * h : r * h + m.shape[0], c * w : c * w + m.shape[1]] = m
             dst.write_mask(full)
     return Sample(

@@ -42,7 +42,7 @@ from .archive import (
     server_copy,
     source_metadata_header,
 )
-from .chunked import DECODER_MARGIN, compact_chunked
+from .chunked import compact_chunked, decoder_margin
 from .cluster import cluster_context
 from .cog import gdal_errors, read_info, uses_tile_writer, write_cog
 from .encode import Profile, RasterInfo, choose_profile
@@ -372,7 +372,7 @@ class SceneJob:
                 )
                 ssim = result.fidelity_ssim
                 # The bar with the decoder margin (libjpeg builds may decode differently).
-                margin = None if ssim is None else ssim - DECODER_MARGIN
+                margin = None if ssim is None else ssim - decoder_margin(candidate, info)
                 ok = self._tried(candidate, result.size, margin)
                 r.attempts[-1].ssim = ssim
                 return ok, margin, result

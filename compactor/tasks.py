@@ -73,8 +73,9 @@ class RunContext:
             "quality": self.quality,
             "min_ssim": self.min_ssim,
             "min_saving": self.min_saving,
-            "allow_webp": self.allow_webp,
         }
+        if self.allow_webp and self.codec == "auto-lossy":  # the only codec it changes
+            policy["allow_webp"] = True
         return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod
