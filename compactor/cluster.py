@@ -7,14 +7,42 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import ClusterSettings, Settings, WorkerRange
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def as_completed_results(
+    client: Any,
+    futures: Mapping[Any, T],
+    task_died: Callable[[T, Exception], R] | None = None,
+) -> Iterator[tuple[T, R]]:
+    """(item, result) for each future of ``futures`` (future -> item) as it completes. A
+    task that died (e.g. ``KilledWorker``) gives ``task_died(item, error)``, or raises
+    without it; any error or Ctrl-C here cancels the tasks still pending."""
+    from distributed import as_completed
+
+    try:
+        for fut in as_completed(list(futures)):
+            item = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as err:
+                if task_died is None:
+                    raise
+                result = task_died(item, err)
+            yield item, result
+    except BaseException:
+        client.cancel(list(futures))
+        raise
 
 
 def default_workers() -> int:

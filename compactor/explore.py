@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .cluster import connect
+from .cluster import as_completed_results, connect
 from .cog import read_info, write_cog
 from .config import Settings, resolve_settings
 from .encode import LOSSLESS, Profile, RasterInfo, choose_profile
@@ -341,28 +341,21 @@ def compare(
     tag = uuid.uuid4().hex[:12]
 
     def run_on(c: Any) -> dict[str, list[dict[str, Any]]]:
-        from distributed import as_completed
-
         futures = {
             c.submit(compare_scene, src, names, context, whole, key=f"compare-{tag}-{i}",
                      pure=False): src
             for i, src in enumerate(sources)
         }  # fmt: skip
+
+        def task_died(src: str, err: Exception) -> list[dict[str, Any]]:
+            reason = f"task failed: {type(err).__name__}: {err}"
+            return [_row(src, s, error=reason) for s in specs]
+
         results: dict[str, list[dict[str, Any]]] = {}
-        try:
-            for fut in as_completed(list(futures)):
-                src = futures[fut]
-                try:
-                    rows = fut.result()
-                except Exception as err:  # the task itself died (e.g. KilledWorker)
-                    reason = f"task failed: {type(err).__name__}: {err}"
-                    rows = [_row(src, s, error=reason) for s in specs]
-                results[src] = rows
-                if callback:
-                    callback(rows)
-        except BaseException:
-            c.cancel(list(futures))
-            raise
+        for src, rows in as_completed_results(c, futures, task_died):
+            results[src] = rows
+            if callback:
+                callback(rows)
         return results
 
     if bar is not None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .cluster import connect
+from .cluster import as_completed_results, connect
 from .config import META_PREFIX, Settings, resolve_settings
 from .costs import estimate
 from .discover import check_locations, discover, preflight
@@ -149,32 +149,25 @@ def _write_stac(
 def _run_on(
     client: Any, scenes: list[SceneSpec], context: RunContext, progress: ProgressCallback | None
 ) -> list[SceneResult]:
-    from distributed import as_completed
-
-    futures = {}
-    for spec in scenes:
-        fut = client.submit(
+    futures = {
+        client.submit(
             process_scene, spec, context, key=spec.key(context), retries=1, pure=False
+        ): spec
+        for spec in scenes
+    }
+
+    def task_died(spec: SceneSpec, err: Exception) -> SceneResult:
+        return SceneResult(
+            source=spec.source,
+            item=spec.item,
+            asset=spec.asset,
+            status="failed",
+            reason=f"task failed: {type(err).__name__}: {err}",
         )
-        futures[fut] = spec
+
     results: list[SceneResult] = []
-    try:
-        for fut in as_completed(list(futures)):
-            spec = futures[fut]
-            try:
-                result = fut.result()
-            except Exception as err:  # the task itself died (e.g. KilledWorker)
-                result = SceneResult(
-                    source=spec.source,
-                    item=spec.item,
-                    asset=spec.asset,
-                    status="failed",
-                    reason=f"task failed: {type(err).__name__}: {err}",
-                )
-            results.append(result)
-            if progress:
-                progress(result)
-    except BaseException:
-        client.cancel(list(futures))
-        raise
+    for _, result in as_completed_results(client, futures, task_died):
+        results.append(result)
+        if progress:
+            progress(result)
     return results

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .cluster import connect
+from .cluster import as_completed_results, connect
 from .cog import read_info, write_cog
 from .config import Settings, resolve_settings
 from .costs import estimate
@@ -146,17 +146,16 @@ def plan(
         on_start(len(found.scenes))
 
     def run_on(c: Any) -> list[dict[str, Any]]:
-        from distributed import as_completed
-
-        futs = [
-            c.submit(plan_scene, s, context, key="plan-" + s.key(context), pure=False)
+        futures = {
+            c.submit(plan_scene, s, context, key="plan-" + s.key(context), pure=False): s
             for s in found.scenes
-        ]
-        rows = []
-        for fut in as_completed(futs):
-            rows.append(fut.result())
+        }
+        rows: list[dict[str, Any]] = []
+        row: dict[str, Any]
+        for _, row in as_completed_results(c, futures):
+            rows.append(row)
             if progress:
-                progress(rows[-1])
+                progress(row)
         return rows
 
     if client is not None:

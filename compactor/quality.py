@@ -123,22 +123,26 @@ def lowest_quality(
     return found, [probes[q] for q in sorted(probes)]
 
 
-def sample_bytes(sample: Sample, codec: str, quality: int) -> int:
-    """Bytes of the sample's full-resolution tiles encoded with ``codec`` at ``quality``
-    (tiles only: a like-for-like measure across qualities, cheap enough for a curve)."""
+def colour_pixels(sample: Sample) -> np.ndarray:
+    """The sample's colour bands (no alpha), as the tile encoder takes them."""
     import rasterio
 
+    with rasterio.open(sample.path) as src:
+        return np.asarray(src.read(list(range(1, sample.info.colour_bands + 1))))
+
+
+def sample_bytes(pixels: np.ndarray, codec: str, quality: int) -> int:
+    """Bytes of the sample's full-resolution tiles (``pixels``: :func:`colour_pixels`)
+    encoded with ``codec`` at ``quality`` (tiles only: a like-for-like measure across
+    qualities, cheap enough for a curve)."""
     from .tiles import TILE, TileCodec, pad_tile
 
-    info = sample.info
-    bands = info.colour_bands
-    with rasterio.open(sample.path) as src:
-        data = src.read(list(range(1, bands + 1)))
-    tiles = TileCodec.for_profile(codec, quality, info.dtype, bands)
+    bands, height, width = pixels.shape
+    tiles = TileCodec.for_profile(codec, quality, pixels.dtype.name, bands)
     total = 0
-    for r in range(0, info.height, TILE):
-        for c in range(0, info.width, TILE):
-            block = np.moveaxis(data[:, r : r + TILE, c : c + TILE], 0, -1)
+    for r in range(0, height, TILE):
+        for c in range(0, width, TILE):
+            block = np.moveaxis(pixels[:, r : r + TILE, c : c + TILE], 0, -1)
             total += len(tiles.encode(np.ascontiguousarray(pad_tile(block))))
     return total
 
@@ -255,12 +259,13 @@ class Ladder:
         need = kept.quality if kept.codec == "jpeg" else record.jpeg_quality
         if need is None:
             return
+        pixels = colour_pixels(sample)  # read once for the whole curve
         record.jpeg_quality = need
-        record.jpeg_bytes = [sample_bytes(sample, "jpeg", q) for q in range(need, QUALITY_MAX + 1)]
+        record.jpeg_bytes = [sample_bytes(pixels, "jpeg", q) for q in range(need, QUALITY_MAX + 1)]
         record.chosen_bytes = (
             record.jpeg_bytes[0]
             if kept.codec == "jpeg"
-            else sample_bytes(sample, kept.codec, kept.quality)
+            else sample_bytes(pixels, kept.codec, kept.quality)
         )
 
     def walk(
