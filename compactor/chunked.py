@@ -47,9 +47,10 @@ from typing import Any
 import numpy as np
 
 from . import failpoints
+from .cog import open_source
 from .cogwriter import CogSpec, frame, needs_bigtiff, pyramid, template_tags
 from .encode import Profile, RasterInfo, dtype_range
-from .errors import EncodeError, StorageError, VerificationError
+from .errors import EncodeError, SceneTooLargeError, StorageError, VerificationError
 from .ssim import HALO, ssim_sum
 from .storage import MIN_PART_SIZE, Location, S3Options, S3Store, b64
 from .tiles import (
@@ -141,6 +142,14 @@ def plan_chunks(info: RasterInfo, *, budget: int, threads: int) -> ChunkPlan:
     with at least CHUNKS_PER_THREAD chunks per thread, at most 8192 full-res rows."""
     row_bytes = info.width * info.count * np.dtype(info.dtype).itemsize
     levels = pyramid(info.width, info.height)
+    smallest = TILE * row_bytes * MEMORY_FACTOR
+    if smallest > budget:
+        raise SceneTooLargeError(
+            f"even its smallest chunk (one row of {TILE}-pixel tiles, {info.width} pixels wide "
+            f"with {info.count} bands) needs about {smallest / 2**20:,.0f} MiB, more than a "
+            f"worker thread's {budget / 2**20:,.0f} MiB: give workers more memory "
+            "(--worker-memory) to take it"
+        )
     strip_tiles = 1
     while strip_tiles < 16:
         bigger = strip_tiles * 2
@@ -356,12 +365,11 @@ def _ship(job: ChunkJob, seg: Segment) -> Segment:
 
 def _read_strip(job: ChunkJob, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Source rows r0:r1 of the written bands, and their validity."""
-    import rasterio
     from rasterio.windows import Window
 
     from .gdal_env import gdal_env
 
-    with gdal_env(dict(job.gdal)), rasterio.open(job.source) as src:
+    with gdal_env(dict(job.gdal)), open_source(job.source) as src:
         win = Window(0, r0, job.plan.width, r1 - r0)
         data = src.read(indexes=list(job.keep_bands), window=win)
         valid: np.ndarray | None = None
@@ -537,7 +545,6 @@ def build_job(
     gdal: dict[str, str],
     output: Output,
 ) -> tuple[ChunkJob, CogSpec]:
-    import rasterio
 
     from .gdal_env import gdal_env
 
@@ -558,7 +565,7 @@ def build_job(
         probe = np.zeros((TILE, TILE, len(bands)), dtype=info.dtype)
         tables = jpeg_tables(split_jpeg(codec.encode(probe))[0])
     photometric, template_photo = _photometric(info, profile, bands)
-    with gdal_env(gdal), rasterio.open(src_path) as src:
+    with gdal_env(gdal), open_source(src_path) as src:
         template = template_tags(src, bands, template_photo)
     spec = CogSpec(
         width=info.width,
@@ -902,7 +909,7 @@ def check_header(
         with open(probe, "wb") as fh:
             fh.write(header)
             fh.truncate(total)
-        with gdal_env(gdal), rasterio.open(src_path) as src, rasterio.open(probe) as out:
+        with gdal_env(gdal), open_source(src_path) as src, rasterio.open(probe) as out:
             check_metadata(src, out, info, profile)
     finally:
         probe.unlink(missing_ok=True)

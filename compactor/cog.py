@@ -19,6 +19,7 @@ import logging
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from .encode import Profile, RasterInfo
 from .errors import EncodeError, UnreadableSceneError
@@ -60,10 +61,9 @@ def _mask_band_xml(src_path: str, profile: Profile, info: RasterInfo) -> ET.Elem
 
 def masked_vrt(src_path: str, vrt_path: str, profile: Profile, info: RasterInfo) -> str:
     """Write a VRT of ``src_path`` carrying the profile's mask; returns ``vrt_path``."""
-    import rasterio
     from rasterio.shutil import copy as gdal_copy
 
-    with rasterio.open(src_path) as src:
+    with open_source(src_path) as src:
         gdal_copy(src, vrt_path, driver="VRT")
     tree = ET.parse(vrt_path)
     root = tree.getroot()
@@ -131,12 +131,62 @@ def write_cog_gdal(src_path: str, dst: Path, profile: Profile, info: RasterInfo)
     return dst
 
 
-def read_info(src_path: str) -> RasterInfo:
-    """Open a source and describe it; unreadable sources raise a per-scene error."""
-    import rasterio
+#: The only GDAL drivers a source is opened with: formats that hold their own pixels.
+#: Everything else is refused, above all VRT (and the many drivers like it) that can make
+#: GDAL read other files, other buckets or URLs named inside the object.
+SOURCE_DRIVERS = ("GTiff", "JP2OpenJPEG", "NITF", "HFA")
+#: The same, as the README and error messages name them.
+SOURCE_FORMATS = "a GeoTIFF, JPEG 2000, NITF or Erdas Imagine file"
+
+
+def open_source(src_path: str) -> Any:
+    """Open a source raster (a GDAL path) with :data:`SOURCE_DRIVERS` only, and refuse it
+    unless every file GDAL opened for it is the object itself or a sidecar next to it with
+    its name (an Erdas Imagine spill file, say). Every read of a source goes through here.
+    Raises :class:`UnreadableSceneError` with a clear reason."""
+    import rasterio.env
+    from rasterio._path import _parse_path  # rasterio.open takes one driver, GDAL a list
+    from rasterio.io import DatasetReader
+
+    def opened() -> Any:
+        return DatasetReader(_parse_path(src_path), driver=list(SOURCE_DRIVERS))
 
     try:
-        with rasterio.open(src_path) as ds:
+        ds = rasterio.env.ensure_env(opened)()
+    except gdal_errors() as err:
+        if "not recognized as being in a supported file format" in str(err):
+            raise UnreadableSceneError(
+                f"not a raster GDAL can open as {SOURCE_FORMATS} (other formats, such as "
+                "GDAL VRT, can make GDAL read other files or URLs and are refused)"
+            ) from err
+        raise UnreadableSceneError(f"not a raster GDAL can open: {_clean(err)}") from err
+    try:
+        foreign = [f for f in ds.files if not _own_file(src_path, f)]
+    except gdal_errors():
+        foreign = []
+    if foreign:
+        ds.close()
+        raise UnreadableSceneError(
+            f"refused: the {ds.driver} dataset refers to files other than itself ({foreign[0]})"
+        )
+    return ds
+
+
+def _own_file(src_path: str, name: str) -> bool:
+    """Whether ``name`` (from GDAL's file list) is the source or a sidecar beside it that
+    carries its name (``scene.img`` -> ``scene.ige``, ``scene.tif.aux.xml``)."""
+    folder, _, base = src_path.rpartition("/")
+    other_folder, _, other = name.rpartition("/")
+    stem = base.rsplit(".", 1)[0]
+    return name == src_path or (
+        other_folder == folder and other.startswith((f"{base}.", f"{stem}.")) and ".." not in other
+    )
+
+
+def read_info(src_path: str) -> RasterInfo:
+    """Open a source and describe it; unreadable sources raise a per-scene error."""
+    try:
+        with open_source(src_path) as ds:
             return RasterInfo.from_dataset(ds)
     except gdal_errors() as err:
         raise UnreadableSceneError(f"not a raster GDAL can open: {_clean(err)}") from err

@@ -13,6 +13,7 @@ takes it as an argument (``os.environ`` by default).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,8 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .redact import is_secret_name, redact, secret_values
+from .storage import key_problem
 
 Codec = Literal["auto", "auto-lossy", "jpeg", "webp", "deflate", "zstd", "lerc"]
 StorageClass = Literal["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA"]
@@ -124,8 +127,27 @@ class StacSettings(BaseModel):
     assets: tuple[str, ...] = ()
     #: Write the updated items back through the Transactions extension.
     update: bool = False
+    #: HTTP(S) hosts asset hrefs may be read from (``host``, ``host:port``, ``*.domain``),
+    #: besides the API's own host (``--allow-host``, repeatable). Never followed: redirects.
+    allow_hosts: tuple[str, ...] = ()
+    #: Buckets (``bucket`` or ``bucket/prefix/``) whose ``s3://`` assets may be archived and
+    #: deleted (``--allow-bucket``, repeatable); assets elsewhere are compacted but left in
+    #: place. Default: the buckets the searched collections declare in ``storage:schemes``.
+    allow_buckets: tuple[str, ...] = ()
 
-    @field_validator("collections", "assets", "query", mode="before")
+    @field_validator("allow_buckets", mode="after")
+    @classmethod
+    def _buckets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for raw in value:
+            bucket, _, prefix = raw.removeprefix("s3://").partition("/")
+            if not bucket or (prefix and key_problem(prefix)):
+                raise ValueError(f"allow_buckets: {raw!r} is not bucket or bucket/prefix/")
+            out.append(f"{bucket}/{prefix}" if prefix else bucket)
+        return tuple(out)
+
+    @field_validator("collections", "assets", "query", "allow_hosts", "allow_buckets",
+                     mode="before")  # fmt: skip
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -184,12 +206,25 @@ class Settings(BaseModel):
     multipart_copy_part_size: int = Field(default=512 * 1024**2, ge=5 * 1024**2)
     #: Scenes whose raw pixels exceed this take the chunked path (many tasks, one COG).
     chunk_threshold: int = Field(default=256 * 1024**2, ge=0)
+    #: Limits checked from a scene's header before any pixel is read: a scene declaring
+    #: more fails with that reason (a 4 KB file can declare terabytes). The defaults take
+    #: the largest real scenes (orthomosaics of 100,000 x 100,000 pixels, hyperspectral
+    #: cubes of several hundred bands).
+    max_pixels: int = Field(default=10_000_000_000, ge=1)
+    max_bands: int = Field(default=1000, ge=1)
+    max_raw_size: int = Field(default=256 * 1024**3, ge=1)
     #: "auto": BigTIFF only where an output may pass 4 GiB (decided up front); "yes": always.
     bigtiff: Literal["auto", "yes"] = "auto"
     #: Outputs larger than this are uploaded in parts.
     multipart_upload_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)
     #: Extra GDAL configuration options applied on every worker (override the defaults).
+    #: No secrets here: they would travel in every task. GDAL reads its options from the
+    #: workers' environment too: set secret ones there (a Kubernetes Secret on EKS).
     gdal_options: dict[str, str] = Field(default_factory=dict)
+    #: Headers sent with HTTP(S) reads of STAC assets, per host (as in ``allow_hosts``):
+    #: ``{host: {header: value}}``. Secret headers (Authorization, cookies, API keys) must
+    #: name an environment variable of the workers, ``${VAR}``, never hold the value.
+    http_headers: dict[str, dict[str, str]] = Field(default_factory=dict)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     stac: StacSettings = Field(default_factory=StacSettings)
 
@@ -205,6 +240,7 @@ class Settings(BaseModel):
         "multipart_copy_part_size",
         "multipart_upload_threshold",
         "chunk_threshold",
+        "max_raw_size",
         mode="before",
     )
     @classmethod
@@ -228,6 +264,48 @@ class Settings(BaseModel):
     def _quality_range(cls, value: Any) -> Any:
         if isinstance(value, int) and not 1 <= value <= 100:
             raise ValueError("quality must be between 1 and 100, or auto")
+        return value
+
+    @field_validator("gdal_options")
+    @classmethod
+    def _no_secret_gdal_options(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            upper = name.upper()
+            if upper.startswith(HTTP_AUTH_OPTIONS):
+                raise ValueError(
+                    f"{name}: GDAL never makes HTTP requests for compactor except to S3; "
+                    "headers for STAC asset hosts go in http_headers: {host: {header: value}}"
+                )
+            if is_secret_name(name):
+                raise ValueError(
+                    f"{name} holds a secret: it would travel in every task and show in "
+                    "reports; set it in the workers' environment instead (GDAL reads its "
+                    "options from there), or use the AWS credential chain"
+                )
+        return value
+
+    @field_validator("http_headers")
+    @classmethod
+    def _secret_headers_from_env(
+        cls, value: dict[str, dict[str, str]]
+    ) -> dict[str, dict[str, str]]:
+        for host, headers in value.items():
+            for name, text in headers.items():
+                if is_secret_name(name) and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", text):
+                    raise ValueError(
+                        f"http_headers: {name} for {host} is a secret; give the name of an "
+                        f"environment variable set on the workers, e.g. ${{{_env_name(name)}}}"
+                    )
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _no_credentials_in_endpoint(cls, value: str | None) -> str | None:
+        if value and "@" in value.partition("://")[2].partition("/")[0]:
+            raise ValueError(
+                "endpoint_url must not hold credentials (user:password@): S3 takes them "
+                "from the AWS credential chain"
+            )
         return value
 
     @model_validator(mode="after")
@@ -257,9 +335,25 @@ class Settings(BaseModel):
         return value.lower() if isinstance(value, str) else value
 
     def redacted(self) -> dict[str, Any]:
-        """Settings as recorded in reports: plain data, no secrets (there are none to hide:
-        credentials never enter Settings; they come from the AWS chain on each process)."""
-        return self.model_dump(mode="json")
+        """Settings as recorded in reports and logs: plain data with every secret masked
+        (:func:`compactor.redact.redact`: secret names, URL passwords)."""
+        redacted: dict[str, Any] = redact(self.model_dump(mode="json"))
+        return redacted
+
+    def secrets(self) -> set[str]:
+        """Secret values anywhere in the settings, for masking them by value in logs."""
+        return secret_values(self.model_dump(mode="json"))
+
+
+#: GDAL options that would send credentials with HTTP requests (prefixes).
+HTTP_AUTH_OPTIONS = (
+    "GDAL_HTTP_HEADER", "GDAL_HTTP_USERPWD", "GDAL_HTTP_AUTH", "GDAL_HTTP_BEARER",
+    "GDAL_HTTP_COOKIE", "GDAL_HTTP_NETRC", "GDAL_HTTP_PROXYUSERPWD",
+)  # fmt: skip
+
+
+def _env_name(header: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", header.upper()).strip("_")
 
 
 #: Environment variable -> settings path. ``AWS_*`` are the standard SDK variables.
@@ -278,6 +372,9 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_REPORT": "report",
     "COMPACTOR_LEASE_TTL": "lease_ttl",
     "COMPACTOR_CHUNK_THRESHOLD": "chunk_threshold",
+    "COMPACTOR_MAX_PIXELS": "max_pixels",
+    "COMPACTOR_MAX_BANDS": "max_bands",
+    "COMPACTOR_MAX_RAW_SIZE": "max_raw_size",
     "COMPACTOR_BIGTIFF": "bigtiff",
     "COMPACTOR_SCHEDULER": "cluster.address",
     "COMPACTOR_WORKERS": "cluster.workers",
@@ -365,6 +462,10 @@ STAC_FLAGS: dict[str, str] = {
     "asset": "assets",
     "assets": "assets",
     "stac_update": "update",
+    "allow_host": "allow_hosts",
+    "allow_hosts": "allow_hosts",
+    "allow_bucket": "allow_buckets",
+    "allow_buckets": "allow_buckets",
 }
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import META_PREFIX, Settings
-from .errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError
+from .errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError, UnsafeKeyError
+from .models import SceneResult
 from .state import StateStore
-from .storage import Location, ObjectInfo, S3Store, store_for
+from .storage import Location, ObjectInfo, S3Store, key_problem, store_for
 from .tasks import RunContext, SceneSpec, assign_outputs
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ class Discovery:
     excluded: int
     #: The original STAC items by id (a STAC search only).
     items: dict[str, Any] = field(default_factory=dict)
+    #: Objects or assets refused at discovery (unsafe keys or ids, hrefs out of bounds):
+    #: failed scenes with the reason, never turned into tasks.
+    rejected: list[SceneResult] = field(default_factory=list)
 
 
 def _matches(relative: str, patterns: Iterable[str]) -> bool:
@@ -73,6 +77,7 @@ def check_locations(settings: Settings) -> None:
                 f"{what} must be an s3:// prefix or a directory (HTTP(S) sources come from "
                 "a STAC search: --stac URL)"
             )
+        _check_prefix_key(what, loc)
     if dest.as_prefix() == source.as_prefix():
         raise ConfigError("--dest must differ from --source (outputs would be listed as sources)")
     if settings.archive == "in-place" and not source.is_s3:
@@ -93,6 +98,14 @@ def check_locations(settings: Settings) -> None:
             raise ConfigError("--archive and --dest must not be inside one another")
 
 
+def _check_prefix_key(what: str, loc: Location | None) -> None:
+    """An S3 prefix given by the user must be a safe key itself (see :func:`key_problem`)."""
+    if loc is not None and loc.is_s3 and loc.key:
+        problem = key_problem(loc.key)
+        if problem:
+            raise ConfigError(f"{what} {loc.url}: {problem}")
+
+
 def _parse_writable(what: str, url: str) -> Location:
     try:
         loc = Location.parse(url)
@@ -100,6 +113,7 @@ def _parse_writable(what: str, url: str) -> Location:
         raise ConfigError(str(err)) from err
     if loc.is_http:
         raise ConfigError(f"{what} must be an s3:// prefix or a directory, not {url}")
+    _check_prefix_key(what, loc)
     return loc
 
 
@@ -146,8 +160,15 @@ def discover(settings: Settings, context: RunContext) -> Discovery:
     if settings.stac.url:
         from .stac import discover_stac
 
-        assets, items = discover_stac(settings, context)
-        return Discovery(source=None, scenes=assets, listed=len(assets), excluded=0, items=items)
+        assets, items, refused_assets = discover_stac(settings, context)
+        return Discovery(
+            source=None,
+            scenes=assets,
+            listed=len(assets) + len(refused_assets),
+            excluded=0,
+            items=items,
+            rejected=refused_assets,
+        )
     assert settings.source is not None
     source = Location.parse(settings.source)
     dest = Location.parse(context.dest)
@@ -182,6 +203,7 @@ def discover(settings: Settings, context: RunContext) -> Discovery:
     if context.archive_mode == "prefix" and context.archive:
         own.append(Location.parse(context.archive).as_prefix())
     candidates: dict[str, ObjectInfo | None] = {}
+    rejected: list[SceneResult] = []
     excluded = 0
     for info in listing:
         loc = Location.parse(info.url)
@@ -194,6 +216,16 @@ def discover(settings: Settings, context: RunContext) -> Discovery:
             or _matches(rel, settings.exclude)
         ):
             excluded += 1
+            continue
+        problem = key_problem(loc.key) if loc.is_s3 else None
+        try:
+            if problem is None:
+                prefix.join(rel)  # local paths: must stay below --source once resolved
+        except UnsafeKeyError as err:
+            problem = str(err)
+        if problem is not None:
+            log.warning("refused %r: %s", info.url, problem)
+            rejected.append(refused(info.url, f"refused key: {problem}", info.size))
             continue
         candidates[rel] = info
 
@@ -211,7 +243,7 @@ def discover(settings: Settings, context: RunContext) -> Discovery:
                 continue
             candidates[rel] = None
 
-    if not candidates:
+    if not candidates and not rejected:
         what = f"{len(listing)} object{'s' if len(listing) != 1 else ''} listed"
         raise DiscoveryError(
             f"no scenes under {prefix.url} match --include {' '.join(settings.include)}"
@@ -237,5 +269,15 @@ def discover(settings: Settings, context: RunContext) -> Discovery:
                 listed=candidates[rel],
             )
         )
-    log.info("discovered %d scenes under %s (%d excluded)", len(scenes), prefix.url, excluded)
-    return Discovery(source=prefix, scenes=scenes, listed=len(listing), excluded=excluded)
+    log.info(
+        "discovered %d scenes under %s (%d excluded, %d refused)",
+        len(scenes), prefix.url, excluded, len(rejected),
+    )  # fmt: skip
+    return Discovery(
+        source=prefix, scenes=scenes, listed=len(listing), excluded=excluded, rejected=rejected
+    )
+
+
+def refused(source: str, reason: str, size: int | None = None, **fields: Any) -> SceneResult:
+    """A scene refused at discovery: failed with ``reason``, nothing read or written."""
+    return SceneResult(source=source, status="failed", reason=reason, bytes_in=size, **fields)

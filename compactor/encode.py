@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .errors import UnsupportedCodecError
+from .errors import SceneTooLargeError, UnsupportedCodecError
 
 LOSSY = frozenset({"jpeg", "webp"})
 LOSSLESS = frozenset({"deflate", "zstd", "lerc"})
@@ -96,6 +96,38 @@ class RasterInfo:
 
     def describe(self) -> str:
         return f"{self.dtype} with {self.count} band{'s' if self.count != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """What a scene's header may declare (``--max-pixels``, ``--max-bands``,
+    ``--max-raw-size``)."""
+
+    max_pixels: int = 10_000_000_000
+    max_bands: int = 1000
+    max_raw_size: int = 256 * 1024**3
+
+    def check(self, info: RasterInfo) -> None:
+        """Raise :class:`SceneTooLargeError` naming the first limit ``info`` exceeds."""
+        pixels = info.width * info.height
+        for over, what, flag in (
+            (pixels > self.max_pixels,
+             f"{info.width} x {info.height} = {pixels:,} pixels, more than {self.max_pixels:,}",
+             "--max-pixels"),
+            (info.count > self.max_bands, f"{info.count} bands, more than {self.max_bands}",
+             "--max-bands"),
+            (info.raw_bytes > self.max_raw_size,
+             f"{_gib(info.raw_bytes)} of raw pixels, more than {_gib(self.max_raw_size)}",
+             "--max-raw-size"),
+        ):  # fmt: skip
+            if over:
+                raise SceneTooLargeError(
+                    f"refused before reading: the header declares {what} ({flag} raises it)"
+                )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:,.1f} GiB"
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,20 @@ class SceneError(CompactorError):
     """A problem with one scene. The run records it and goes on."""
 
 
+class UnsafeKeyError(SceneError):
+    """A key, path or STAC id that could name something outside its prefix or folder
+    (``..`` segments, control characters, a symbolic link out of the folder)."""
+
+
+class ForbiddenSourceError(SceneError):
+    """A source outside what the run may read: an HTTP(S) host that is not allowed, a
+    redirect, an address on a private network."""
+
+
+class SceneTooLargeError(SceneError):
+    """A scene's header declares more than the run's size limits allow."""
+
+
 class UnreadableSceneError(SceneError):
     """The source is not a raster GDAL can read (corrupt, truncated, not an image)."""
 

@@ -42,7 +42,7 @@ from .gdal_env import gdal_env, scratch_dir
 from .notebook import NotebookProgress, in_notebook
 from .quality import QUALITY_MAX, lowest_quality
 from .sample import Sample, Window4, write_sample
-from .storage import Location, source_store_for
+from .storage import Location, readable_path, source_store_for
 from .tasks import RunContext
 from .verify import check_output
 
@@ -228,13 +228,15 @@ def compare_scene(
     bytes_in: int | None = None
     try:
         try:
-            live = source_store_for(src, context.s3).head(src)
+            live = source_store_for(src, context.s3, context.http).head(src)
             bytes_in = live.size if live is not None else None
         except CompactorError as err:  # the size as stored is informative only
             log.info("cannot read the size of %s: %s", source, err)
         scratch.mkdir(parents=True)
+        path = readable_path(src, scratch / "source", context.http, context.chunk_threshold)
         with gdal_env(context.gdal_options, tmpdir=str(scratch)):
-            info = read_info(src.gdal_path)
+            info = read_info(path)
+            context.limits.check(info)
             windows: list[Window4] | None = None
             if whole:
                 if info.raw_bytes > context.chunk_threshold:
@@ -244,7 +246,7 @@ def compare_scene(
                         f"{context.chunk_threshold / 2**20:.0f} MiB): compare a sample instead"
                     )
                 windows = [(0, 0, info.width, info.height)]
-            sample = write_sample(src.gdal_path, info, scratch / "sample", windows)
+            sample = write_sample(path, info, scratch / "sample", windows)
             for i, spec in enumerate(specs):
                 rows.append(_measure(sample, info, spec, scratch, i, context.min_ssim))
     except CompactorError as err:
@@ -886,11 +888,13 @@ def preview_scene(
     scratch = Path(scratch_dir()) / f"preview-{uuid.uuid4().hex}"
     try:
         scratch.mkdir(parents=True)
+        path = readable_path(src, scratch / "source", context.http, context.chunk_threshold)
         with gdal_env(context.gdal_options, tmpdir=str(scratch)):
-            info = read_info(src.gdal_path)
+            info = read_info(path)
+            context.limits.check(info)
             crop = _crop_window(info, window, size)
             profile = parse_profile(profile_text, info)
-            sample = write_sample(src.gdal_path, info, scratch, [crop])
+            sample = write_sample(path, info, scratch, [crop])
             out = write_cog(str(sample.path), scratch / "preview.cog.tif", profile, sample.info)
             fidelity = check_output(str(sample.path), str(out), sample.info, profile)
             with rasterio.open(sample.path) as s, rasterio.open(out) as o:

@@ -69,6 +69,12 @@ BASE_OPTIONS: dict[str, tuple[str, str]] = {
         "parallelism comes from Dask tasks; GDAL's own threads would oversubscribe the cores",
     ),
     "CPL_LOG_ERRORS": ("ON", "GDAL errors reach Python logging through rasterio"),
+    "GDAL_VRT_ENABLE_RAWRASTERBAND": (
+        "NO",
+        "a VRT's raw raster band reads any file by name; sources are never opened as VRT"
+        " (compactor.cog.SOURCE_DRIVERS), and this closes the door again where GDAL >= 3.11"
+        " knows the option",
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from .errors import CompactorError
 from .kube import check_versions, local_versions
 from .models import Report, SceneResult, StacSummary, Totals
 from .quality import compare_fixed
+from .redact import redact_url
 from .report import write_report
 from .scene import process_scene
 from .state import now_iso
@@ -87,17 +88,20 @@ def run(
     preflight(context)
     found = discover(settings, context)
     if on_start:
-        on_start(len(found.scenes))
-
-    results: list[SceneResult] = []
-    if client is not None:
-        check_versions(client)
-        if on_dashboard and client.dashboard_link:
-            on_dashboard(client.dashboard_link)
-        results = _run_on(client, found.scenes, context, progress or None)
-    else:
-        with connect(settings.cluster, on_dashboard=on_dashboard, settings=settings) as c:
-            results = _run_on(c, found.scenes, context, progress or None)
+        on_start(len(found.scenes) + len(found.rejected))
+    results: list[SceneResult] = list(found.rejected)
+    for refused in found.rejected:
+        if progress:
+            progress(refused)
+    if found.scenes:
+        if client is not None:
+            check_versions(client)
+            if on_dashboard and client.dashboard_link:
+                on_dashboard(client.dashboard_link)
+            results += _run_on(client, found.scenes, context, progress or None)
+        else:
+            with connect(settings.cluster, on_dashboard=on_dashboard, settings=settings) as c:
+                results += _run_on(c, found.scenes, context, progress or None)
 
     order = {s.source: i for i, s in enumerate(found.scenes)}
     results.sort(key=lambda r: order.get(r.source, 0))
@@ -142,7 +146,7 @@ def _write_stac(
     except CompactorError as err:
         log.error("writing the updated STAC items failed: %s", err)
         assert settings.stac.url is not None
-        summary = StacSummary(api=settings.stac.url, update_error=f"not written: {err}")
+        summary = StacSummary(api=redact_url(settings.stac.url), update_error=f"not written: {err}")
     return summary
 
 

@@ -26,7 +26,7 @@ from .quality import QualityPolicy
 from .quality import candidates as quality_candidates
 from .sample import write_sample
 from .state import StateStore, Step
-from .storage import ARCHIVE_CLASSES, Location, source_store_for, store_for
+from .storage import ARCHIVE_CLASSES, Location, readable_path, source_store_for, store_for
 from .tasks import RunContext, SceneSpec
 from .verify import check_output
 
@@ -64,7 +64,7 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
     src = Location.parse(spec.source)
     scratch = Path(scratch_dir()) / f"plan-{uuid.uuid4().hex}"
     try:
-        live = source_store_for(src, context.s3).head(src)
+        live = source_store_for(src, context.s3, context.http).head(src)
         dest_store = store_for(context.dest_location, context.s3)
         state, _ = StateStore(context.dest_location, dest_store).load(src)
         if live is None:
@@ -84,13 +84,15 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
             row.update(action="skip", reason=f"original is in {live.storage_class}; restore first")
             return row
         scratch.mkdir(parents=True)
+        path = readable_path(src, scratch / "source", context.http, context.chunk_threshold)
         with gdal_env(context.gdal_options, tmpdir=str(scratch)):
-            info = read_info(src.gdal_path)
+            info = read_info(path)
+            context.limits.check(info)
             row.update(width=info.width, height=info.height, bands=info.count, dtype=info.dtype,
                        raw_bytes=info.raw_bytes)  # fmt: skip
             profile = choose_profile(info, context.codec, context.quality)
             raw, packed, kept, ssim = _estimate_size(
-                src.gdal_path, info, profile, scratch, context.quality_policy
+                path, info, profile, scratch, context.quality_policy
             )
             row.update(
                 codec=kept.codec, quality=kept.quality, lossless=kept.lossless, est_ssim=ssim
@@ -143,7 +145,15 @@ def plan(
     context = RunContext.from_settings(settings, new_run_id())
     found = discover(settings, context)
     if on_start:
-        on_start(len(found.scenes))
+        on_start(len(found.scenes) + len(found.rejected))
+    refused_rows = []
+    for r in found.rejected:
+        row = dict.fromkeys(PLAN_COLUMNS)
+        row.update(source=r.source, item=r.item, asset=r.asset, action="fail", reason=r.reason,
+                   bytes_in=r.bytes_in)  # fmt: skip
+        refused_rows.append(row)
+        if progress:
+            progress(row)
 
     def run_on(c: Any) -> list[dict[str, Any]]:
         futures = {
@@ -158,13 +168,16 @@ def plan(
                 progress(row)
         return rows
 
-    if client is not None:
+    if not found.scenes:
+        rows = []
+    elif client is not None:
         rows = run_on(client)
     else:
         with connect(settings.cluster, settings=settings) as c:
             rows = run_on(c)
     order = {s.source: i for i, s in enumerate(found.scenes)}
     rows.sort(key=lambda r: order[r["source"]])
+    rows = refused_rows + rows
     df = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     for col in ("quality", "width", "height", "bands", "bytes_in", "raw_bytes", "est_bytes_out"):
         df[col] = df[col].astype("Int64")  # integers, with <NA> where unknown

@@ -163,8 +163,12 @@ def restore(
     result = RestoreResult()
 
     def one(src: Location) -> tuple[Location, Outcome, str]:
-        target = dest.join(src.relative_to(base))
         try:
+            # Paths read from a report are data: both ends are rebuilt from the key below
+            # the archive prefix, which must not leave either prefix (``..``, symlinks).
+            relative = src.relative_to(base)
+            src = base.join(relative)
+            target = dest.join(relative)
             outcome, why = restore_one(
                 src, target, s3, tier=tier, days=days,
                 multipart_threshold=multipart_threshold, part_size=part_size,

@@ -59,11 +59,11 @@ def write_sample(
     import rasterio
     from rasterio.windows import Window
 
-    from .cog import _clean, gdal_errors, read_info
+    from .cog import _clean, gdal_errors, open_source, read_info
 
     windows = windows or sample_windows(info.width, info.height)
     try:
-        with rasterio.open(src_path) as src:
+        with open_source(src_path) as src:
             tiles = [src.read(window=Window(*w)) for w in windows]
             masks = (
                 [src.read_masks(1, window=Window(*w)) for w in windows]

@@ -51,6 +51,7 @@ from .errors import (
     LeaseHeldError,
     OutputConflictError,
     SceneError,
+    SceneTooLargeError,
     StorageError,
     VerificationError,
 )
@@ -69,6 +70,7 @@ from .storage import (
     ObjectInfo,
     S3Store,
     Store,
+    readable_path,
     sha256_file,
     source_store_for,
     store_for,
@@ -112,7 +114,7 @@ class SceneJob:
         self.src = Location.parse(spec.source)
         self.out = Location.parse(spec.output)
         self.arc = Location.parse(spec.archive) if spec.archive else None
-        self.src_store = source_store_for(self.src, context.s3)
+        self.src_store = source_store_for(self.src, context.s3, context.http)
         self.dest_store = store_for(context.dest_location, context.s3)
         self.states = StateStore(context.dest_location, self.dest_store)
         # Output and archive URLs are filled in only once those objects exist.
@@ -121,6 +123,18 @@ class SceneJob:
         )
         self.did_work = False
         self.scratch: Path | None = None
+        self._src_path: str | None = None
+
+    @property
+    def src_path(self) -> str:
+        """What GDAL opens: ``/vsis3/...`` or a local path; an HTTP(S) source is fetched
+        into scratch first, bounded by the one-task size (it is never chunked)."""
+        if self._src_path is None:
+            assert self.scratch is not None
+            self._src_path = readable_path(
+                self.src, self.scratch / "source", self.ctx.http, self.ctx.chunk_threshold
+            )
+        return self._src_path
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -246,7 +260,7 @@ class SceneJob:
             state, etag = self._delete(state, etag)
         self._fill_from_state(state)
         if self.did_work:
-            return self.finish("compacted")
+            return self.finish("compacted", self.spec.read_only)
         return self.finish("skipped", f"already compacted (run {state.run_id})")
 
     def _restart(self, old: SceneState, fp: Fingerprint) -> SceneState:
@@ -306,9 +320,23 @@ class SceneJob:
         self.scratch = Path(scratch_dir()) / uuid.uuid4().hex
         self.scratch.mkdir(parents=True)
         with gdal_env(self.ctx.gdal_options):
-            info = read_info(self.src.gdal_path)
-            profile = self._profile(info)
-        if info.raw_bytes > self.ctx.chunk_threshold and uses_tile_writer(profile, info):
+            info = read_info(self.src_path)
+        self.ctx.limits.check(info)
+        profile = self._profile(info)
+        if info.raw_bytes > self.ctx.chunk_threshold:
+            if self.src.is_http:
+                raise SceneTooLargeError(
+                    f"HTTP(S) sources are fetched and encoded in one task; this one has "
+                    f"{human_bytes(info.raw_bytes)} of raw pixels, more than --chunk-threshold "
+                    f"({human_bytes(self.ctx.chunk_threshold)}), which raises the limit"
+                )
+            if not uses_tile_writer(profile, info):
+                raise SceneTooLargeError(
+                    f"{profile.label} scenes and scenes georeferenced by GCPs or RPCs are "
+                    f"encoded by GDAL in one task; this one has {human_bytes(info.raw_bytes)} "
+                    f"of raw pixels, more than --chunk-threshold "
+                    f"({human_bytes(self.ctx.chunk_threshold)}), which raises the limit"
+                )
             return self._encode_chunked(state, etag, live, info, profile)
         path, profile, fidelity = self._encode_with_retries()
         failpoints.hit("after-encode")
@@ -357,7 +385,7 @@ class SceneJob:
             def attempt(candidate: Profile) -> tuple[bool, float | None, Any]:
                 self._check_lease("encoding the scene")
                 result = compact_chunked(
-                    self.src.gdal_path,
+                    self.src_path,
                     out,
                     info,
                     candidate,
@@ -446,7 +474,7 @@ class SceneJob:
         (the search is recorded in the result), else the fixed quality and its ladder."""
         assert self.scratch is not None
         ladder = quality_candidates(
-            self.src.gdal_path, info, profile, self.ctx.quality_policy, self.scratch / "search"
+            self.src_path, info, profile, self.ctx.quality_policy, self.scratch / "search"
         )
         self.result.search = ladder.search
         if ladder.search is not None:
@@ -494,7 +522,7 @@ class SceneJob:
             self.result.attempts.clear()
             try:
                 with gdal_env(self.ctx.gdal_options, tmpdir=str(self.scratch)):
-                    info = read_info(self.src.gdal_path)
+                    info = read_info(self.src_path)
                     r = self.result
                     r.width, r.height, r.bands = info.width, info.height, info.count
                     r.dtype = info.dtype
@@ -518,8 +546,8 @@ class SceneJob:
 
         def attempt(candidate: Profile) -> tuple[bool, float | None, tuple[Path, Fidelity]]:
             path = scratch / f"out-{len(self.result.attempts)}.tif"
-            write_cog(self.src.gdal_path, path, candidate, info)
-            fidelity = check_output(self.src.gdal_path, str(path), info, candidate)
+            write_cog(self.src_path, path, candidate, info)
+            fidelity = check_output(self.src_path, str(path), info, candidate)
             ok = self._tried(candidate, path.stat().st_size, fidelity.ssim)
             return ok, fidelity.ssim, (path, fidelity)
 

@@ -31,7 +31,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 from .config import Settings, StacSettings
 from .errors import ConfigError, DiscoveryError
 from .models import SceneResult, StacSummary
-from .storage import Location
+from .redact import redact_text, redact_url
+from .storage import Location, key_problem
 from .tasks import RunContext, SceneSpec
 
 log = logging.getLogger(__name__)
@@ -157,37 +158,43 @@ def open_api(url: str) -> Any:
     try:
         return Client.open(url)
     except APIError as err:
-        raise DiscoveryError(f"cannot reach the STAC API at {url}: {_short(err)}") from err
+        raise DiscoveryError(
+            f"cannot reach the STAC API at {redact_url(url)}: {_short(err)}"
+        ) from err
     except Exception as err:  # pystac raises plain errors for non-STAC JSON
-        raise DiscoveryError(f"{url} is not a STAC API: {type(err).__name__}: {err}") from err
+        raise DiscoveryError(
+            f"{redact_url(url)} is not a STAC API: {type(err).__name__}: {_short(err)}"
+        ) from err
 
 
 def _short(err: BaseException) -> str:
-    text = str(err)
+    text = redact_text(str(err), ())
     if "Failed to establish a new connection" in text or "Connection refused" in text:
         return "connection refused"
     return text[:300]
 
 
-def search_items(stac: StacSettings) -> tuple[Any, list[dict[str, Any]]]:
-    """Run the search; (the client, the matching items as dicts)."""
+def search_items(stac: StacSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run the search; (the searched collections, the matching items), as dicts."""
     from pystac_client.exceptions import APIError
 
     assert stac.url is not None
+    shown = redact_url(stac.url)
     if not stac.collections:
         raise ConfigError("a STAC search needs --collection (one or more collection ids)")
     client = open_api(stac.url)
     if not client.conforms_to("ITEM_SEARCH"):
-        raise DiscoveryError(f"the STAC API at {stac.url} does not conform to Item Search")
+        raise DiscoveryError(f"the STAC API at {shown} does not conform to Item Search")
     if stac.filter and not client.conforms_to("FILTER"):
         raise DiscoveryError(
-            f"--filter needs the Filter extension; the STAC API at {stac.url} does not "
+            f"--filter needs the Filter extension; the STAC API at {shown} does not "
             "conform to it (try --query, or --bbox/--datetime)"
         )
     if stac.query and not client.conforms_to("QUERY"):
         raise DiscoveryError(
-            f"--query needs the Query extension; the STAC API at {stac.url} does not conform to it"
+            f"--query needs the Query extension; the STAC API at {shown} does not conform to it"
         )
+    collections: list[dict[str, Any]] = []
     for cid in stac.collections:
         try:
             found = client.get_collection(cid)
@@ -198,9 +205,10 @@ def search_items(stac: StacSettings) -> tuple[Any, list[dict[str, Any]]]:
         if found is None:
             known = sorted(c.id for c in client.get_collections())
             raise DiscoveryError(
-                f"the STAC API at {stac.url} has no collection {cid!r}"
+                f"the STAC API at {shown} has no collection {cid!r}"
                 + (f" (it has: {', '.join(known[:20])})" if known else "")
             )
+        collections.append(found.to_dict())
     kwargs: dict[str, Any] = {"collections": list(stac.collections), "limit": stac.limit}
     if stac.bbox:
         kwargs["bbox"] = list(stac.bbox)
@@ -220,7 +228,7 @@ def search_items(stac: StacSettings) -> tuple[Any, list[dict[str, Any]]]:
         items = list(search.items_as_dicts())
     except APIError as err:
         raise DiscoveryError(f"the STAC search failed: {_short(err)}") from err
-    return client, items
+    return collections, items
 
 
 def _self_href(item: dict[str, Any]) -> str | None:
@@ -230,15 +238,62 @@ def _self_href(item: dict[str, Any]) -> str | None:
     return None
 
 
+def archive_bounds(stac: StacSettings, collections: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Where ``s3://`` assets may be archived and deleted: ``--allow-bucket`` (``bucket`` or
+    ``bucket/prefix/``), else the buckets the searched collections declare in their
+    ``storage:schemes`` (storage extension v2): the search's own buckets. Items cannot
+    widen this: a hostile item naming another bucket is read, never archived or deleted."""
+    if stac.allow_buckets:
+        return stac.allow_buckets
+    found: list[str] = []
+    for collection in collections:
+        schemes = collection.get("storage:schemes") or {}
+        if isinstance(schemes, dict):
+            for scheme in schemes.values():
+                bucket = scheme.get("bucket") if isinstance(scheme, dict) else None
+                if isinstance(bucket, str) and bucket and "{" not in bucket:
+                    found.append(bucket)
+    return tuple(dict.fromkeys(found))
+
+
+def within(loc: Location, bounds: tuple[str, ...]) -> bool:
+    """Whether an ``s3://`` location lies in one of ``bounds`` (``bucket``/``bucket/prefix``)."""
+    for bound in bounds:
+        bucket, _, prefix = bound.partition("/")
+        if loc.bucket == bucket and loc.key.startswith(prefix):
+            return True
+    return False
+
+
+def id_problem(value: object) -> str | None:
+    """Why a collection, item or asset id cannot name a folder or file below --dest."""
+    if not isinstance(value, str):
+        return "it is not a string"
+    if "/" in value or "\\" in value:
+        return "it holds a path separator"
+    return key_problem(value)
+
+
 def discover_stac(
     settings: Settings, context: RunContext
-) -> tuple[list[SceneSpec], dict[str, Any]]:
-    """Scenes of a STAC search, and the original items by id."""
+) -> tuple[list[SceneSpec], dict[str, Any], list[SceneResult]]:
+    """Scenes of a STAC search, the original items by id, and the assets refused (unsafe
+    ids, hrefs GDAL must not be given, hosts not allowed): failed scenes with the reason."""
+    from .discover import refused
+    from .errors import ForbiddenSourceError
+
     stac = settings.stac
-    _client, items = search_items(stac)
+    collections, items = search_items(stac)
     what = _describe(stac)
     if not items:
         raise DiscoveryError(f"the STAC search matched no items ({what})")
+    bounds = archive_bounds(stac, collections)
+    if context.archive_mode != "none" and not bounds:
+        raise ConfigError(
+            "--archive with a STAC search archives and deletes originals only inside buckets "
+            "you name: add --allow-bucket BUCKET[/PREFIX/] (repeatable), or declare them in "
+            "the collection's storage:schemes"
+        )
     dest = Location.parse(context.dest)
     archive_root = (
         Location.parse(context.archive)
@@ -246,28 +301,53 @@ def discover_stac(
         else None
     )
     scenes: list[SceneSpec] = []
+    rejected: list[SceneResult] = []
     by_id: dict[str, Any] = {}
     for item in items:
         item_id = str(item.get("id"))
-        collection = str(item.get("collection") or (stac.collections[0]))
+        collection = item.get("collection") or stac.collections[0]
         keys = select_assets(item, stac.assets)
         if not keys:
             log.info("item %s has no raster data asset to compact", item_id)
             continue
-        by_id[item_id] = item
+        problem = next(
+            (f"{what} id {value!r}: {p}" for what, value in
+             (("collection", collection), ("item", item.get("id")))
+             if (p := id_problem(value))),
+            None,
+        )  # fmt: skip
         for key in keys:
             href = str(item["assets"][key].get("href", ""))
+            why = problem or (f"asset key {key!r}: {p}" if (p := id_problem(key)) else None)
             try:
                 url = source_url(href, _self_href(item), settings.endpoint_url)
                 src = Location.parse(url)
+                if why is None and src.is_s3 and (p := key_problem(src.key)):
+                    why = f"href {href!r}: {p}"
+                if why is None and src.is_http:
+                    context.http.check(src.url)
             except ValueError as err:
-                raise DiscoveryError(f"item {item_id} asset {key}: {err}") from err
+                why = f"href {href!r}: {err}"
+            except ForbiddenSourceError as err:
+                why = str(err)
+            if why is not None:
+                log.warning("item %s asset %s refused: %s", item_id, key, why)
+                rejected.append(refused(href, f"refused: {why}", item=item_id, asset=key))
+                continue
+            by_id[item_id] = item
             archive: str | None = None
-            if src.is_s3:
-                if context.archive_mode == "in-place":
-                    archive = src.url
-                elif archive_root is not None:
-                    archive = archive_root.join(src.key).url
+            read_only: str | None = None
+            if src.is_http:
+                read_only = "an HTTP(S) href: read, never archived or deleted"
+            elif context.archive_mode != "none" and not within(src, bounds):
+                read_only = (
+                    f"outside the buckets this run may archive from ({', '.join(bounds)}): "
+                    "read, never archived or deleted"
+                )
+            elif context.archive_mode == "in-place":
+                archive = src.url
+            elif archive_root is not None:
+                archive = archive_root.join(src.key).url
             relative = f"{collection}/{item_id}/{key}.tif"
             scenes.append(
                 SceneSpec(
@@ -277,14 +357,18 @@ def discover_stac(
                     archive=archive,
                     item=item_id,
                     asset=key,
-                    collection=collection,
+                    collection=str(collection),
+                    read_only=read_only,
                 )
             )
-    if not scenes:
+    if not scenes and not rejected:
         asked = f"assets {', '.join(stac.assets)}" if stac.assets else "raster data assets"
         raise DiscoveryError(f"the {len(items)} items the STAC search matched have no {asked}")
-    log.info("STAC search (%s): %d items, %d assets", what, len(by_id), len(scenes))
-    return scenes, by_id
+    log.info(
+        "STAC search (%s): %d items, %d assets, %d refused",
+        what, len(by_id), len(scenes), len(rejected),
+    )  # fmt: skip
+    return scenes, by_id, rejected
 
 
 def _describe(stac: StacSettings) -> str:
@@ -414,7 +498,7 @@ def write_items(
         if r.item is not None and r.status == "compacted":
             by_item.setdefault(r.item, []).append(r)
     assert settings.stac.url is not None
-    summary = StacSummary(api=settings.stac.url)
+    summary = StacSummary(api=redact_url(settings.stac.url))
     updated = [updated_item(items[i], rs, s3) for i, rs in sorted(by_item.items()) if i in items]
     if not updated:
         return summary, []
@@ -442,8 +526,8 @@ def push_items(api: str, items: list[dict[str, Any]]) -> tuple[int, str | None]:
     conforms = [str(c) for c in (client.to_dict().get("conformsTo") or [])]
     if not any(c.rstrip("/").endswith("/transaction") for c in conforms):
         return 0, (
-            f"the STAC API at {api} does not support the Transactions extension, so the "
-            "updated items were not written back; they are in the report's stac/ folder"
+            f"the STAC API at {redact_url(api)} does not support the Transactions extension, "
+            "so the updated items were not written back; they are in the report's stac/ folder"
         )
     done = 0
     for item in items:

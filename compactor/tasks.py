@@ -12,11 +12,13 @@ import json
 import posixpath
 from dataclasses import asdict, dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from .config import Settings
+from .encode import SizeLimits
 from .gdal_env import gdal_options
 from .quality import QualityPolicy
-from .storage import Location, ObjectInfo, S3Options
+from .storage import HttpPolicy, Location, ObjectInfo, S3Options
 
 ArchiveMode = Literal["none", "in-place", "prefix"]
 
@@ -50,6 +52,9 @@ class RunContext:
     #: Memory limit per worker in bytes when known from the settings (else read from Dask).
     worker_memory: int | None = None
     allow_webp: bool = False
+    limits: SizeLimits = field(default_factory=SizeLimits)
+    #: Which HTTP(S) hosts STAC assets may be read from, and their headers (no secrets).
+    http: HttpPolicy = field(default_factory=HttpPolicy)
 
     @property
     def quality_policy(self) -> QualityPolicy:
@@ -98,6 +103,8 @@ class RunContext:
             quality=settings.quality_mode,
             min_ssim=settings.min_ssim,
             allow_webp=settings.allow_webp,
+            limits=SizeLimits(settings.max_pixels, settings.max_bands, settings.max_raw_size),
+            http=http_policy(settings),
             min_saving=settings.min_saving,
             multipart_copy_threshold=settings.multipart_copy_threshold,
             multipart_copy_part_size=settings.multipart_copy_part_size,
@@ -123,6 +130,27 @@ class RunContext:
         )
 
 
+def http_policy(settings: Settings) -> HttpPolicy:
+    """The hosts STAC assets may be read from: the API's own host (as host:port) and
+    ``--allow-host``; the headers configured per host."""
+    hosts = list(settings.stac.allow_hosts)
+    if settings.stac.url:
+        parts = urlsplit(settings.stac.url)
+        if parts.hostname:
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                port = None
+            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+            hosts.insert(0, f"{host}:{port}" if port else host)
+    headers = tuple(
+        (host, name, value)
+        for host, named in sorted(settings.http_headers.items())
+        for name, value in sorted(named.items())
+    )
+    return HttpPolicy(hosts=tuple(dict.fromkeys(hosts)), headers=headers)
+
+
 @dataclass(frozen=True)
 class SceneSpec:
     """One scene: where it is, where its output and archive copy go."""
@@ -139,6 +167,9 @@ class SceneSpec:
     item: str | None = None
     asset: str | None = None
     collection: str | None = None
+    #: Why the original is only read, never archived or deleted (a STAC href outside the
+    #: buckets the run may archive from, or an HTTP(S) href).
+    read_only: str | None = None
 
     def key(self, context: RunContext) -> str:
         """Deterministic Dask key: within a run, the same scene version and policy always

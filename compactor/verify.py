@@ -241,11 +241,11 @@ def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profil
     """Run every check of this module on a local output; raise on the first failure."""
     import rasterio
 
-    from .cog import gdal_errors
+    from .cog import gdal_errors, open_source
 
     validate_cog(out_path)
     try:
-        with rasterio.open(src_path) as src, rasterio.open(out_path) as out:
+        with open_source(src_path) as src, rasterio.open(out_path) as out:
             check_metadata(src, out, info, profile)
             return compare_pixels(src, out, info, profile)
     except gdal_errors() as err:

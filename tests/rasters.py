@@ -170,3 +170,49 @@ def patchy(path: Path, size: int = 1600, seed: int = 9) -> Path:
     for col, row, w, h in sample_windows(size, size):
         data[row : row + h, col : col + w] = smooth[row : row + h, col : col + w]
     return write(path, np.clip(data, 1, 255).astype("uint8")[None])
+
+
+def declared(path: Path, width: int, height: int, bands: int = 1, bits: int = 8) -> Path:
+    """A tiny classic TIFF whose header declares ``width`` x ``height`` x ``bands`` and holds
+    no pixel at all: one strip of 0 bytes, which GDAL reads as sparse (all zeros)."""
+    import struct
+
+    tags: dict[int, tuple[int, list[int]]] = {
+        256: (4, [width]), 257: (4, [height]), 258: (3, [bits] * bands), 259: (3, [1]),
+        262: (3, [1]), 273: (4, [0]), 277: (3, [bands]), 278: (4, [height]), 279: (4, [0]),
+        284: (3, [1]), 339: (3, [1] * bands),
+    }  # fmt: skip
+    if bands > 1:
+        tags[338] = (3, [0] * (bands - 1))  # the extra bands are unspecified samples
+    data_at = 8 + 2 + 12 * len(tags) + 4
+    entries, extra = b"", b""
+    for tag, (typ, values) in sorted(tags.items()):
+        raw = struct.pack("<" + ("H" if typ == 3 else "I") * len(values), *values)
+        if len(raw) <= 4:
+            field = raw.ljust(4, b"\0")
+        else:
+            field = struct.pack("<I", data_at + len(extra))
+            extra += raw + b"\0" * (len(raw) % 2)
+        entries += struct.pack("<HHI", tag, typ, len(values)) + field
+    header = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + entries
+    path.write_bytes(header + b"\0\0\0\0" + extra)
+    return path
+
+
+def with_gcps(path: Path, size: int = 256) -> Path:
+    """A gray scene georeferenced by ground control points instead of a geotransform."""
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS as RioCRS
+
+    shade = hillshade(terrain(size, 11), 10.0)
+    gcps = [
+        GroundControlPoint(row=r, col=c, x=500000 + 10 * c, y=4200000 - 10 * r)
+        for r, c in ((0, 0), (0, size), (size, 0), (size, size))
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=size, height=size, count=1, dtype="uint8",
+        gcps=gcps, crs=RioCRS.from_string(CRS),
+    ) as dst:  # fmt: skip
+        dst.write((shade * 254 + 1).astype("uint8")[None])
+    return path

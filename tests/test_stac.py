@@ -37,8 +37,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def stac_api(tmp_path: Path, items: list[dict[str, Any]]) -> Iterator[str]:
-    """``rustac serve`` holding one collection and ``items``; yields its root URL."""
+def stac_api(
+    tmp_path: Path, items: list[dict[str, Any]], buckets: tuple[str, ...] = ("src-bucket",)
+) -> Iterator[str]:
+    """``rustac serve`` holding one collection and ``items``; yields its root URL. The
+    collection declares ``buckets`` in its storage:schemes (the search's own buckets)."""
     folder = tmp_path / f"stac-{len(list(tmp_path.glob('stac-*')))}"
     folder.mkdir()
     collection = {
@@ -46,6 +49,12 @@ def stac_api(tmp_path: Path, items: list[dict[str, Any]]) -> Iterator[str]:
         "description": "test scenes", "license": "CC0-1.0", "links": [],
         "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
                    "temporal": {"interval": [["2019-01-01T00:00:00Z", None]]}},
+        "stac_extensions": ["https://stac-extensions.github.io/storage/v2.0.0/schema.json"],
+        "storage:schemes": {
+            b: {"type": "custom-s3", "platform": "http://s3.test/{bucket}", "bucket": b,
+                "region": "us-east-1"}
+            for b in buckets
+        },
     }  # fmt: skip
     (folder / "collection.json").write_text(json.dumps(collection))
     (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
@@ -229,19 +238,21 @@ def test_search_compacts_matching_items_and_writes_updated_items(
         )
 
 
-def test_http_asset_is_read_through_vsicurl_and_left_in_place(
+def test_http_asset_is_fetched_by_compactor_and_left_in_place(
     s3: S3, dask_scheduler: str, tmp_path: Path
 ) -> None:
     """An HTTP(S) href outside any known bucket (here `localhost`, while the S3 endpoint is
-    127.0.0.1) is read through /vsicurl/; it is never archived or deleted."""
+    127.0.0.1), at a host allowed with --allow-host, is fetched by compactor; it is never
+    archived or deleted."""
     data = rasters.gray(tmp_path / "h.tif", size=300).read_bytes()
     s3.put("src-bucket", "public/h.tif", data, ACL="public-read")  # anonymous HTTP reads
-    href = s3.endpoint.replace("127.0.0.1", "localhost") + "/src-bucket/public/h.tif"
+    host = s3.endpoint.replace("http://127.0.0.1", "localhost")
+    href = f"http://{host}/src-bucket/public/h.tif"
     items = [item("h", 0, "2020-03-01T00:00:00Z", {"image": image(href)})]
     with stac_api(tmp_path, items) as api, Client(dask_scheduler) as client:
         report = compactor.run(
             stac=api, collection=[COLLECTION], dest=DEST, archive=ARCHIVE, client=client,
-            min_saving=-1,
+            min_saving=-1, allow_host=[host],
         )  # fmt: skip
     (scene,) = report.scenes
     assert scene.status == "compacted", scene.reason

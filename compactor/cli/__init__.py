@@ -8,6 +8,7 @@ import logging
 import click
 
 from .. import __version__
+from ..redact import RedactingFilter
 
 
 def configure_logging(verbosity: int) -> None:
@@ -16,6 +17,7 @@ def configure_logging(verbosity: int) -> None:
 
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
+    handler.addFilter(RedactingFilter())  # URL passwords; settings add their secrets
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler], force=True)
     # distributed sets its loggers' levels when first imported: import it first, then
     # keep third-party chatter at WARNING unless -vv.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from rich.progress import (
 from ..config import DEFAULT_INCLUDE, Settings, resolve_settings
 from ..errors import CompactorError, ConfigError, DiscoveryError
 from ..models import SceneResult
+from ..redact import RedactingFilter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,6 +141,23 @@ def selection_options(func: F) -> F:
             "tasks encoded in parallel into one COG.  [default: 256MiB]",
         ),
         click.option(
+            "--max-pixels",
+            type=click.IntRange(1),
+            help="Refuse scenes whose header declares more pixels (width x height), before "
+            "reading any.  [default: 10000000000]",
+        ),
+        click.option(
+            "--max-bands",
+            type=click.IntRange(1),
+            help="Refuse scenes with more bands.  [default: 1000]",
+        ),
+        click.option(
+            "--max-raw-size",
+            metavar="SIZE",
+            help="Refuse scenes with more raw pixel data (width x height x bands x bytes per "
+            "sample), e.g. 64GiB.  [default: 256GiB]",
+        ),
+        click.option(
             "--bigtiff",
             type=click.Choice(["auto", "yes"]),
             help="auto: BigTIFF only when an output may pass 4 GiB; yes: always.  [default: auto]",
@@ -223,6 +242,23 @@ def stac_options() -> list[Callable[[F], F]]:
             help="Stop after this many items.",
         ),
         click.option(
+            "--allow-host",
+            metavar="HOST[:PORT]",
+            multiple=True,
+            help="Also read HTTP(S) asset hrefs at this host (repeatable; *.domain for its "
+            "subdomains, public addresses only).  [default: only the STAC API's own host]",
+        ),
+        click.option(
+            "--allow-bucket",
+            "--source-prefix",
+            "allow_bucket",
+            metavar="BUCKET[/PREFIX/]",
+            multiple=True,
+            help="Archive and delete s3:// assets only inside these buckets or prefixes "
+            "(repeatable); assets elsewhere are compacted and left in place.  [default: the "
+            "buckets the searched collections declare in storage:schemes]",
+        ),
+        click.option(
             "--asset",
             metavar="KEY",
             multiple=True,
@@ -233,9 +269,22 @@ def stac_options() -> list[Callable[[F], F]]:
 
 
 def resolve(ctx: click.Context, **flags: Any) -> Settings:
-    """Settings from defaults < environment < --config file < these flags."""
+    """Settings from defaults < environment < --config file < these flags. Every secret
+    they hold (URL passwords, say) is masked in log output from here on."""
     args = {k: v for k, v in flags.items() if v not in (None, ())}
-    return resolve_settings(args, config_file=ctx.obj.get("config_file") if ctx.obj else None)
+    settings = resolve_settings(args, config_file=ctx.obj.get("config_file") if ctx.obj else None)
+    mask_in_logs(settings.secrets())
+    return settings
+
+
+def mask_in_logs(secrets: set[str]) -> None:
+    """Mask ``secrets`` (and URL passwords) in every record the CLI's log handlers print."""
+    for handler in logging.getLogger().handlers:
+        found = [f for f in handler.filters if isinstance(f, RedactingFilter)]
+        if found:
+            found[0].add(secrets)
+        else:
+            handler.addFilter(RedactingFilter(secrets))
 
 
 @contextmanager
