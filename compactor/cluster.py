@@ -17,6 +17,9 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Where a LocalCluster's scheduler, workers and dashboard listen.
+LOOPBACK = "127.0.0.1"
 R = TypeVar("R")
 
 
@@ -97,7 +100,10 @@ def connect(
         "n_workers": n_workers,
         "threads_per_worker": cluster.threads_per_worker,
         "processes": True,
-        "dashboard_address": ":0",
+        # Loopback only: the scheduler, the workers and the dashboard of a local cluster run
+        # tasks for whoever connects, so nothing else on the network may reach them.
+        "host": LOOPBACK,
+        "dashboard_address": f"{LOOPBACK}:0",
         "silence_logs": logging.WARNING,
     }
     if cluster.worker_memory:

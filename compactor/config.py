@@ -86,8 +86,17 @@ class ClusterSettings(BaseModel):
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     #: Node selector of the scheduler pod (keep it on on-demand nodes).
     scheduler_node_selector: dict[str, str] = Field(default_factory=dict)
-    #: Extra environment of the scheduler and worker pods.
+    #: Extra environment of the scheduler and worker pods: plain settings only. The pod
+    #: spec is printed by ``compactor k8s-spec`` and stored in the cluster, so a variable
+    #: whose name marks a secret is refused (use IRSA, or ``secret_env``).
     env: dict[str, str] = Field(default_factory=dict)
+    #: Environment of the scheduler and worker pods taken from Kubernetes Secrets:
+    #: ``{VARIABLE: "<secret name>/<key>"}``, rendered as ``valueFrom.secretKeyRef`` (the
+    #: value itself never appears in the spec).
+    secret_env: dict[str, str] = Field(default_factory=dict)
+    #: Labels of the DaskCluster and of its scheduler and worker pods (the Helm chart sets
+    #: the release's, which its NetworkPolicy selects on).
+    labels: dict[str, str] = Field(default_factory=dict)
     #: Prefix of the DaskCluster's name.
     name: str = Field(default="compactor", pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 
@@ -95,6 +104,36 @@ class ClusterSettings(BaseModel):
     @classmethod
     def _cpu(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("env")
+    @classmethod
+    def _no_secrets_in_env(cls, value: dict[str, str]) -> dict[str, str]:
+        from .redact import is_secret_name
+
+        secret = sorted(name for name in value if is_secret_name(name))
+        if secret:
+            raise ValueError(
+                f"{', '.join(secret)} looks like a secret and cannot go into cluster.env "
+                "(pod specs are printed and stored in the cluster as plain text): give the "
+                "pods AWS access through IRSA (the service account's IAM role), and any other "
+                "secret through a Kubernetes Secret with cluster.secret_env "
+                "({NAME: <secret name>/<key>})"
+            )
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_refs(cls, value: dict[str, str]) -> dict[str, str]:
+        ref = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/[-._a-zA-Z0-9]{1,253}$")
+        for name, target in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if not isinstance(target, str) or not ref.fullmatch(target):
+                raise ValueError(
+                    f"cluster.secret_env.{name} must be '<secret name>/<key>' "
+                    "(a Kubernetes Secret in the cluster's namespace and one of its keys)"
+                )
+        return value
 
     @property
     def fixed_workers(self) -> int | None:

@@ -93,6 +93,11 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
 def kinds(objects: list[dict[str, Any]]) -> list[str]:
     return sorted(o["kind"] for o in objects)
 
@@ -162,7 +167,16 @@ def test_the_schema_check_is_strict() -> None:
 
 def test_default_values_render_the_nightly_sweep_only() -> None:
     objects = render({})
-    assert kinds(objects) == ["ConfigMap", "CronJob", "Role", "RoleBinding", "ServiceAccount"]
+    assert kinds(objects) == [
+        "ConfigMap",
+        "CronJob",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "ServiceAccount",
+    ]
 
 
 def test_the_cronjob_runs_nightly_one_run_at_a_time() -> None:
@@ -230,30 +244,43 @@ def test_names_fit_kubernetes_limits_for_the_longest_release_name() -> None:
 
 
 def test_irsa_annotation_carries_the_role_arn() -> None:
-    sa = one(render(BACKFILL_IRSA), "ServiceAccount")
-    assert sa["metadata"]["name"] == "nightly-compactor"
-    assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": ROLE_ARN}
+    objects = render(BACKFILL_IRSA)
+    # The runner's and the Dask pods' ServiceAccounts both carry the role (S3 access).
+    for name in ("nightly-compactor", "nightly-compactor-dask"):
+        sa = named(objects, "ServiceAccount", name)
+        assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": ROLE_ARN}
 
-    default_sa = one(render({}), "ServiceAccount")
-    assert "eks.amazonaws.com/role-arn" not in default_sa["metadata"].get("annotations", {})
+    for sa in (o for o in render({}) if o["kind"] == "ServiceAccount"):
+        assert "eks.amazonaws.com/role-arn" not in sa["metadata"].get("annotations", {})
 
     extra = render({"serviceAccount": {"roleArn": ROLE_ARN, "annotations": {"team": "geo"}}})
-    assert one(extra, "ServiceAccount")["metadata"]["annotations"] == {
+    assert named(extra, "ServiceAccount", "nightly-compactor")["metadata"]["annotations"] == {
         "team": "geo",
         "eks.amazonaws.com/role-arn": ROLE_ARN,
     }
+    own = render({"serviceAccount": {"roleArn": ROLE_ARN}, "daskServiceAccount": {"roleArn": "x"}})
+    dask_sa = named(own, "ServiceAccount", "nightly-compactor-dask")
+    assert dask_sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "x"}
 
 
 def test_an_existing_service_account_is_used_and_not_created() -> None:
     objects = render(EXISTING_SA)
-    assert "ServiceAccount" not in kinds(objects)
+    # Only the Dask pods' own ServiceAccount is created.
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"] == [
+        "nightly-compactor-dask"
+    ]
     for pod in pod_specs(objects):
         assert pod["serviceAccountName"] == "compactor-irsa"
     subjects = one(objects, "RoleBinding")["subjects"]
     assert subjects == [
         {"kind": "ServiceAccount", "name": "compactor-irsa", "namespace": NAMESPACE}
     ]
-    assert config_file(objects)["cluster"]["service_account"] == "compactor-irsa"
+    assert config_file(objects)["cluster"]["service_account"] == "nightly-compactor-dask"
+    both_existing = render(
+        {**EXISTING_SA, "daskServiceAccount": {"create": False, "name": "dask-irsa"}}
+    )
+    assert "ServiceAccount" not in kinds(both_existing)
+    assert config_file(both_existing)["cluster"]["service_account"] == "dask-irsa"
 
 
 def test_pods_run_unprivileged(case: Any) -> None:
@@ -332,7 +359,13 @@ def test_config_file_defaults() -> None:
             "kind": "kubernetes",
             "image": pod["containers"][0]["image"],
             "namespace": NAMESPACE,
-            "service_account": pod["serviceAccountName"],
+            "service_account": "nightly-compactor-dask",
+            "labels": {
+                "app.kubernetes.io/name": "compactor",
+                "app.kubernetes.io/instance": RELEASE,
+                "app.kubernetes.io/component": "dask-cluster",
+            },
+            "secret_env": {},
             "workers": {"min": 1, "max": 20},
             "worker_cpu": "2",
             "worker_memory": "8GiB",
@@ -391,8 +424,9 @@ def test_config_file_is_accepted_by_compactor(case: Any, tmp_path: Path) -> None
 
 
 def test_the_dask_cluster_from_the_config_matches_the_runner(tmp_path: Path) -> None:
-    """The DaskCluster a run would create from the chart's config: same image and service
-    account as the runner pod, in the release's namespace, workers on the spot selector."""
+    """The DaskCluster a run would create from the chart's config: same image as the runner
+    pod, the chart's Dask ServiceAccount, in the release's namespace, workers on the spot
+    selector."""
     from compactor.kube import cluster_spec
 
     objects = render(BACKFILL_IRSA)
@@ -403,7 +437,8 @@ def test_the_dask_cluster_from_the_config_matches_the_runner(tmp_path: Path) -> 
     assert spec["metadata"]["namespace"] == NAMESPACE
     for role in ("scheduler", "worker"):
         dask_pod = spec["spec"][role]["spec"]
-        assert dask_pod["serviceAccountName"] == pod["serviceAccountName"]
+        assert dask_pod["serviceAccountName"] == "nightly-compactor-dask"
+        assert pod["serviceAccountName"] == "nightly-compactor"
         assert dask_pod["containers"][0]["image"] == pod["containers"][0]["image"]
         assert dask_pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsUser"]
     worker_pod = spec["spec"]["worker"]["spec"]
@@ -415,26 +450,36 @@ def test_the_dask_cluster_from_the_config_matches_the_runner(tmp_path: Path) -> 
 # --- RBAC -------------------------------------------------------------------------------
 
 
-def test_the_role_lets_the_runner_drive_dask_clusters() -> None:
+#: Exactly what dask-kubernetes' KubeCluster (custom_cluster_spec, adapt, close) calls in
+#: dask_kubernetes/operator/kubecluster/kubecluster.py and operator/networking.py, through
+#: kr8s (which reads an object by name with a list call and a fieldSelector):
+#: DaskCluster create/exists/get/ready/delete, DaskWorkerGroup.get (start-up status),
+#: DaskAutoscaler patch-else-create (adapt), Pod.get by label + ready() + logs() on a
+#: crash loop, Service.get + ready().
+CLIENT_CALLS = {
+    ("kubernetes.dask.org", "daskclusters"): {"create", "get", "list", "delete"},
+    ("kubernetes.dask.org", "daskworkergroups"): {"list"},
+    ("kubernetes.dask.org", "daskautoscalers"): {"create", "patch"},
+    ("", "pods"): {"get", "list"},
+    ("", "pods/log"): {"get"},
+    ("", "services"): {"get", "list"},
+}
+
+
+def test_the_role_grants_exactly_what_the_dask_client_calls() -> None:
     objects = render({})
     rules = one(objects, "Role")["rules"]
-
-    def granted(group: str, resource: str) -> set[str]:
-        verbs: set[str] = set()
-        for rule in rules:
-            if group in rule["apiGroups"] and resource in rule["resources"]:
-                verbs |= set(rule["verbs"])
-        return verbs
-
-    manage = {"get", "list", "watch", "create", "update", "patch", "delete"}
-    for resource in ("daskclusters", "daskworkergroups", "daskautoscalers", "daskjobs"):
-        assert granted("kubernetes.dask.org", resource) >= manage, resource
-    for resource in ("pods", "services", "events"):
-        assert granted("", resource) >= {"get", "list", "watch"}, resource
-    assert "get" in granted("", "pods/log")
-    # Nothing beyond the namespace and nothing cluster-wide.
-    assert all("*" not in rule["verbs"] and "*" not in rule["resources"] for rule in rules)
-    assert granted("", "secrets") == set()
+    grants: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert "resourceNames" not in rule
+        assert "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+    assert grants == CLIENT_CALLS
+    # In particular: no DaskJobs, no watch/update, no secrets, nothing cluster-wide.
+    assert ("kubernetes.dask.org", "daskjobs") not in grants
+    assert not any({"watch", "update", "*"} & verbs for verbs in grants.values())
 
     binding = one(objects, "RoleBinding")
     assert binding["roleRef"] == {
@@ -442,6 +487,7 @@ def test_the_role_lets_the_runner_drive_dask_clusters() -> None:
         "kind": "Role",
         "name": one(objects, "Role")["metadata"]["name"],
     }
+    # Bound to the runner only: the Dask pods' ServiceAccount gets no API access.
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "nightly-compactor", "namespace": NAMESPACE}
     ]
@@ -494,69 +540,244 @@ def _listed(value: str | list[str]) -> list[str]:
 
 
 def test_iam_policy_is_minimal_and_explained() -> None:
-    policy = json.loads(POLICY.read_text())
-    assert policy["Version"] == "2012-10-17"
-    statements = policy["Statement"]
-    sids = [s.get("Sid") for s in statements]
-    assert all(sids), "every statement needs a Sid"
-    assert len(set(sids)) == len(sids)
-    for statement in statements:
-        assert statement["Effect"] == "Allow"
-        assert "NotAction" not in statement
-        assert "NotResource" not in statement
-        actions = _listed(statement["Action"])
-        resources = _listed(statement["Resource"])
-        assert "*" not in actions
-        assert "*" not in resources, statement["Sid"]
-        for action in actions:
-            assert action not in ("s3:*", "kms:*"), statement["Sid"]
-            assert "*" not in action, statement["Sid"]
-        if any(a.startswith("s3:") for a in actions):
-            assert all(r.startswith("arn:aws:s3:::") for r in resources), statement["Sid"]
-
-    def granted(action: str, resource: str) -> bool:
-        return any(
-            action in _listed(s["Action"]) and resource in _listed(s["Resource"])
-            for s in statements
-        )
-
-    source, dest, archive = (
-        "arn:aws:s3:::SOURCE_BUCKET",
-        "arn:aws:s3:::DEST_BUCKET",
-        "arn:aws:s3:::ARCHIVE_BUCKET",
-    )
-    assert granted("s3:ListBucket", source)
-    assert granted("s3:GetObject", f"{source}/*")
-    assert granted("s3:GetObjectTagging", f"{source}/*")
-    assert granted("s3:DeleteObject", f"{source}/*")
-    assert not granted("s3:PutObject", f"{source}/*")  # the run never writes to the source
-    assert granted("s3:PutObject", f"{dest}/*")
-    assert granted("s3:GetObject", f"{dest}/*")
-    assert granted("s3:ListBucket", dest)
-    assert granted("s3:ListBucketMultipartUploads", dest)
-    assert granted("s3:AbortMultipartUpload", f"{dest}/*")
-    assert granted("s3:ListMultipartUploadParts", f"{dest}/*")
-    # On the destination, deletes are limited to compactor's own records and leases.
-    assert not granted("s3:DeleteObject", f"{dest}/*")
-    assert granted("s3:DeleteObject", f"{dest}/*_compactor/*")
-    for action in (
-        "s3:PutObject",
-        "s3:PutObjectTagging",
-        "s3:GetObject",
-        "s3:GetObjectTagging",
-        "s3:RestoreObject",
-        "s3:AbortMultipartUpload",
-        "s3:ListMultipartUploadParts",
-    ):
-        assert granted(action, f"{archive}/*"), action
-    assert granted("s3:ListBucket", archive)
-    assert not granted("s3:DeleteObject", f"{archive}/*")  # archived originals are kept
-    # The archive PUT is held to the archive storage classes.
-    (archive_put,) = (s for s in statements if s["Sid"] == "CopyOriginalsIntoArchiveStorageClass")
-    classes = archive_put["Condition"]["StringEqualsIfExists"]["s3:x-amz-storage-class"]
-    assert "GLACIER" in classes
-    assert "STANDARD" not in classes
+    """The shape of the policies; what they allow and deny, call by call, is checked
+    against compactor/iam.py in tests/test_iam_policy.py."""
+    for path in (POLICY, POLICY.with_name("iam-policy-in-place.json")):
+        policy = json.loads(path.read_text())
+        assert policy["Version"] == "2012-10-17"
+        statements = policy["Statement"]
+        sids = [s.get("Sid") for s in statements]
+        assert all(sids), "every statement needs a Sid"
+        assert len(set(sids)) == len(sids)
+        for statement in statements:
+            assert statement["Effect"] in ("Allow", "Deny")
+            assert "NotAction" not in statement
+            assert "NotResource" not in statement
+            actions = _listed(statement["Action"])
+            resources = _listed(statement["Resource"])
+            assert "*" not in resources, statement["Sid"]
+            for action in actions:
+                assert "*" not in action, statement["Sid"]
+            if any(a.startswith("s3:") for a in actions):
+                assert all(r.startswith("arn:aws:s3:::") for r in resources), statement["Sid"]
+                # Objects only under a prefix placeholder or the whole bucket for reads.
+                for r in resources:
+                    if "/" in r:
+                        assert r.endswith(("PREFIX*", "_compactor/*", "SOURCE_BUCKET/*")), r
+                        if r.endswith("SOURCE_BUCKET/*"):
+                            assert set(actions) <= {"s3:GetObject", "s3:GetObjectTagging"}
+    statements = json.loads(POLICY.read_text())["Statement"]
     # KMS is optional and scoped to one key.
     (kms,) = (s for s in statements if any(a.startswith("kms:") for a in _listed(s["Action"])))
     assert set(_listed(kms["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey"}
     assert _listed(kms["Resource"]) == ["arn:aws:kms:REGION:ACCOUNT_ID:key/KMS_KEY_ID"]
+    # No IfExists escape hatch on any condition.
+    assert "IfExists" not in POLICY.read_text()
+
+
+# --- the Dask cluster: network, service account, pods, secrets ----------------------------
+
+#: Labels the dask-kubernetes operator adds to the pods it creates (controller.py).
+OPERATOR_POD_LABELS = {
+    "scheduler": {"dask.org/component": "scheduler", "sidecar.istio.io/inject": "false"},
+    "worker": {"dask.org/component": "worker", "sidecar.istio.io/inject": "false"},
+}
+
+
+def dask_cluster(objects: list[dict[str, Any]], tmp_path: Path) -> dict[str, Any]:
+    """The DaskCluster a run started from the chart's config would create."""
+    from compactor.kube import cluster_spec
+
+    path = tmp_path / "config.yaml"
+    path.write_text(one(objects, "ConfigMap")["data"]["config.yaml"])
+    return cluster_spec(resolve_settings({}, config_file=path, environ={}), name="compactor-x")
+
+
+def dask_pod_labels(spec: dict[str, Any], role: str) -> dict[str, str]:
+    """A scheduler or worker pod's labels as the operator creates it: the DaskCluster's labels,
+    the pod template's, and its own."""
+    return {
+        **spec["metadata"]["labels"],
+        **spec["spec"][role].get("metadata", {}).get("labels", {}),
+        "dask.org/cluster-name": spec["metadata"]["name"],
+        **OPERATOR_POD_LABELS[role],
+    }
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and matchExpressions)."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def admitted(
+    policies: list[dict[str, Any]],
+    target: dict[str, str],
+    source: dict[str, str],
+    port: int,
+    source_namespace: str = NAMESPACE,
+) -> bool:
+    """Whether NetworkPolicies in NAMESPACE let a pod labelled ``source`` (in namespace
+    ``source_namespace``) connect to ``port`` of a pod labelled ``target``."""
+    selecting = [p for p in policies if selects(p["spec"]["podSelector"], target)]
+    if not selecting:
+        return True  # not isolated
+    ns_labels = {"kubernetes.io/metadata.name": source_namespace}
+    for policy in selecting:
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        for rule in policy["spec"].get("ingress") or []:
+            ports = rule.get("ports")
+            if ports and not any(p.get("port") == port for p in ports):
+                continue
+            for peer in rule.get("from") or []:
+                assert "ipBlock" not in peer
+                if "namespaceSelector" in peer:
+                    ns_ok = selects(peer["namespaceSelector"], ns_labels)
+                else:
+                    ns_ok = source_namespace == NAMESPACE
+                pod_ok = selects(peer.get("podSelector") or {}, source)
+                if ns_ok and pod_ok:
+                    return True
+    return False
+
+
+def runner_labels(objects: list[dict[str, Any]]) -> list[dict[str, str]]:
+    found = []
+    for o in objects:
+        if o["kind"] == "CronJob":
+            found.append(o["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"])
+        elif o["kind"] == "Job":
+            found.append(o["spec"]["template"]["metadata"]["labels"])
+    return found
+
+
+def test_network_policies_admit_only_the_runner_the_cluster_and_the_operator(
+    case: Any, tmp_path: Path
+) -> None:
+    _, objects = case
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    spec = dask_cluster(objects, tmp_path)
+    scheduler = dask_pod_labels(spec, "scheduler")
+    worker = dask_pod_labels(spec, "worker")
+    runners = runner_labels(objects)
+    assert runners
+    operator = {
+        "app.kubernetes.io/name": "dask-kubernetes-operator",
+        "app.kubernetes.io/instance": "x",
+    }
+
+    # Every Dask pod of this release is isolated by a policy.
+    for target in (scheduler, worker):
+        assert any(selects(p["spec"]["podSelector"], target) for p in policies)
+        # The cluster's own pods reach each other on any port (workers listen on random ones).
+        for source in (scheduler, worker):
+            assert admitted(policies, target, source, 40123)
+    for runner in runners:
+        assert admitted(policies, scheduler, runner, 8786)
+        assert not admitted(policies, scheduler, runner, 8787)
+        assert not admitted(policies, worker, runner, 40123)  # the client talks to the scheduler
+    assert admitted(policies, scheduler, operator, 8786, "dask-operator")
+    assert admitted(policies, scheduler, operator, 8787, "dask-operator")
+    assert not admitted(policies, worker, operator, 8788, "dask-operator")
+
+    # Nobody else: another pod of the namespace, a pod claiming the operator's labels in this
+    # namespace, the operator's labels in some other namespace, another release's pods.
+    stranger = {"app": "notebook"}
+    other_release = {**scheduler, "app.kubernetes.io/instance": "backfill"}
+    other_runner = {**runners[0], "app.kubernetes.io/instance": "backfill"}
+    for target in (scheduler, worker):
+        for source, ns in (
+            (stranger, NAMESPACE),
+            (operator, NAMESPACE),
+            (operator, "kube-system"),
+            (other_release, NAMESPACE),
+            (other_runner, NAMESPACE),
+            (scheduler, "other-namespace"),
+        ):
+            for port in (8786, 8787, 8788, 40123):
+                assert not admitted(policies, target, source, port, ns), (source, ns, port)
+    # Another release's Dask pods are not this release's policies' business.
+    assert not any(selects(p["spec"]["podSelector"], other_release) for p in policies)
+
+
+def test_the_operator_namespace_is_a_value() -> None:
+    objects = render(
+        # null removes the default label (Helm merges maps of values).
+        {
+            "daskOperator": {
+                "namespace": "ops",
+                "podLabels": {"app.kubernetes.io/name": None, "app": "dask-operator"},
+            }
+        }
+    )
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    scheduler = {
+        "app.kubernetes.io/name": "compactor",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": "dask-cluster",
+        "dask.org/component": "scheduler",
+    }
+    assert admitted(policies, scheduler, {"app": "dask-operator"}, 8787, "ops")
+    assert not admitted(policies, scheduler, {"app": "dask-operator"}, 8787, "dask-operator")
+    assert "NetworkPolicy" not in kinds(render({"networkPolicy": {"create": False}}))
+
+
+def test_dask_pods_run_under_their_own_service_account_hardened(case: Any, tmp_path: Path) -> None:
+    values, objects = case
+    spec = dask_cluster(objects, tmp_path)
+    dask_sa = named(objects, "ServiceAccount", "nightly-compactor-dask")
+    assert dask_sa["automountServiceAccountToken"] is False
+    runner_sas = {pod["serviceAccountName"] for pod in pod_specs(objects)}
+    assert "nightly-compactor-dask" not in runner_sas
+    role_arn = values.get("serviceAccount", {}).get("roleArn")
+    if role_arn:  # the same IAM role as the runner, for S3
+        assert dask_sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role_arn
+    for role in ("scheduler", "worker"):
+        pod = spec["spec"][role]["spec"]
+        assert pod["serviceAccountName"] == "nightly-compactor-dask"
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (container,) = pod["containers"]
+        csc = container["securityContext"]
+        assert csc["allowPrivilegeEscalation"] is False
+        assert csc["readOnlyRootFilesystem"] is True
+        assert csc["capabilities"] == {"drop": ["ALL"]}
+        assert csc["runAsNonRoot"] is True
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert volumes[mounts["/tmp"]] == {"name": mounts["/tmp"], "emptyDir": {}}
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["HOME"] == env["TMPDIR"] == "/tmp"
+    worker_args = spec["spec"]["worker"]["spec"]["containers"][0]["args"]
+    assert worker_args[worker_args.index("--local-directory") + 1] == "/tmp"
+
+
+def test_secret_env_reaches_the_runner_and_the_dask_pods_as_references(tmp_path: Path) -> None:
+    values = {"secretEnv": {"STAC_API_TOKEN": "stac-credentials/token"}}
+    objects = render(values)
+    ref = {"secretKeyRef": {"name": "stac-credentials", "key": "token"}}
+    (pod,) = pod_specs(objects)
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["STAC_API_TOKEN"] == {"name": "STAC_API_TOKEN", "valueFrom": ref}
+    assert config_file(objects)["cluster"]["secret_env"] == values["secretEnv"]
+    spec = dask_cluster(objects, tmp_path)
+    for role in ("scheduler", "worker"):
+        (container,) = spec["spec"][role]["spec"]["containers"]
+        entries = [e for e in container["env"] if e["name"] == "STAC_API_TOKEN"]
+        assert entries == [{"name": "STAC_API_TOKEN", "valueFrom": ref}]
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    with pytest.raises(Exception, match=r"secretEnv\.STAC_API_TOKEN must be"):
+        render({"secretEnv": {"STAC_API_TOKEN": "no-key-given"}})

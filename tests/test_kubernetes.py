@@ -38,8 +38,14 @@ CONFIG = {
         "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
         "scheduler_node_selector": {"eks.amazonaws.com/capacityType": "ON_DEMAND"},
         "env": {"AWS_REGION": "eu-west-1"},
+        "secret_env": {"STAC_API_TOKEN": "stac-credentials/token"},
+        "labels": {"app.kubernetes.io/instance": "nightly"},
     },
 }
+
+#: Distinctive secret values that must never appear in printed manifests or messages.
+BEARER = "Bearer sk-live-4f1d9c2b7e"
+SECRET_KEY = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYz"
 
 
 def crd_schema(name: str) -> dict[str, Any]:
@@ -125,11 +131,12 @@ def test_k8s_spec_carries_image_resources_env_and_service_account(cli: Any, tmp_
     assert sched_pod["nodeSelector"] == {"eks.amazonaws.com/capacityType": "ON_DEMAND"}
     assert "tolerations" not in sched_pod  # the scheduler never lands on spot nodes
     for container in (worker, scheduler):
-        env = {e["name"]: e["value"] for e in container["env"]}
+        env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["AWS_ENDPOINT_URL"] == "https://s3.example.internal"
         assert env["AWS_REGION"] == "eu-west-1"
         assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
-        assert not [k for k in env if "SECRET" in k or "ACCESS_KEY" in k or "TOKEN" in k]
+        plain = [e["name"] for e in container["env"] if "value" in e]
+        assert not [k for k in plain if "SECRET" in k or "ACCESS_KEY" in k or "TOKEN" in k]
 
 
 def test_k8s_spec_needs_an_image(cli: Any, tmp_path: Path) -> None:
@@ -183,3 +190,139 @@ def test_run_with_kubernetes_kind_and_no_image_is_a_usage_error(cli: Any, s3: An
     )  # fmt: skip
     assert result.exit_code == 2
     assert "needs cluster.image" in result.output
+
+
+# --- hardened pods, labels and secrets in the printed spec ----------------------------------
+
+
+def test_k8s_spec_pods_are_hardened_and_labelled(cli: Any, tmp_path: Path) -> None:
+    spec = spec_from_cli(cli, tmp_path, CONFIG)
+    expected_labels = {
+        "app.kubernetes.io/name": "compactor",
+        "app.kubernetes.io/component": "dask-cluster",
+        "app.kubernetes.io/instance": "nightly",
+    }
+    assert spec["metadata"]["labels"] == expected_labels
+    for role in ("scheduler", "worker"):
+        # The operator copies these onto the pods; a NetworkPolicy selects them.
+        assert spec["spec"][role]["metadata"]["labels"] == expected_labels
+        pod = spec["spec"][role]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        (mount,) = container["volumeMounts"]
+        assert mount["mountPath"] == "/tmp"
+        assert {"name": mount["name"], "emptyDir": {}} in pod["volumes"]
+        env = {e["name"]: e for e in container["env"]}
+        for name in ("HOME", "TMPDIR", "DASK_TEMPORARY_DIRECTORY"):
+            assert env[name]["value"] == "/tmp"
+        assert env["STAC_API_TOKEN"] == {
+            "name": "STAC_API_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "stac-credentials", "key": "token"}},
+        }
+
+
+def test_k8s_spec_prints_no_secret(cli: Any, tmp_path: Path) -> None:
+    config = {
+        **CONFIG,
+        "gdal_options": {
+            "GDAL_HTTP_HEADERS": f"Authorization: {BEARER}",
+            "GDAL_HTTP_MAX_RETRY": "5",
+        },
+    }
+    spec = spec_from_cli(cli, tmp_path, config)
+    text = yaml.safe_dump(spec)
+    assert "sk-live-4f1d9c2b7e" not in text
+    assert "GDAL_HTTP_HEADERS" not in text
+    for role in ("scheduler", "worker"):
+        (container,) = spec["spec"][role]["spec"]["containers"]
+        for entry in container["env"]:
+            # Plain values are not secrets; secrets are references only.
+            assert ("value" in entry) != ("valueFrom" in entry)
+            if "valueFrom" in entry:
+                assert set(entry["valueFrom"]) == {"secretKeyRef"}
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["GDAL_HTTP_MAX_RETRY"] == "5"  # harmless options still reach GDAL
+
+
+@pytest.mark.parametrize("name", ["AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "DB_PASSWORD"])
+def test_a_secret_in_cluster_env_is_a_usage_error_that_does_not_echo_it(
+    cli: Any, tmp_path: Path, name: str
+) -> None:
+    config = {**CONFIG, "cluster": {**CONFIG["cluster"], "env": {name: SECRET_KEY}}}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    result = cli("k8s-spec", "--config", str(cfg))
+    assert result.exit_code == 2, result.output
+    assert SECRET_KEY not in result.output
+    assert name in result.output
+    assert "IRSA" in result.output
+    assert "secret_env" in result.output
+    with pytest.raises(ConfigError) as err:
+        resolve_settings({}, config_file=cfg, environ={})
+    assert SECRET_KEY not in str(err.value)
+
+
+def test_an_endpoint_with_a_password_never_reaches_the_spec(cli: Any, tmp_path: Path) -> None:
+    config = {**CONFIG, "endpoint_url": f"https://minio:{SECRET_KEY}@s3.example.internal"}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    result = cli("k8s-spec", "--config", str(cfg))
+    assert result.exit_code == 2, result.output
+    assert SECRET_KEY not in result.output
+
+
+def test_secret_env_references_are_checked(tmp_path: Path) -> None:
+    from compactor.config import ClusterSettings
+
+    ok = ClusterSettings(kind="kubernetes", secret_env={"TOKEN": "creds/token"})
+    assert ok.secret_env == {"TOKEN": "creds/token"}
+    # A value pasted where the reference belongs is refused, and not repeated.
+    config = {**CONFIG, "cluster": {**CONFIG["cluster"], "secret_env": {"TOKEN": SECRET_KEY}}}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="must be '<secret name>/<key>'") as err:
+        resolve_settings({}, config_file=cfg, environ={})
+    assert SECRET_KEY not in str(err.value)
+
+
+# --- a local cluster listens on loopback only -----------------------------------------------
+
+
+def test_the_local_cluster_and_its_dashboard_listen_on_loopback_only() -> None:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    import psutil
+
+    from compactor.cluster import connect
+    from compactor.config import ClusterSettings
+
+    links: list[str] = []
+    with connect(ClusterSettings(kind="local", workers=1), on_dashboard=links.append) as client:
+        (link,) = links
+        dashboard = urlsplit(link)
+        assert dashboard.hostname == "127.0.0.1"
+        info = client.scheduler_info(n_workers=-1)
+        addresses = [client.scheduler.address, *info["workers"]]
+        addresses += [w["nanny"] for w in info["workers"].values() if w.get("nanny")]
+        ports = {int(urlsplit(a).port or 0) for a in addresses} | {int(dashboard.port or 0)}
+        assert 0 not in ports
+        for address in addresses:
+            assert urlsplit(address).hostname == "127.0.0.1", address
+        listening = [
+            c
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports
+        ]
+        # Every one of the cluster's ports is bound, and only to a loopback address.
+        assert {c.laddr.port for c in listening} == ports
+        for c in listening:
+            assert ipaddress.ip_address(c.laddr.ip).is_loopback, c.laddr

@@ -64,13 +64,64 @@ app.kubernetes.io/part-of: compactor
 {{- end }}
 
 {{/*
-The ServiceAccount the runner, the scheduler and the workers run as.
+The ServiceAccount the runner runs as (it drives the DaskCluster through the Kubernetes API).
 */}}
 {{- define "compactor.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "compactor.fullname" .) .Values.serviceAccount.name }}
 {{- else }}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ServiceAccount the Dask scheduler and workers run as: their own, without API access.
+*/}}
+{{- define "compactor.daskServiceAccountName" -}}
+{{- if .Values.daskServiceAccount.create }}
+{{- default (printf "%s-dask" (include "compactor.fullname" .)) .Values.daskServiceAccount.name }}
+{{- else }}
+{{- required "daskServiceAccount.name is required when daskServiceAccount.create is false" .Values.daskServiceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels of this release's Dask scheduler and worker pods (set through the config's
+cluster.labels on the DaskCluster and its pod templates); the NetworkPolicies select on them.
+*/}}
+{{- define "compactor.daskLabels" -}}
+{{ include "compactor.selectorLabels" . }}
+app.kubernetes.io/component: dask-cluster
+{{- end }}
+
+{{/*
+The runner pods of this release (sweep or backfill), as a NetworkPolicy peer's podSelector.
+*/}}
+{{- define "compactor.runnerSelector" -}}
+matchLabels:
+  {{- include "compactor.selectorLabels" . | nindent 2 }}
+matchExpressions:
+  - key: app.kubernetes.io/component
+    operator: In
+    values:
+      - sweep
+      - backfill
+{{- end }}
+
+{{/*
+secretEnv ({NAME: "<secret>/<key>"}) as container env entries reading Kubernetes Secrets.
+*/}}
+{{- define "compactor.secretEnv" -}}
+{{- range $name, $ref := .Values.secretEnv }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+$" (toString $ref)) }}
+{{- fail (printf "secretEnv.%s must be \"<secret name>/<key>\"" $name) }}
+{{- end }}
+{{- $parts := splitn "/" 2 (toString $ref) }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $parts._0 }}
+      key: {{ $parts._1 }}
 {{- end }}
 {{- end }}
 
@@ -116,7 +167,9 @@ block built from workers, scheduler, env and the release (a `cluster` mapping un
   "kind" "kubernetes"
   "image" (include "compactor.image" .)
   "namespace" .Release.Namespace
-  "service_account" (include "compactor.serviceAccountName" .)
+  "service_account" (include "compactor.daskServiceAccountName" .)
+  "labels" (include "compactor.daskLabels" . | fromYaml)
+  "secret_env" (.Values.secretEnv | default dict)
   "workers" $workers
   "worker_cpu" (toString $w.cpu)
   "worker_memory" (toString $w.memory)
@@ -172,8 +225,13 @@ containers:
       - name: TMPDIR
         value: /tmp
       {{- range $name, $value := (include "compactor.envMap" . | fromYaml) }}
+      {{- if not (hasKey $.Values.secretEnv $name) }}
       - name: {{ $name }}
         value: {{ $value | quote }}
+      {{- end }}
+      {{- end }}
+      {{- with (include "compactor.secretEnv" .) }}
+      {{- . | nindent 6 }}
       {{- end }}
     securityContext:
       {{- toYaml .Values.containerSecurityContext | nindent 6 }}
