@@ -217,6 +217,7 @@ def server_copy(
                 part_size=digest.part_size or copy_part_size(live.size, part_size),
                 if_match=live.etag,
                 create={"StorageClass": storage_class, **_explicit_headers(live, tags)},
+                if_none_match=not replace,
             )
         else:
             store.copy(

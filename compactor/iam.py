@@ -67,8 +67,6 @@ class S3Call:
     source_role: Role | None = None
     #: Which policy file grants it.
     policy: PolicyFile = "iam-policy.json"
-    #: A known difference between what the code sends and what the policy requires.
-    gap: str = ""
 
     @property
     def creation(self) -> bool | None:
@@ -194,10 +192,8 @@ S3_CALLS: tuple[S3Call, ...] = (
         "complete_multipart_upload",
         _PUT,
         "archive",
-        "S3Store.multipart_copy",
-        gap="S3Store.multipart_copy sends no If-None-Match on CompleteMultipartUpload yet; "
-        "the policy requires it for every object created in the archive, so archive copies "
-        "of originals above 5 GiB are refused until it does",
+        "S3Store.multipart_copy (never replaces an archived original)",
+        headers=frozenset({"If-None-Match"}),
     ),
     S3Call(
         "abort_multipart_upload",

@@ -736,11 +736,13 @@ class S3Store:
         part_size: int,
         if_match: str | None,
         create: dict[str, Any],
+        if_none_match: bool = False,
     ) -> list[dict[str, Any]]:
         """Copy ``src`` to ``dst`` with UploadPartCopy, the source ETag a precondition on
         every part (a source replaced midway fails the copy instead of mixing versions).
         ``create`` holds everything set explicitly on the new object (storage class,
         metadata, Content-Type, tags, encryption): a multipart copy carries none of it over.
+        ``if_none_match``: complete only if nothing is at ``dst`` yet (archive copies).
         Aborted on any failure. Returns the parts as completed."""
         what = f"{src.url} -> {dst.url}"
         mpu = self._call(
@@ -783,6 +785,7 @@ class S3Store:
                 Key=dst.key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
+                **({"IfNoneMatch": "*"} if if_none_match else {}),  # never replace a copy
             )
         except BaseException:
             self.abort_upload(dst, upload_id)

@@ -206,7 +206,7 @@ def _policy_for(call: S3Call, layout: str) -> list[dict[str, Any]]:
     return statements
 
 
-GRANTED = [c for c in S3_CALLS if c.policy != "none" and not c.gap]
+GRANTED = [c for c in S3_CALLS if c.policy != "none"]
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
@@ -217,18 +217,17 @@ def test_the_policy_allows_each_call_compactor_makes(call: S3Call, layout: str) 
     assert grants(_policy_for(call, layout), call, LAYOUTS[layout])
 
 
-def test_known_gaps_are_denied_as_sent_and_allowed_with_the_header() -> None:
-    """The archive's multipart completion must carry If-None-Match (storage.py, owned by
-    main, does not send it yet): denied as the code sends it, allowed once it does."""
-    (gap,) = [c for c in S3_CALLS if c.gap]
-    assert (gap.method, gap.role) == ("complete_multipart_upload", "archive")
+def test_archive_completions_without_if_none_match_are_denied() -> None:
+    """An archive copy above 5 GiB completes with If-None-Match (never replacing an archived
+    original); the same completion without it is refused."""
+    (call,) = [c for c in S3_CALLS if (c.method, c.role) == ("complete_multipart_upload",
+                                                                "archive")]  # fmt: skip
+    assert "If-None-Match" in call.headers
     layout = LAYOUTS["site"]
     statements = load(POLICY, "site")
-    assert not grants(statements, gap, layout)
-    fixed = S3Call(
-        gap.method, gap.actions, gap.role, gap.where, headers=frozenset({"If-None-Match"})
-    )
-    assert grants(statements, fixed, layout)
+    assert grants(statements, call, layout)
+    bare = S3Call(call.method, call.actions, call.role, call.where, headers=frozenset())
+    assert not grants(statements, bare, layout)
 
 
 def test_the_nightly_policy_does_not_grant_in_place_rewrites() -> None:

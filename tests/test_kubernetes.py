@@ -230,13 +230,15 @@ def test_k8s_spec_pods_are_hardened_and_labelled(cli: Any, tmp_path: Path) -> No
 
 
 def test_k8s_spec_prints_no_secret(cli: Any, tmp_path: Path) -> None:
-    config = {
-        **CONFIG,
-        "gdal_options": {
-            "GDAL_HTTP_HEADERS": f"Authorization: {BEARER}",
-            "GDAL_HTTP_MAX_RETRY": "5",
-        },
-    }
+    # A secret GDAL option is refused outright (without echoing it) ...
+    cfg = tmp_path / "secret.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "gdal_options": {
+        "GDAL_HTTP_HEADERS": f"Authorization: {BEARER}"}}))  # fmt: skip
+    result = cli("k8s-spec", "--config", str(cfg))
+    assert result.exit_code == 2, result.output
+    assert "sk-live-4f1d9c2b7e" not in result.output
+    # ... and what a spec may carry holds secrets as references only.
+    config = {**CONFIG, "gdal_options": {"GDAL_HTTP_MAX_RETRY": "5"}}
     spec = spec_from_cli(cli, tmp_path, config)
     text = yaml.safe_dump(spec)
     assert "sk-live-4f1d9c2b7e" not in text
