@@ -1,7 +1,7 @@
 """compactor: a Dask-distributed batch compactor for satellite-imagery archives.
 
-It lists an S3 bucket or a local directory, re-encodes every scene as a compressed
-Cloud-Optimized GeoTIFF, verifies each output, moves the originals to a Glacier
+It lists an S3 bucket, a local directory or a STAC search, re-encodes every scene as a
+compressed Cloud-Optimized GeoTIFF, verifies each output, moves the originals to a Glacier
 storage class, and writes a run report.
 
 >>> import compactor
@@ -10,19 +10,13 @@ storage class, and writes a run report.
 ...                        archive="s3://bucket/archive/")
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("compactor")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0+unknown"
-
+from ._version import __version__
 from .config import Settings, resolve_settings
 from .errors import CompactorError
-from .explore import compare, preview
-from .models import Report, SceneResult
-from .pipeline import run
-from .planner import plan
+from .notebook.explore import compare, preview
+from .report.models import Report, SceneResult
+from .run.pipeline import run
+from .run.planner import plan
 
 __all__ = [
     "CompactorError",

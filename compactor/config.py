@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dask.utils import parse_bytes
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,11 +29,11 @@ from pydantic import (
     model_validator,
 )
 
+from .codecs import CHOICES, parse_quality
 from .errors import ConfigError
+from .keys import key_problem
 from .redact import is_secret_name, redact, secret_values
-from .storage import key_problem
 
-Codec = Literal["auto", "auto-lossy", "jpeg", "webp", "deflate", "zstd", "lerc"]
 StorageClass = Literal["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA"]
 ClusterKind = Literal["local", "address", "kubernetes"]
 
@@ -204,6 +205,41 @@ class StacSettings(BaseModel):
         return value
 
 
+class Encoding(BaseModel):
+    """How scenes are encoded (a view of :class:`Settings`: its defaults are the settings')."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    codec: str
+    #: ``"auto"``, a fixed quality, or ``None`` (the codec's default).
+    quality: int | Literal["auto"] | None
+    min_ssim: float
+    allow_webp: bool
+    min_saving: float
+    chunk_threshold: int
+    bigtiff: Literal["auto", "yes"]
+
+
+class Limits(BaseModel):
+    """What a scene's header may declare (a view of :class:`Settings`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_pixels: int
+    max_bands: int
+    max_raw_size: int
+
+
+class Transfers(BaseModel):
+    """Multipart thresholds and part sizes (a view of :class:`Settings`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    multipart_copy_threshold: int
+    multipart_copy_part_size: int
+    multipart_upload_threshold: int
+
+
 class Settings(BaseModel):
     """Every option of a run. Frozen: shipped to workers as data."""
 
@@ -216,7 +252,8 @@ class Settings(BaseModel):
     storage_class: StorageClass = "GLACIER"
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = ()
-    codec: Codec = "auto"
+    #: A codec of :data:`compactor.codecs.CODECS`, or a policy (``auto``, ``auto-lossy``).
+    codec: str = "auto"
     #: Lossy quality: 1-100 fixed, or ``"auto"``: per scene, the lowest that meets
     #: ``min_ssim`` (:mod:`compactor.quality`). ``None``: auto while an SSIM bar is set,
     #: else 75.
@@ -285,24 +322,19 @@ class Settings(BaseModel):
     @classmethod
     def _bytes(cls, value: Any) -> Any:
         if isinstance(value, str):
-            from dask.utils import parse_bytes
-
             return parse_bytes(value)
         return value
 
     @field_validator("quality", mode="before")
     @classmethod
     def _quality(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().lower()
-            return value if value == "auto" else int(value) if value.isdigit() else value
-        return value
+        return None if value is None else parse_quality(value)
 
-    @field_validator("quality")
+    @field_validator("codec")
     @classmethod
-    def _quality_range(cls, value: Any) -> Any:
-        if isinstance(value, int) and not 1 <= value <= 100:
-            raise ValueError("quality must be between 1 and 100, or auto")
+    def _known_codec(cls, value: str) -> str:
+        if value not in CHOICES:
+            raise ValueError(f"unknown codec {value!r} (one of {', '.join(CHOICES)})")
         return value
 
     @field_validator("gdal_options")
@@ -357,7 +389,7 @@ class Settings(BaseModel):
         return self
 
     @property
-    def quality_mode(self) -> int | str | None:
+    def quality_mode(self) -> int | Literal["auto"] | None:
         """The quality scene tasks work to: ``"auto"``, a fixed quality, or ``None`` (75)."""
         if self.quality is None:
             return "auto" if self.min_ssim > 0 else None
@@ -372,6 +404,29 @@ class Settings(BaseModel):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def encoding(self) -> Encoding:
+        """What decides how a scene is encoded and whether its output is kept."""
+        return Encoding(
+            codec=self.codec, quality=self.quality_mode, min_ssim=self.min_ssim,
+            allow_webp=self.allow_webp, min_saving=self.min_saving,
+            chunk_threshold=self.chunk_threshold, bigtiff=self.bigtiff,
+        )  # fmt: skip
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_pixels=self.max_pixels, max_bands=self.max_bands, max_raw_size=self.max_raw_size
+        )
+
+    @property
+    def transfers(self) -> Transfers:
+        return Transfers(
+            multipart_copy_threshold=self.multipart_copy_threshold,
+            multipart_copy_part_size=self.multipart_copy_part_size,
+            multipart_upload_threshold=self.multipart_upload_threshold,
+        )
 
     def redacted(self) -> dict[str, Any]:
         """Settings as recorded in reports and logs: plain data with every secret masked

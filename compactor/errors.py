@@ -31,6 +31,15 @@ class LeaseHeldError(CompactorError):
     """Another run holds the lease on a scene."""
 
 
+class LeftAsIs(CompactorError):
+    """A decision, not a failure: the scene stays as it is (its COG would not be smaller).
+    The scene is reported skipped with the reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 # --- storage -----------------------------------------------------------------
 
 
@@ -139,6 +148,25 @@ S3_ERROR_CODES: dict[str, type[StorageError]] = {
 }
 
 
+def s3_errors() -> tuple[type[BaseException], ...]:
+    """What boto3 and s3fs raise for a failed request (an error response, a dropped or
+    refused connection, a timeout, a body cut off, missing credentials): the only
+    exceptions translated into :class:`StorageError`. Anything else (a wrong argument, a
+    bug) propagates as it is."""
+    from botocore import exceptions as bce
+
+    return (
+        bce.ClientError,
+        bce.HTTPClientError,  # connection closed, read timeouts, streaming errors
+        bce.ConnectionError,  # endpoint unreachable, connect timeouts
+        bce.IncompleteReadError,
+        bce.NoCredentialsError,
+        bce.PartialCredentialsError,
+        bce.CredentialRetrievalError,
+        OSError,  # s3fs and the socket layer (FileNotFoundError, PermissionError, resets)
+    )
+
+
 def s3_error_code(err: BaseException) -> str | None:
     """The S3 error code of a botocore ``ClientError`` (or ``None``)."""
     response: Any = getattr(err, "response", None)
@@ -170,7 +198,15 @@ def translate_s3_error(err: BaseException, url: str, action: str) -> StorageErro
         "ConnectTimeoutError",
         "ResponseStreamingError",
         "IncompleteReadError",
+        "ConnectionResetError",
+        "TimeoutError",
     }:
         cls = TransientStorageError
+    if code is None and type(err).__name__ in {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "CredentialRetrievalError",
+    }:
+        cls = AccessDenied
     detail = code or type(err).__name__
     return cls(f"{action} {url} failed: {detail}", url=url, code=code)

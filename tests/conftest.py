@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from compactor.s3server import MotoServer
+from .s3server import MotoServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(

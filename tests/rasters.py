@@ -10,7 +10,8 @@ import rasterio
 from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 
-from compactor.demo import _footprint, fractal_surface, hillshade
+from compactor.demo import footprint as _footprint
+from compactor.demo import fractal_surface, hillshade
 
 CRS = "EPSG:32633"
 TRANSFORM = from_origin(500000, 4200000, 10, 10)
@@ -161,7 +162,7 @@ def patchy(path: Path, size: int = 1600, seed: int = 9) -> Path:
     """A gray scene that is smooth where the quality search samples it (four 512x512
     windows at a quarter and three quarters of each axis) and grainy everywhere else, so the
     sample says a low quality is enough and the whole scene says it is not."""
-    from compactor.sample import sample_windows
+    from compactor.fidelity.sample import sample_windows
 
     rng = np.random.default_rng(seed)
     smooth = hillshade(terrain(size, seed), 10.0) * 200 + 30

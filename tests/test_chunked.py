@@ -17,10 +17,10 @@ import rasterio
 from rasterio.shutil import copy as gdal_copy
 from rio_cogeo.cogeo import cog_validate
 
-from compactor.cog import read_info
-from compactor.encode import choose_profile
-from compactor.gdal_env import gdal_env, gdal_options
-from compactor.verify import check_output
+from compactor.codec.profile import choose_profile
+from compactor.fidelity.verify import check_output
+from compactor.gdal.env import gdal_env, gdal_options
+from compactor.gdal.info import read_info
 
 from . import rasters
 from .conftest import S3

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from compactor.config import resolve_settings
-from compactor.discover import check_locations, discover
 from compactor.errors import ConfigError, DiscoveryError
-from compactor.tasks import RunContext, assign_outputs, output_relative
+from compactor.run.discover import check_locations, discover
+from compactor.safety.spec import RunContext, assign_outputs, output_relative
 
 from .conftest import S3
 

@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
-from compactor.encode import RasterInfo, choose_profile, fallback_profiles
+from compactor.codec.profile import choose_profile, fallback_profiles
 from compactor.errors import UnsupportedCodecError
+from compactor.gdal.info import RasterInfo
 
 
 def info(dtype: str = "uint8", count: int = 3, **kw: object) -> RasterInfo:

@@ -427,7 +427,7 @@ def test_the_dask_cluster_from_the_config_matches_the_runner(tmp_path: Path) -> 
     """The DaskCluster a run would create from the chart's config: same image as the runner
     pod, the chart's Dask ServiceAccount, in the release's namespace, workers on the spot
     selector."""
-    from compactor.kube import cluster_spec
+    from compactor.cluster.kubernetes import cluster_spec
 
     objects = render(BACKFILL_IRSA)
     (pod,) = pod_specs(objects)
@@ -586,7 +586,7 @@ OPERATOR_POD_LABELS = {
 
 def dask_cluster(objects: list[dict[str, Any]], tmp_path: Path) -> dict[str, Any]:
     """The DaskCluster a run started from the chart's config would create."""
-    from compactor.kube import cluster_spec
+    from compactor.cluster.kubernetes import cluster_spec
 
     path = tmp_path / "config.yaml"
     path.write_text(one(objects, "ConfigMap")["data"]["config.yaml"])

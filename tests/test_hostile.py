@@ -20,11 +20,11 @@ import pytest
 from distributed import Client
 
 import compactor
-from compactor.chunked import plan_chunks
+from compactor.chunked.plan import plan_chunks
 from compactor.config import resolve_settings
-from compactor.encode import RasterInfo
 from compactor.errors import SceneTooLargeError
-from compactor.tasks import RunContext
+from compactor.gdal.info import RasterInfo
+from compactor.safety.spec import RunContext
 
 from . import rasters
 from .conftest import S3
@@ -219,7 +219,7 @@ def test_a_chunk_that_cannot_fit_a_worker_is_refused_not_planned() -> None:
     )  # fmt: skip
     with pytest.raises(SceneTooLargeError, match=r"smallest chunk .* \(--worker-memory\)"):
         plan_chunks(info, budget=1024**3, threads=4)
-    assert plan_chunks(info, budget=64 * 1024**3, threads=4).nchunks == 4
+    assert plan_chunks(info, budget=64 * 1024**3, threads=4).nstrips == 4
 
 
 def test_gdal_written_scenes_above_the_chunk_threshold_are_bounded(

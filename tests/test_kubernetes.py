@@ -14,7 +14,7 @@ import pytest
 import yaml
 from distributed import Client
 
-from compactor import kube
+from compactor.cluster import versions as kube
 from compactor.config import WorkerRange, resolve_settings
 from compactor.errors import ConfigError
 
@@ -304,7 +304,7 @@ def test_the_local_cluster_and_its_dashboard_listen_on_loopback_only() -> None:
 
     import psutil
 
-    from compactor.cluster import connect
+    from compactor.cluster.local import connect
     from compactor.config import ClusterSettings
 
     links: list[str] = []

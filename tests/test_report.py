@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from compactor.costs import GB, estimate
-from compactor.models import Report, SceneResult, Totals
-from compactor.report import render_html, summary_lines
+from compactor.report.costs import GB, estimate
+from compactor.report.html import render_html, summary_lines
+from compactor.report.models import Report, SceneResult, Totals
 
 
 def scene(

@@ -33,7 +33,7 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 
 import compactor
-from compactor.models import Report, SceneResult
+from compactor.report.models import Report, SceneResult
 
 from . import rasters
 

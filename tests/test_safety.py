@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from compactor.errors import LeaseHeldError
-from compactor.lease import Lease
+from compactor.safety.lease import Lease
 from compactor.storage import Location, S3Options, S3Store
 
 from . import rasters

@@ -9,10 +9,11 @@ import pytest
 import rasterio
 from skimage.metrics import structural_similarity
 
-from compactor import verify
-from compactor.cog import read_info, write_cog
-from compactor.encode import choose_profile
+from compactor.codec.profile import choose_profile
+from compactor.codec.write import write_cog
 from compactor.errors import VerificationError
+from compactor.fidelity import verify
+from compactor.gdal.info import read_info
 
 from . import rasters
 

@@ -22,8 +22,8 @@ from rich.progress import (
 
 from ..config import DEFAULT_INCLUDE, Settings, resolve_settings
 from ..errors import CompactorError, ConfigError, DiscoveryError
-from ..models import SceneResult
 from ..redact import RedactingFilter
+from ..report.models import SceneResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..cluster.kubernetes import cluster_spec
+from ..config import resolve_settings
 from ._common import clean_errors, resolve, stdout
 
 
@@ -29,9 +31,6 @@ def k8s_spec(
     touching any cluster. Apply it with kubectl to try the image by hand, or diff it
     between releases."""
     import yaml
-
-    from ..config import resolve_settings
-    from ..kube import cluster_spec
 
     with clean_errors():
         settings = resolve_settings({}, config_file=config_file) if config_file else resolve(ctx)

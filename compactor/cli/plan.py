@@ -10,8 +10,8 @@ import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
-from ..planner import plan as plan_scenes
 from ..report import human_bytes, usd
+from ..run.planner import plan as plan_scenes
 from ._common import SceneProgress, clean_errors, resolve, selection_options, stdout
 
 

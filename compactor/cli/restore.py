@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from ..restore import restore as restore_originals
-from ..tasks import RunContext
+from ..run.restore import restore as restore_originals
+from ..safety.spec import RunContext
 from ._common import EXIT_FAILED_SCENES, clean_errors, resolve, stdout
 
 #: Exit status while Glacier restores are still in progress.

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from ..pipeline import run as run_pipeline
 from ..report import summary_lines
+from ..run.pipeline import run as run_pipeline
 from ._common import (
     EXIT_FAILED_SCENES,
     SceneProgress,

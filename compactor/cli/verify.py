@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from ..audit import audit
-from ..tasks import RunContext
+from ..run.audit import audit
+from ..safety.spec import RunContext
 from ._common import EXIT_FAILED_SCENES, clean_errors, resolve, stderr, stdout
 
 

@@ -1,0 +1,97 @@
+"""A large scene from start to visible: plan the chunks, run the tasks, check the scene's
+fidelity and the header, and make the output visible only when the caller accepts it.
+
+Every (level, producer) pair owns a part number in layout order (part 1 is the header). On
+S3, a producer uploads a segment of at least 5 MiB itself; runs of smaller segments are
+joined (and, if still short and not last, zero-padded to 5 MiB: a legal gap) by the
+assembler; the header is computed last and uploaded as part 1; the parts are checked with
+ListParts and the composite checksum, and the upload completed, or aborted on any failure.
+Locally, each segment goes to its own file and the output is their concatenation, checked
+whole (every tile's CRC-32, a valid COG) before it is renamed into place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..codec.layout import COG_MEDIA_TYPE
+from ..codec.profile import Profile
+from ..codec.tile_writer import build_job, layout, put_parts
+from ..fidelity.verify import validate_cog
+from ..gdal.info import RasterInfo
+from ..storage.location import Location
+from ..storage.multipart import DirectoryParts, PartsWriter, S3Parts, Written
+from ..storage.s3 import S3Store
+from ..storage.s3client import S3Options
+from .checks import check_header, check_tile_crcs, scene_quality
+from .plan import plan_chunks
+from .tasks import run_tasks
+
+
+@dataclass
+class ChunkedOutput:
+    """What the chunked path produced, before it is made visible."""
+
+    size: int
+    fidelity_ssim: float | None
+    fidelity_psnr: float | None
+    exact: bool
+    chunks: int
+    finish: Callable[[], Written]
+    discard: Callable[[], None]
+
+
+def compact_chunked(
+    src_path: str,
+    dest: Location,
+    info: RasterInfo,
+    profile: Profile,
+    *,
+    gdal: dict[str, str],
+    s3: S3Options,
+    client: Any,
+    budget: int,
+    threads: int,
+    metadata: dict[str, str] | None = None,
+    scratch: Path | None = None,
+    abort_stale: bool = True,
+) -> ChunkedOutput:
+    """Encode ``src_path`` as one COG at ``dest`` with chunk tasks. Nothing is visible at
+    ``dest`` until the returned object's ``finish()`` is called; ``discard()`` (or any
+    error) leaves nothing behind. ``abort_stale``: first abort uploads to ``dest`` left by
+    crashed runs (not while this scene holds another candidate output in flight)."""
+    plan = plan_chunks(info, budget=budget, threads=threads)
+    output: PartsWriter
+    if dest.is_s3:
+        if abort_stale:
+            S3Store(s3).abort_stale_uploads(dest)
+        output = S3Parts.create(s3, dest, ContentType=COG_MEDIA_TYPE, Metadata=metadata or {})
+    else:
+        output = DirectoryParts.create(Path(dest.key), scratch)
+    try:
+        job, spec = build_job(src_path, info, profile, plan, gdal, output)
+        chunks, merges = run_tasks(job, client)
+        ssim, psnr, exact = scene_quality(job, chunks)
+        segments = [g for c in chunks for g in c.segments] + [g for m in merges for g in m.segments]
+        parts, total = layout(job, spec, segments)
+        check_header(src_path, parts[0].header, total, info, profile, gdal, scratch)
+    except BaseException:
+        output.abort()
+        raise
+
+    def check(path: Path) -> None:
+        check_tile_crcs(path, parts)
+        validate_cog(str(path))
+
+    def finish() -> Written:
+        try:
+            sent = put_parts(job, parts)
+            return output.complete(sent, total, None if dest.is_s3 else check)
+        except BaseException:
+            output.abort()
+            raise
+
+    return ChunkedOutput(total, ssim, psnr, exact, plan.nstrips, finish, output.abort)

@@ -1,0 +1,90 @@
+"""Where tasks run: a LocalCluster started for the run, an existing scheduler, or an
+ephemeral DaskCluster on Kubernetes. What was started is always torn down when the run
+ends, also on errors and Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from distributed import Client, LocalCluster
+
+from ..config import ClusterSettings, Settings, WorkerRange
+from ..errors import ConfigError
+from .kubernetes import kube_cluster
+from .versions import check_versions
+
+log = logging.getLogger(__name__)
+
+#: Where a LocalCluster's scheduler, workers and dashboard listen.
+LOOPBACK = "127.0.0.1"
+
+
+def default_workers() -> int:
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
+@contextmanager
+def connect(
+    cluster: ClusterSettings,
+    *,
+    on_dashboard: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
+) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` for ``cluster``; close what was started on exit.
+    On a cluster compactor did not start in this process (an address, Kubernetes) the
+    workers' software versions are checked against this client's first."""
+    if cluster.kind == "address":
+        if not cluster.address:
+            raise ConfigError("cluster kind 'address' needs an address (--scheduler)")
+        try:
+            client = Client(cluster.address, timeout="30s")
+        except OSError as err:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {cluster.address}: {err}"
+            ) from err
+        try:
+            check_versions(client)
+            if on_dashboard and client.dashboard_link:
+                on_dashboard(client.dashboard_link)
+            yield client
+        finally:
+            client.close()
+        return
+    if cluster.kind == "kubernetes":
+        with kube_cluster(cluster, settings) as client:
+            check_versions(client)
+            if on_dashboard and client.dashboard_link:
+                on_dashboard(client.dashboard_link)
+            yield client
+        return
+
+    n_workers = (
+        cluster.workers.max if isinstance(cluster.workers, WorkerRange) else cluster.workers
+    ) or default_workers()
+    kwargs: dict[str, Any] = {
+        "n_workers": n_workers,
+        "threads_per_worker": cluster.threads_per_worker,
+        "processes": True,
+        # Loopback only: the scheduler, the workers and the dashboard of a local cluster run
+        # tasks for whoever connects, so nothing else on the network may reach them.
+        "host": LOOPBACK,
+        "dashboard_address": f"{LOOPBACK}:0",
+        "silence_logs": logging.WARNING,
+    }
+    if cluster.worker_memory:
+        kwargs["memory_limit"] = cluster.worker_memory
+    log.info(
+        "starting a local Dask cluster: %d workers x %d threads",
+        n_workers,
+        cluster.threads_per_worker,
+    )
+    with LocalCluster(**kwargs) as local, Client(local) as client:
+        if on_dashboard and client.dashboard_link:
+            on_dashboard(client.dashboard_link)
+        yield client

@@ -1,0 +1,178 @@
+"""Encoding profiles: how one scene is written, and which profile a scene gets.
+
+``--codec auto`` gives 8-bit imagery with 1 or 3 colour bands (plus an optional alpha band)
+JPEG, YCbCr for RGB, with the alpha band or nodata value turned into an internal mask so
+nodata areas stay exact; everything else (16-bit, float, many bands, palettes) is stored
+losslessly with ZSTD and the predictor that suits the data type. Explicit codecs are
+checked against the raster (:data:`~compactor.codec.registry.CODECS`) and refused with a
+clear reason when they cannot encode it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+from ..codecs import AUTO_LOSSLESS, CODECS, DEFAULT_QUALITY, LOSSLESS, LOSSY
+from ..errors import UnsupportedCodecError
+from ..gdal.info import RasterInfo
+
+#: Rungs tried above the asked quality when the SSIM bar is missed; then lossless.
+QUALITY_LADDER = (85, 90, 95)
+_DTYPE_WORDS = {"uint8": "8-bit"}
+
+
+MaskSource = Literal["none", "nodata", "alpha", "dataset"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one scene is encoded."""
+
+    codec: str
+    quality: int | None = None
+    #: Where the output's internal mask comes from (lossy codecs only).
+    mask: MaskSource = "none"
+    #: Drop the alpha band (it becomes the mask).
+    drop_alpha: bool = False
+    #: Overview resampling: AVERAGE for continuous data, NEAREST for classes.
+    resampling: str = "AVERAGE"
+    blocksize: int = 512
+    #: Write BigTIFF even when the output would fit classic TIFF.
+    force_bigtiff: bool = False
+
+    @property
+    def lossless(self) -> bool:
+        return self.codec in LOSSLESS
+
+    @property
+    def label(self) -> str:
+        return f"{self.codec}" + (f" q{self.quality}" if self.quality is not None else "")
+
+    def creation_options(self) -> dict[str, str]:
+        """Creation options for GDAL's COG driver.
+
+        The COG driver spells JPEG/WEBP quality ``QUALITY`` (the GTiff driver says
+        ``JPEG_QUALITY``/``WEBP_LEVEL``); tests read the quantisation tables back to
+        prove the quality asked is the quality written.
+        """
+        opts: dict[str, str] = {
+            "COMPRESS": self.codec.upper(),
+            "BLOCKSIZE": str(self.blocksize),
+            "OVERVIEW_RESAMPLING": self.resampling,
+            "RESAMPLING": self.resampling,
+            # Decide BigTIFF from the uncompressed size: safe even for incompressible data.
+            "BIGTIFF": "YES" if self.force_bigtiff else "IF_SAFER",
+            "NUM_THREADS": "1",
+        }
+        if self.codec in LOSSY:
+            opts["QUALITY"] = str(self.quality or DEFAULT_QUALITY)
+        if self.codec in ("deflate", "zstd"):
+            # Horizontal differencing for integers, floating-point predictor for floats.
+            opts["PREDICTOR"] = "YES"
+        if self.codec == "lerc":
+            opts["MAX_Z_ERROR"] = "0"  # LERC with zero error is lossless
+        return opts
+
+
+def _mask_source(info: RasterInfo) -> MaskSource:
+    if info.alpha_index:
+        return "alpha"
+    if info.has_dataset_mask:
+        return "dataset"
+    if info.nodata is not None:
+        return "nodata"
+    return "none"
+
+
+def _resampling(info: RasterInfo) -> str:
+    return "NEAREST" if info.has_colormap else "AVERAGE"
+
+
+def lossy_problem(codec: str, info: RasterInfo) -> str | None:
+    """Why lossy ``codec`` cannot encode this raster, or ``None`` if it can."""
+    spec = CODECS[codec]
+    name = codec.upper()
+    if spec.dtypes is not None and info.dtype not in spec.dtypes:
+        kinds = " or ".join(_DTYPE_WORDS.get(d, d) for d in sorted(spec.dtypes))
+        return f"{name} encodes {kinds} data only; this scene is {info.describe()}"
+    if info.has_colormap:
+        return f"{name} would blur palette indices; this scene has a colour table"
+    if info.alpha_index and info.alpha_index != info.count:
+        return f"{name} needs the alpha band last"
+    if spec.colour_bands is not None and info.colour_bands not in spec.colour_bands:
+        bands = " or ".join(str(n) for n in sorted(spec.colour_bands))
+        return f"{name} encodes {bands} colour bands (+alpha); this scene is {info.describe()}"
+    return None
+
+
+def lossless_problem(codec: str, info: RasterInfo) -> str | None:
+    if info.dtype.startswith("complex"):
+        return f"{codec.upper()} does not encode complex data; this scene is {info.describe()}"
+    return None
+
+
+def choose_profile(
+    info: RasterInfo, codec: str = "auto", quality: int | str | None = None
+) -> Profile:
+    """The profile for ``info`` under ``--codec``/``--quality`` (``auto-lossy`` starts as
+    ``auto`` does; :mod:`compactor.quality` may then pick WEBP; an ``"auto"`` quality
+    starts at the default and is searched there).
+
+    Raises :class:`UnsupportedCodecError` for an impossible combination.
+    """
+    if not isinstance(quality, int):
+        quality = None
+    if codec in ("auto", "auto-lossy"):
+        codec = "jpeg" if lossy_problem("jpeg", info) is None else AUTO_LOSSLESS
+    if codec in LOSSY:
+        problem = lossy_problem(codec, info)
+        if problem:
+            raise UnsupportedCodecError(problem)
+        mask = _mask_source(info)
+        return Profile(
+            codec=codec,
+            quality=quality or DEFAULT_QUALITY,
+            mask=mask,
+            drop_alpha=mask == "alpha",
+            resampling=_resampling(info),
+        )
+    if codec in LOSSLESS:
+        problem = lossless_problem(codec, info)
+        if problem:
+            raise UnsupportedCodecError(problem)
+        return Profile(codec=codec, resampling=_resampling(info))
+    raise UnsupportedCodecError(f"unknown codec {codec!r}")
+
+
+def fallback_profiles(profile: Profile, info: RasterInfo) -> list[Profile]:
+    """What to try, in order, when ``profile`` misses the SSIM bar: higher qualities of
+    the same codec, then lossless as the last resort."""
+    if profile.lossless:
+        return []
+    q = profile.quality or DEFAULT_QUALITY
+    rungs = [replace(profile, quality=r) for r in QUALITY_LADDER if r > q]
+    rungs.append(
+        Profile(
+            codec=AUTO_LOSSLESS,
+            resampling=profile.resampling,
+            force_bigtiff=profile.force_bigtiff,
+        )
+    )
+    return rungs
+
+
+def dtype_range(dtype: str) -> float:
+    """The ``data_range`` of SSIM/PSNR: the full range of the data type."""
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
+        info = np.iinfo(dt)
+        return float(info.max) - float(info.min)
+    if dt.kind == "f":
+        # Floats have no natural range; only lossless codecs handle them, so this is
+        # used for reporting only (SSIM of identical data is 1 whatever the range).
+        return 1.0
+    return math.nan

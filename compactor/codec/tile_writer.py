@@ -1,0 +1,604 @@
+"""compactor's tile writer: a COG in GDAL's layout, encoded strip by strip in one pass.
+
+**Strips.** A scene is cut into full-width strips of ``2^k`` tile rows (512 rows each) at
+full resolution; strips start at multiples of 512 rows, so they never split a source block
+of any power-of-two height. A strip is read with a windowed read, its full-resolution
+tiles and the overview levels ``1..k`` it covers entirely are encoded (2x2 reduction), and
+the level ``k+1`` pixels of the strip are handed on (a :class:`Leftover`).
+
+**Merging.** Leftovers join pairwise, a binary tree: each node joins the half tile rows of
+its two children into one tile row of the next level, encodes it, and hands half of it on;
+the root encodes every remaining level.
+
+**Parts.** Every (level, producer) owns a part number in file order (part 1 is the header,
+then levels from the smallest); :func:`layout` places the segments into parts and computes
+the header; a :class:`~compactor.storage.PartsWriter` makes the object visible whole.
+
+The same machinery runs in one process (:func:`write_local`, scenes small enough for one
+task) and across many Dask tasks (:mod:`compactor.chunked`, which adds the checks).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from ..codecs import LOSSY
+from ..errors import EncodeError
+from ..gdal.env import gdal_env
+from ..gdal.info import RasterInfo, open_source
+from ..storage.multipart import DirectoryParts, PartSent, PartsWriter
+from .layout import CogSpec, frame, needs_bigtiff, pyramid, template_tags
+from .profile import Profile
+from .tiles import TILE, TileCodec, encode_mask, halve, jpeg_tables, pad_tile, split_jpeg
+
+#: Most full-resolution tile rows in one strip (8192 rows).
+MAX_STRIP_TILES = 16
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StripPlan:
+    width: int
+    height: int
+    #: Full-resolution tile rows per strip (a power of two, 2**k).
+    strip_tiles: int
+    nlevels: int
+
+    @classmethod
+    def sized(
+        cls, info: RasterInfo, *, min_strips: int = 3, fits: Callable[[int], bool] | None = None
+    ) -> StripPlan:
+        """Strips as tall as ``fits(tile rows)`` allows (up to :data:`MAX_STRIP_TILES`),
+        keeping at least ``min_strips`` strips so the work spreads."""
+        strip_tiles = 1
+        while strip_tiles < MAX_STRIP_TILES:
+            bigger = strip_tiles * 2
+            enough = -(-info.height // (bigger * TILE)) >= min_strips
+            if not (enough and (fits is None or fits(bigger))):
+                break
+            strip_tiles = bigger
+        return cls(info.width, info.height, strip_tiles, len(pyramid(info.width, info.height)))
+
+    @property
+    def k(self) -> int:
+        return int(math.log2(self.strip_tiles))
+
+    @property
+    def strip_rows(self) -> int:
+        return self.strip_tiles * TILE
+
+    @property
+    def nstrips(self) -> int:
+        return -(-self.height // self.strip_rows)
+
+    def rows(self, strip: int) -> tuple[int, int]:
+        r0 = strip * self.strip_rows
+        return r0, min(self.height, r0 + self.strip_rows)
+
+    def producers(self, level: int) -> int:
+        """How many strips or merge nodes produce tile rows of ``level``."""
+        levels = pyramid(self.width, self.height)
+        if level <= self.k:
+            return sum(1 for c in range(self.nstrips) if self.tile_rows(level, c))
+        return levels[level].down
+
+    def tile_rows(self, level: int, strip: int) -> range:
+        """Tile rows of ``level`` that strip ``strip`` encodes (``level <= k``)."""
+        per = self.strip_tiles >> level
+        down = pyramid(self.width, self.height)[level].down
+        return range(min(down, strip * per), min(down, (strip + 1) * per))
+
+    @property
+    def root_level(self) -> int:
+        """The first level with one tile row above the strip levels (its producer is the
+        tree's root, which also makes every coarser level)."""
+        levels = pyramid(self.width, self.height)
+        for level in range(self.k + 1, len(levels)):
+            if levels[level].down == 1:
+                return level
+        return len(levels)
+
+    @property
+    def merge_levels(self) -> range:
+        """The levels made by merge nodes, one tree layer each."""
+        return range(self.k + 1, min(self.root_level, self.nlevels - 1) + 1)
+
+    def part_numbers(self) -> dict[tuple[int, int], int]:
+        """(level, producer index) -> part number, in file order: part 1 is the header,
+        then levels from the smallest, producers top to bottom."""
+        numbers: dict[tuple[int, int], int] = {}
+        n = 2
+        for level in reversed(range(self.nlevels)):
+            for p in range(self.producers(level)):
+                numbers[(level, p)] = n
+                n += 1
+        return numbers
+
+
+# --- what producers hand over --------------------------------------------------------------------
+
+
+@dataclass
+class Segment:
+    """One producer's tiles of one level, framed, in row-major order."""
+
+    level: int
+    producer: int
+    first_tile: int
+    #: (image size, mask size or None) per tile, and CRC32s of the tile bytes.
+    sizes: list[tuple[int, int | None]]
+    crcs: list[int]
+    length: int
+    #: The bytes, unless the producer already put them as their own part.
+    data: bytes | None = None
+    #: The part it went out as (when the producer put it).
+    sent: PartSent | None = None
+    part_number: int = 0
+
+
+@dataclass
+class Leftover:
+    """Level ``level`` pixels of a span of rows, handed up the tree."""
+
+    level: int
+    row0: int
+    data: np.ndarray  # (bands, rows, cols)
+    valid: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """Everything a strip or merge needs: plain, picklable data (it travels to Dask tasks)."""
+
+    source: str  # the GDAL path of the source
+    plan: StripPlan
+    codec: TileCodec
+    has_mask: bool
+    mask_source: str  # "none", "nodata", "alpha", "dataset"
+    keep_bands: tuple[int, ...]  # 1-based source bands written
+    alpha_index: int | None
+    nodata: float | None
+    nearest: bool
+    gdal: tuple[tuple[str, str], ...]
+    output: PartsWriter
+    parts: tuple[tuple[tuple[int, int], int], ...]
+    #: JPEG quantisation tables every tile must share (None for other codecs).
+    tables: bytes | None = None
+
+    def part_number(self, level: int, producer: int) -> int:
+        return dict(self.parts)[(level, producer)]
+
+    @property
+    def lossy(self) -> bool:
+        return self.codec.codec in LOSSY
+
+
+#: Called for every tile encoded: (level, tile row, tile col, the source block, the encoded
+#: tile, the mask tile and its encoded bytes or None). The checks of the chunked path.
+TileCheck = Callable[[int, int, int, np.ndarray, bytes, np.ndarray | None, bytes | None], None]
+
+
+# --- reading and encoding --------------------------------------------------------------------
+
+
+def read_strip(job: TileJob, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Source rows r0:r1 of the written bands, and their validity."""
+    with gdal_env(dict(job.gdal)), open_source(job.source) as src:
+        win = Window(0, r0, job.plan.width, r1 - r0)
+        data = src.read(indexes=list(job.keep_bands), window=win)
+        valid: np.ndarray | None = None
+        if job.mask_source == "alpha" and job.alpha_index:
+            if job.alpha_index in job.keep_bands:
+                valid = data[job.keep_bands.index(job.alpha_index)] > 0
+            else:
+                valid = src.read(job.alpha_index, window=win) > 0
+        elif job.mask_source == "dataset":
+            valid = src.read_masks(1, window=win) > 0
+        elif job.mask_source == "nodata" and job.nodata is not None:
+            # (with a nodata value every band is kept: no alpha to drop)
+            valid = np.zeros(data.shape[1:], dtype=bool)
+            nd = job.nodata
+            for band in data:
+                valid |= ~np.isnan(band) if math.isnan(nd) else band != np.asarray(nd, band.dtype)
+    return data, valid
+
+
+def encode_rows(
+    job: TileJob,
+    level: int,
+    producer: int,
+    data: np.ndarray,
+    valid: np.ndarray | None,
+    row_tiles: range,
+    row0: int,
+    check: TileCheck | None = None,
+) -> Segment:
+    """Encode tile rows ``row_tiles`` of ``level`` from ``data`` (bands, rows, cols), whose
+    first row is level row ``row0``; ``check`` sees every tile as it is encoded."""
+    codec = job.codec
+    lv = pyramid(job.plan.width, job.plan.height)[level]
+    pixels = np.moveaxis(data, 0, -1)  # (rows, cols, bands)
+    buffer = np.empty((TILE, TILE, pixels.shape[2]), dtype=pixels.dtype)  # reused per tile
+    out = bytearray()
+    sizes: list[tuple[int, int | None]] = []
+    crcs: list[int] = []
+    for tr in row_tiles:
+        y0 = tr * TILE - row0
+        for tc in range(lv.across):
+            x0 = tc * TILE
+            block = pixels[y0 : y0 + TILE, x0 : x0 + TILE]
+            if block.shape[:2] == (TILE, TILE):
+                np.copyto(buffer, block)
+                tile = buffer
+            else:
+                tile = pad_tile(block)
+            encoded = codec.encode(tile)
+            if codec.codec == "jpeg":
+                dqt, encoded = split_jpeg(encoded)
+                if job.tables is not None and jpeg_tables(dqt) != job.tables:
+                    raise EncodeError("JPEG tables differ between tiles")
+            out += frame(encoded)
+            mask_tile, mask_bytes = None, None
+            if job.has_mask:
+                assert valid is not None
+                vblock = valid[y0 : y0 + TILE, x0 : x0 + TILE]
+                mask_tile = np.zeros((TILE, TILE), bool)
+                mask_tile[: vblock.shape[0], : vblock.shape[1]] = vblock
+                mask_bytes = encode_mask(mask_tile)
+                out += frame(mask_bytes)
+            sizes.append((len(encoded), len(mask_bytes) if mask_bytes is not None else None))
+            crcs.append(zlib.crc32(encoded))
+            if check is not None:
+                check(level, tr, tc, block, encoded, mask_tile, mask_bytes)
+    first_tile = row_tiles.start * lv.across if row_tiles else 0
+    return Segment(level, producer, first_tile, sizes, crcs, len(out), bytes(out))
+
+
+def decode_strip(job: TileJob, segment: Segment, shape: tuple[int, int, int]) -> np.ndarray:
+    """Decode a level-0 segment back into (bands, rows, cols), each band contiguous (the
+    SSIM filters read bands; one transposing copy per tile is cheaper than strided reads)."""
+    assert segment.data is not None
+    bands, rows, cols = shape
+    lv = pyramid(job.plan.width, job.plan.height)[0]
+    out = np.empty((bands, rows, cols), dtype=job.codec.dtype)
+    buffer = np.empty((TILE, TILE, bands), dtype=job.codec.dtype)  # reused per tile
+    pos = 0
+    for i, (size, mask_size) in enumerate(segment.sizes):
+        tile_index = segment.first_tile + i
+        tr, tc = divmod(tile_index, lv.across)
+        pos += 4
+        data = segment.data[pos : pos + size]
+        pos += size + 4
+        if mask_size is not None:
+            pos += 4 + mask_size + 4
+        decoded = job.codec.decode(data, job.tables, out=buffer)
+        y0 = tr * TILE - segment.first_tile // lv.across * TILE
+        x0 = tc * TILE
+        h, w = min(TILE, rows - y0), min(TILE, cols - x0)
+        np.copyto(out[:, y0 : y0 + h, x0 : x0 + w], np.moveaxis(decoded[:h, :w], -1, 0))
+    return out
+
+
+def ship(job: TileJob, seg: Segment) -> Segment:
+    """Put a segment as its own part when the sink takes parts that small (every segment
+    of a folder of parts; those of at least 5 MiB on S3); the rest wait for :func:`layout`."""
+    seg.part_number = job.part_number(seg.level, seg.producer)
+    assert seg.data is not None
+    if seg.length >= max(1, job.output.min_part):
+        seg.sent = job.output.put(seg.part_number, seg.data)
+        seg.data = None
+    return seg
+
+
+def encode_strip(
+    job: TileJob,
+    strip: int,
+    data: np.ndarray,
+    valid: np.ndarray | None,
+    check: TileCheck | None = None,
+    on_level0: Callable[[Segment], None] | None = None,
+) -> tuple[list[Segment], Leftover | None]:
+    """Encode strip ``strip`` (its pixels ``data``, ``valid``): the full-resolution tiles
+    and every overview level up to ``k``; ``on_level0`` sees the full-resolution segment
+    before it is shipped. Returns the shipped segments and the pixels handed up the tree."""
+    plan = job.plan
+    r0, _ = plan.rows(strip)
+    segments: list[Segment] = []
+    level_data, level_valid, level_row0 = data, valid, r0
+    for level in range(min(plan.k, plan.nlevels - 1) + 1):
+        rows = plan.tile_rows(level, strip)
+        if rows:  # every strip has tile rows at every level up to k: producer == strip
+            seg = encode_rows(
+                job, level, strip, level_data, level_valid, rows, level_row0,
+                check if level == 0 else None,
+            )  # fmt: skip
+            if level == 0 and on_level0 is not None:
+                on_level0(seg)
+            segments.append(ship(job, seg))
+        if level + 1 < plan.nlevels:
+            level_data, level_valid = halve(
+                level_data, level_valid, nearest=job.nearest, nodata=job.nodata
+            )
+            level_row0 //= 2
+    leftover = None
+    if plan.k + 1 < plan.nlevels:
+        leftover = Leftover(plan.k + 1, level_row0, level_data, level_valid)
+    return segments, leftover
+
+
+def merge_node(
+    job: TileJob, level: int, node: int, leftovers: list[Leftover]
+) -> tuple[list[Segment], Leftover | None]:
+    """Join the children's half tile rows into tile row ``node`` of ``level`` and encode
+    it. Below the root, hand the next level's half row up; the root (the level's only
+    tile row) encodes every coarser level too."""
+    plan = job.plan
+    parts = sorted(leftovers, key=lambda p: p.row0)
+    data = np.concatenate([p.data for p in parts], axis=1)
+    valid = None
+    if job.has_mask or job.mask_source != "none":
+        valid = np.concatenate([p.valid for p in parts if p.valid is not None], axis=0)
+    row0 = parts[0].row0
+    segments: list[Segment] = []
+    lv = level
+    while True:
+        seg = encode_rows(job, lv, node, data, valid, range(node, node + 1), row0)
+        segments.append(ship(job, seg))
+        if lv + 1 >= plan.nlevels:
+            return segments, None
+        data, valid = halve(data, valid, nearest=job.nearest, nodata=job.nodata)
+        row0 //= 2
+        lv += 1
+        if level < plan.root_level:
+            return segments, Leftover(lv, row0, data, valid)
+        node = 0  # the root: every coarser level has a single tile row
+
+
+def tree(plan: StripPlan) -> Iterator[tuple[int, list[range]]]:
+    """The merge tree bottom up, one layer per level: (level, for each node the indices of
+    its children in the layer below, the strips first)."""
+    below = plan.nstrips
+    for level in plan.merge_levels:
+        nodes = [range(2 * m, min(below, 2 * m + 2)) for m in range(-(-below // 2))]
+        yield level, nodes
+        below = len(nodes)
+
+
+# --- the job and the layout ------------------------------------------------------------------
+
+
+def _photometric(info: RasterInfo, profile: Profile, bands: list[int]) -> tuple[int, str | None]:
+    """(TIFF Photometric, what the GDAL template is told) for the written bands."""
+    ci = [info.colorinterp[b - 1] for b in bands]
+    if profile.codec == "jpeg" and len(bands) == 3:
+        return 6, "RGB"
+    if info.has_colormap and len(bands) == 1:
+        return 3, None
+    if len(ci) >= 3 and ci[:3] == ["red", "green", "blue"]:
+        return 2, "RGB"
+    if profile.codec == "webp":
+        return 2, "RGB"
+    return 1, "MINISBLACK"
+
+
+def build_job(
+    src_path: str,
+    info: RasterInfo,
+    profile: Profile,
+    plan: StripPlan,
+    gdal: dict[str, str],
+    output: PartsWriter,
+) -> tuple[TileJob, CogSpec]:
+    """The tile job and the COG's header spec for writing ``src_path`` with ``profile``."""
+    bands = [
+        b for b in range(1, info.count + 1) if not (profile.drop_alpha and b == info.alpha_index)
+    ]
+    lossy = not profile.lossless
+    mask_source = profile.mask if lossy else ("dataset" if info.has_dataset_mask else "none")
+    if not lossy and mask_source == "none":
+        # Overviews still skip nodata and transparent pixels when averaging.
+        mask_source = (
+            "alpha" if info.alpha_index else ("nodata" if info.nodata is not None else "none")
+        )
+    has_mask = (lossy and profile.mask != "none") or (not lossy and info.has_dataset_mask)
+    codec = TileCodec.for_profile(profile.codec, profile.quality, info.dtype, len(bands))
+    tables = None
+    if codec.codec == "jpeg":
+        probe = np.zeros((TILE, TILE, len(bands)), dtype=info.dtype)
+        tables = jpeg_tables(split_jpeg(codec.encode(probe))[0])
+    photometric, template_photo = _photometric(info, profile, bands)
+    with gdal_env(gdal), open_source(src_path) as src:
+        template = template_tags(src, bands, template_photo)
+    spec = CogSpec(
+        width=info.width,
+        height=info.height,
+        bands=len(bands),
+        dtype=info.dtype,
+        codec=profile.codec,
+        photometric=photometric,
+        predictor=codec.predictor,
+        has_mask=has_mask,
+        bigtiff=profile.force_bigtiff
+        or needs_bigtiff(info.width, info.height, len(bands), info.dtype),
+        jpeg_tables=tables,
+        template=template,
+    )
+    job = TileJob(
+        source=src_path,
+        plan=plan,
+        codec=codec,
+        has_mask=has_mask,
+        mask_source=mask_source,
+        keep_bands=tuple(bands),
+        alpha_index=info.alpha_index,
+        nodata=info.nodata,
+        nearest=profile.resampling == "NEAREST",
+        gdal=tuple(sorted(gdal.items())),
+        output=output,
+        parts=tuple(sorted(plan.part_numbers().items())),
+        tables=tables,
+    )
+    return job, spec
+
+
+@dataclass
+class Part:
+    """One part of the output, in file order: the header (part 1 only), segments, padding."""
+
+    number: int
+    segments: list[Segment]
+    pad: int = 0
+    header: bytes = b""
+
+    @property
+    def length(self) -> int:
+        return len(self.header) + sum(g.length for g in self.segments) + self.pad
+
+    @property
+    def shipped(self) -> bool:
+        """Already put by its producer."""
+        return len(self.segments) == 1 and self.segments[0].sent is not None and not self.header
+
+    def body(self) -> bytes:
+        return self.header + b"".join(g.data or b"" for g in self.segments) + b"\0" * self.pad
+
+
+#: Target size of the parts the assembler joins from small segments.
+PART_TARGET = 16 * 1024 * 1024
+
+
+def _group(run: list[Segment], first_number: int | None, minimum: int) -> list[Part]:
+    """Cut a run of small segments into parts of at least ``minimum`` bytes (aiming at
+    PART_TARGET); a short last piece joins the previous part. ``first_number`` forces the
+    number of the first part (1: the header's part)."""
+    parts: list[Part] = []
+    current: list[Segment] = []
+    size = 0
+    for g in run:
+        current.append(g)
+        size += g.length
+        if size >= PART_TARGET:
+            parts.append(Part(0, current))
+            current, size = [], 0
+    if current:
+        if parts and size < minimum:
+            parts[-1].segments += current
+        else:
+            parts.append(Part(0, current))
+    for i, part in enumerate(parts):
+        g0 = part.segments[0]
+        part.number = first_number if (i == 0 and first_number is not None) else g0.part_number
+    return parts
+
+
+def layout(job: TileJob, spec: CogSpec, segments: list[Segment]) -> tuple[list[Part], int]:
+    """Place every segment into parts in file order, compute the header (into part 1) and
+    the total size. Every part but the last holds at least the sink's minimum part size."""
+    for g in segments:
+        g.part_number = job.part_number(g.level, g.producer)
+    ordered = sorted(segments, key=lambda g: g.part_number)
+    minimum = job.output.min_part
+    parts: list[Part] = []
+    run: list[Segment] = []
+
+    def close() -> None:
+        """Group the pending run of unshipped segments; the very first group is part 1,
+        which also carries the header."""
+        grouped = _group(run, None if parts else 1, minimum)
+        if not parts and not grouped:
+            grouped = [Part(1, [])]
+        parts.extend(grouped)
+        run.clear()
+
+    for g in ordered:
+        if g.sent is not None:  # put by its producer: its own part
+            if run or not parts:
+                close()
+            parts.append(Part(g.part_number, [g]))
+        else:
+            run.append(g)
+    if run or not parts:
+        close()
+
+    header_len = spec.header_size()
+    parts[0].header = b"\0" * header_len
+    # Pad parts that are short and not last (S3's minimum part size); a legal gap.
+    for part in parts[:-1]:
+        if part.length < minimum:
+            part.pad = minimum - part.length
+    offsets: dict[tuple[int, bool], list[int]] = {}
+    counts: dict[tuple[int, bool], list[int]] = {}
+    for level, lv in enumerate(pyramid(spec.width, spec.height)):
+        for is_mask in (False, True) if spec.has_mask else (False,):
+            offsets[(level, is_mask)] = [0] * lv.ntiles
+            counts[(level, is_mask)] = [0] * lv.ntiles
+    pos = 0
+    for part in parts:
+        pos += len(part.header)
+        for g in part.segments:
+            p = pos
+            for i, (size, mask_size) in enumerate(g.sizes):
+                t = g.first_tile + i
+                offsets[(g.level, False)][t] = p + 4
+                counts[(g.level, False)][t] = size
+                p += 4 + size + 4
+                if mask_size is not None:
+                    offsets[(g.level, True)][t] = p + 4
+                    counts[(g.level, True)][t] = mask_size
+                    p += 4 + mask_size + 4
+            pos += g.length
+        pos += part.pad
+    parts[0].header = spec.header(offsets, counts)
+    assert len(parts[0].header) == header_len
+    return parts, pos
+
+
+def put_parts(job: TileJob, parts: list[Part]) -> list[PartSent]:
+    """Put every part its producers did not (the header's among them); every part sent."""
+    return [
+        part.segments[0].sent if part.shipped and part.segments[0].sent else
+        job.output.put(part.number, part.body())
+        for part in parts
+    ]  # fmt: skip
+
+
+# --- in one process ----------------------------------------------------------------------------
+
+
+def write_local(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> Path:
+    """The tile writer in this process, for a scene small enough for one task: the same
+    strips, tree and layout as the chunked path, written to ``dst`` (the caller verifies
+    it with GDAL)."""
+    plan = StripPlan.sized(info)
+    output = DirectoryParts.create(dst)
+    try:
+        job, spec = build_job(src_path, info, profile, plan, {}, output)
+        segments: list[Segment] = []
+        leftovers: list[Leftover | None] = []
+        for strip in range(plan.nstrips):
+            data, valid = read_strip(job, *plan.rows(strip))
+            done, leftover = encode_strip(job, strip, data, valid)
+            segments += done
+            leftovers.append(leftover)
+        below = leftovers
+        for level, nodes in tree(plan):
+            layer: list[Leftover | None] = []
+            for node, children in enumerate(nodes):
+                handed = [c for i in children if (c := below[i]) is not None]
+                done, leftover = merge_node(job, level, node, handed)
+                segments += done
+                layer.append(leftover)
+            below = layer
+        parts, total = layout(job, spec, segments)
+        output.complete(put_parts(job, parts), total)
+    finally:
+        output.abort()
+    return dst

@@ -1,0 +1,97 @@
+"""Every codec compactor writes, defined once (rio-cogeo's ``cog_profiles`` idea): its name,
+whether it is lossy, what it can encode, whether it takes a quality, its TIFF compression
+tag and which writer makes it. The CLI's choices, the settings' validation, the notebook's
+profiles and the per-scene codec choice all derive from this table.
+
+Pure data: importing it costs nothing and pulls in no GDAL or codec library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Writer = Literal["tiles", "gdal"]
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One codec an output can be written with."""
+
+    name: str
+    lossy: bool
+    #: TIFF ``Compression`` tag value.
+    tiff: int
+    #: ``tiles``: compactor's tile writer (one pass, chunkable); ``gdal``: GDAL's COG driver.
+    writer: Writer
+    #: What it is, in a few words (``--help``, error messages).
+    summary: str
+    #: Data types it encodes; ``None``: every non-complex type.
+    dtypes: frozenset[str] | None = None
+    #: Numbers of colour bands (alpha excluded) it encodes; ``None``: any.
+    colour_bands: frozenset[int] | None = None
+
+    @property
+    def takes_quality(self) -> bool:
+        return self.lossy
+
+
+CODECS: dict[str, Codec] = {
+    c.name: c
+    for c in (
+        Codec("jpeg", True, 7, "tiles", "JPEG (libjpeg-turbo), YCbCr for RGB",
+              frozenset({"uint8"}), frozenset({1, 3})),
+        Codec("webp", True, 50001, "tiles", "WEBP (libwebp), RGB",
+              frozenset({"uint8"}), frozenset({3})),
+        Codec("deflate", False, 8, "tiles", "DEFLATE (libdeflate) with the dtype's predictor"),
+        Codec("zstd", False, 50000, "tiles", "ZSTD with the dtype's predictor"),
+        Codec("lerc", False, 34887, "gdal", "LERC with zero error (GDAL's COG driver)"),
+    )
+}  # fmt: skip
+
+#: Codec choices that pick a codec per scene.
+POLICIES: dict[str, str] = {
+    "auto": "JPEG for 8-bit imagery with 1 or 3 bands (+alpha), lossless ZSTD for the rest",
+    "auto-lossy": "as auto, but per scene JPEG or WEBP, whichever is smaller at the SSIM bar "
+    "(WEBP only with --allow-webp)",
+}
+#: Everything ``--codec`` accepts.
+CHOICES: tuple[str, ...] = (*POLICIES, *CODECS)
+
+LOSSY = frozenset(name for name, c in CODECS.items() if c.lossy)
+LOSSLESS = frozenset(name for name, c in CODECS.items() if not c.lossy)
+#: Codecs compactor's tile writer encodes (the rest go through GDAL's COG driver).
+TILE_WRITER = frozenset(name for name, c in CODECS.items() if c.writer == "tiles")
+#: TIFF ``Compression`` tag of each codec.
+COMPRESSION: dict[str, int] = {name: c.tiff for name, c in CODECS.items()}
+
+#: Lossless codec of ``auto``, and the last resort of a lossy scene that misses its bar.
+AUTO_LOSSLESS = "zstd"
+#: A lossy codec's quality when none is given (the AWS Lambda pattern's 75).
+DEFAULT_QUALITY = 75
+QUALITY_MIN, QUALITY_MAX = 1, 100
+
+
+def parse_quality(value: object) -> int | Literal["auto"]:
+    """A quality as the user gives it (``75``, ``"75"``, ``"auto"``): the one check of it.
+    Raises ``ValueError`` with a message that says what is accepted."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.lstrip("-").isdigit():
+            raise ValueError(f"{value!r} is neither auto nor a whole number from 1 to 100")
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{value!r} is neither auto nor a whole number from 1 to 100")
+    if not QUALITY_MIN <= value <= QUALITY_MAX:
+        raise ValueError(f"quality {value} is not between {QUALITY_MIN} and {QUALITY_MAX}")
+    return value
+
+
+def codec_help() -> str:
+    """The codecs and policies, one per line, for ``--help``."""
+    return "; ".join(
+        [f"{name}: {text}" for name, text in POLICIES.items()]
+        + [f"{c.name}: {c.summary}" for c in CODECS.values()]
+    )

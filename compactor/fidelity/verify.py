@@ -1,0 +1,252 @@
+"""Checks an output must pass before its original may be archived.
+
+1. It opens and ``rio_cogeo.cog_validate`` reports no errors.
+2. It keeps width, height, dtype, CRS, transform, nodata, band descriptions, colour
+   interpretation, colour table and dataset tags (band count may drop by one where
+   an alpha band became the mask).
+3. Pixels: lossless codecs equal the source everywhere (NaN equals NaN). Lossy codecs
+   have exactly the source's validity mask, and their SSIM is measured.
+
+SSIM is ``skimage.metrics.structural_similarity`` with its default 7x7 window, per
+band, ``data_range`` the dtype's range, invalid pixels set to 0 in both images; a
+scene's SSIM is the minimum over bands. It is computed in strips of rows with a
+3-row halo (:mod:`compactor.ssim`), so memory stays bounded while the result equals
+the whole-image value: each local SSIM value depends only on its 7x7 neighbourhood,
+and the strips partition the rows skimage averages over (all but 3 at each edge).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_validate
+
+from ..codec.profile import Profile, dtype_range
+from ..errors import VerificationError
+from ..gdal.errors import gdal_errors
+from ..gdal.info import RasterInfo, open_source
+from .ssim import HALO, WIN, ssim_sum, window_size
+
+log = logging.getLogger(__name__)
+
+#: Pixels per strip and band read at once while comparing (about 32 MB as float64).
+STRIP_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How close an output is to its source."""
+
+    exact: bool
+    ssim: float | None
+    psnr: float | None
+
+
+def validate_cog(path: str) -> None:
+    """Raise :class:`VerificationError` unless ``path`` is a valid COG."""
+
+    try:
+        valid, errors, _warnings = cog_validate(path, quiet=True)
+    except Exception as err:
+        raise VerificationError(f"output cannot be validated as a COG: {err}") from err
+    if not valid or errors:
+        raise VerificationError("output is not a valid COG: " + "; ".join(errors or ["invalid"]))
+
+
+def _same_nodata(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b
+
+
+def _kept_bands(info: RasterInfo, profile: Profile) -> list[int]:
+    """1-based source bands that appear in the output, in order."""
+    drop = info.alpha_index if profile.drop_alpha else None
+    return [b for b in range(1, info.count + 1) if b != drop]
+
+
+def check_metadata(src: Any, out: Any, info: RasterInfo, profile: Profile) -> None:
+    """Compare everything but pixels; raise listing every difference."""
+    problems: list[str] = []
+    bands = _kept_bands(info, profile)
+    if (out.width, out.height) != (src.width, src.height):
+        problems.append(f"size {out.width}x{out.height} != {src.width}x{src.height}")
+    if out.count != len(bands):
+        problems.append(f"band count {out.count} != {len(bands)}")
+    if set(out.dtypes) != {info.dtype}:
+        problems.append(f"dtype {out.dtypes[0]} != {info.dtype}")
+    if (src.crs is None) != (out.crs is None) or (src.crs is not None and src.crs != out.crs):
+        problems.append(f"CRS {out.crs} != {src.crs}")
+    if not np.allclose(tuple(src.transform), tuple(out.transform), rtol=1e-12, atol=1e-9):
+        problems.append(f"transform {tuple(out.transform)} != {tuple(src.transform)}")
+    if not _same_nodata(src.nodata, out.nodata):
+        problems.append(f"nodata {out.nodata} != {src.nodata}")
+    if out.count == len(bands):
+        src_ci = [src.colorinterp[b - 1].name for b in bands]
+        out_ci = [ci.name for ci in out.colorinterp]
+        # A source band that declares no interpretation ("undefined") matches whatever the
+        # output declares (a YCbCr JPEG necessarily says red, green, blue).
+        if any(s not in ("undefined", o) for s, o in zip(src_ci, out_ci, strict=True)):
+            problems.append(f"colour interpretation {out_ci} != {src_ci}")
+        src_desc = [src.descriptions[b - 1] or None for b in bands]
+        out_desc = [d or None for d in out.descriptions]
+        if out_desc != src_desc:
+            problems.append(f"band descriptions {out_desc} != {src_desc}")
+        src_so = [(src.scales[b - 1], src.offsets[b - 1]) for b in bands]
+        out_so = list(zip(out.scales, out.offsets, strict=True))
+        if out_so != src_so:
+            problems.append(f"scales/offsets {out_so} != {src_so}")
+        if info.has_colormap and out.colormap(1) != src.colormap(1):
+            problems.append("colour table differs")
+    # GTiff does not store empty metadata items, so only non-empty values must survive.
+    out_tags = out.tags()
+    lost = {k: v for k, v in info.tags.items() if v not in ("", None) and out_tags.get(k) != v}
+    if lost:
+        problems.append(f"dataset tags lost or changed: {sorted(lost)[:10]}")
+    if problems:
+        raise VerificationError("output metadata differs from the source: " + "; ".join(problems))
+
+
+def _strips(height: int, width: int, bands: int) -> Iterator[tuple[int, int]]:
+    rows = max(64, STRIP_PIXELS // max(1, width * max(1, bands // 2)))
+    for r0 in range(0, height, rows):
+        yield r0, min(height, r0 + rows)
+
+
+def source_validity(src: Any, info: RasterInfo, window: Any, data: np.ndarray) -> np.ndarray:
+    """Boolean validity of the source pixels in ``window`` (``data``: all bands, read)."""
+    if info.alpha_index:
+        return data[info.alpha_index - 1] > 0
+    if info.has_dataset_mask:
+        return src.read_masks(1, window=window) > 0
+    if info.nodata is not None:
+        nd = info.nodata
+        if isinstance(nd, float) and math.isnan(nd):
+            return np.any(~np.isnan(data), axis=0)
+        return np.any(data != np.asarray(nd, dtype=data.dtype), axis=0)
+    return np.ones(data.shape[1:], dtype=bool)
+
+
+class _SSIMSum:
+    """Running mean of the local SSIM map over the rows skimage averages."""
+
+    def __init__(self, height: int, width: int, data_range: float):
+        self.height, self.width, self.range = height, width, data_range
+        self.total = 0.0
+        self.count = 0
+        self.win = window_size(height, width)
+
+    def add(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        first_row: int,
+        r0: int,
+        r1: int,
+        valid: np.ndarray | None = None,
+    ) -> None:
+        """``a``/``b`` (and ``valid``) hold image rows from ``first_row`` on; count the rows
+        ``r0:r1`` (only their valid pixels, when ``valid`` is given)."""
+        if self.win < 3:
+            return
+        pad = (self.win - 1) // 2
+        lo, hi = max(r0, pad), min(r1, self.height - pad)
+        if hi <= lo:
+            return
+        # Exactly the rows lo:hi are interior to this slice (pad rows of context each side).
+        sl = slice(lo - pad - first_row, hi + pad - first_row)
+        total, count = ssim_sum(
+            a[sl], b[sl], self.range, self.win, None if valid is None else valid[sl]
+        )
+        self.total += total
+        self.count += count
+
+    def value(self, exact: bool) -> float:
+        if self.count == 0:
+            return 1.0 if exact else 0.0
+        return self.total / self.count
+
+
+def _require_equal(a: np.ndarray, b: np.ndarray, bands: list[int], first_row: int) -> None:
+    """Raise naming the first differing pixel unless ``a`` equals ``b`` (NaN equals NaN)."""
+    floating = a.dtype.kind == "f"
+    if np.array_equal(a, b, equal_nan=floating):
+        return
+    differs = a != b
+    if floating:
+        differs &= ~(np.isnan(a) & np.isnan(b))
+    band, row, col = (int(v) for v in np.argwhere(differs)[0])
+    raise VerificationError(
+        f"lossless output differs from the source (band {bands[band]}, "
+        f"row {first_row + row}, col {col})"
+    )
+
+
+def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fidelity:
+    """Compare pixels strip by strip. Lossless: raise unless every pixel is equal.
+    Lossy: raise unless the validity masks are identical; return SSIM and PSNR."""
+
+    bands = _kept_bands(info, profile)
+    height, width = info.height, info.width
+    rng = dtype_range(info.dtype)
+    ssims = [_SSIMSum(height, width, rng) for _ in bands]
+    sq_err = 0.0
+    n_valid = 0
+    all_equal = True
+    for r0, r1 in _strips(height, width, len(bands)):
+        bottom = min(height, r1 + HALO)
+        # Every window holds at least WIN rows, or skimage cannot slide its window over it
+        # (a last strip of 1-3 rows); extra rows above only add context.
+        top = max(0, min(r0 - HALO, bottom - WIN))
+        win = Window(0, top, width, bottom - top)
+        s_all = src.read(window=win)
+        o_img = out.read(window=win)
+        s_img = s_all[[b - 1 for b in bands]]
+        core = slice(r0 - top, r1 - top)
+        if profile.lossless:
+            _require_equal(s_img[:, core], o_img[:, core], bands, r0)
+            if info.has_dataset_mask:
+                s_mask = src.read_masks(1, window=win)[core] > 0
+                if not np.array_equal(s_mask, out.read_masks(1, window=win)[core] > 0):
+                    raise VerificationError("lossless output's mask differs from the source's")
+            continue
+        s_valid = source_validity(src, info, win, s_all)
+        o_valid = out.dataset_mask(window=win) > 0
+        if not np.array_equal(s_valid[core], o_valid[core]):
+            bad = int(np.count_nonzero(s_valid[core] != o_valid[core]))
+            raise VerificationError(f"output validity mask differs from the source in {bad} pixels")
+        s_f = np.where(s_valid, s_img, 0).astype(np.float64)
+        o_f = np.where(s_valid, o_img, 0).astype(np.float64)
+        if not np.array_equal(s_f[:, core], o_f[:, core]):
+            all_equal = False
+        for k in range(len(bands)):
+            ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
+        err = (s_f[:, core] - o_f[:, core])[:, s_valid[core]]
+        sq_err += float(np.square(err).sum())
+        n_valid += err.size
+    if profile.lossless:
+        return Fidelity(exact=True, ssim=1.0, psnr=None)
+    ssim = min(s.value(all_equal) for s in ssims) if ssims else 1.0
+    psnr = None if sq_err == 0 or n_valid == 0 else 10 * math.log10(rng**2 / (sq_err / n_valid))
+    return Fidelity(exact=all_equal, ssim=ssim, psnr=psnr)
+
+
+def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profile) -> Fidelity:
+    """Run every check of this module on a local output; raise on the first failure."""
+
+    validate_cog(out_path)
+    try:
+        with open_source(src_path) as src, rasterio.open(out_path) as out:
+            check_metadata(src, out, info, profile)
+            return compare_pixels(src, out, info, profile)
+    except gdal_errors() as err:
+        raise VerificationError(f"reading back failed: {' '.join(str(err).split())[:300]}") from err

@@ -1,0 +1,167 @@
+"""What a source raster is, read once from its header, and the one way a source is opened:
+an allow-list of drivers, nothing it names outside itself, size limits checked first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config import Limits
+from ..errors import SceneTooLargeError, UnreadableSceneError
+from .errors import clean, gdal_errors
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What compactor needs to know about a source raster (read once on the worker)."""
+
+    driver: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    nodata: float | None
+    colorinterp: tuple[str, ...]
+    descriptions: tuple[str | None, ...]
+    block_shape: tuple[int, int]
+    has_colormap: bool
+    #: True when GDAL reports a per-dataset mask (an internal or sidecar mask band).
+    has_dataset_mask: bool
+    tags: dict[str, str] = field(default_factory=dict)
+    #: Georeferenced by ground control points or RPCs rather than a geotransform.
+    has_gcps_or_rpcs: bool = False
+
+    @property
+    def alpha_index(self) -> int | None:
+        """1-based index of the alpha band, if any."""
+        for i, ci in enumerate(self.colorinterp, start=1):
+            if ci == "alpha":
+                return i
+        return None
+
+    @property
+    def colour_bands(self) -> int:
+        return self.count - (1 if self.alpha_index else 0)
+
+    @property
+    def raw_bytes(self) -> int:
+        return self.width * self.height * self.count * np.dtype(self.dtype).itemsize
+
+    @classmethod
+    def from_dataset(cls, ds: Any) -> RasterInfo:
+        from rasterio.enums import MaskFlags
+
+        flags = ds.mask_flag_enums
+        has_colormap = False
+        if ds.count >= 1:
+            try:
+                has_colormap = bool(ds.colormap(1))
+            except ValueError:
+                has_colormap = False
+        block = ds.block_shapes[0] if ds.block_shapes else (ds.height, ds.width)
+        return cls(
+            driver=ds.driver,
+            width=ds.width,
+            height=ds.height,
+            count=ds.count,
+            dtype=ds.dtypes[0],
+            nodata=ds.nodata,
+            colorinterp=tuple(ci.name for ci in ds.colorinterp),
+            descriptions=tuple(ds.descriptions),
+            block_shape=(int(block[0]), int(block[1])),
+            has_colormap=has_colormap,
+            has_dataset_mask=bool(flags) and all(MaskFlags.per_dataset in f for f in flags),
+            tags={k: v for k, v in ds.tags().items()},
+            has_gcps_or_rpcs=bool(ds.gcps[0]) or ds.rpcs is not None,
+        )
+
+    def describe(self) -> str:
+        return f"{self.dtype} with {self.count} band{'s' if self.count != 1 else ''}"
+
+
+def check_limits(info: RasterInfo, limits: Limits) -> None:
+    """Raise :class:`SceneTooLargeError` naming the first of ``limits`` (``--max-pixels``,
+    ``--max-bands``, ``--max-raw-size``) the header of ``info`` exceeds."""
+    pixels = info.width * info.height
+    for over, what, flag in (
+        (pixels > limits.max_pixels,
+         f"{info.width} x {info.height} = {pixels:,} pixels, more than {limits.max_pixels:,}",
+         "--max-pixels"),
+        (info.count > limits.max_bands, f"{info.count} bands, more than {limits.max_bands}",
+         "--max-bands"),
+        (info.raw_bytes > limits.max_raw_size,
+         f"{_gib(info.raw_bytes)} of raw pixels, more than {_gib(limits.max_raw_size)}",
+         "--max-raw-size"),
+    ):  # fmt: skip
+        if over:
+            raise SceneTooLargeError(
+                f"refused before reading: the header declares {what} ({flag} raises it)"
+            )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:,.1f} GiB"
+
+
+#: The only GDAL drivers a source is opened with: formats that hold their own pixels.
+#: Everything else is refused, above all VRT (and the many drivers like it) that can make
+#: GDAL read other files, other buckets or URLs named inside the object.
+SOURCE_DRIVERS = ("GTiff", "JP2OpenJPEG", "NITF", "HFA")
+
+#: The same, as the README and error messages name them.
+SOURCE_FORMATS = "a GeoTIFF, JPEG 2000, NITF or Erdas Imagine file"
+
+
+def open_source(src_path: str) -> Any:
+    """Open a source raster (a GDAL path) with :data:`SOURCE_DRIVERS` only, and refuse it
+    unless every file GDAL opened for it is the object itself or a sidecar next to it with
+    its name (an Erdas Imagine spill file, say). Every read of a source goes through here.
+    Raises :class:`UnreadableSceneError` with a clear reason."""
+    import rasterio.env
+    from rasterio._path import _parse_path  # rasterio.open takes one driver, GDAL a list
+    from rasterio.io import DatasetReader
+
+    def opened() -> Any:
+        return DatasetReader(_parse_path(src_path), driver=list(SOURCE_DRIVERS))
+
+    try:
+        ds = rasterio.env.ensure_env(opened)()
+    except gdal_errors() as err:
+        if "not recognized as being in a supported file format" in str(err):
+            raise UnreadableSceneError(
+                f"not a raster GDAL can open as {SOURCE_FORMATS} (other formats, such as "
+                "GDAL VRT, can make GDAL read other files or URLs and are refused)"
+            ) from err
+        raise UnreadableSceneError(f"not a raster GDAL can open: {clean(err)}") from err
+    try:
+        foreign = [f for f in ds.files if not _own_file(src_path, f)]
+    except gdal_errors():
+        foreign = []
+    if foreign:
+        ds.close()
+        raise UnreadableSceneError(
+            f"refused: the {ds.driver} dataset refers to files other than itself ({foreign[0]})"
+        )
+    return ds
+
+
+def _own_file(src_path: str, name: str) -> bool:
+    """Whether ``name`` (from GDAL's file list) is the source or a sidecar beside it that
+    carries its name (``scene.img`` -> ``scene.ige``, ``scene.tif.aux.xml``)."""
+    folder, _, base = src_path.rpartition("/")
+    other_folder, _, other = name.rpartition("/")
+    stem = base.rsplit(".", 1)[0]
+    return name == src_path or (
+        other_folder == folder and other.startswith((f"{base}.", f"{stem}.")) and ".." not in other
+    )
+
+
+def read_info(src_path: str) -> RasterInfo:
+    """Open a source and describe it; unreadable sources raise a per-scene error."""
+    try:
+        with open_source(src_path) as ds:
+            return RasterInfo.from_dataset(ds)
+    except gdal_errors() as err:
+        raise UnreadableSceneError(f"not a raster GDAL can open: {clean(err)}") from err

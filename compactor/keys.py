@@ -1,0 +1,24 @@
+"""The one check every object key and STAC id goes through before it names anything."""
+
+from __future__ import annotations
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` (an object key, or a relative key below a prefix; a trailing ``/`` names
+    a folder) is unsafe to use, or ``None``. Refused: empty keys, control characters (NUL
+    included), a leading ``/``, and empty, ``.`` or ``..`` segments. GDAL's ``/vsis3/``
+    and local paths collapse those segments while S3 and boto3 do not, so a key holding
+    one would make the two name different objects, or a path leave its folder."""
+    if not key:
+        return "it is empty"
+    control = next((c for c in key if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if control is not None:
+        return f"it holds the control character {control!r}"
+    body = key[:-1] if key.endswith("/") else key
+    if body.startswith("/"):
+        return "it starts with '/'"
+    for segment in body.split("/"):
+        if segment in ("", ".", ".."):
+            what = "an empty segment ('//')" if not segment else f"a {segment!r} segment"
+            return f"it has {what}, which would name another object or folder"
+    return None

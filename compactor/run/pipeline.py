@@ -1,0 +1,133 @@
+"""The run (client side): discover scenes, fan out one task per scene on Dask, collect
+the results into a report. The per-scene work is :mod:`compactor.safety.walk`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ..cluster.versions import local_versions
+from ..config import META_PREFIX, Settings, resolve_settings
+from ..errors import CompactorError
+from ..fidelity.quality import compare_fixed
+from ..redact import redact_url
+from ..report.costs import estimate
+from ..report.html import write_report
+from ..report.models import Report, SceneResult, StacSummary, Totals
+from ..safety.spec import RunContext, SceneSpec
+from ..safety.state import now_iso
+from ..safety.walk import process_scene
+from ..storage import Location
+from .discover import check_locations, discover, preflight
+from .fanout import fan_out, progress_of
+from .stac import write_items
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[SceneResult], None]
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def report_location(settings: Settings, run_id: str) -> str:
+    if settings.report:
+        return settings.report
+    assert settings.dest is not None
+    return Location.parse(settings.dest).join(f"{META_PREFIX}/runs/{run_id}/").url
+
+
+def run(
+    settings: Settings | None = None,
+    *,
+    config_file: str | None = None,
+    progress: ProgressCallback | Literal[False] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_dashboard: Callable[[str], None] | None = None,
+    client: Any = None,
+    **arguments: Any,
+) -> Report:
+    """Compact every scene under ``source`` into ``dest``; returns the run's report.
+
+    ``arguments`` are settings by name (``source=``, ``dest=``, ``archive=``, ``codec=``
+    ...), resolved over the environment and ``config_file``. ``progress`` is called with
+    each scene's result as it completes; ``on_start`` with the number of scenes;
+    ``on_dashboard`` with the Dask dashboard's URL. In a Jupyter notebook, without
+    ``progress``, a live progress bar with the dashboard link shows in the cell's output.
+    """
+    if settings is None:
+        settings = resolve_settings(arguments, config_file=config_file)
+    check_locations(settings)
+    run_id = new_run_id()
+    context = RunContext.from_settings(settings, run_id)
+    started = now_iso()
+    with progress_of(
+        "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
+    ) as callbacks:
+        preflight(context)
+        found = discover(settings, context)
+        if callbacks.start is not None:
+            callbacks.start(len(found.scenes) + len(found.rejected))
+        for refused in found.rejected:
+            if callbacks.advance is not None:
+                callbacks.advance(refused)
+
+        def submit(c: Any, _index: int, spec: SceneSpec) -> Any:
+            return c.submit(
+                process_scene, spec, context, key=spec.key(context), retries=1, pure=False
+            )
+
+        def task_died(spec: SceneSpec, err: BaseException) -> SceneResult:
+            return SceneResult(
+                source=spec.source, item=spec.item, asset=spec.asset, status="failed",
+                reason=f"task failed: {type(err).__name__}: {err}",
+            )  # fmt: skip
+
+        results = list(found.rejected) + fan_out(
+            found.scenes, submit, settings=settings, client=client, progress=callbacks,
+            task_died=task_died,
+        )  # fmt: skip
+    archive_class = settings.storage_class if context.archive_mode != "none" else None
+    stac = None
+    if found.items:
+        stac = _write_stac(found.items, results, settings, run_id, context)
+    report = Report(
+        run_id=run_id,
+        started=started,
+        finished=now_iso(),
+        settings=settings.redacted(),
+        totals=Totals.of(results),
+        scenes=results,
+        cost=estimate(results, archive_class),
+        versions=local_versions(),
+        stac=stac,
+        quality=compare_fixed(results, settings.min_ssim)
+        if settings.quality_mode == "auto"
+        else None,
+    )
+    return write_report(report, report_location(settings, run_id), context.s3)
+
+
+def _write_stac(
+    items: dict[str, Any],
+    results: list[SceneResult],
+    settings: Settings,
+    run_id: str,
+    context: RunContext,
+) -> StacSummary:
+    """Updated STAC items next to the report; a failure here is recorded in the report
+    (the scenes themselves are done and recorded in their states)."""
+
+    try:
+        summary, _ = write_items(
+            items, results, report_location(settings, run_id), settings, context.s3
+        )
+    except CompactorError as err:
+        log.error("writing the updated STAC items failed: %s", err)
+        assert settings.stac.url is not None
+        summary = StacSummary(api=redact_url(settings.stac.url), update_error=f"not written: {err}")
+    return summary

@@ -1,0 +1,181 @@
+"""The dry run: which scenes a run would take, with which codec, and what it would save.
+
+Nothing is written: each scene task reads the source's header and a sample of up to
+four 512x512 windows, encodes the sample with the scene's profile in worker-local
+scratch, and scales the sample's ratio to the scene.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from ..codec.profile import Profile, choose_profile
+from ..codec.write import write_cog
+from ..config import Settings, resolve_settings
+from ..errors import CompactorError
+from ..fidelity.quality import QualityPolicy, candidates
+from ..fidelity.sample import write_sample
+from ..fidelity.verify import check_output
+from ..gdal.env import gdal_env, scratch_dir
+from ..gdal.info import check_limits, read_info
+from ..report.costs import estimate
+from ..report.models import SceneResult
+from ..safety.spec import RunContext, SceneSpec
+from ..safety.state import StateStore, Step
+from ..storage import ARCHIVE_CLASSES, Location, readable_path, source_store_for, store_for
+from .discover import check_locations, discover
+from .fanout import fan_out, progress_of
+from .pipeline import new_run_id
+
+log = logging.getLogger(__name__)
+
+PLAN_COLUMNS = [
+    "source", "item", "asset", "output", "archive", "action", "reason", "codec", "quality",
+    "lossless", "width", "height", "bands", "dtype", "bytes_in", "raw_bytes", "est_bytes_out",
+    "est_ratio", "est_ssim",
+]  # fmt: skip
+
+
+def _estimate_size(
+    src_path: str, info: Any, profile: Profile, scratch: Path, policy: QualityPolicy
+) -> tuple[int, int, Profile, float | None]:
+    """Encode a sample of the scene the way a run would (quality search or SSIM ladder
+    included): (raw bytes of the sample, bytes of its COG, the profile kept, its SSIM)."""
+    sample = write_sample(src_path, info, scratch)
+    ladder = candidates(src_path, info, profile, policy, scratch, sample=sample)
+    for candidate in ladder.profiles:
+        out = write_cog(str(sample.path), scratch / "sample.cog.tif", candidate, sample.info)
+        fid = check_output(str(sample.path), str(out), sample.info, candidate)
+        if candidate.lossless or policy.min_ssim == 0 or (fid.ssim or 0) >= policy.min_ssim:
+            break
+    return sample.raw_bytes, out.stat().st_size, candidate, fid.ssim
+
+
+def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
+    """Dask task: what a run would do with one scene (reads only)."""
+    row: dict[str, Any] = dict.fromkeys(PLAN_COLUMNS)
+    row.update(
+        source=spec.source, item=spec.item, asset=spec.asset, output=spec.output,
+        archive=spec.archive,
+    )  # fmt: skip
+    src = Location.parse(spec.source)
+    scratch = Path(scratch_dir()) / f"plan-{uuid.uuid4().hex}"
+    try:
+        live = source_store_for(src, context.s3, context.http).head(src)
+        dest_store = store_for(context.dest_location, context.s3)
+        state, _ = StateStore(context.dest_location, dest_store).load(src)
+        if live is None:
+            done = state is not None and state.step >= Step.ARCHIVED
+            row.update(
+                action="skip" if done else "fail",
+                reason="already compacted; original archived" if done else "source is gone",
+            )
+            return row
+        row["bytes_in"] = live.size
+        if state is not None and state.step >= Step.VERIFIED and state.output:
+            row.update(action="skip", reason=f"already compacted (run {state.run_id})",
+                       codec=state.codec, quality=state.quality, lossless=state.lossless,
+                       est_bytes_out=state.output.size)  # fmt: skip
+            return row
+        if live.storage_class in ARCHIVE_CLASSES:
+            row.update(action="skip", reason=f"original is in {live.storage_class}; restore first")
+            return row
+        scratch.mkdir(parents=True)
+        path = readable_path(
+            src, scratch / "source", context.http, context.encoding.chunk_threshold
+        )
+        with gdal_env(context.gdal_options, tmpdir=str(scratch)):
+            info = read_info(path)
+            check_limits(info, context.limits)
+            row.update(width=info.width, height=info.height, bands=info.count, dtype=info.dtype,
+                       raw_bytes=info.raw_bytes)  # fmt: skip
+            profile = choose_profile(info, context.encoding.codec, context.encoding.quality)
+            raw, packed, kept, ssim = _estimate_size(
+                path, info, profile, scratch, context.quality_policy
+            )
+            row.update(
+                codec=kept.codec, quality=kept.quality, lossless=kept.lossless, est_ssim=ssim
+            )
+        est = int(info.raw_bytes * packed / raw) if raw else None
+        row.update(action="compact", est_bytes_out=est,
+                   est_ratio=(live.size / est) if est else None)  # fmt: skip
+        if est is not None and est >= live.size * (1 - context.encoding.min_saving):
+            row.update(
+                action="skip", reason="left as it is: its COG would not be smaller (estimated)"
+            )
+    except CompactorError as err:
+        row.update(action="fail", reason=str(err))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return row
+
+
+def plan(
+    settings: Settings | None = None,
+    *,
+    config_file: str | None = None,
+    client: Any = None,
+    progress: Callable[[dict[str, Any]], None] | Literal[False] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    **arguments: Any,
+) -> pd.DataFrame:
+    """Dry run: a pandas DataFrame with one row per scene (``action`` is compact, skip or
+    fail) and the estimated output size. ``df.attrs`` holds the totals and the estimated
+    monthly saving. Touches nothing. In a Jupyter notebook, without ``progress``, a live
+    progress bar shows in the cell's output (``progress=False`` turns it off)."""
+    if settings is None:
+        settings = resolve_settings(arguments, config_file=config_file)
+    check_locations(settings)
+    context = RunContext.from_settings(settings, new_run_id())
+    with progress_of("compactor plan", progress, on_start=on_start) as callbacks:
+        found = discover(settings, context)
+        if callbacks.start is not None:
+            callbacks.start(len(found.scenes) + len(found.rejected))
+        refused_rows = []
+        for r in found.rejected:
+            row = dict.fromkeys(PLAN_COLUMNS)
+            row.update(source=r.source, item=r.item, asset=r.asset, action="fail",
+                       reason=r.reason, bytes_in=r.bytes_in)  # fmt: skip
+            refused_rows.append(row)
+            if callbacks.advance is not None:
+                callbacks.advance(row)
+
+        def submit(c: Any, _index: int, spec: SceneSpec) -> Any:
+            return c.submit(plan_scene, spec, context, key="plan-" + spec.key(context), pure=False)
+
+        rows = refused_rows + fan_out(
+            found.scenes, submit, settings=settings, client=client, progress=callbacks
+        )
+    df = pd.DataFrame(rows, columns=PLAN_COLUMNS)
+    for col in ("quality", "width", "height", "bands", "bytes_in", "raw_bytes", "est_bytes_out"):
+        df[col] = df[col].astype("Int64")  # integers, with <NA> where unknown
+    todo = df[df["action"] == "compact"]
+    as_results = [
+        SceneResult(
+            source=r.source,
+            status="compacted",
+            bytes_in=int(r.bytes_in),
+            bytes_out=int(r.est_bytes_out),
+        )
+        for r in todo.itertuples()
+        if pd.notna(r.bytes_in) and pd.notna(r.est_bytes_out)
+    ]
+    cost = estimate(as_results, settings.storage_class if settings.archive else None)
+    df.attrs.update(
+        scenes=len(df),
+        compact=len(todo),
+        skip=int((df["action"] == "skip").sum()),
+        fail=int((df["action"] == "fail").sum()),
+        bytes_in=int(todo["bytes_in"].fillna(0).sum()),
+        est_bytes_out=int(todo["est_bytes_out"].fillna(0).sum()),
+        saving_usd_month=cost.saving_usd_month,
+        cost=cost.model_dump(mode="json"),
+    )
+    return df

@@ -1,0 +1,188 @@
+"""``compactor restore``: bring archived originals back.
+
+For every original under ``--archive`` (or only those of one run's report):
+
+* archived in GLACIER or DEEP_ARCHIVE without a restore: a restore is requested
+  (``--tier``, ``--days``) and the original counts as pending;
+* a restore still in progress: pending;
+* readable (restored, or in an instantly readable class): hashed, copied back to the
+  same relative key under ``--to`` in STANDARD with metadata, Content-Type, tags and
+  encryption kept, and the copy checked against the hash.
+
+An original already back at its target (same bytes) counts as restored; a target that
+holds something else is never overwritten. Rerun until nothing is pending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import CompactorError, ConfigError, StorageError
+from ..safety.archive import copy_part_size, digest_source, server_copy
+from ..storage import (
+    ARCHIVE_CLASSES,
+    LocalStore,
+    Location,
+    S3Options,
+    S3Store,
+    sha256_file,
+    store_for,
+)
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["restored", "already", "requested", "pending", "failed"]
+_ONGOING = re.compile(r'ongoing-request="(true|false)"')
+
+
+@dataclass
+class RestoreResult:
+    restored: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def waiting(self) -> int:
+        return len(self.requested) + len(self.pending)
+
+    @property
+    def done(self) -> bool:
+        return self.waiting == 0 and not self.failed
+
+
+def _from_report(report: str, s3: S3Options) -> list[str]:
+    loc = Location.parse(report)
+    if not loc.key.endswith(".json"):
+        loc = loc.as_prefix().join("report.json")
+    store = store_for(loc, s3)
+    try:
+        data = json.loads(store.read_bytes(loc))
+    except (StorageError, ValueError) as err:
+        raise ConfigError(f"cannot read the run report {loc.url}: {err}") from err
+    return [
+        s["archive"]
+        for s in data.get("scenes", [])
+        if s.get("archive") and s.get("status") != "failed"
+    ]
+
+
+def restore_one(
+    src: Location,
+    target: Location,
+    s3: S3Options,
+    *,
+    tier: str,
+    days: int,
+    multipart_threshold: int,
+    part_size: int,
+) -> tuple[Outcome, str]:
+    store = store_for(src, s3)
+    if isinstance(store, LocalStore):
+        if store.head(src) is None:
+            return "failed", "not in the archive"
+        sha = sha256_file(src.key)
+        if store.head(target) is not None:
+            if sha256_file(target.key) == sha:
+                return "already", ""
+            return "failed", f"{target.url} holds a different file; not overwriting it"
+        from pathlib import Path
+
+        store.put_file(Path(src.key), target, sha256_hex=sha)
+        return "restored", ""
+    assert isinstance(store, S3Store)
+    info = store.head(src)
+    if info is None:
+        return "failed", "not in the archive"
+    existing = store.head(target)
+    if existing is not None:
+        same = existing.size == info.size and (
+            (existing.checksum_sha256 and existing.checksum_sha256 == info.checksum_sha256)
+            or (existing.etag == info.etag and "-" not in (info.etag or "-"))
+        )
+        if same:
+            return "already", ""
+    if info.storage_class in ARCHIVE_CLASSES:
+        match = _ONGOING.search(info.restore or "")
+        if match is None:
+            store.restore(src, days=days, tier=tier)
+            return "requested", ""
+        if match.group(1) == "true":
+            return "pending", ""
+    if existing is not None:
+        return "failed", f"{target.url} holds a different object; not overwriting it"
+    multipart = info.size > multipart_threshold
+    digest = digest_source(
+        store, src, info.etag, copy_part_size(info.size, part_size) if multipart else None
+    )
+    server_copy(
+        store, src, target, info, digest, "STANDARD",
+        multipart_threshold=multipart_threshold, part_size=part_size,
+    )  # fmt: skip
+    return "restored", ""
+
+
+def restore(
+    archive: str,
+    to: str,
+    s3: S3Options,
+    *,
+    tier: str = "Bulk",
+    days: int = 7,
+    report: str | None = None,
+    threads: int = 8,
+    multipart_threshold: int = 5 * 1024**3,
+    part_size: int = 512 * 1024**2,
+    progress: Callable[[str, Outcome], None] | None = None,
+) -> RestoreResult:
+    """Request restores and copy back what is available; see the module docstring."""
+    base = Location.parse(archive).as_prefix()
+    dest = Location.parse(to).as_prefix()
+    if base.is_s3 != dest.is_s3:
+        raise ConfigError("--archive and --to must both be s3:// prefixes or both directories")
+    if report:
+        sources = [Location.parse(u) for u in _from_report(report, s3)]
+        sources = [s for s in sources if s.is_under(base)]
+    else:
+        store = store_for(base, s3)
+        try:
+            sources = [Location.parse(i.url) for i in store.listing(base)]
+        except StorageError as err:
+            raise ConfigError(f"cannot list {base.url}: {err}") from err
+    if not sources:
+        raise ConfigError(
+            f"nothing archived under {base.url}" + (f" for {report}" if report else "")
+        )
+    result = RestoreResult()
+
+    def one(src: Location) -> tuple[Location, Outcome, str]:
+        try:
+            # Paths read from a report are data: both ends are rebuilt from the key below
+            # the archive prefix, which must not leave either prefix (``..``, symlinks).
+            relative = src.relative_to(base)
+            src = base.join(relative)
+            target = dest.join(relative)
+            outcome, why = restore_one(
+                src, target, s3, tier=tier, days=days,
+                multipart_threshold=multipart_threshold, part_size=part_size,
+            )  # fmt: skip
+        except CompactorError as err:
+            outcome, why = "failed", str(err)
+        if progress:
+            progress(src.url, outcome)
+        return src, outcome, why
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for src, outcome, why in pool.map(one, sources):
+            if outcome == "failed":
+                result.failed.append((src.url, why))
+            else:
+                getattr(result, outcome).append(src.url)
+    return result

@@ -1,0 +1,282 @@
+"""Moving originals to an archive storage class, verified, and the guarded delete.
+
+* ``prefix`` mode: a server-side copy to ``--archive`` in ``--storage-class``. Up to the
+  multipart threshold (5 GiB, S3's CopyObject limit) one CopyObject keeps metadata,
+  Content-Type and tags; above it UploadPartCopy, with the source ETag as a
+  precondition on every part, and metadata, Content-Type, tags and server-side
+  encryption read from the source and set explicitly (a multipart copy drops them).
+  Encryption is always set explicitly: a copy otherwise takes the bucket default.
+* ``in-place`` mode: the same copy onto the source key, changing only the class.
+* local sources: the file is hard-linked (or copied) into the archive directory.
+
+Every copy is checked afterwards (size, storage class, metadata, tags where readable,
+encryption, and the SHA-256 the store reports against our own hash of the source,
+full-object or composite-of-parts). Only then may :func:`delete_source` remove the
+source, after re-checking output and archive copy with the stores and deleting exactly
+the archived version. An object already at the archive key is never overwritten unless
+it is the very same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from .. import failpoints
+from ..errors import ArchiveError, PreconditionFailed, StorageError
+from ..storage import Location, ObjectInfo, ServerCopier, Store, b64
+from .state import SceneState, StoredObject
+
+log = logging.getLogger(__name__)
+
+#: S3 allows at most this many parts per multipart upload.
+MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class SourceDigest:
+    """Our own hashes of an original: the full SHA-256, and for multipart copies the
+    part size and the composite (base64 SHA-256 of the concatenated part digests)."""
+
+    sha256: str
+    part_size: int | None = None
+    composite: str | None = None
+
+    def accepts(self, reported: str | None) -> bool | None:
+        """Whether a store-reported SHA-256 matches (``None``: nothing reported)."""
+        if not reported:
+            return None
+        value = reported.split("-", 1)[0]
+        return value == b64(bytes.fromhex(self.sha256)) or value == self.composite
+
+
+def copy_part_size(size: int, wanted: int) -> int:
+    """A part size at least ``wanted`` that keeps ``size`` within S3's part count."""
+    floor = -(-size // MAX_PARTS)
+    return max(wanted, floor)
+
+
+def digest_source(
+    store: Store, loc: Location, etag: str | None, part_size: int | None
+) -> SourceDigest:
+    """Stream the original once: its SHA-256, and the part digests for a multipart copy."""
+    sha, parts = store.sha256(loc, etag=etag, part_size=part_size)
+    if part_size and parts:
+        joined = b"".join(base64.b64decode(p) for p in parts)
+        return SourceDigest(sha, part_size, b64(hashlib.sha256(joined).digest()))
+    return SourceDigest(sha)
+
+
+def _explicit_headers(live: ObjectInfo, tags: dict[str, str] | None) -> dict[str, Any]:
+    """Everything a multipart copy must be told: what CopyObject would have kept."""
+    create: dict[str, Any] = {"Metadata": dict(live.metadata)}
+    for arg, value in (
+        ("ContentType", live.content_type),
+        ("CacheControl", live.cache_control),
+        ("ContentDisposition", live.content_disposition),
+        ("ContentEncoding", live.content_encoding),
+        ("ContentLanguage", live.content_language),
+    ):
+        if value:
+            create[arg] = value
+    if tags:
+        create["Tagging"] = urlencode(tags, quote_via=quote)
+    create.update(_encryption(live))
+    return create
+
+
+def _encryption(live: ObjectInfo) -> dict[str, Any]:
+    if live.sse_customer_algorithm:
+        raise ArchiveError(
+            "the original is encrypted with a customer-provided key (SSE-C); compactor "
+            "cannot copy it without the key"
+        )
+    out: dict[str, Any] = {}
+    if live.sse:
+        out["ServerSideEncryption"] = live.sse
+        if live.sse == "aws:kms" and live.sse_kms_key_id:
+            out["SSEKMSKeyId"] = live.sse_kms_key_id
+    return out
+
+
+def check_copy(
+    store: ServerCopier,
+    dst: Location,
+    live: ObjectInfo,
+    digest: SourceDigest,
+    storage_class: str,
+    tags: dict[str, str] | None,
+) -> ObjectInfo:
+    """HEAD the copy and compare it with the original; raise listing every difference."""
+    got = store.head(dst)
+    if got is None:
+        raise ArchiveError(f"archive copy {dst.url} is not there after the copy")
+    problems = []
+    if got.size != live.size:
+        problems.append(f"size {got.size} != {live.size}")
+    if (got.storage_class or "STANDARD") != storage_class:
+        problems.append(f"storage class {got.storage_class} != {storage_class}")
+    verdict = digest.accepts(got.checksum_sha256)
+    if verdict is False:
+        problems.append("SHA-256 differs from the original's")
+    elif (
+        verdict is None
+        and got.etag
+        and live.etag
+        and "-" not in live.etag + got.etag
+        and got.etag != live.etag
+    ):
+        problems.append(f"ETag {got.etag} != {live.etag}")
+    for what, a, b in (
+        ("user metadata", got.metadata, live.metadata),
+        ("Content-Type", got.content_type, live.content_type),
+        ("Cache-Control", got.cache_control, live.cache_control),
+        ("Content-Encoding", got.content_encoding, live.content_encoding),
+        ("Content-Disposition", got.content_disposition, live.content_disposition),
+        ("Content-Language", got.content_language, live.content_language),
+        ("encryption", got.sse, live.sse),
+        ("KMS key", got.sse_kms_key_id, live.sse_kms_key_id),
+    ):
+        if a != b:
+            problems.append(f"{what} {a!r} != {b!r}")
+    if tags is not None:
+        copy_tags = store.get_tags(dst)
+        if copy_tags is not None and copy_tags != tags:
+            problems.append("tags differ")
+    if problems:
+        raise ArchiveError(
+            f"archive copy {dst.url} does not match the original: " + "; ".join(problems)
+        )
+    return got
+
+
+def server_copy(
+    store: ServerCopier,
+    src: Location,
+    dst: Location,
+    live: ObjectInfo,
+    digest: SourceDigest,
+    storage_class: str,
+    *,
+    multipart_threshold: int,
+    part_size: int,
+    replace: bool = False,
+) -> StoredObject:
+    """Copy ``src`` to ``dst`` in ``storage_class`` and check the copy. ``replace`` allows
+    an existing ``dst`` (in-place class changes, restores of the same key)."""
+    tags = store.get_tags(src)
+    if not replace:
+        existing = store.head(dst)
+        if existing is not None:
+            if existing.size == live.size and digest.accepts(existing.checksum_sha256):
+                log.info("archive copy %s already present", dst.url)
+                got = check_copy(store, dst, live, digest, storage_class, tags)
+                return _stored(dst, got, digest)
+            raise ArchiveError(
+                f"{dst.url} already holds a different object; not overwriting it "
+                "(move it away or choose another archive prefix)"
+            )
+    try:
+        if live.size > multipart_threshold:
+            store.abort_stale_uploads(dst)
+            store.multipart_copy(
+                src,
+                dst,
+                size=live.size,
+                part_size=digest.part_size or copy_part_size(live.size, part_size),
+                if_match=live.etag,
+                create={"StorageClass": storage_class, **_explicit_headers(live, tags)},
+                if_none_match=not replace,
+            )
+        else:
+            store.copy(
+                src,
+                dst,
+                storage_class=storage_class,
+                if_match=live.etag,
+                if_none_match=not replace,
+                extra=_encryption(live),
+            )
+    except PreconditionFailed as err:
+        raise ArchiveError(
+            f"the original changed, or the archive key was taken, during the copy: {err}"
+        ) from err
+    except StorageError as err:
+        raise ArchiveError(f"copy to {dst.url} failed: {err}") from err
+    failpoints.hit("after-archive-copy")
+    got = check_copy(store, dst, live, digest, storage_class, tags)
+    return _stored(dst, got, digest)
+
+
+def _stored(dst: Location, got: ObjectInfo, digest: SourceDigest) -> StoredObject:
+    return StoredObject(
+        url=dst.url,
+        size=got.size,
+        sha256=digest.sha256,
+        etag=got.etag,
+        storage_class=got.storage_class,
+        checksum=got.checksum_sha256,
+    )
+
+
+def archive_link(store: Store, src: Location, dst: Location, sha256_hex: str) -> StoredObject:
+    """Archive an original in a store without server-side copies (a directory): a second
+    name for its bytes (:meth:`Store.link`), checked by hash."""
+    if store.head(dst) is not None:
+        if store.sha256(dst)[0] != sha256_hex:
+            raise ArchiveError(f"{dst.url} already holds a different file; not overwriting it")
+    else:
+        try:
+            store.link(src, dst)
+        except StorageError as err:
+            raise ArchiveError(f"archive copy failed: {err}") from err
+    failpoints.hit("after-archive-copy")
+    if store.sha256(dst)[0] != sha256_hex:
+        raise ArchiveError(f"archive copy {dst.url} does not match the original")
+    info = store.head(dst)
+    assert info is not None
+    return StoredObject(url=dst.url, size=info.size, sha256=sha256_hex, etag=info.etag)
+
+
+def delete_source(
+    src_store: Store,
+    dest_store: Store,
+    src: Location,
+    state: SceneState,
+) -> None:
+    """Delete the original, after re-checking with the stores (never on the record alone)
+    that the verified output and the archive copy exist with the recorded sizes and
+    checksums, and that the source is still the version that was archived."""
+    if state.output is None or state.archive is None or state.source_sha256 is None:
+        raise ArchiveError("refusing to delete the original: its state is incomplete")
+    out = Location.parse(state.output.url)
+    arc = Location.parse(state.archive.url)
+    if not dest_store.holds(out, state.output):
+        raise ArchiveError(f"refusing to delete the original: output {out.url} is not as verified")
+    if not src_store.holds(arc, state.archive):
+        raise ArchiveError(
+            f"refusing to delete the original: archive copy {arc.url} is not as verified"
+        )
+    live = src_store.head(src)
+    if live is None:
+        return  # already gone (an earlier attempt deleted it)
+    changed = live.etag != state.fingerprint.etag or live.size != state.fingerprint.size
+    if not changed and not src_store.capabilities.content_etags:
+        changed = src_store.sha256(src)[0] != state.source_sha256
+    if changed:
+        raise ArchiveError("refusing to delete the original: it changed after it was archived")
+    failpoints.hit("before-delete")
+    try:
+        src_store.delete(src, if_match=live.etag)
+    except PreconditionFailed as err:
+        raise ArchiveError("refusing to delete the original: it changed just now") from err
+    failpoints.hit("after-delete")
+
+
+def source_metadata_header(source_url: str) -> dict[str, str]:
+    """User metadata on outputs naming their source (percent-encoded: S3 metadata is ASCII)."""
+    return {"compactor-source": quote(source_url, safe="")}

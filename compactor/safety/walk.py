@@ -1,0 +1,799 @@
+"""One scene's walk through the durable state machine, run as a Dask task on a worker.
+
+::
+
+    discovered -> encoded -> verified -> archived -> deleted
+
+* **encode**: read the source lazily through GDAL, write a COG (to worker-local scratch, or
+  straight to its destination for a chunked scene), check it (valid COG, metadata, pixels
+  exact or SSIM >= the bar, re-encoding at higher quality and finally losslessly when the
+  bar is missed), make it visible checksummed and whole -> ``encoded``;
+* **confirm**: what is stored is what was verified (size, checksum, a valid COG read over
+  the network) -> ``verified``;
+* **archive**: hash the original, copy it to the archive storage class, check the copy
+  -> ``archived``;
+* **delete**: re-check output and archive copy with the stores, delete exactly the
+  archived version of the source -> ``deleted``.
+
+Which step comes next is decided by :func:`decide`, a pure function of the recorded state,
+the live source and a few facts the walk gathers: the branch table in one place, tested
+as a table. Each step is a function of its own, doing the I/O and advancing the
+:class:`StateHandle` (state + the ETag it was read with; every write is conditional on it).
+
+The whole walk happens under the scene's lease (:mod:`compactor.safety.lease`), checked
+again before every step that writes or deletes. A rerun resumes from the last durable step;
+a source that changed since it was recorded starts over. Problems with the scene (every
+:class:`~compactor.errors.CompactorError`) become its result; anything else is a bug and
+propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .. import failpoints
+from ..chunked.assemble import ChunkedOutput, compact_chunked
+from ..chunked.checks import decoder_margin
+from ..chunked.resources import cluster_context
+from ..codec.profile import Profile, choose_profile
+from ..codec.write import uses_tile_writer, write_cog
+from ..errors import (
+    CompactorError,
+    LeaseHeldError,
+    LeftAsIs,
+    OutputConflictError,
+    SceneError,
+    SceneTooLargeError,
+    StorageError,
+    VerificationError,
+)
+from ..fidelity.quality import Ladder, candidates
+from ..fidelity.verify import Fidelity, check_output, validate_cog
+from ..gdal.env import gdal_env, scratch_dir
+from ..gdal.errors import gdal_errors
+from ..gdal.info import RasterInfo, check_limits, read_info
+from ..report.format import human_bytes
+from ..report.models import Attempt, SceneResult, Status
+from ..storage import (
+    ARCHIVE_CLASSES,
+    Location,
+    ObjectInfo,
+    Source,
+    Store,
+    readable_path,
+    sha256_file,
+    source_store_for,
+    store_for,
+)
+from .archive import (
+    SourceDigest,
+    archive_link,
+    copy_part_size,
+    delete_source,
+    digest_source,
+    server_copy,
+    source_metadata_header,
+)
+from .lease import Lease
+from .spec import RunContext, SceneSpec
+from .state import (
+    Fingerprint,
+    SceneState,
+    StateStore,
+    Step,
+    StoredObject,
+    lease_location,
+    now_iso,
+)
+
+log = logging.getLogger(__name__)
+
+#: Attempts at reading and encoding a remote source before a GDAL read error fails it.
+SOURCE_READ_ATTEMPTS = 3
+#: First delay between those attempts, in seconds (doubled each time, with jitter).
+READ_RETRY_DELAY = 1.0
+
+
+# --- the decision ------------------------------------------------------------------------------
+
+
+class Action(Enum):
+    """What the walk does next."""
+
+    SOURCE_GONE = "the source is gone: account for it"
+    ADOPT = "the same bytes under a new ETag: adopt the new fingerprint"
+    RESTART = "the source changed: start over"
+    SKIP_COLD = "the original is in an archive class: skip it"
+    CLAIM = "no record yet: claim the output key"
+    SKIP_RECORDED = "left as it is under this policy: skip it"
+    OUTPUT_LOST = "the verified output is gone and the original archived: fail"
+    REENCODE = "the output is missing or not as recorded: encode again"
+    CONFIRM = "confirm the stored output"
+    ENCODE = "encode, check and store the output"
+    ARCHIVE = "copy the original to the archive"
+    DELETE = "delete the original"
+    DONE = "nothing left to do"
+
+
+def final_step(archive_mode: str, spec: SceneSpec) -> Step:
+    """The last step a scene goes to: a scene without an archive URL (originals left, or a
+    read-only STAC source) stops once its output is verified."""
+    if spec.archive is None:
+        return Step.VERIFIED
+    return {"none": Step.VERIFIED, "in-place": Step.ARCHIVED, "prefix": Step.DELETED}[archive_mode]
+
+
+def decide(
+    state: SceneState | None,
+    live: ObjectInfo | None,
+    *,
+    final: Step,
+    policy: str,
+    in_place: bool,
+    storage_class: str,
+    same_bytes: bool = False,
+    output_intact: bool = True,
+) -> Action:
+    """The next action, from the recorded ``state``, the ``live`` source (``None``: gone)
+    and facts the walk gathers: ``same_bytes`` (the live source is the recorded original
+    under a new ETag, e.g. after an in-place class change) and ``output_intact`` (the
+    recorded output is at its key as verified; only consulted once one was written)."""
+    if live is None:
+        return Action.SOURCE_GONE
+    if state is not None and state.fingerprint != Fingerprint.of(live):
+        return Action.ADOPT if same_bytes else Action.RESTART
+    resumable_in_place = (
+        in_place
+        and state is not None
+        and state.step >= Step.VERIFIED
+        and live.storage_class == storage_class
+    )
+    if (
+        live.storage_class in ARCHIVE_CLASSES
+        and not resumable_in_place
+        and not (state is not None and state.step >= Step.ARCHIVED)
+    ):
+        return Action.SKIP_COLD
+    if state is None:
+        return Action.CLAIM
+    if state.step == Step.DISCOVERED and state.skip_reason and state.policy == policy:
+        return Action.SKIP_RECORDED
+    if state.step >= Step.ENCODED and not output_intact:
+        if state.step >= Step.VERIFIED and live.storage_class in ARCHIVE_CLASSES:
+            return Action.OUTPUT_LOST
+        return Action.REENCODE
+    if state.step == Step.ENCODED:
+        return Action.CONFIRM
+    if state.step < Step.VERIFIED:
+        return Action.ENCODE
+    if final >= Step.ARCHIVED and state.step < Step.ARCHIVED:
+        return Action.ARCHIVE
+    if final >= Step.DELETED and state.step < Step.DELETED:
+        return Action.DELETE
+    return Action.DONE
+
+
+# --- the state and the scene -------------------------------------------------------------------
+
+
+@dataclass
+class StateHandle:
+    """A scene's recorded state and the ETag it was read with: every save is conditional
+    on that ETag (``None``: the record must not exist yet)."""
+
+    store: StateStore
+    state: SceneState | None
+    etag: str | None
+
+    def save(self, state: SceneState) -> SceneState:
+        self.etag = self.store.save(state, self.etag)
+        self.state = state
+        return state
+
+    def advance(self, step: Step, run_id: str, **changes: Any) -> SceneState:
+        assert self.state is not None
+        return self.save(self.state.advanced(step, run_id, **changes))
+
+    @property
+    def current(self) -> SceneState:
+        assert self.state is not None
+        return self.state
+
+
+@dataclass
+class Scene:
+    """One scene's places, stores and lease, and what the walk learns on the way."""
+
+    spec: SceneSpec
+    ctx: RunContext
+    lease: Lease | None = None
+    src: Location = field(init=False)
+    out: Location = field(init=False)
+    arc: Location | None = field(init=False)
+    src_store: Source = field(init=False)
+    #: The source's store where compactor may archive and delete (not for HTTP(S) sources).
+    owned: Store | None = field(init=False)
+    dest_store: Store = field(init=False)
+    #: Attempts, the quality search, dimensions: filled in as the scene is encoded.
+    notes: SceneResult = field(init=False)
+    scratch: Path | None = None
+    #: Whether this walk wrote, copied or deleted anything.
+    did_work: bool = False
+    _src_path: str | None = None
+
+    def __post_init__(self) -> None:
+        spec, ctx = self.spec, self.ctx
+        self.src = Location.parse(spec.source)
+        self.out = Location.parse(spec.output)
+        self.arc = Location.parse(spec.archive) if spec.archive else None
+        self.src_store = source_store_for(self.src, ctx.s3, ctx.http)
+        self.owned = None if self.src.is_http else store_for(self.src, ctx.s3)
+        self.dest_store = store_for(ctx.dest_location, ctx.s3)
+        self.notes = SceneResult(
+            source=spec.source, status="failed", item=spec.item, asset=spec.asset
+        )
+
+    @property
+    def src_path(self) -> str:
+        """What GDAL opens: ``/vsis3/...`` or a local path; an HTTP(S) source is fetched
+        into scratch first, bounded by the one-task size (it is never chunked)."""
+        if self._src_path is None:
+            self._src_path = readable_path(
+                self.src, self.scratch_dir() / "source", self.ctx.http,
+                self.ctx.encoding.chunk_threshold,
+            )  # fmt: skip
+        return self._src_path
+
+    def scratch_dir(self) -> Path:
+        if self.scratch is None:
+            self.scratch = Path(scratch_dir()) / uuid.uuid4().hex
+            self.scratch.mkdir(parents=True)
+        return self.scratch
+
+    def owned_source(self) -> Store:
+        """The source's store for archiving and deleting: never a read-only source (STAC
+        discovery gives those no archive URL, so this only guards the invariant)."""
+        if self.owned is None:
+            raise StorageError(f"{self.src.url} is read-only: it is never archived or deleted")
+        return self.owned
+
+    def check_lease(self, before: str) -> None:
+        if self.lease is not None:
+            self.lease.check(before)
+
+    def output_intact(self, state: SceneState) -> bool:
+        if state.output is None or not state.output.size:
+            return False
+        return self.dest_store.holds(Location.parse(state.output.url), state.output)
+
+    def result(self, status: Status, reason: str | None, state: SceneState | None) -> SceneResult:
+        """The scene's result: what the walk noted, and what the state records."""
+        r = self.notes.model_copy(update={"status": status, "reason": reason})
+        if state is not None:
+            r.step = state.step.label
+            r.bytes_in = state.fingerprint.size
+            if state.output and state.output.size:
+                r.output = state.output.url
+                r.bytes_out = state.output.size
+                r.output_sha256 = state.output.sha256
+            if state.archive:
+                r.archive = state.archive.url
+                r.storage_class = state.archive.storage_class
+                r.archive_sha256 = state.archive.sha256
+            r.codec, r.quality, r.lossless = state.codec, state.quality, state.lossless
+            r.ssim, r.psnr = state.ssim, state.psnr
+        return r
+
+    def cleanup(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _digest(state: SceneState) -> SourceDigest | None:
+    if state.source_sha256 is None:
+        return None
+    return SourceDigest(state.source_sha256, state.source_part_size, state.source_composite)
+
+
+def _fresh_state(scene: Scene, fp: Fingerprint, output: str) -> SceneState:
+    return SceneState(
+        source=scene.src.url,
+        fingerprint=fp,
+        step=Step.DISCOVERED,
+        output=StoredObject(url=output, size=0),  # claims the output key
+        run_id=scene.ctx.run_id,
+        updated=now_iso(),
+    )
+
+
+# --- the walk --------------------------------------------------------------------------------
+
+
+def walk(scene: Scene) -> SceneResult:
+    """Take the scene as far as the run's settings say (see :func:`decide`)."""
+    ctx = scene.ctx
+    handle = StateHandle(StateStore(ctx.dest_location, scene.dest_store), None, None)
+    handle.state, handle.etag = handle.store.load(scene.src)
+    live = scene.src_store.head(scene.src)
+    if live is not None:
+        scene.notes.bytes_in = live.size
+    final = final_step(ctx.archive_mode, scene.spec)
+    confirmed = False  # the output was written or confirmed during this walk
+    while True:
+        state = handle.state
+        digest = _digest(state) if state is not None else None
+        same = (
+            live is not None
+            and state is not None
+            and digest is not None
+            and live.size == state.fingerprint.size
+            and bool(digest.accepts(live.checksum_sha256))
+        )
+        intact = True
+        if state is not None and state.step >= Step.ENCODED and not confirmed:
+            intact = scene.output_intact(state)
+            confirmed = intact
+        action = decide(
+            state, live, final=final, policy=ctx.policy_digest(),
+            in_place=ctx.archive_mode == "in-place", storage_class=ctx.storage_class,
+            same_bytes=same, output_intact=intact,
+        )  # fmt: skip
+        log.debug("%s: %s", scene.src.url, action.value)
+        if action is Action.DONE:
+            if scene.did_work:
+                return scene.result("compacted", scene.spec.read_only, state)
+            assert state is not None
+            return scene.result("skipped", f"already compacted (run {state.run_id})", state)
+        if action is Action.SOURCE_GONE:
+            return source_gone(scene, handle, final)
+        assert live is not None
+        fp = Fingerprint.of(live)
+        if action is Action.ADOPT:
+            handle.state = handle.current.model_copy(update={"fingerprint": fp})
+        elif action is Action.RESTART:
+            old = handle.current
+            log.info("%s changed since run %s; starting over", scene.src.url, old.run_id)
+            handle.state = _fresh_state(scene, fp, old.output.url if old.output else scene.out.url)
+            confirmed = False
+        elif action is Action.SKIP_COLD:
+            return scene.result(
+                "skipped",
+                f"original is in {live.storage_class} and cannot be read without a restore "
+                "(compactor restore, or an S3 restore request)",
+                None,
+            )
+        elif action is Action.CLAIM:
+            # Claim the output key only if it is free or already ours: the claim is what
+            # later lets this scene replace an output it wrote.
+            check_output_key(scene, scene.out, None)
+            handle.save(_fresh_state(scene, fp, scene.out.url))
+            failpoints.hit("after-discovered")
+        elif action is Action.SKIP_RECORDED:
+            return scene.result("skipped", handle.current.skip_reason, handle.current)
+        elif action is Action.OUTPUT_LOST:
+            return scene.result(
+                "failed",
+                "the verified output is missing or changed and the original is archived; "
+                "restore it to compact it again",
+                handle.current,
+            )
+        elif action is Action.REENCODE:
+            log.info("output of %s is missing or not as recorded; encoding again", scene.src.url)
+            handle.state = handle.current.advanced(Step.DISCOVERED, ctx.run_id)
+            confirmed = False
+        elif action is Action.CONFIRM:
+            confirm(scene, handle)
+            confirmed = True
+        elif action is Action.ENCODE:
+            encode(scene, handle, live)
+            confirm(scene, handle)
+            confirmed = True
+        elif action is Action.ARCHIVE:
+            live = archive(scene, handle, live)
+        elif action is Action.DELETE:
+            delete(scene, handle)
+
+
+def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
+    """The source is not there: a STAC href that names nothing, a source removed by
+    someone else, or one compactor archived (a delete whose record was lost is recorded)."""
+    state, spec = handle.state, scene.spec
+    if state is None:
+        if spec.item is not None:  # a STAC href that names nothing
+            return scene.result(
+                "failed", f"asset {spec.asset!r} of item {spec.item!r}: {scene.src.url} not found",
+                None,
+            )  # fmt: skip
+        return scene.result("skipped", "the source was removed after it was listed", None)
+    if state.step < Step.ARCHIVED or state.archive is None:
+        # Removed by someone else before compactor archived it: nothing of ours is at
+        # stake. A record without an output is retired; one with an output stays, so
+        # `compactor verify` keeps checking that output.
+        if state.step < Step.ENCODED:
+            handle.store.delete(state, handle.etag)
+            return scene.result("skipped", "the source was removed before it was compacted", state)
+        return scene.result(
+            "skipped", "the source was removed before it was archived; its output is kept", state
+        )
+    arc = Location.parse(state.archive.url)
+    if not scene.owned_source().holds(arc, state.archive):
+        return scene.result(
+            "failed", f"the original is neither at its source nor as archived at {arc.url}", state
+        )
+    if state.step == Step.ARCHIVED and final >= Step.DELETED:
+        # The delete went through but its record did not: record it now.
+        state = handle.advance(Step.DELETED, state.run_id)
+    return scene.result(
+        "skipped", f"already compacted (run {state.run_id}); original archived", state
+    )
+
+
+def check_output_key(scene: Scene, out: Location, state: SceneState | None) -> None:
+    """Refuse to overwrite an object at the output key that this scene did not write
+    (it carries our source in its metadata, or our state claimed the key while free)."""
+    existing = scene.dest_store.head(out)
+    if existing is None:
+        return
+    claimed = state is not None and state.output is not None and state.output.url == out.url
+    tagged = (
+        existing.metadata.get("compactor-source")
+        == source_metadata_header(scene.src.url)["compactor-source"]
+    )
+    if not (claimed or tagged):
+        raise OutputConflictError(
+            f"{out.url} already exists and was not written for this source; not overwriting it"
+        )
+
+
+# --- encode -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An output made visible, and how it was encoded."""
+
+    output: StoredObject
+    profile: Profile
+    ssim: float | None
+    psnr: float | None
+
+
+def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
+    """Read, encode, check and store the scene's output; record ``encoded`` (or that the
+    scene is left as it is: :class:`~compactor.errors.LeftAsIs`).
+
+    GDAL retries failed HTTP requests itself, but a transfer cut off midway surfaces as a
+    read error indistinguishable from a corrupt file; so for remote sources a GDAL read
+    failure is retried (with backoff) before the scene is failed. A corrupt file fails the
+    same way each time, quickly."""
+    ctx = scene.ctx
+    attempts = SOURCE_READ_ATTEMPTS if scene.src.is_s3 else 1
+    for attempt in range(1, attempts + 1):
+        scene.notes.attempts.clear()
+        try:
+            with gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())):
+                info = read_info(scene.src_path)
+                check_limits(info, ctx.limits)
+                n = scene.notes
+                n.width, n.height, n.bands, n.dtype = (
+                    info.width,
+                    info.height,
+                    info.count,
+                    info.dtype,
+                )
+                profile = _profile(scene, info)
+                if info.raw_bytes > ctx.encoding.chunk_threshold:
+                    break  # the chunked path: its tasks retry their own reads
+                encoded = _encode_one_task(scene, handle, live, info, profile)
+            _record_encoded(scene, handle, encoded)
+            return
+        except SceneError as err:
+            if attempt == attempts or not isinstance(err.__cause__, gdal_errors()):
+                if attempt > 1:
+                    raise type(err)(f"{err} (after {attempt} attempts)") from err
+                raise
+            delay = READ_RETRY_DELAY * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            log.info("%s: %s; retrying in %.1fs", scene.src.url, err, delay)
+            time.sleep(delay)
+    _record_encoded(scene, handle, _encode_chunked(scene, handle, live, info, profile))
+
+
+def _profile(scene: Scene, info: RasterInfo) -> Profile:
+    e = scene.ctx.encoding
+    profile = choose_profile(info, e.codec, e.quality)
+    return replace(profile, force_bigtiff=e.bigtiff == "yes")
+
+
+def _ladder(scene: Scene, info: RasterInfo, profile: Profile) -> Ladder:
+    """The profiles to try in order: under ``--quality auto`` the searched one first
+    (the search is noted in the result), else the fixed quality and its ladder."""
+    ladder = candidates(
+        scene.src_path, info, profile, scene.ctx.quality_policy, scene.scratch_dir() / "search"
+    )
+    scene.notes.search = ladder.search
+    if ladder.search is not None:
+        log.info(
+            "%s: quality search chose %s (%d probes on %s)",
+            scene.src.url, ladder.first.label, len(ladder.search.probes),
+            "the whole scene" if ladder.search.sample_whole else "a sample",
+        )  # fmt: skip
+    return ladder
+
+
+def _tried(scene: Scene, profile: Profile, size: int, ssim: float | None) -> bool:
+    """Note an attempt; whether it meets the bar."""
+    bar = scene.ctx.encoding.min_ssim
+    ok = profile.lossless or bar == 0 or (ssim is not None and ssim >= bar)
+    scene.notes.attempts.append(
+        Attempt(codec=profile.codec, quality=profile.quality, bytes=size, ssim=ssim, accepted=ok)
+    )
+    return ok
+
+
+def _kept(scene: Scene, ladder: Ladder, kept: Profile) -> None:
+    ladder.record_kept(kept)
+    for attempt in scene.notes.attempts:
+        attempt.accepted = (attempt.codec, attempt.quality) == (kept.codec, kept.quality)
+    if kept != ladder.first:
+        log.info(
+            "%s: started at %s for SSIM %.3f; kept %s",
+            scene.src.url, ladder.first.label, scene.ctx.encoding.min_ssim, kept.label,
+        )  # fmt: skip
+
+
+def _worth_keeping(scene: Scene, size: int, live: ObjectInfo) -> bool:
+    """Whether an output of ``size`` is smaller than the original by ``min_saving``."""
+    return size < live.size * (1 - scene.ctx.encoding.min_saving)
+
+
+def _left_as_is(
+    scene: Scene, handle: StateHandle, size: int, profile: Profile, live: ObjectInfo
+) -> LeftAsIs:
+    """Record that the scene stays as it is (its COG would not be smaller) and return
+    the decision that says so."""
+    saving = scene.ctx.encoding.min_saving
+    reason = (
+        f"left as it is: its COG ({human_bytes(size)}, {profile.label}) would not be "
+        f"smaller than the original ({human_bytes(live.size)})"
+        + (f" by {saving:.0%}" if saving > 0 else "")
+    )
+    handle.advance(
+        Step.DISCOVERED, scene.ctx.run_id, skip_reason=reason, policy=scene.ctx.policy_digest()
+    )
+    return LeftAsIs(reason)
+
+
+def _encode_one_task(
+    scene: Scene, handle: StateHandle, live: ObjectInfo, info: RasterInfo, profile: Profile
+) -> Encoded:
+    """A scene small enough for one task: encode in scratch until the bar is met, check
+    with GDAL, upload checksummed."""
+    ctx, scratch = scene.ctx, scene.scratch_dir()
+    ladder = _ladder(scene, info, profile)
+
+    def attempt(candidate: Profile) -> tuple[bool, float | None, tuple[Path, Fidelity]]:
+        path = scratch / f"out-{len(scene.notes.attempts)}.tif"
+        write_cog(scene.src_path, path, candidate, info)
+        fidelity = check_output(scene.src_path, str(path), info, candidate)
+        ok = _tried(scene, candidate, path.stat().st_size, fidelity.ssim)
+        return ok, fidelity.ssim, (path, fidelity)
+
+    kept, (path, fidelity) = ladder.walk(attempt, lambda out: out[0].unlink())
+    _kept(scene, ladder, kept)
+    failpoints.hit("after-encode")
+    size = path.stat().st_size
+    if not _worth_keeping(scene, size, live):
+        raise _left_as_is(scene, handle, size, kept, live)
+    sha = sha256_file(path)
+    state = handle.current
+    out = Location.parse(state.output.url) if state.output else scene.out
+    check_output_key(scene, out, state)
+    scene.check_lease("uploading the output")
+    if size > ctx.transfers.multipart_upload_threshold:
+        scene.dest_store.abort_stale_uploads(out)
+    stored = scene.dest_store.put_file(
+        path,
+        out,
+        sha256_hex=sha,
+        metadata=source_metadata_header(scene.src.url),
+        multipart_threshold=ctx.transfers.multipart_upload_threshold,
+        part_size=ctx.transfers.multipart_upload_threshold,
+    )
+    output = StoredObject(
+        url=out.url, size=stored.size, sha256=sha, etag=stored.etag,
+        checksum=stored.checksum_sha256,
+    )  # fmt: skip
+    return Encoded(output, kept, fidelity.ssim, fidelity.psnr)
+
+
+def _encode_chunked(
+    scene: Scene, handle: StateHandle, live: ObjectInfo, info: RasterInfo, profile: Profile
+) -> Encoded:
+    """A large scene: chunk tasks on the cluster encode one COG straight to its
+    destination (a multipart upload, or part files), made visible only when every check
+    passed and it is worth keeping."""
+    ctx = scene.ctx
+    threshold = human_bytes(ctx.encoding.chunk_threshold)
+    if scene.src.is_http:
+        raise SceneTooLargeError(
+            f"HTTP(S) sources are fetched and encoded in one task; this one has "
+            f"{human_bytes(info.raw_bytes)} of raw pixels, more than --chunk-threshold "
+            f"({threshold}), which raises the limit"
+        )
+    if not uses_tile_writer(profile, info):
+        raise SceneTooLargeError(
+            f"{profile.label} scenes and scenes georeferenced by GCPs or RPCs are encoded by "
+            f"GDAL in one task; this one has {human_bytes(info.raw_bytes)} of raw pixels, "
+            f"more than --chunk-threshold ({threshold}), which raises the limit"
+        )
+    state = handle.current
+    out = Location.parse(state.output.url) if state.output else scene.out
+    check_output_key(scene, out, state)
+    with gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())):
+        ladder = _ladder(scene, info, profile)
+    notes = scene.notes
+    with cluster_context(ctx.worker_memory) as (client, budget, threads):
+
+        def attempt(candidate: Profile) -> tuple[bool, float | None, ChunkedOutput]:
+            scene.check_lease("encoding the scene")
+            result = compact_chunked(
+                scene.src_path,
+                out,
+                info,
+                candidate,
+                gdal=ctx.gdal_options,
+                s3=ctx.s3,
+                client=client,
+                budget=budget,
+                threads=threads,
+                metadata=source_metadata_header(scene.src.url),
+                scratch=scene.scratch,
+                abort_stale=not notes.attempts,
+            )  # fmt: skip  (later tries may hold a kept candidate: no stale-upload abort)
+            ssim = result.fidelity_ssim
+            # The bar with the decoder margin (libjpeg builds may decode differently).
+            margin = None if ssim is None else ssim - decoder_margin(candidate, info)
+            ok = _tried(scene, candidate, result.size, margin)
+            notes.attempts[-1].ssim = ssim
+            return ok, margin, result
+
+        kept, result = ladder.walk(attempt, lambda res: res.discard())
+        _kept(scene, ladder, kept)
+    notes.chunked, notes.chunks = True, result.chunks
+    failpoints.hit("after-encode")
+    if not _worth_keeping(scene, result.size, live):
+        result.discard()
+        raise _left_as_is(scene, handle, result.size, kept, live)
+    scene.check_lease("making the output visible")
+    written = result.finish()
+    output = StoredObject(
+        url=out.url, size=written.size, sha256=written.sha256, etag=written.etag,
+        checksum=written.checksum,
+    )  # fmt: skip
+    return Encoded(output, kept, result.fidelity_ssim, result.fidelity_psnr)
+
+
+def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded) -> None:
+    """The output is stored: record ``encoded``."""
+    failpoints.hit("after-upload")
+    scene.did_work = True
+    p = encoded.profile
+    handle.advance(
+        Step.ENCODED, scene.ctx.run_id, output=encoded.output, codec=p.codec,
+        quality=p.quality, lossless=p.lossless, ssim=encoded.ssim, psnr=encoded.psnr,
+        skip_reason=None, policy=scene.ctx.policy_digest(),
+    )  # fmt: skip
+    failpoints.hit("after-encoded")
+
+
+def confirm(scene: Scene, handle: StateHandle) -> None:
+    """What is stored at the output key is what was verified: same size and SHA-256
+    (S3 checked the SHA-256 on upload), and a valid COG read back over the network."""
+    state = handle.current
+    assert state.output is not None
+    out = Location.parse(state.output.url)
+    if not scene.dest_store.holds(out, state.output):
+        raise VerificationError(f"stored output {out.url} does not match what was verified")
+    with gdal_env(scene.ctx.gdal_options):
+        validate_cog(out.gdal_path)
+    handle.advance(Step.VERIFIED, scene.ctx.run_id)
+    failpoints.hit("after-verified")
+
+
+# --- archive and delete -----------------------------------------------------------------------
+
+
+def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
+    """Hash the original (recorded before any copy, so a copy interrupted midway is
+    recognised later), copy it to the archive class, check the copy; record ``archived``.
+    Returns the source as it now is (in place: a new ETag and class)."""
+    ctx, arc, store = scene.ctx, scene.arc, scene.owned_source()
+    assert arc is not None
+    copier = store.server_copier()
+    state = handle.current
+    digest = _digest(state)
+    multipart = copier is not None and live.size > ctx.transfers.multipart_copy_threshold
+    if digest is None or (multipart and digest.composite is None):
+        part_size = (
+            copy_part_size(live.size, ctx.transfers.multipart_copy_part_size) if multipart else None
+        )
+        digest = digest_source(store, scene.src, live.etag, part_size)
+        handle.save(state.model_copy(update={
+            "source_sha256": digest.sha256, "source_part_size": digest.part_size,
+            "source_composite": digest.composite,
+        }))  # fmt: skip
+        failpoints.hit("after-source-hash")
+    scene.check_lease("copying the original to the archive")
+    in_place = arc == scene.src
+    if copier is None:
+        stored = archive_link(store, scene.src, arc, digest.sha256)
+    elif in_place and live.storage_class == ctx.storage_class:
+        # An earlier attempt changed the class; the bytes were just recognised.
+        stored = StoredObject(
+            url=scene.src.url, size=live.size, sha256=digest.sha256, etag=live.etag,
+            storage_class=live.storage_class, checksum=live.checksum_sha256,
+        )  # fmt: skip
+    else:
+        stored = server_copy(
+            copier, scene.src, arc, live, digest, ctx.storage_class,
+            multipart_threshold=ctx.transfers.multipart_copy_threshold,
+            part_size=ctx.transfers.multipart_copy_part_size, replace=in_place,
+        )  # fmt: skip
+    scene.did_work = True
+    update: dict[str, Any] = {"archive": stored}
+    if in_place:
+        now = store.head(scene.src)  # a new ETag/mtime: still our original
+        if now is not None:
+            update["fingerprint"] = Fingerprint.of(now)
+            live = now
+    handle.advance(Step.ARCHIVED, ctx.run_id, **update)
+    failpoints.hit("after-archived")
+    return live
+
+
+def delete(scene: Scene, handle: StateHandle) -> None:
+    """Delete exactly the archived version of the original, after re-checking output and
+    archive copy with the stores; record ``deleted``."""
+    scene.check_lease("deleting the original")
+    delete_source(scene.owned_source(), scene.dest_store, scene.src, handle.current)
+    scene.did_work = True
+    handle.advance(Step.DELETED, scene.ctx.run_id)
+
+
+# --- the task ---------------------------------------------------------------------------------
+
+
+def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
+    """Dask task: take one scene as far as the run's settings say, under its lease. A
+    problem with the scene (any :class:`~compactor.errors.CompactorError`) is its result;
+    anything else is a bug and propagates."""
+    started = time.monotonic()
+    scene = Scene(spec, context)
+    scene.lease = Lease(
+        scene.dest_store,
+        lease_location(context.dest_location, scene.src),
+        context.run_id,
+        ttl=context.lease_ttl,
+    )
+    try:
+        with scene.lease:
+            result = walk(scene)
+    except LeftAsIs as decision:
+        result = scene.result("skipped", decision.reason, None)
+    except LeaseHeldError as err:
+        result = scene.result("skipped", str(err), None)
+    except CompactorError as err:
+        log.warning("%s failed: %s", spec.source, err)
+        result = scene.result("failed", str(err), None)
+    finally:
+        scene.cleanup()
+    result.seconds = round(time.monotonic() - started, 3)
+    return result

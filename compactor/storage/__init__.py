@@ -1,0 +1,60 @@
+"""Object storage: S3 (and S3-compatible stores), local directories and read-only HTTP(S)
+sources behind one :class:`Store` protocol, and one multipart engine."""
+
+from ..keys import key_problem
+from .base import (
+    ARCHIVE_CLASSES,
+    IO_CHUNK,
+    MIN_PART_SIZE,
+    Capabilities,
+    ObjectInfo,
+    Recorded,
+    ServerCopier,
+    Source,
+    Store,
+    b64,
+    same_bytes,
+    sha256_file,
+)
+from .http import HttpPolicy, HttpStore, readable_path, split_host
+from .local import LocalStore
+from .location import Location
+from .multipart import DirectoryParts, PartSent, PartsWriter, S3Parts, Written
+from .retry import with_retries
+from .s3 import S3Store
+from .s3client import S3Options, s3_client, s3_filesystem
+from .stores import source_store_for, store_for
+
+__all__ = [
+    "ARCHIVE_CLASSES",
+    "IO_CHUNK",
+    "MIN_PART_SIZE",
+    "Capabilities",
+    "DirectoryParts",
+    "HttpPolicy",
+    "HttpStore",
+    "LocalStore",
+    "Location",
+    "ObjectInfo",
+    "PartSent",
+    "PartsWriter",
+    "Recorded",
+    "S3Options",
+    "S3Parts",
+    "S3Store",
+    "ServerCopier",
+    "Source",
+    "Store",
+    "Written",
+    "b64",
+    "key_problem",
+    "readable_path",
+    "s3_client",
+    "s3_filesystem",
+    "same_bytes",
+    "sha256_file",
+    "source_store_for",
+    "split_host",
+    "store_for",
+    "with_retries",
+]

@@ -1,0 +1,209 @@
+"""What every store shares: object metadata, hashing, and the :class:`Store` protocol with
+its capabilities (server-side copies, conditional writes, abandoned uploads)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .location import Location
+
+#: Read size for streaming checksums and copies.
+IO_CHUNK = 8 * 1024 * 1024
+#: Smallest part S3 accepts in a multipart upload (all parts but the last).
+MIN_PART_SIZE = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or HEAD says about one object."""
+
+    url: str
+    size: int
+    etag: str | None = None
+    mtime: str | None = None
+    storage_class: str = "STANDARD"
+    #: Base64 SHA-256 the store reports (full object, or composite ``...-N`` for multipart).
+    checksum_sha256: str | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None
+    #: ``x-amz-restore`` header for archived objects being restored.
+    restore: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    #: Set for SSE-C objects (customer-provided keys), which compactor cannot copy.
+    sse_customer_algorithm: str | None = None
+    cache_control: str | None = None
+    content_disposition: str | None = None
+    content_encoding: str | None = None
+    content_language: str | None = None
+
+    @property
+    def location(self) -> Location:
+        return Location.parse(self.url)
+
+
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a local file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(IO_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Recorded(Protocol):
+    """What compactor records of an object it wrote (``safety.state.StoredObject``)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def sha256(self) -> str | None: ...
+
+    @property
+    def etag(self) -> str | None: ...
+
+    @property
+    def checksum(self) -> str | None: ...
+
+
+def same_bytes(info: ObjectInfo, record: Recorded) -> bool:
+    """Whether ``info`` (a HEAD) is the recorded object, as far as the store can tell:
+    size always; then the store's SHA-256 as recorded after verification, or our own
+    full SHA-256, or a single-part ETag."""
+    if info.size != record.size:
+        return False
+    reported = info.checksum_sha256
+    if reported and record.checksum:
+        return reported == record.checksum
+    if reported and record.sha256 and "-" not in reported:
+        return reported == b64(bytes.fromhex(record.sha256))
+    if record.etag and info.etag and "-" not in record.etag:
+        return info.etag == record.etag
+    return not reported and not record.checksum
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can do beyond reading."""
+
+    #: Objects can be written, archived and deleted (HTTP(S) sources are read-only).
+    writable: bool = True
+    #: Copies happen server-side into a storage class (S3 CopyObject, UploadPartCopy).
+    server_copy: bool = False
+    #: An ETag changes whenever the bytes do (S3). A local file's version tag (inode, size,
+    #: mtime) survives a write in place, so its bytes are hashed where it matters.
+    content_etags: bool = False
+
+
+class Source(Protocol):
+    """Where an original is read from."""
+
+    capabilities: Capabilities
+
+    def head(self, loc: Location) -> ObjectInfo | None: ...
+
+    def listing(self, prefix: Location) -> Iterator[ObjectInfo]: ...
+
+
+class Store(Source, Protocol):
+    """A writable store: S3 or a local directory. Every write is atomic; ``if_match`` /
+    ``if_none_match`` make it conditional on the version read (or on absence)."""
+
+    def read_bytes(self, loc: Location) -> bytes: ...
+
+    def read_versioned(self, loc: Location) -> tuple[bytes, str | None] | None: ...
+
+    def sha256(
+        self, loc: Location, *, etag: str | None = None, part_size: int | None = None
+    ) -> tuple[str, list[str]]: ...
+
+    def put_bytes(
+        self,
+        loc: Location,
+        data: bytes,
+        *,
+        content_type: str = "application/json",
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str: ...
+
+    def put_file(
+        self,
+        path: Path,
+        loc: Location,
+        *,
+        sha256_hex: str,
+        content_type: str = ...,
+        metadata: dict[str, str] | None = None,
+        multipart_threshold: int = ...,
+        part_size: int = ...,
+    ) -> ObjectInfo: ...
+
+    def delete(self, loc: Location, *, if_match: str | None = None) -> None: ...
+
+    def abort_stale_uploads(self, loc: Location) -> int:
+        """Abort unfinished multipart uploads to ``loc`` left by a killed process (only
+        while holding the scene's lease); stores without multipart uploads have none."""
+        ...
+
+    def holds(self, loc: Location, record: Recorded) -> bool:
+        """Whether ``loc`` holds exactly the recorded object: from a HEAD where the store
+        reports checksums, by hashing the bytes where it does not."""
+        ...
+
+    def link(self, src: Location, dst: Location) -> None:
+        """A second name for the same bytes, never replacing ``dst`` (a hard link or an
+        atomic copy on disk; a plain CopyObject on S3)."""
+        ...
+
+    def server_copier(self) -> ServerCopier | None:
+        """This store as a :class:`ServerCopier`, where it copies server-side."""
+        ...
+
+
+class ServerCopier(Protocol):
+    """Copies the store makes itself, into a storage class, with the metadata, tags and
+    encryption of the original (S3)."""
+
+    def head(self, loc: Location) -> ObjectInfo | None: ...
+
+    def copy(
+        self,
+        src: Location,
+        dst: Location,
+        *,
+        storage_class: str,
+        if_match: str | None,
+        if_none_match: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+
+    def multipart_copy(
+        self,
+        src: Location,
+        dst: Location,
+        *,
+        size: int,
+        part_size: int,
+        if_match: str | None,
+        create: dict[str, Any],
+        if_none_match: bool = False,
+    ) -> list[Any]: ...
+
+    def get_tags(self, loc: Location) -> dict[str, str] | None: ...
+
+    def abort_stale_uploads(self, loc: Location) -> int: ...

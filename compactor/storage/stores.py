@@ -1,0 +1,22 @@
+"""The store for a location."""
+
+from __future__ import annotations
+
+from ..errors import StorageError
+from .base import Source, Store
+from .http import HttpPolicy, HttpStore
+from .local import LocalStore
+from .location import Location
+from .s3 import S3Options, S3Store
+
+
+def store_for(loc: Location, options: S3Options) -> Store:
+    """The writable store of an ``s3://`` or local location."""
+    if loc.is_http:
+        raise StorageError(f"{loc.url} is read-only (HTTP)", url=loc.url)
+    return S3Store(options) if loc.is_s3 else LocalStore()
+
+
+def source_store_for(loc: Location, options: S3Options, http: HttpPolicy | None = None) -> Source:
+    """Where a scene's original is read from: also read-only HTTP(S) for STAC hrefs."""
+    return HttpStore(http) if loc.is_http else store_for(loc, options)
