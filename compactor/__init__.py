@@ -14,6 +14,7 @@ from ._version import __version__
 from .config import Settings, resolve_settings
 from .errors import CompactorError
 from .notebook.explore import compare, preview
+from .notebook.explore import open_scene as open
 from .report.models import Report, SceneResult
 from .run.pipeline import run
 from .run.planner import plan
@@ -25,6 +26,7 @@ __all__ = [
     "Settings",
     "__version__",
     "compare",
+    "open",
     "plan",
     "preview",
     "resolve_settings",

@@ -109,7 +109,6 @@ class ClusterSettings(BaseModel):
     @field_validator("env")
     @classmethod
     def _no_secrets_in_env(cls, value: dict[str, str]) -> dict[str, str]:
-        from .redact import is_secret_name
 
         secret = sorted(name for name in value if is_secret_name(name))
         if secret:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore import exceptions as bce
+
 
 class CompactorError(Exception):
     """Base class of every error compactor raises on purpose."""
@@ -153,7 +155,6 @@ def s3_errors() -> tuple[type[BaseException], ...]:
     refused connection, a timeout, a body cut off, missing credentials): the only
     exceptions translated into :class:`StorageError`. Anything else (a wrong argument, a
     bug) propagates as it is."""
-    from botocore import exceptions as bce
 
     return (
         bce.ClientError,

@@ -6,23 +6,21 @@ from __future__ import annotations
 import logging
 
 import click
+import distributed  # noqa: F401  (it sets its loggers' levels on import: before ours)
+from rich.console import Console
+from rich.logging import RichHandler
 
 from .._version import __version__
 from ..redact import RedactingFilter
+from . import demo, k8s_spec, plan, restore, run, verify
 
 
 def configure_logging(verbosity: int) -> None:
-    from rich.console import Console
-    from rich.logging import RichHandler
-
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
     handler.addFilter(RedactingFilter())  # URL passwords; settings add their secrets
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler], force=True)
-    # distributed sets its loggers' levels when first imported: import it first, then
-    # keep third-party chatter at WARNING unless -vv.
-    import distributed  # noqa: F401
-
+    # Third-party chatter stays at WARNING unless -vv.
     noisy = ("distributed", "botocore", "boto3", "s3fs", "aiobotocore", "rasterio", "urllib3")
     for name in noisy:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
@@ -59,15 +57,5 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config_file: str | None)
     ctx.obj = {"config_file": config_file, "verbosity": verbosity}
 
 
-def _register() -> None:
-    from . import demo, k8s_spec, plan, restore, run, verify
-
-    main.add_command(run.run)
-    main.add_command(plan.plan)
-    main.add_command(verify.verify)
-    main.add_command(restore.restore)
-    main.add_command(demo.demo)
-    main.add_command(k8s_spec.k8s_spec)
-
-
-_register()
+for command in (run.run, plan.plan, verify.verify, restore.restore, demo.demo, k8s_spec.k8s_spec):
+    main.add_command(command)

@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
 from rich.console import Console
@@ -20,7 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..config import DEFAULT_INCLUDE, Settings, resolve_settings
+from ..codecs import CHOICES, codec_help, parse_quality
+from ..config import Settings, StorageClass, resolve_settings
 from ..errors import CompactorError, ConfigError, DiscoveryError
 from ..redact import RedactingFilter
 from ..report.models import SceneResult
@@ -35,32 +36,37 @@ EXIT_USAGE = 2
 stdout = Console(highlight=False, soft_wrap=True, markup=False)
 stderr = Console(stderr=True, highlight=False)
 
-CODECS = ["auto", "auto-lossy", "jpeg", "webp", "deflate", "zstd", "lerc"]
 
-
-class QualityType(click.ParamType):
-    """``auto`` or a quality from 1 to 100."""
+class QualityType(click.ParamType):  # type: ignore[type-arg]
+    """``auto`` or a quality from 1 to 100 (:func:`compactor.codecs.parse_quality`)."""
 
     name = "quality"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
-        if isinstance(value, int):
-            quality: int | str = value
-        else:
-            text = str(value).strip().lower()
-            if text == "auto":
-                return "auto"
-            try:
-                quality = int(text)
-            except ValueError:
-                self.fail(f"{value!r} is neither auto nor a number from 1 to 100", param, ctx)
-        if not 1 <= int(quality) <= 100:
-            self.fail(f"{value} is not between 1 and 100", param, ctx)
-        return quality
+        try:
+            return parse_quality(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
 
 
 QUALITY = QualityType()
-STORAGE_CLASSES = ["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA"]
+STORAGE_CLASSES = list(get_args(StorageClass))
+
+
+def default(name: str) -> str:
+    """``[default: ...]`` for a setting, read from :class:`Settings` (the one place
+    defaults are declared); sizes in binary units."""
+    value = Settings.model_fields[name].default
+    if isinstance(value, tuple):
+        value = " ".join(value)
+    elif name in _SIZES:
+        value = next(f"{value // size}{unit}" for unit, size in _UNITS if value % size == 0)
+    return f"  [default: {value}]"
+
+
+_SIZES = {"chunk_threshold", "max_raw_size", "multipart_copy_threshold",
+          "multipart_upload_threshold"}  # fmt: skip
+_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024), ("B", 1))
 
 
 def selection_options(func: F) -> F:
@@ -86,24 +92,21 @@ def selection_options(func: F) -> F:
         click.option(
             "--storage-class",
             type=click.Choice(STORAGE_CLASSES, case_sensitive=False),
-            help="Storage class of archived originals.  [default: GLACIER]",
+            help="Storage class of archived originals." + default("storage_class"),
         ),
         click.option(
             "--include",
             multiple=True,
             metavar="GLOB",
-            help=f"File-name globs to take, case-insensitive (repeatable). "
-            f"[default: {' '.join(DEFAULT_INCLUDE)}]",
+            help="File-name globs to take, case-insensitive (repeatable)." + default("include"),
         ),
         click.option(
             "--exclude", multiple=True, metavar="GLOB", help="Globs to leave out (repeatable)."
         ),
         click.option(
             "--codec",
-            type=click.Choice(CODECS, case_sensitive=False),
-            help="auto: JPEG for 8-bit imagery with 1 or 3 bands (+alpha), lossless ZSTD for "
-            "everything else. auto-lossy: as auto, but per scene JPEG or WEBP, whichever is "
-            "smaller at the SSIM bar (WEBP only with --allow-webp).  [default: auto]",
+            type=click.Choice(CHOICES, case_sensitive=False),
+            help=codec_help() + "." + default("codec"),
         ),
         click.option(
             "--quality",
@@ -118,7 +121,7 @@ def selection_options(func: F) -> F:
             "--min-ssim",
             type=click.FloatRange(0, 1),
             help="SSIM every lossy output must reach, else it is re-encoded at a higher quality "
-            "and finally losslessly; 0 turns the bar off.  [default: 0.95]",
+            "and finally losslessly; 0 turns the bar off." + default("min_ssim"),
         ),
         click.option(
             "--allow-webp",
@@ -132,35 +135,36 @@ def selection_options(func: F) -> F:
             type=click.FloatRange(-100, 1, max_open=True),
             help="Replace a scene only if its COG is at least this fraction smaller than the "
             "original (0.1 = 10 %); otherwise skip it and leave it as it is. Negative values "
-            "accept larger COGs (-1: up to twice the size).  [default: 0: any saving]",
+            "accept larger COGs (-1: up to twice the size)." + default("min_saving"),
         ),
         click.option(
             "--chunk-threshold",
             metavar="SIZE",
             help="Scenes with more raw pixel data than this (e.g. 256MiB) are split into chunk "
-            "tasks encoded in parallel into one COG.  [default: 256MiB]",
+            "tasks encoded in parallel into one COG." + default("chunk_threshold"),
         ),
         click.option(
             "--max-pixels",
             type=click.IntRange(1),
             help="Refuse scenes whose header declares more pixels (width x height), before "
-            "reading any.  [default: 10000000000]",
+            "reading any." + default("max_pixels"),
         ),
         click.option(
             "--max-bands",
             type=click.IntRange(1),
-            help="Refuse scenes with more bands.  [default: 1000]",
+            help="Refuse scenes with more bands." + default("max_bands"),
         ),
         click.option(
             "--max-raw-size",
             metavar="SIZE",
             help="Refuse scenes with more raw pixel data (width x height x bands x bytes per "
-            "sample), e.g. 64GiB.  [default: 256GiB]",
+            "sample), e.g. 64GiB." + default("max_raw_size"),
         ),
         click.option(
             "--bigtiff",
             type=click.Choice(["auto", "yes"]),
-            help="auto: BigTIFF only when an output may pass 4 GiB; yes: always.  [default: auto]",
+            help="auto: BigTIFF only when an output may pass 4 GiB; yes: always."
+            + default("bigtiff"),
         ),
         click.option(
             "--workers",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import yaml
 
 from ..cluster.kubernetes import cluster_spec
 from ..config import resolve_settings
@@ -30,7 +31,6 @@ def k8s_spec(
     """Print the DaskCluster manifest that --cluster kubernetes would create (YAML), without
     touching any cluster. Apply it with kubectl to try the image by hand, or diff it
     between releases."""
-    import yaml
 
     with clean_errors():
         settings = resolve_settings({}, config_file=config_file) if config_file else resolve(ctx)

@@ -33,7 +33,7 @@ def _fmt_ratio(value: object) -> str:
     "--json", "as_json", is_flag=True, help="Print the plan as JSON lines instead of a table."
 )
 @click.pass_context
-def plan(ctx: click.Context, as_json: bool, **flags: object) -> None:
+def plan(ctx: click.Context, /, as_json: bool, **flags: object) -> None:
     """Dry run: list the scenes a run would take, the codec each gets and its estimated
     output size and saving (from compressing a sample of each scene). Reads only:
     nothing is written, copied or deleted. --dest is needed to see what earlier runs did.

@@ -12,6 +12,7 @@ from ._common import (
     EXIT_FAILED_SCENES,
     SceneProgress,
     clean_errors,
+    default,
     resolve,
     selection_options,
     stdout,
@@ -29,7 +30,7 @@ from ._common import (
     "--lease-ttl",
     type=click.FloatRange(1),
     help="Seconds a scene's lease lasts unrenewed: the longest a rerun waits for the scenes "
-    "of a crashed run.  [default: 120]",
+    "of a crashed run." + default("lease_ttl"),
 )
 @click.option(
     "--stac-update",
@@ -38,7 +39,7 @@ from ._common import (
     help="With --stac: write the updated items back to the API (Transactions extension).",
 )
 @click.pass_context
-def run(ctx: click.Context, **flags: object) -> None:
+def run(ctx: click.Context, /, **flags: object) -> None:
     """Compact every scene under --source (or every asset a --stac search finds) into --dest.
 
     Each scene is read lazily (range requests on S3), encoded as a COG, and checked:

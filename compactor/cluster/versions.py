@@ -5,11 +5,10 @@ where its AWS credentials come from."""
 from __future__ import annotations
 
 import logging
+from importlib.metadata import version
 from typing import Any
 
 import boto3
-import dask
-import distributed
 import rasterio
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,8 +23,8 @@ def local_versions() -> dict[str, str]:
     """Versions that must agree between the client and every worker."""
     return {
         "compactor": __version__,
-        "dask": dask.__version__,
-        "distributed": distributed.__version__,
+        "dask": version("dask"),
+        "distributed": version("distributed"),
         "rasterio": rasterio.__version__,
         "gdal": rasterio.__gdal_version__,
     }
@@ -58,10 +57,10 @@ def check_versions(client: Any) -> dict[str, dict[str, str]]:
     reports: dict[str, dict[str, str]] = client.run(worker_identity)
     problems = []
     for worker, info in sorted(reports.items()):
-        for package, version in here.items():
-            if info.get(package) != version:
+        for package, wanted in here.items():
+            if info.get(package) != wanted:
                 problems.append(
-                    f"{package} {version} here, {info.get(package, 'missing')} on {worker}"
+                    f"{package} {wanted} here, {info.get(package, 'missing')} on {worker}"
                 )
         log.info(
             "worker %s: AWS credentials from %s, identity %s",

@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import rasterio
+import tifffile
+from rasterio.io import MemoryFile
 
 from ..codecs import COMPRESSION
 from .tiles import TILE
@@ -315,8 +318,6 @@ def template_tags(
     """Tags GDAL writes for ``src``'s georeferencing and metadata, for the output's bands:
     from a 1x1 GeoTIFF written to memory with the same CRS, transform, nodata, band
     descriptions, colour interpretation, scales, offsets, units, colour table and tags."""
-    import rasterio
-    from rasterio.io import MemoryFile
 
     dtype = src.dtypes[0]
     profile: dict[str, Any] = {
@@ -356,7 +357,6 @@ def template_tags(
 def raw_tags(data: bytes, page: int = 0) -> dict[int, tuple[int, int, bytes]]:
     """Every tag of one IFD of a little-endian TIFF in memory: (TIFF type, count, the
     value's bytes exactly as stored), read with tifffile."""
-    import tifffile
 
     with tifffile.TiffFile(io.BytesIO(data)) as tf:
         found = tf.pages[page]

@@ -20,6 +20,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
+import imagecodecs as ic
 import numpy as np
 
 from ..codecs import TILE_WRITER
@@ -60,7 +62,6 @@ class TileCodec:
 
     def encode(self, tile: np.ndarray) -> bytes:
         """``tile``: (rows, cols, bands), full tile size."""
-        import imagecodecs as ic
 
         if self.codec == "jpeg":
             if self.bands == 3:
@@ -89,7 +90,6 @@ class TileCodec:
     ) -> np.ndarray:
         """Inverse of :meth:`encode` (JPEG tiles take the JPEGTables back): (rows, cols, bands).
         JPEG tiles decode into ``out`` when given (a reused (TILE, TILE[, 3]) buffer)."""
-        import imagecodecs as ic
 
         if self.codec == "jpeg":
             target = None if out is None else (out if self.ycbcr else out[..., 0])
@@ -152,14 +152,12 @@ def jpeg_tables(dqt: bytes) -> bytes:
 
 def encode_mask(valid: np.ndarray) -> bytes:
     """A 1-bit mask tile (``valid``: bool (rows, cols), full tile size), DEFLATE."""
-    import imagecodecs as ic
 
     packed = np.packbits(valid.astype(np.uint8), axis=1)  # rows padded to whole bytes
     return bytes(ic.deflate_encode(packed.tobytes(), level=DEFLATE_LEVEL))
 
 
 def decode_mask(data: bytes, rows: int = TILE, cols: int = TILE) -> np.ndarray:
-    import imagecodecs as ic
 
     raw = np.frombuffer(ic.deflate_decode(data), np.uint8).reshape(rows, -1)
     return np.unpackbits(raw, axis=1)[:, :cols].astype(bool)
@@ -219,7 +217,6 @@ def _average(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """2x2 means with OpenCV, in row blocks through buffers allocated once (pairs of rows
     are independent; reused buffers spare the kernel mapping fresh memory per block)."""
-    import cv2
 
     bands, _rows, cols = data.shape
     # float32 holds sums of four 8- or 16-bit integers exactly; wider types need float64.

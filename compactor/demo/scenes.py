@@ -31,7 +31,8 @@ def fractal_surface(size: int, beta: float = 3.8, seed: int = 0) -> np.ndarray:
     spectrum[0, 0] = 0
     z = np.fft.irfft2(spectrum, s=(size, size))
     z -= z.min()
-    return (z / z.max()).astype(np.float64)
+    out: np.ndarray = (z / z.max()).astype(np.float64)
+    return out
 
 
 def hillshade(
@@ -42,7 +43,7 @@ def hillshade(
     aspect = np.arctan2(-dx, dy)
     az, alt = np.radians(360 - azimuth + 90), np.radians(altitude)
     shade = np.sin(alt) * np.cos(slope) + np.cos(alt) * np.sin(slope) * np.cos(az - aspect)
-    return np.clip(shade, 0, 1)
+    return np.asarray(np.clip(shade, 0, 1))
 
 
 def footprint(size: int, angle_deg: float = 12.0, margin: float = 0.1) -> np.ndarray:
@@ -53,7 +54,7 @@ def footprint(size: int, angle_deg: float = 12.0, margin: float = 0.1) -> np.nda
     u = (xx - c) * np.cos(a) + (yy - c) * np.sin(a)
     v = -(xx - c) * np.sin(a) + (yy - c) * np.cos(a)
     half = size * (0.5 - margin)
-    return (np.abs(u) <= half) & (np.abs(v) <= half)
+    return np.asarray((np.abs(u) <= half) & (np.abs(v) <= half))
 
 
 def landscape_rgb(elev: np.ndarray, shade: np.ndarray, seed: int) -> np.ndarray:
@@ -76,7 +77,7 @@ def landscape_rgb(elev: np.ndarray, shade: np.ndarray, seed: int) -> np.ndarray:
     rgb *= 0.8 + 0.4 * fields[None]
     rgb *= 0.45 + 0.75 * shade[None]
     rgb += rng.normal(0, 0.5, size=rgb.shape)  # sensor noise
-    return np.clip(rgb, 1, 255).astype(np.uint8)  # 0 is reserved for nodata
+    return np.asarray(np.clip(rgb, 1, 255), dtype=np.uint8)  # 0 is reserved for nodata
 
 
 def make_scenes(folder: Path, size: int = 1536, seed: int = 42) -> list[Path]:

@@ -148,3 +148,33 @@ def ssim(x: np.ndarray, y: np.ndarray, data_range: float, valid: np.ndarray | No
         return 1.0 if np.array_equal(x, y) else 0.0
     total, count = ssim_sum(x, y, data_range, win, valid)
     return total / count if count else 1.0
+
+
+def ssim_map(x: np.ndarray, y: np.ndarray, data_range: float, win: int = WIN) -> np.ndarray:
+    """The local SSIM map of two 2-D images (skimage's ``structural_similarity(...,
+    full=True)``, same window and constants), float32, NaN within ``win // 2`` of the edges
+    where skimage's mean does not look. For showing where a codec loses: whole arrays at
+    once, so meant for crops, not scenes."""
+    win = window_size(*x.shape) if min(x.shape) < win else win
+    out = np.full(x.shape, np.nan, dtype=np.float32)
+    if win < 3:
+        return out
+    pad = (win - 1) // 2
+    n = win * win
+    cov = n / (n - 1.0)
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    xf, yf = x.astype(np.float64), y.astype(np.float64)
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            cv2.boxFilter(a, cv2.CV_64F, (win, win), normalize=True, borderType=cv2.BORDER_REFLECT)
+        )
+
+    ux, uy = mean(xf), mean(yf)
+    vx = cov * (mean(xf * xf) - ux * ux)
+    vy = cov * (mean(yf * yf) - uy * uy)
+    vxy = cov * (mean(xf * yf) - ux * uy)
+    local = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    core = (slice(pad, x.shape[0] - pad), slice(pad, x.shape[1] - pad))
+    out[core] = local[core]
+    return out

@@ -30,7 +30,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from ..codec.profile import Profile, dtype_range
 from ..errors import VerificationError
-from ..gdal.errors import gdal_errors
+from ..gdal.errors import clean, gdal_errors
 from ..gdal.info import RasterInfo, open_source
 from .ssim import HALO, WIN, ssim_sum, window_size
 
@@ -125,14 +125,14 @@ def _strips(height: int, width: int, bands: int) -> Iterator[tuple[int, int]]:
 def source_validity(src: Any, info: RasterInfo, window: Any, data: np.ndarray) -> np.ndarray:
     """Boolean validity of the source pixels in ``window`` (``data``: all bands, read)."""
     if info.alpha_index:
-        return data[info.alpha_index - 1] > 0
+        return np.asarray(data[info.alpha_index - 1] > 0)
     if info.has_dataset_mask:
-        return src.read_masks(1, window=window) > 0
+        return np.asarray(src.read_masks(1, window=window) > 0)
     if info.nodata is not None:
         nd = info.nodata
         if isinstance(nd, float) and math.isnan(nd):
-            return np.any(~np.isnan(data), axis=0)
-        return np.any(data != np.asarray(nd, dtype=data.dtype), axis=0)
+            return np.asarray(np.any(~np.isnan(data), axis=0))
+        return np.asarray(np.any(data != np.asarray(nd, dtype=data.dtype), axis=0))
     return np.ones(data.shape[1:], dtype=bool)
 
 
@@ -249,4 +249,4 @@ def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profil
             check_metadata(src, out, info, profile)
             return compare_pixels(src, out, info, profile)
     except gdal_errors() as err:
-        raise VerificationError(f"reading back failed: {' '.join(str(err).split())[:300]}") from err
+        raise VerificationError(f"reading back failed: {clean(err)}") from err

@@ -13,9 +13,14 @@ from copying boto3's credentials into GDAL's config.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urlsplit
+
+import rasterio
+from distributed import get_worker
+from rasterio.session import DummySession
 
 #: option -> (value, why). Values are strings, as GDAL wants them.
 BASE_OPTIONS: dict[str, tuple[str, str]] = {
@@ -124,8 +129,6 @@ def gdal_options(
 @contextmanager
 def gdal_env(options: Mapping[str, str], tmpdir: str | None = None) -> Iterator[None]:
     """Apply ``options`` (and ``CPL_TMPDIR``) for the duration of a block on a worker."""
-    import rasterio
-    from rasterio.session import DummySession
 
     opts: dict[str, str | int] = dict(options)
     if "GDAL_CACHEMAX" in opts:
@@ -142,12 +145,8 @@ def gdal_env(options: Mapping[str, str], tmpdir: str | None = None) -> Iterator[
 def scratch_dir() -> str:
     """The worker-local scratch directory (Dask worker's local directory if any)."""
     try:
-        from distributed import get_worker
-
         base = get_worker().local_directory
     except (ImportError, ValueError):
-        import tempfile
-
         base = tempfile.gettempdir()
     path = os.path.join(base, "compactor")
     os.makedirs(path, exist_ok=True)

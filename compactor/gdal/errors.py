@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
+
 
 def gdal_errors() -> tuple[type[BaseException], ...]:
     """Exceptions GDAL failures arrive as through rasterio: ``RasterioError``, the
     ``CPLE_*`` family (not a subclass of it), and the ``SystemError`` rasterio raises
     when GDAL fails without a message."""
-    from rasterio._err import CPLE_BaseError
-    from rasterio.errors import RasterioError
 
     return (RasterioError, CPLE_BaseError, SystemError)
 

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import rasterio.env
+from rasterio._path import _parse_path  # rasterio.open takes one driver, GDAL a list
+from rasterio.enums import MaskFlags
+from rasterio.io import DatasetReader
 
 from ..config import Limits
 from ..errors import SceneTooLargeError, UnreadableSceneError
@@ -51,7 +55,6 @@ class RasterInfo:
 
     @classmethod
     def from_dataset(cls, ds: Any) -> RasterInfo:
-        from rasterio.enums import MaskFlags
 
         flags = ds.mask_flag_enums
         has_colormap = False
@@ -119,9 +122,6 @@ def open_source(src_path: str) -> Any:
     unless every file GDAL opened for it is the object itself or a sidecar next to it with
     its name (an Erdas Imagine spill file, say). Every read of a source goes through here.
     Raises :class:`UnreadableSceneError` with a clear reason."""
-    import rasterio.env
-    from rasterio._path import _parse_path  # rasterio.open takes one driver, GDAL a list
-    from rasterio.io import DatasetReader
 
     def opened() -> Any:
         return DatasetReader(_parse_path(src_path), driver=list(SOURCE_DRIVERS))

@@ -30,11 +30,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import dask.array
 import imagecodecs
 import numpy as np
+import pandas as pd
 import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from affine import Affine
+from rasterio.windows import Window
 
-from ..codec.profile import Profile, choose_profile
+from ..codec.profile import Profile, choose_profile, dtype_range
 from ..codec.write import write_cog
 from ..codecs import CODECS as REGISTRY
 from ..codecs import LOSSLESS, parse_quality
@@ -42,16 +48,17 @@ from ..config import Settings, resolve_settings
 from ..errors import CompactorError, ConfigError, SceneError
 from ..fidelity.quality import QUALITY_MAX, lowest_quality
 from ..fidelity.sample import Sample, Window4, write_sample
+from ..fidelity.ssim import ssim_map
 from ..fidelity.verify import check_output
 from ..gdal.env import gdal_env, scratch_dir
-from ..gdal.info import RasterInfo, check_limits, read_info
+from ..gdal.info import RasterInfo, open_source
 from ..report.charts import X_AXES, is_missing, scatter_chart
 from ..report.format import esc, human_bytes, short_name
 from ..run.discover import discover
 from ..run.fanout import fan_out, progress_of
 from ..run.progress import NotebookProgress
 from ..safety.spec import RunContext
-from ..storage import Location, readable_path, source_store_for
+from ..storage import Location, source_store_for
 
 log = logging.getLogger(__name__)
 
@@ -231,12 +238,8 @@ def compare_scene(
         except CompactorError as err:  # the size as stored is informative only
             log.info("cannot read the size of %s: %s", source, err)
         scratch.mkdir(parents=True)
-        path = readable_path(
-            src, scratch / "source", context.http, context.encoding.chunk_threshold
-        )
         with gdal_env(context.gdal_options, tmpdir=str(scratch)):
-            info = read_info(path)
-            check_limits(info, context.limits)
+            path, info = context.read_source(src, scratch)
             windows: list[Window4] | None = None
             if whole:
                 limit = context.encoding.chunk_threshold
@@ -310,7 +313,6 @@ def compare(
     ``False``; by default a live bar in Jupyter. Settings by name (``endpoint_url=``,
     ``min_ssim=``, ``include=`` ...) resolve as for :func:`compactor.run`.
     """
-    import pandas as pd
 
     texts = [profiles] if isinstance(profiles, str) else list(profiles)
     specs = list({s.text: s for s in (parse_spec(t) for t in texts)}.values())
@@ -378,7 +380,6 @@ class Comparison:
         estimated bytes of the scenes, the estimated saving against the originals as
         stored, the mean ratio, the lowest SSIM, how many scenes pass the SSIM bar, and
         the total encoding time."""
-        import pandas as pd
 
         df = self.df
         rows = []
@@ -530,6 +531,11 @@ class Preview:
     exact: bool
     #: The images are a 2-98 % stretch of 16-bit or float data.
     stretched: bool = False
+    #: The crop in data units, with the scene's coordinates: ``original``, ``compressed``,
+    #: ``difference`` (compressed - original) and ``ssim`` (the local SSIM map, the measure
+    #: verification averages), each (band, y, x) and NaN where the source has no data:
+    #: ``p.data.difference.sel(band=1).plot()``.
+    data: xr.Dataset | None = field(default=None, repr=False)
 
     @property
     def ratio(self) -> float:
@@ -668,12 +674,8 @@ def preview_scene(
     scratch = Path(scratch_dir()) / f"preview-{uuid.uuid4().hex}"
     try:
         scratch.mkdir(parents=True)
-        path = readable_path(
-            src, scratch / "source", context.http, context.encoding.chunk_threshold
-        )
         with gdal_env(context.gdal_options, tmpdir=str(scratch)):
-            info = read_info(path)
-            check_limits(info, context.limits)
+            path, info = context.read_source(src, scratch)
             crop = _crop_window(info, window, size)
             profile = parse_profile(profile_text, info)
             sample = write_sample(path, info, scratch, [crop])
@@ -682,10 +684,13 @@ def preview_scene(
             with rasterio.open(sample.path) as s, rasterio.open(out) as o:
                 a, b = s.read(), o.read()
                 valid = s.dataset_mask() > 0
+                # The sample keeps the scene's georeferencing: the crop starts at its window.
+                transform, crs = s.transform * Affine.translation(crop[0], crop[1]), s.crs
             nbytes = out.stat().st_size
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     original, compressed, difference, stretched = _images(a, b, valid, info, profile, gain)
+    data = crop_dataset(a, b, valid, info, profile, transform, crs)
     return Preview(
         scene=source,
         profile=profile.label,
@@ -700,7 +705,110 @@ def preview_scene(
         raw_bytes=sample.raw_bytes,
         exact=fidelity.exact,
         stretched=stretched,
+        data=data,
     )
+
+
+def crop_dataset(
+    a: np.ndarray,
+    b: np.ndarray,
+    valid: np.ndarray,
+    info: RasterInfo,
+    profile: Profile,
+    transform: Any,
+    crs: Any,
+) -> xr.Dataset:
+    """The crop before and after, their difference and the local SSIM map, as an
+    ``xarray.Dataset`` on the crop's x/y coordinates (pixel centres), NaN where the source
+    has no data. Bands are those the output keeps (an alpha band becomes the mask)."""
+    kept = [i for i in range(info.count) if not (profile.drop_alpha and i + 1 == info.alpha_index)]
+    rows, cols = valid.shape
+    xs = transform.c + transform.a * (np.arange(cols) + 0.5)
+    ys = transform.f + transform.e * (np.arange(rows) + 0.5)
+    before = np.where(valid, a[kept].astype(np.float64), np.nan)
+    after = np.where(valid, b.astype(np.float64), np.nan)
+    rng = dtype_range(info.dtype)
+    local = np.stack([
+        ssim_map(np.where(valid, a[i], 0), np.where(valid, b[k], 0), rng)
+        for k, i in enumerate(kept)
+    ])  # fmt: skip
+    local[:, ~valid] = np.nan
+    dims = ("band", "y", "x")
+    coords = {"band": [i + 1 for i in kept], "y": ys, "x": xs}
+    return xr.Dataset(
+        {
+            "original": (dims, before),
+            "compressed": (dims, after),
+            "difference": (dims, after - before),
+            "ssim": (dims, local),
+        },
+        coords=coords,
+        attrs={"crs": str(crs) if crs else "", "profile": profile.label},
+    )
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A source as an array-like ``(band, y, x)`` whose slices are windowed reads through
+    :func:`~compactor.gdal.info.open_source` with the run's GDAL options: plain data, so
+    dask ships it to whichever process computes a chunk."""
+
+    path: str
+    gdal: tuple[tuple[str, str], ...]
+    shape: tuple[int, int, int]
+    dtype: np.dtype[Any]
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        bands, rows, cols = (k.indices(n) for k, n in zip(key, self.shape, strict=True))
+        window = Window(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0])
+        with gdal_env(dict(self.gdal)), open_source(self.path) as src:
+            data = src.read(list(range(bands[0] + 1, bands[1] + 1)), window=window)
+        return np.asarray(data)
+
+
+def open_scene(url: str, *, chunks: int | dict[str, int] = 512,
+               settings: Settings | None = None, config_file: str | None = None,
+               **arguments: Any) -> xr.DataArray:  # fmt: skip
+    """A scene as a lazy, dask-backed ``xarray.DataArray`` (band, y, x) with its x/y
+    coordinates (pixel centres), CRS and transform through rioxarray (``da.rio``): windowed
+    range reads of ``chunks`` pixels, nothing read until computed. Every read opens the
+    source as a run does (:data:`~compactor.gdal.info.SOURCE_DRIVERS`) with the run's GDAL
+    options, on whichever process computes it. Settings by name resolve as for
+    :func:`compactor.run`."""
+    resolved = _resolve(settings, config_file, dict(arguments))
+    context = _context(resolved)
+    loc = _parse_source(url)
+    if loc.is_http:
+        raise ConfigError("open() reads s3:// objects and local files")
+    with gdal_env(context.gdal_options), open_source(loc.gdal_path) as ds:
+        shape = (ds.count, ds.height, ds.width)
+        dtype, transform, crs, nodata = np.dtype(ds.dtypes[0]), ds.transform, ds.crs, ds.nodata
+        descriptions = ds.descriptions
+    size = chunks if isinstance(chunks, dict) else {"y": chunks, "x": chunks}
+    lazy = dask.array.from_array(
+        _Window(loc.gdal_path, context.gdal, shape, dtype),
+        chunks=(shape[0], size.get("y", shape[1]), size.get("x", shape[2])),
+        name=f"compactor-open-{uuid.uuid4().hex[:8]}", asarray=False, fancy=False,
+    )  # fmt: skip
+    da = xr.DataArray(
+        lazy,
+        dims=("band", "y", "x"),
+        coords={
+            "band": np.arange(1, shape[0] + 1),
+            "y": transform.f + transform.e * (np.arange(shape[1]) + 0.5),
+            "x": transform.c + transform.a * (np.arange(shape[2]) + 0.5),
+        },
+        attrs={"long_name": descriptions, "_FillValue": nodata} if nodata is not None
+        else {"long_name": descriptions},
+        name=loc.name,
+    )  # fmt: skip
+    da = da.rio.write_transform(transform)
+    located: xr.DataArray = da.rio.write_crs(crs) if crs else da
+    return located
 
 
 def preview(
@@ -742,6 +850,7 @@ __all__ = [
     "Comparison",
     "Preview",
     "compare",
+    "open_scene",
     "parse_profile",
     "preview",
 ]

@@ -189,10 +189,10 @@ def is_missing(value: Any) -> bool:
 
 def _nice_step(span: float, ticks: int = 5) -> float:
     raw = span / max(1, ticks)
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     for m in (1, 2, 2.5, 5, 10):
         if m * power >= raw:
-            return m * power
+            return float(m * power)
     return 10 * power
 
 

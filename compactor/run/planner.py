@@ -24,12 +24,11 @@ from ..fidelity.quality import QualityPolicy, candidates
 from ..fidelity.sample import write_sample
 from ..fidelity.verify import check_output
 from ..gdal.env import gdal_env, scratch_dir
-from ..gdal.info import check_limits, read_info
 from ..report.costs import estimate
 from ..report.models import SceneResult
 from ..safety.spec import RunContext, SceneSpec
 from ..safety.state import StateStore, Step
-from ..storage import ARCHIVE_CLASSES, Location, readable_path, source_store_for, store_for
+from ..storage import ARCHIVE_CLASSES, Location, source_store_for, store_for
 from .discover import check_locations, discover
 from .fanout import fan_out, progress_of
 from .pipeline import new_run_id
@@ -88,12 +87,8 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
             row.update(action="skip", reason=f"original is in {live.storage_class}; restore first")
             return row
         scratch.mkdir(parents=True)
-        path = readable_path(
-            src, scratch / "source", context.http, context.encoding.chunk_threshold
-        )
         with gdal_env(context.gdal_options, tmpdir=str(scratch)):
-            info = read_info(path)
-            check_limits(info, context.limits)
+            path, info = context.read_source(src, scratch)
             row.update(width=info.width, height=info.height, bands=info.count, dtype=info.dtype,
                        raw_bytes=info.raw_bytes)  # fmt: skip
             profile = choose_profile(info, context.encoding.codec, context.encoding.quality)

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from ..errors import CompactorError, ConfigError, StorageError
@@ -93,8 +94,6 @@ def restore_one(
             if sha256_file(target.key) == sha:
                 return "already", ""
             return "failed", f"{target.url} holds a different file; not overwriting it"
-        from pathlib import Path
-
         store.put_file(Path(src.key), target, sha256_hex=sha)
         return "restored", ""
     assert isinstance(store, S3Store)

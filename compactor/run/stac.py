@@ -24,9 +24,14 @@ import json
 import logging
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+from pystac_client import Client
+from pystac_client.exceptions import APIError
 
 from ..config import Settings, StacSettings
 from ..errors import ConfigError, DiscoveryError, ForbiddenSourceError
@@ -153,8 +158,6 @@ def _intersects(path: str) -> dict[str, Any]:
 
 def open_api(url: str) -> Any:
     """A pystac-client ``Client`` for ``url``, with clear errors."""
-    from pystac_client import Client
-    from pystac_client.exceptions import APIError
 
     try:
         return Client.open(url)
@@ -177,7 +180,6 @@ def _short(err: BaseException) -> str:
 
 def search_items(stac: StacSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run the search; (the searched collections, the matching items), as dicts."""
-    from pystac_client.exceptions import APIError
 
     assert stac.url is not None
     shown = redact_url(stac.url)
@@ -422,7 +424,6 @@ def _scheme(url: str, storage_class: str, s3: Any) -> tuple[str, dict[str, Any]]
 def updated_item(item: dict[str, Any], results: list[SceneResult], s3: Any) -> dict[str, Any]:
     """``item`` with every compacted asset of ``results`` re-pointed at its COG and its
     original kept as a ``source`` asset at its archive (or still original) href."""
-    from datetime import UTC, datetime
 
     new = copy.deepcopy(item)
     assets: dict[str, Any] = new.setdefault("assets", {})
@@ -519,7 +520,6 @@ def write_items(
 
 def push_items(api: str, items: list[dict[str, Any]]) -> tuple[int, str | None]:
     """PUT each item back through the Transactions extension: (items updated, why not)."""
-    import requests
 
     client = open_api(api)
     conforms = [str(c) for c in (client.to_dict().get("conformsTo") or [])]

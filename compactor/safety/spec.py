@@ -11,6 +11,7 @@ import hashlib
 import json
 import posixpath
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -19,7 +20,8 @@ from dask.utils import parse_bytes
 from ..config import Encoding, Limits, Settings, Transfers
 from ..fidelity.quality import QualityPolicy
 from ..gdal.env import gdal_options
-from ..storage import HttpPolicy, Location, ObjectInfo, S3Options
+from ..gdal.info import RasterInfo, check_limits, read_info
+from ..storage import HttpPolicy, Location, ObjectInfo, S3Options, readable_path
 
 ArchiveMode = Literal["none", "in-place", "prefix"]
 
@@ -60,6 +62,15 @@ class RunContext:
     @property
     def dest_location(self) -> Location:
         return Location.parse(self.dest)
+
+    def read_source(self, src: Location, scratch: Path) -> tuple[str, RasterInfo]:
+        """What GDAL opens for ``src`` (an HTTP(S) source is fetched into ``scratch`` first,
+        bounded by the one-task size) and its header, checked against the size limits.
+        Call inside :func:`~compactor.gdal.env.gdal_env` with this run's options."""
+        path = readable_path(src, scratch / "source", self.http, self.encoding.chunk_threshold)
+        info = read_info(path)
+        check_limits(info, self.limits)
+        return path, info
 
     def policy_digest(self) -> str:
         """Hash of everything that changes what a scene task produces."""

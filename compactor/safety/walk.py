@@ -59,7 +59,7 @@ from ..fidelity.quality import Ladder, candidates
 from ..fidelity.verify import Fidelity, check_output, validate_cog
 from ..gdal.env import gdal_env, scratch_dir
 from ..gdal.errors import gdal_errors
-from ..gdal.info import RasterInfo, check_limits, read_info
+from ..gdal.info import RasterInfo
 from ..report.format import human_bytes
 from ..report.models import Attempt, SceneResult, Status
 from ..storage import (
@@ -68,7 +68,6 @@ from ..storage import (
     ObjectInfo,
     Source,
     Store,
-    readable_path,
     sha256_file,
     source_store_for,
     store_for,
@@ -243,13 +242,10 @@ class Scene:
 
     @property
     def src_path(self) -> str:
-        """What GDAL opens: ``/vsis3/...`` or a local path; an HTTP(S) source is fetched
-        into scratch first, bounded by the one-task size (it is never chunked)."""
+        """What GDAL opens: ``/vsis3/...``, a local path, or an HTTP(S) source fetched into
+        scratch (by :meth:`RunContext.read_source`, when the header was read)."""
         if self._src_path is None:
-            self._src_path = readable_path(
-                self.src, self.scratch_dir() / "source", self.ctx.http,
-                self.ctx.encoding.chunk_threshold,
-            )  # fmt: skip
+            raise AssertionError("the source's header is read first")
         return self._src_path
 
     def scratch_dir(self) -> Path:
@@ -480,8 +476,7 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
         scene.notes.attempts.clear()
         try:
             with gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())):
-                info = read_info(scene.src_path)
-                check_limits(info, ctx.limits)
+                scene._src_path, info = ctx.read_source(scene.src, scene.scratch_dir())
                 n = scene.notes
                 n.width, n.height, n.bands, n.dtype = (
                     info.width,

@@ -4,7 +4,9 @@ host they were configured for. GDAL never opens them."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -115,8 +117,6 @@ def split_host(entry: str) -> tuple[str, int | None]:
 
 
 def _addresses(host: str) -> list[Any]:
-    import ipaddress
-    import socket
 
     try:
         infos = socket.getaddrinfo(host, None)

@@ -134,7 +134,12 @@ S3_CALLS: tuple[S3Call, ...] = (
     ),
     # --- COGs
     S3Call("put_object", _PUT, "dest", "S3Store.put_file: a COG in one PUT"),
-    S3Call("create_multipart_upload", _PUT, "dest", "S3Parts.create: S3Store.put_file, chunked.assemble"),
+    S3Call(
+        "create_multipart_upload",
+        _PUT,
+        "dest",
+        "S3Parts.create: S3Store.put_file, chunked.assemble",
+    ),
     S3Call("upload_part", _PUT, "dest", "S3Store.upload_part"),
     S3Call("list_parts", ("s3:ListMultipartUploadParts",), "dest", "S3Store.list_parts"),
     S3Call("complete_multipart_upload", _PUT, "dest", "S3Store.complete_upload"),
@@ -264,7 +269,9 @@ S3_CALLS: tuple[S3Call, ...] = (
     S3Call(
         "put_object", _PUT, "restore-target", "compactor restore of a local file", policy="none"
     ),
-    S3Call("create_bucket", ("s3:CreateBucket",), "demo", "demo.flow (local server)", policy="none"),
+    S3Call(
+        "create_bucket", ("s3:CreateBucket",), "demo", "demo.flow (local server)", policy="none"
+    ),
     S3Call("upload_file", _PUT, "demo", "demo.flow (local server)", policy="none"),
 )
 

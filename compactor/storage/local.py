@@ -4,6 +4,7 @@ swap under a per-directory lock."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -184,7 +185,6 @@ def _locked(target: Path) -> Iterator[None]:
     """An exclusive lock on the target's directory, across processes on this host, for
     the compare-and-swap of conditional writes (flock on the directory itself, so no lock
     files are left behind)."""
-    import fcntl
 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target.parent, os.O_RDONLY)

@@ -23,13 +23,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import failpoints
 from ..errors import StorageError
 from .base import IO_CHUNK, MIN_PART_SIZE, b64
 from .location import Location
 from .s3client import S3Options, call, head_object, s3_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import PartTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +149,7 @@ class S3Parts:
         result = r.get("CopyPartResult") or {}
         return PartSent(number, last - first + 1, str(result.get("ChecksumSHA256") or ""))
 
-    def _listed(self) -> dict[int, dict[str, Any]]:
+    def _listed(self) -> dict[int, PartTypeDef]:
         loc, parts, marker = self._loc, {}, 0
         while True:
             r = call(

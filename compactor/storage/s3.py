@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import failpoints
 from ..errors import (
@@ -28,6 +28,9 @@ from .multipart import PartSent, S3Parts
 from .retry import with_retries
 from .s3client import S3Options, call, head_object, iso, s3_client, s3_filesystem
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -40,7 +43,7 @@ class S3Store:
         self.options = options
 
     @property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         return s3_client(self.options)
 
     capabilities = Capabilities(server_copy=True, content_etags=True)

@@ -12,11 +12,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+import s3fs
+from botocore.config import Config
 
 from ..errors import ObjectNotFound, s3_errors, translate_s3_error
 from .base import ObjectInfo
 from .location import Location
+
+if TYPE_CHECKING:  # boto3 builds its clients at run time; the stubs type them
+    from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
 
@@ -30,7 +37,6 @@ class S3Options:
     max_attempts: int = 8
 
     def botocore_config(self) -> Any:
-        from botocore.config import Config
 
         return Config(
             region_name=self.region,
@@ -45,19 +51,17 @@ class S3Options:
         )
 
 
-_clients: dict[tuple[S3Options, int], Any] = {}
+_clients: dict[tuple[S3Options, int], S3Client] = {}
 
 _clients_lock = threading.Lock()
 
 
-def s3_client(options: S3Options) -> Any:
+def s3_client(options: S3Options) -> S3Client:
     """A boto3 S3 client for ``options`` (one per process and options; thread-safe)."""
     key = (options, os.getpid())
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            import boto3
-
             session = boto3.session.Session()
             client = session.client(
                 "s3", endpoint_url=options.endpoint_url, config=options.botocore_config()
@@ -68,7 +72,6 @@ def s3_client(options: S3Options) -> Any:
 
 def s3_filesystem(options: S3Options) -> Any:
     """An s3fs filesystem for listings (fsspec caches instances per arguments)."""
-    import s3fs
 
     client_kwargs: dict[str, Any] = {}
     if options.endpoint_url:

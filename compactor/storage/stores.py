@@ -7,7 +7,8 @@ from .base import Source, Store
 from .http import HttpPolicy, HttpStore
 from .local import LocalStore
 from .location import Location
-from .s3 import S3Options, S3Store
+from .s3 import S3Store
+from .s3client import S3Options
 
 
 def store_for(loc: Location, options: S3Options) -> Store:
