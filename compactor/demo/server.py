@@ -31,6 +31,9 @@ class EmbeddedS3:
         self.endpoint_url = ""
 
     def start(self) -> EmbeddedS3:
+        # werkzeug logs every request of the embedded server at INFO: an access log of
+        # this process's own traffic, which would flood the CLI and notebook cells.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
