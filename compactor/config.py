@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -251,6 +252,17 @@ class Settings(BaseModel):
     storage_class: StorageClass = "GLACIER"
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = ()
+    #: Filters on what the listing says of each object: size in bytes (units accepted),
+    #: last-modified window (``modified_since`` <= mtime < ``modified_before``; a date or an
+    #: ISO 8601 time, UTC unless it says otherwise), storage classes (default: any).
+    min_size: int | None = Field(default=None, ge=0)
+    max_size: int | None = Field(default=None, ge=0)
+    modified_since: datetime | None = None
+    modified_before: datetime | None = None
+    source_classes: tuple[str, ...] = ()
+    #: Scene tasks in flight per worker thread: the fan-out submits more only as tasks
+    #: finish, so the client and the scheduler hold a bounded number whatever the archive.
+    tasks_per_thread: int = Field(default=2, ge=1)
     #: A codec of :data:`compactor.codecs.CODECS`, or a policy (``auto``, ``auto-lossy``).
     codec: str = "auto"
     #: Lossy quality: 1-100 fixed, or ``"auto"``: per scene, the lowest that meets
@@ -303,7 +315,7 @@ class Settings(BaseModel):
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     stac: StacSettings = Field(default_factory=StacSettings)
 
-    @field_validator("include", "exclude", mode="before")
+    @field_validator("include", "exclude", "source_classes", mode="before")
     @classmethod
     def _split_globs(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -316,6 +328,8 @@ class Settings(BaseModel):
         "multipart_upload_threshold",
         "chunk_threshold",
         "max_raw_size",
+        "min_size",
+        "max_size",
         mode="before",
     )
     @classmethod
@@ -399,6 +413,11 @@ class Settings(BaseModel):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("source_classes")
+    @classmethod
+    def _upper_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.upper() for v in value)
+
     @field_validator("codec", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
@@ -457,6 +476,12 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_STORAGE_CLASS": "storage_class",
     "COMPACTOR_INCLUDE": "include",
     "COMPACTOR_EXCLUDE": "exclude",
+    "COMPACTOR_MIN_SIZE": "min_size",
+    "COMPACTOR_MAX_SIZE": "max_size",
+    "COMPACTOR_MODIFIED_SINCE": "modified_since",
+    "COMPACTOR_MODIFIED_BEFORE": "modified_before",
+    "COMPACTOR_SOURCE_CLASS": "source_classes",
+    "COMPACTOR_TASKS_PER_THREAD": "tasks_per_thread",
     "COMPACTOR_CODEC": "codec",
     "COMPACTOR_QUALITY": "quality",
     "COMPACTOR_MIN_SSIM": "min_ssim",

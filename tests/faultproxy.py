@@ -1,6 +1,8 @@
-"""A fault-injecting HTTP proxy for tests: it forwards requests to the moto server and,
-for a seeded random fraction of them, answers 500 / 503 SlowDown instead, or resets the
-connection (before answering, or halfway through the body)."""
+"""A fault-injecting HTTP proxy for tests and benchmarks: it forwards requests to the moto
+server and, for a seeded random fraction of them, answers 500 / 503 SlowDown instead, or
+resets the connection (before answering, or halfway through the body). It also counts the
+requests it forwards by S3 operation (:attr:`FaultProxy.operations`): with both rates at 0
+it is a request counter."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import struct
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 SLOWDOWN = (
@@ -24,6 +27,29 @@ INTERNAL = (
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
 
+def operation(method: str, path: str, headers: Any) -> str:
+    """The S3 operation of a request, from its method, query and headers (path-style URLs:
+    ``/bucket/key?query``)."""
+    parts = urlsplit(path)
+    query = {q.split("=", 1)[0] for q in parts.query.split("&") if q}
+    has_key = "/" in parts.path.lstrip("/")
+    for sub in ("tagging", "uploads", "delete", "versions", "restore", "legal-hold", "retention"):
+        if sub in query:
+            return f"{method} ?{sub}"
+    if "uploadId" in query:
+        if method == "PUT":
+            return "UploadPartCopy" if headers.get("x-amz-copy-source") else "UploadPart"
+        return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload"}.get(
+            method, f"{method} ?uploadId"
+        )
+    if not has_key:
+        return "ListObjects" if method == "GET" else f"{method} bucket"
+    if method == "PUT" and headers.get("x-amz-copy-source"):
+        return "CopyObject"
+    return {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject",
+            "DELETE": "DeleteObject"}.get(method, method)  # fmt: skip
+
+
 class FaultProxy:
     def __init__(self, target: str, *, error_rate: float, reset_rate: float, seed: int = 0):
         self.target = urlsplit(target)
@@ -33,6 +59,10 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.faults: Counter[str] = Counter()
         self.requests = 0
+        #: Requests by S3 operation (see :func:`operation`), faults included.
+        self.operations: Counter[str] = Counter()
+        #: (operation, path) of every request, in order, when tracing.
+        self.trace: list[tuple[str, str]] | None = None
         self.enabled = True
         proxy = self
 
@@ -45,6 +75,11 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                with proxy.lock:
+                    op = operation(self.command, self.path, self.headers)
+                    proxy.operations[op] += 1
+                    if proxy.trace is not None:
+                        proxy.trace.append((op, self.path))
                 fault = proxy.choose()
                 if fault == "reset-before":
                     self._reset()

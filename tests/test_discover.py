@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from compactor.config import resolve_settings
 from compactor.errors import ConfigError, DiscoveryError
+from compactor.report.models import SceneResult
 from compactor.run.discover import check_locations, discover
-from compactor.safety.spec import RunContext, assign_outputs, output_relative
+from compactor.safety.spec import RunContext, SceneSpec, assign_outputs, output_relative
 
 from .conftest import S3
 
 
-def _discover(**args: object):  # type: ignore[no-untyped-def]
+@dataclass
+class Found:
+    scenes: list[SceneSpec]
+    rejected: list[SceneResult]
+    excluded: int
+
+
+def _discover(**args: object) -> Found:
+    """Discovery run to its end (it is a stream)."""
     settings = resolve_settings(args)
     check_locations(settings)
-    return discover(settings, RunContext.from_settings(settings, "test-run"))
+    found = discover(settings, RunContext.from_settings(settings, "test-run"))
+    items = list(found)
+    return Found(
+        [i for i in items if isinstance(i, SceneSpec)],
+        [i for i in items if isinstance(i, SceneResult)],
+        found.counts.excluded,
+    )
 
 
 def test_output_names() -> None:

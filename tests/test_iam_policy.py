@@ -189,7 +189,7 @@ def test_every_s3_call_in_the_source_is_in_the_table() -> None:
     tabled = {call.method for call in S3_CALLS}
     missing = {m: sorted(f) for m, f in s3_calls_in_source().items() if m not in tabled}
     assert missing == {}, "add these to compactor/iam.py and the policy"
-    # And the table lists nothing the code does not call (list_objects_v2 comes from s3fs).
+    # And the table lists nothing the code does not call (list_objects_v2 comes from a paginator).
     stale = tabled - set(s3_calls_in_source()) - {"list_objects_v2"}
     assert stale == set()
     for call in S3_CALLS:

@@ -191,8 +191,9 @@ def test_second_identical_run_redoes_nothing(s3: S3, cli: Any, tmp_path: Path) -
     second = cli(*args)
     assert second.exit_code == 0, second.output
     report = load_report(s3, second.stdout)
-    assert [s["status"] for s in report["scenes"]] == ["skipped", "skipped"]
-    assert all(s["reason"].startswith("already compacted") for s in report["scenes"])
+    # Counted from the finished index: no task, no request per scene.
+    assert report["scenes"] == []
+    assert report["totals"]["finished_earlier"] == 2
     assert report["totals"]["compacted"] == 0
     after = {
         k: (o["ETag"], o["LastModified"])
@@ -392,9 +393,10 @@ def test_archive_in_place(s3: S3, cli: Any, tmp_path: Path) -> None:
     }
     again = cli(*args)
     assert again.exit_code == 0
-    scene = load_report(s3, again.stdout)["scenes"][0]
-    assert scene["status"] == "skipped"
-    assert scene["reason"].startswith("already compacted")
+    report = load_report(s3, again.stdout)
+    # The original in DEEP_ARCHIVE is listed as the finished version: not run again.
+    assert report["scenes"] == []
+    assert report["totals"]["finished_earlier"] == 1
 
 
 def test_nitf_jp2_and_img_inputs(s3: S3, cli: Any, tmp_path: Path) -> None:
@@ -437,9 +439,12 @@ def test_scene_that_would_not_shrink_is_left_as_it_is(s3: S3, cli: Any, tmp_path
     assert s3.read("src-bucket", "scenes/small.tif") == originals["scenes/small.tif"]
     assert "cogs/small.tif" not in s3.keys("dst-bucket")
     assert s3.keys("arc-bucket") == ["orig/big.tif"]
-    again = by_name(load_report(s3, cli(*args).stdout))
-    assert again["small.tif"]["reason"].startswith("left as it is")
-    assert again["small.tif"]["attempts"] == []  # remembered, not encoded again
+    again = load_report(s3, cli(*args).stdout)
+    # Remembered under this policy, not encoded again: counted with the finished scenes.
+    assert again["scenes"] == []
+    assert again["totals"]["finished_earlier"] == 2
+    policy = cli(*args, "--min-saving", "-1")  # another policy: tried again
+    assert by_name(load_report(s3, policy.stdout))["small.tif"]["status"] == "compacted"
 
 
 def test_plan_touches_nothing(s3: S3, cli: Any, tmp_path: Path) -> None:

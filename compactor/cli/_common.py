@@ -337,7 +337,11 @@ class SceneProgress:
         self.progress.__exit__(None, None, None)
 
     def start(self, total: int) -> None:
-        self.task = self.progress.add_task(self.label, total=total, counts="")
+        """The number of scenes known so far (it grows while the listing streams in)."""
+        if self.task is None:
+            self.task = self.progress.add_task(self.label, total=total, counts="")
+        else:
+            self.progress.update(self.task, total=total)
 
     def dashboard(self, link: str) -> None:
         if self.enabled:

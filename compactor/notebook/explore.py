@@ -57,7 +57,7 @@ from ..report.format import esc, human_bytes, short_name
 from ..run.discover import discover
 from ..run.fanout import fan_out, progress_of
 from ..run.progress import NotebookProgress
-from ..safety.spec import RunContext
+from ..safety.spec import RunContext, SceneSpec
 from ..storage import Location, source_store_for
 
 log = logging.getLogger(__name__)
@@ -265,9 +265,8 @@ def compare_scene(
 def _sources(scenes: Any, settings: Settings, context: RunContext) -> list[str]:
     """Scene URLs from a list, a plan DataFrame, or a listing of ``settings.source``."""
     if scenes is None or isinstance(scenes, str):
-        found = discover(_with_dest(settings), context)
-        # Scenes known only from a state record have no source left to read.
-        urls = [s.source for s in found.scenes if s.listed is not None]
+        found = discover(_with_dest(settings), context, skip_finished=False)
+        urls = [s.source for s in found if isinstance(s, SceneSpec)]
     elif hasattr(scenes, "columns"):  # a DataFrame, e.g. compactor.plan's
         if "source" not in scenes.columns:
             raise ConfigError("the DataFrame has no 'source' column (pass compactor.plan's)")

@@ -88,6 +88,10 @@ class SceneResult(BaseModel):
     #: The quality search under ``--quality auto`` (``None`` for fixed qualities, lossless
     #: codecs, and scenes resumed past encoding).
     search: QualitySearch | None = None
+    #: The version of the source (ETag|size|storage class) this run left finished: nothing
+    #: more to do for it under these settings (``"-"``: archived and gone from the source).
+    #: ``None`` while the scene needs another look. What the finished index records.
+    finished_version: str | None = None
 
     @classmethod
     def refused(
@@ -111,6 +115,8 @@ class Totals(BaseModel):
     #: Sums over compacted scenes only.
     bytes_in: int = 0
     bytes_out: int = 0
+    #: Scenes earlier runs finished: counted from the finished index, not run again.
+    finished_earlier: int = 0
 
     @classmethod
     def of(cls, scenes: list[SceneResult]) -> Totals:

@@ -1,9 +1,12 @@
-"""Finding scenes: a recursive listing of ``--source`` filtered by globs.
+"""Finding scenes, as a stream: listing pages (S3), directories (local) or the STAC search
+flow through the filters (globs, size, last-modified window, storage class), the key
+checks and the finished index into the fan-out; the whole listing is never in memory.
 
-Keys are used exactly as listed (s3fs decodes the listing; GDAL and boto3 encode
-each key themselves), so spaces, unicode, ``+`` and ``%`` round-trip. Scenes an
-earlier run already moved away still have a state record under the destination;
-they are included so a rerun reports them instead of forgetting them.
+Keys are used exactly as listed (boto3 decodes the listing; GDAL and boto3 encode each
+key themselves), so spaces, unicode, ``+`` and ``%`` round-trip. A listed object whose
+version an earlier run finished (:mod:`compactor.run.finished`) is counted, not turned
+into a task; scenes an earlier run archived and deleted are not listed at all and are
+counted from the index too.
 """
 
 from __future__ import annotations
@@ -11,34 +14,65 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from collections.abc import Iterable
+import posixpath
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from ..config import META_PREFIX, Settings
 from ..errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError, UnsafeKeyError
 from ..keys import key_problem
 from ..report.models import SceneResult
 from ..safety.spec import RunContext, SceneSpec, assign_outputs
-from ..safety.state import StateStore
 from ..storage import Location, ObjectInfo, S3Store, store_for
+from .finished import Conditions, FinishedIndex
 from .stac import discover_stac
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-@dataclass(frozen=True)
+
+@dataclass
+class Counts:
+    """What discovery has seen so far (final once the stream is exhausted)."""
+
+    listed: int = 0
+    #: Left out by the globs or the filters.
+    excluded: int = 0
+    #: Refused (unsafe keys or ids, hrefs out of bounds): failed scenes, never tasks.
+    refused: int = 0
+    #: Listed objects an earlier run finished (counted, not submitted).
+    finished: int = 0
+    #: Scenes handed on to become tasks.
+    scenes: int = 0
+    #: The stream is exhausted.
+    complete: bool = False
+
+
+@dataclass
 class Discovery:
+    """The scenes of a run, as a stream: iterate it for :class:`SceneSpec` (a task each)
+    and :class:`SceneResult` (an object or asset refused at discovery, with the reason).
+    :attr:`counts` fill in as it goes."""
+
     #: The listed prefix (``None`` for a STAC search).
     source: Location | None
-    scenes: list[SceneSpec]
-    listed: int
-    excluded: int
+    stream: Iterator[SceneSpec | SceneResult]
+    counts: Counts
+    index: FinishedIndex = field(default_factory=FinishedIndex.empty)
     #: The original STAC items by id (a STAC search only).
     items: dict[str, Any] = field(default_factory=dict)
-    #: Objects or assets refused at discovery (unsafe keys or ids, hrefs out of bounds):
-    #: failed scenes with the reason, never turned into tasks.
-    rejected: list[SceneResult] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[SceneSpec | SceneResult]:
+        return self.stream
+
+    @property
+    def finished_earlier(self) -> int:
+        """Scenes finished in earlier runs (listed and matched, or no longer listed);
+        final once the stream is exhausted."""
+        return self.index.earlier
 
 
 def _matches(relative: str, patterns: Iterable[str]) -> bool:
@@ -156,20 +190,79 @@ def preflight(context: RunContext) -> None:
             raise ConfigError(f"the {what} bucket s3://{loc.bucket} does not exist")
 
 
-def discover(settings: Settings, context: RunContext) -> Discovery:
-    """List the source (or run the STAC search) and return one :class:`SceneSpec` per
-    matching object (or asset)."""
+#: Listed objects are matched against the finished index this many at a time.
+BATCH = 1000
+
+
+def selected(info: ObjectInfo, settings: Settings) -> bool:
+    """Whether an object passes the filters on what a listing says of it: size, last
+    modified, storage class."""
+    if settings.min_size is not None and info.size < settings.min_size:
+        return False
+    if settings.max_size is not None and info.size > settings.max_size:
+        return False
+    if settings.source_classes and info.storage_class not in settings.source_classes:
+        return False
+    if settings.modified_since or settings.modified_before:
+        mtime = _when(info.mtime)
+        if mtime is None:
+            return False
+        if settings.modified_since and mtime < _utc(settings.modified_since):
+            return False
+        if settings.modified_before and mtime >= _utc(settings.modified_before):
+            return False
+    return True
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def collision_runs(rels: Iterable[T], key: Callable[[T], str]) -> Iterator[list[T]]:
+    """Consecutive items whose outputs may collide (``a.tif``, ``a.jp2`` -> ``a.tif``),
+    from a stream in key order. Outputs collide only between names in one folder sharing
+    the part before the first dot, and in key order those are next to each other (strings
+    with a common prefix are contiguous), so a run ends as soon as a key does not start
+    with the run's folder and first-dot stem: memory is one run, not the listing."""
+    run: list[T] = []
+    anchor = ""
+    for item in rels:
+        rel = key(item)
+        if run and rel.startswith(anchor):
+            run.append(item)
+            continue
+        if run:
+            yield run
+        head, name = posixpath.split(rel)
+        anchor = posixpath.join(head, name.split(".", 1)[0]) + "."
+        run = [item]
+    if run:
+        yield run
+
+
+def discover(settings: Settings, context: RunContext, *, skip_finished: bool = True) -> Discovery:
+    """The run's scenes as a stream (see :class:`Discovery`): the listing of
+    ``settings.source`` or the STAC search. With ``skip_finished``, scenes an earlier run
+    finished are counted (:attr:`Discovery.finished_earlier`), not streamed."""
     check_locations(settings)
+    counts = Counts()
     if settings.stac.url:
         assets, items, refused_assets = discover_stac(settings, context)
-        return Discovery(
-            source=None,
-            scenes=assets,
-            listed=len(assets) + len(refused_assets),
-            excluded=0,
-            items=items,
-            rejected=refused_assets,
-        )
+        counts.listed = len(assets) + len(refused_assets)
+        counts.refused = len(refused_assets)
+        counts.scenes = len(assets)
+        counts.complete = True
+        stream: list[SceneSpec | SceneResult] = [*refused_assets, *assets]
+        return Discovery(source=None, stream=iter(stream), counts=counts, items=items)
     assert settings.source is not None
     source = Location.parse(settings.source)
     dest = Location.parse(context.dest)
@@ -187,91 +280,139 @@ def discover(settings: Settings, context: RunContext) -> Discovery:
         prefix = Location(source.scheme, source.bucket, parent_key)
         if not source.is_s3:
             prefix = Location("file", "", os.path.dirname(source.key) + os.sep)
-        listing = [single]
+        listing: Iterable[ObjectInfo] = [single]
     else:
         prefix = source.as_prefix()
-        try:
-            listing = list(store.listing(prefix))
-        except ObjectNotFound as err:
-            raise DiscoveryError(f"cannot list {prefix.url}: it does not exist") from err
-        except StorageError as err:
-            raise DiscoveryError(f"cannot list {prefix.url}: {err}") from err
+        listing = store.listing(prefix)
 
     # Never pick up our own outputs, archive copies or records.
     own: list[Location] = [dest.as_prefix(), dest.join(META_PREFIX + "/")]
     if context.archive_mode == "prefix" and context.archive:
         own.append(Location.parse(context.archive).as_prefix())
-    candidates: dict[str, ObjectInfo | None] = {}
-    rejected: list[SceneResult] = []
-    excluded = 0
-    for info in listing:
-        loc = Location.parse(info.url)
-        if any(loc.is_under(p) for p in own):
-            continue
+
+    def relative(url: str) -> str | None:
+        """The key below the source prefix of a URL the run may take, else ``None``."""
+        loc = Location.parse(url)
+        if any(loc.is_under(p) for p in own) or not loc.is_under(prefix):
+            return None
         rel = loc.relative_to(prefix)
-        if (
-            "/_compactor/" in f"/{rel}"
-            or not _matches(rel, settings.include)
-            or _matches(rel, settings.exclude)
-        ):
-            excluded += 1
-            continue
-        problem = key_problem(loc.key) if loc.is_s3 else None
+        if "/_compactor/" in f"/{rel}" or not _matches(rel, settings.include):
+            return None
+        return None if _matches(rel, settings.exclude) else rel
+
+    index = FinishedIndex.empty()
+    if skip_finished and single is None:
+        index = FinishedIndex.load(
+            store_for(dest, context.s3), dest, lambda url: relative(url) is not None
+        )
+        if len(index):
+            log.info("%d scenes in scope were finished by earlier runs", len(index))
+    return Discovery(
+        source=prefix,
+        stream=_stream(listing, prefix, relative, settings, context, index, counts),
+        counts=counts,
+        index=index,
+    )
+
+
+def _stream(
+    listing: Iterable[ObjectInfo],
+    prefix: Location,
+    relative: Callable[[str], str | None],
+    settings: Settings,
+    context: RunContext,
+    index: FinishedIndex,
+    counts: Counts,
+) -> Iterator[SceneSpec | SceneResult]:
+    dest = Location.parse(context.dest)
+    archive_root = (
+        Location.parse(context.archive)
+        if context.archive_mode == "prefix" and context.archive
+        else None
+    )
+    conditions = Conditions(context.finish_digest(), context.policy_digest())
+
+    def candidates() -> Iterator[tuple[str, ObjectInfo] | SceneResult]:
         try:
-            if problem is None:
-                prefix.join(rel)  # local paths: must stay below --source once resolved
-        except UnsafeKeyError as err:
-            problem = str(err)
-        if problem is not None:
-            log.warning("refused %r: %s", info.url, problem)
-            rejected.append(SceneResult.refused(info.url, f"refused key: {problem}", info.size))
-            continue
-        candidates[rel] = info
+            for info in listing:
+                counts.listed += 1
+                rel = relative(info.url)
+                if rel is None or not selected(info, settings):
+                    counts.excluded += 1
+                    continue
+                loc = Location.parse(info.url)
+                problem = key_problem(loc.key) if loc.is_s3 else None
+                try:
+                    if problem is None:
+                        prefix.join(rel)  # local paths: must stay below --source once resolved
+                except UnsafeKeyError as err:
+                    problem = str(err)
+                if problem is not None:
+                    log.warning("refused %r: %s", info.url, problem)
+                    counts.refused += 1
+                    yield SceneResult.refused(info.url, f"refused key: {problem}", info.size)
+                    continue
+                yield rel, info
+        except ObjectNotFound as err:
+            raise DiscoveryError(f"cannot list {prefix.url}: it does not exist") from err
+        except StorageError as err:
+            raise DiscoveryError(f"cannot list {prefix.url}: {err}") from err
 
-    # Scenes whose source is gone but whose state says an earlier run handled them.
-    if single is None:
-        states = StateStore(dest, store_for(dest, context.s3))
-        for src in states.list_sources(prefix):
-            try:
-                rel = src.relative_to(prefix)
-            except ValueError:
+    def specs(batch: list[list[tuple[str, ObjectInfo]]]) -> Iterator[SceneSpec]:
+        flat = [pair for run in batch for pair in run]
+        done = index.finished((info for _, info in flat), conditions)
+        named: dict[str, str] = {}
+        for run in batch:
+            named.update(assign_outputs([rel for rel, _ in run]))
+        for (rel, info), finished in zip(flat, done, strict=True):
+            if finished:
+                counts.finished += 1
                 continue
-            if rel in candidates or not _matches(rel, settings.include):
-                continue
-            if _matches(rel, settings.exclude):
-                continue
-            candidates[rel] = None
+            src_loc = prefix.join(rel)
+            archive: str | None = None
+            if context.archive_mode == "in-place":
+                archive = src_loc.url
+            elif archive_root is not None:
+                archive = archive_root.join(rel).url
+            counts.scenes += 1
+            yield SceneSpec(
+                source=src_loc.url,
+                relative=rel,
+                output=dest.join(named[rel]).url,
+                archive=archive,
+                listed=info,
+            )
 
-    if not candidates and not rejected:
-        what = f"{len(listing)} object{'s' if len(listing) != 1 else ''} listed"
+    def scenes() -> Iterator[tuple[str, ObjectInfo]]:
+        for item in candidates():
+            if isinstance(item, SceneResult):
+                refused.append(item)
+            else:
+                yield item
+
+    refused: list[SceneResult] = []
+    batch: list[list[tuple[str, ObjectInfo]]] = []
+    size = 0
+    for run in collision_runs(scenes(), key=lambda pair: pair[0]):
+        yield from refused
+        refused.clear()
+        batch.append(run)
+        size += len(run)
+        if size >= BATCH:
+            yield from specs(batch)
+            batch, size = [], 0
+    yield from refused
+    yield from specs(batch)
+    counts.complete = True
+    log.info(
+        "discovered %d scenes under %s (%d listed, %d excluded, %d refused, %d finished earlier)",
+        counts.scenes, prefix.url, counts.listed, counts.excluded, counts.refused,
+        index.earlier,
+    )  # fmt: skip
+    if not counts.scenes and not counts.refused and not counts.finished and not index.earlier:
+        what = f"{counts.listed} object{'s' if counts.listed != 1 else ''} listed"
         raise DiscoveryError(
             f"no scenes under {prefix.url} match --include {' '.join(settings.include)}"
             + (f" --exclude {' '.join(settings.exclude)}" if settings.exclude else "")
-            + f" ({what}, {excluded} excluded by the globs)"
+            + f" ({what}, {counts.excluded} excluded by the globs and filters)"
         )
-
-    outputs = assign_outputs(sorted(candidates))
-    scenes: list[SceneSpec] = []
-    for rel in sorted(candidates):
-        src_loc = prefix.join(rel)
-        archive: str | None = None
-        if context.archive_mode == "in-place":
-            archive = src_loc.url
-        elif context.archive_mode == "prefix" and context.archive:
-            archive = Location.parse(context.archive).join(rel).url
-        scenes.append(
-            SceneSpec(
-                source=src_loc.url,
-                relative=rel,
-                output=dest.join(outputs[rel]).url,
-                archive=archive,
-                listed=candidates[rel],
-            )
-        )
-    log.info(
-        "discovered %d scenes under %s (%d excluded, %d refused)",
-        len(scenes), prefix.url, excluded, len(rejected),
-    )  # fmt: skip
-    return Discovery(
-        source=prefix, scenes=scenes, listed=len(listing), excluded=excluded, rejected=rejected
-    )

@@ -1,7 +1,8 @@
 """The one fan-out of ``run``, ``plan`` and ``compare``: progress (the caller's callbacks,
 or a live bar in a notebook), the cluster (the caller's client, or one connected for the
-call and closed after), submitting, collecting as completed, and putting the results back
-in the order of the items.
+call and closed after), and :func:`stream`: submitting as tasks complete, never more in
+flight than a small multiple of the cluster's threads (:class:`Bound`), so memory in the
+client and load on the scheduler stay flat in the number of scenes.
 
 A task whose worker died (``KilledWorker``: the scheduler gave up on it) becomes a result
 through ``task_died``; any other exception in a task is a bug and propagates, cancelling
@@ -10,7 +11,8 @@ what is still pending (as any error or Ctrl-C here does).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -20,7 +22,7 @@ from distributed.scheduler import KilledWorker
 
 from ..cluster.local import connect
 from ..cluster.versions import check_versions
-from ..config import Settings
+from ..config import Settings, WorkerRange
 from .progress import NotebookProgress, in_notebook
 
 T = TypeVar("T")
@@ -72,17 +74,135 @@ def as_completed_results(
     error or Ctrl-C here cancels the tasks still pending."""
     try:
         for fut in as_completed(list(futures)):
-            item = futures[fut]
-            try:
-                result = fut.result()
-            except KilledWorker as err:
-                if task_died is None:
-                    raise
-                result = task_died(item, err)
-            yield item, result
+            yield futures[fut], _outcome(fut, futures[fut], task_died)
     except BaseException:
         client.cancel(list(futures))
         raise
+
+
+def _outcome(fut: Any, item: T, task_died: Callable[[T, BaseException], R] | None) -> R:
+    try:
+        result: R = fut.result()
+    except KilledWorker as err:
+        if task_died is None:
+            raise
+        return task_died(item, err)
+    return result
+
+
+class Bound:
+    """How many tasks may be in flight: ``per_thread`` times the cluster's worker threads,
+    or the threads an adaptive cluster may grow to (so it sees enough backlog to scale
+    up). The scheduler is asked at most every ``refresh`` seconds."""
+
+    def __init__(self, client: Any, settings: Settings, *, refresh: float = 5.0):
+        self.client = client
+        self.per_thread = settings.tasks_per_thread
+        workers = settings.cluster.workers
+        self.ceiling = (
+            workers.max * settings.cluster.threads_per_worker
+            if isinstance(workers, WorkerRange)
+            else 0
+        )
+        self.refresh = refresh
+        self._threads = 0
+        self._asked = -refresh
+
+    @property
+    def threads(self) -> int:
+        now = time.monotonic()
+        if now - self._asked >= self.refresh:
+            self._asked = now
+            self._threads = sum(self.client.nthreads().values()) or 1
+        return self._threads
+
+    def __call__(self) -> int:
+        return max(MIN_IN_FLIGHT, self.per_thread * max(self.threads, self.ceiling))
+
+
+#: Never fewer tasks in flight than this (a cluster still starting has no threads yet).
+MIN_IN_FLIGHT = 4
+
+
+def stream(
+    client: Any,
+    items: Iterable[T],
+    submit: Callable[[Any, int, T], Any],
+    *,
+    bound: Callable[[], int],
+    weight: Callable[[T], int] = lambda _item: 1,
+    immediate: Callable[[T], R | None] = lambda _item: None,
+    task_died: Callable[[T, BaseException], R] | None = None,
+) -> Iterator[tuple[T, R]]:
+    """(item, result) as tasks complete, submitting as they do: tasks in flight (each
+    counted ``weight(item)``) stay within ``bound()``, so the client holds a bounded number
+    of futures whatever the number of items, and ``items`` is consumed only as fast as
+    the cluster works (a listing streams through). An item for which ``immediate`` gives a
+    result becomes no task. Any error or Ctrl-C cancels the tasks in flight."""
+    queue = as_completed()
+    pending: dict[Any, tuple[T, int]] = {}
+    ready: list[tuple[T, R]] = []
+    source = iter(items)
+    load = submitted = 0
+    exhausted = False
+
+    def refill() -> None:
+        nonlocal load, submitted, exhausted
+        limit = bound()
+        while load < limit and not ready:
+            try:
+                item = next(source)
+            except StopIteration:
+                exhausted = True
+                return
+            now = immediate(item)
+            if now is not None:
+                ready.append((item, now))
+                continue
+            w = max(1, weight(item))
+            fut = submit(client, submitted, item)
+            submitted += 1
+            pending[fut] = (item, w)
+            load += w
+            queue.add(fut)
+
+    try:
+        while True:
+            refill()
+            if ready:
+                yield from ready
+                ready.clear()
+                continue
+            if not pending:
+                if exhausted:
+                    return
+                continue
+            fut = next(queue)
+            item, w = pending.pop(fut)
+            load -= w
+            result = _outcome(fut, item, task_died)
+            fut.release()
+            yield item, result
+    except BaseException:
+        client.cancel(list(pending))
+        raise
+
+
+@contextmanager
+def cluster_for(
+    settings: Settings, client: Any = None, progress: Progress[Any] | None = None
+) -> Iterator[Any]:
+    """The caller's client (its versions checked), or a cluster ``settings`` name, started
+    for the call and closed after."""
+    on_dashboard = progress.dashboard if progress is not None else None
+    if client is not None:
+        check_versions(client)
+        if on_dashboard is not None and client.dashboard_link:
+            on_dashboard(client.dashboard_link)
+        yield client
+        return
+    with connect(settings.cluster, on_dashboard=on_dashboard, settings=settings) as c:
+        yield c
 
 
 def fan_out(
@@ -98,27 +218,23 @@ def fan_out(
     ``client``, or on the cluster ``settings`` name (started for the call and closed
     after); the results in the order of ``items``."""
     progress = progress or Progress()
+    if not items:
+        return []
 
-    def on(c: Any) -> list[R]:
-        futures = {submit(c, i, item): i for i, item in enumerate(items)}
-        results: dict[int, R] = {}
+    def died(pair: tuple[int, T], err: BaseException) -> R:
+        assert task_died is not None
+        return task_died(pair[1], err)
 
-        def died(index: int, err: BaseException) -> R:
-            assert task_died is not None
-            return task_died(items[index], err)
-
-        for index, result in as_completed_results(c, futures, died if task_died else None):
+    results: dict[int, R] = {}
+    with cluster_for(settings, client, progress) as c:
+        for (index, _), result in stream(
+            c,
+            enumerate(items),
+            lambda c_, _n, pair: submit(c_, pair[0], pair[1]),
+            bound=Bound(c, settings),
+            task_died=died if task_died is not None else None,
+        ):
             results[index] = result
             if progress.advance is not None:
                 progress.advance(result)
-        return [results[i] for i in range(len(items))]
-
-    if not items:
-        return []
-    if client is not None:
-        check_versions(client)
-        if progress.dashboard is not None and client.dashboard_link:
-            progress.dashboard(client.dashboard_link)
-        return on(client)
-    with connect(settings.cluster, on_dashboard=progress.dashboard, settings=settings) as c:
-        return on(c)
+    return [results[i] for i in range(len(items))]

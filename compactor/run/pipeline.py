@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import chain, islice
 from typing import Any, Literal
 
 from ..cluster.versions import local_versions
@@ -20,9 +21,10 @@ from ..report.models import Report, SceneResult, StacSummary, Totals
 from ..safety.spec import RunContext, SceneSpec
 from ..safety.state import now_iso
 from ..safety.walk import process_scene
-from ..storage import Location
+from ..storage import Location, store_for
 from .discover import check_locations, discover, preflight
-from .fanout import fan_out, progress_of
+from .fanout import Bound, cluster_for, progress_of, stream
+from .finished import Conditions, IndexWriter
 from .stac import write_items
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,17 @@ ProgressCallback = Callable[[SceneResult], None]
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _weight(item: SceneSpec | SceneResult, settings: Settings, bound: Bound) -> int:
+    """What a scene task counts toward the bound: a scene likely to be split into chunk
+    tasks (listed at a quarter of ``--chunk-threshold`` or more: compressed originals
+    rarely shrink raw pixels by more) counts as the cluster's threads, which its chunk
+    tasks will occupy."""
+    listed = item.listed if isinstance(item, SceneSpec) else None
+    if listed is not None and listed.size * 4 >= settings.chunk_threshold > 0:
+        return bound.threads
+    return 1
 
 
 def report_location(settings: Settings, run_id: str) -> str:
@@ -65,32 +78,56 @@ def run(
     run_id = new_run_id()
     context = RunContext.from_settings(settings, run_id)
     started = now_iso()
+    dest = Location.parse(context.dest)
+    conditions = Conditions(context.finish_digest(), context.policy_digest())
+    index = IndexWriter(store_for(dest, context.s3), dest, run_id, conditions)
+    results: list[SceneResult] = []
     with progress_of(
         "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
     ) as callbacks:
         preflight(context)
         found = discover(settings, context)
-        if callbacks.start is not None:
-            callbacks.start(len(found.scenes) + len(found.rejected))
-        for refused in found.rejected:
-            if callbacks.advance is not None:
-                callbacks.advance(refused)
 
-        def submit(c: Any, _index: int, spec: SceneSpec) -> Any:
+        def counted(stream: Iterable[SceneSpec | SceneResult]) -> Iterator[SceneSpec | SceneResult]:
+            """The stream, telling the progress how many scenes are known so far."""
+            for n, item in enumerate(stream, start=1):
+                if callbacks.start is not None:
+                    callbacks.start(n)
+                yield item
+
+        def submit(c: Any, _index: int, spec: SceneSpec | SceneResult) -> Any:
+            assert isinstance(spec, SceneSpec)
             return c.submit(
                 process_scene, spec, context, key=spec.key(context), retries=1, pure=False
             )
 
-        def task_died(spec: SceneSpec, err: BaseException) -> SceneResult:
+        def task_died(spec: SceneSpec | SceneResult, err: BaseException) -> SceneResult:
             return SceneResult(
                 source=spec.source, item=spec.item, asset=spec.asset, status="failed",
                 reason=f"task failed: {type(err).__name__}: {err}",
             )  # fmt: skip
 
-        results = list(found.rejected) + fan_out(
-            found.scenes, submit, settings=settings, client=client, progress=callbacks,
-            task_died=task_died,
-        )  # fmt: skip
+        # The first listing page is read before a cluster starts: a listing that fails or
+        # matches nothing says so at once, and a sweep with nothing new starts no cluster.
+        first = list(islice(found, 1))
+        try:
+            if first:
+                with cluster_for(settings, client, callbacks) as c:
+                    bound = Bound(c, settings)
+                    for _, result in stream(
+                        c, counted(chain(first, found)), submit, bound=bound,
+                        weight=lambda item: _weight(item, settings, bound),
+                        immediate=lambda item: item if isinstance(item, SceneResult) else None,
+                        task_died=task_died,
+                    ):  # fmt: skip
+                        results.append(result)
+                        index.add(result)
+                        if callbacks.advance is not None:
+                            callbacks.advance(result)
+        finally:
+            index.close()
+        if callbacks.start is not None:
+            callbacks.start(found.counts.scenes + found.counts.refused)
     archive_class = settings.storage_class if context.archive_mode != "none" else None
     stac = None
     if found.items:
@@ -100,7 +137,7 @@ def run(
         started=started,
         finished=now_iso(),
         settings=settings.redacted(),
-        totals=Totals.of(results),
+        totals=Totals.of(results).model_copy(update={"finished_earlier": found.finished_earlier}),
         scenes=results,
         cost=estimate(results, archive_class),
         versions=local_versions(),

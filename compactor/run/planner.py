@@ -131,10 +131,12 @@ def plan(
     context = RunContext.from_settings(settings, new_run_id())
     with progress_of("compactor plan", progress, on_start=on_start) as callbacks:
         found = discover(settings, context)
+        listed = list(found)
+        specs = [s for s in listed if isinstance(s, SceneSpec)]
         if callbacks.start is not None:
-            callbacks.start(len(found.scenes) + len(found.rejected))
+            callbacks.start(len(listed))
         refused_rows = []
-        for r in found.rejected:
+        for r in (s for s in listed if isinstance(s, SceneResult)):
             row = dict.fromkeys(PLAN_COLUMNS)
             row.update(source=r.source, item=r.item, asset=r.asset, action="fail",
                        reason=r.reason, bytes_in=r.bytes_in)  # fmt: skip
@@ -146,7 +148,7 @@ def plan(
             return c.submit(plan_scene, spec, context, key="plan-" + spec.key(context), pure=False)
 
         rows = refused_rows + fan_out(
-            found.scenes, submit, settings=settings, client=client, progress=callbacks
+            specs, submit, settings=settings, client=client, progress=callbacks
         )
     df = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     for col in ("quality", "width", "height", "bands", "bytes_in", "raw_bytes", "est_bytes_out"):
@@ -170,6 +172,7 @@ def plan(
         fail=int((df["action"] == "fail").sum()),
         bytes_in=int(todo["bytes_in"].fillna(0).sum()),
         est_bytes_out=int(todo["est_bytes_out"].fillna(0).sum()),
+        finished_earlier=found.finished_earlier,
         saving_usd_month=cost.saving_usd_month,
         cost=cost.model_dump(mode="json"),
     )

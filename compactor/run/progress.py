@@ -88,11 +88,12 @@ class NotebookProgress:
     # --- the interface of the progress callbacks -------------------------------------
 
     def start(self, total: int) -> None:
-        """The number of scenes is known: show the bar."""
+        """The number of scenes known so far (it grows while a listing streams in)."""
+        first = self.started is None
         self.total = int(total)
         if self.started is None:
             self.started = time.monotonic()
-        self._render(force=True)
+        self._render(force=first)
 
     def advance(self, result: Any) -> None:
         """One scene is done."""

@@ -1,11 +1,11 @@
 """Never lose an original: durable per-scene state, leases, verified archive copies, the
 guarded delete, and the scene's walk through them."""
 
-from .archive import SourceDigest, delete_source, server_copy
+from .archive import SourceDigest, delete_exactly, recheck_before_delete, server_copy
 from .lease import Lease
 from .spec import RunContext, SceneSpec
 from .state import SceneState, StateStore, Step, StoredObject
-from .walk import Action, StateHandle, decide, process_scene
+from .walk import Action, StateHandle, decide, process_scene, reads_whole, records
 
 __all__ = [
     "Action",
@@ -19,7 +19,10 @@ __all__ = [
     "Step",
     "StoredObject",
     "decide",
-    "delete_source",
+    "delete_exactly",
     "process_scene",
+    "reads_whole",
+    "recheck_before_delete",
+    "records",
     "server_copy",
 ]

@@ -9,12 +9,13 @@
 * ``in-place`` mode: the same copy onto the source key, changing only the class.
 * local sources: the file is hard-linked (or copied) into the archive directory.
 
-Every copy is checked afterwards (size, storage class, metadata, tags where readable,
-encryption, and the SHA-256 the store reports against our own hash of the source,
-full-object or composite-of-parts). Only then may :func:`delete_source` remove the
-source, after re-checking output and archive copy with the stores and deleting exactly
-the archived version. An object already at the archive key is never overwritten unless
-it is the very same bytes.
+Every copy is checked afterwards: the SHA-256 the store computed over the copy against our
+own hash of the source (full-object or composite-of-parts), and from a HEAD where the copy's
+answer does not say enough: size, storage class, metadata, tags where readable,
+encryption. Only then is the source deleted, exactly the archived version
+(:func:`delete_exactly`); a walk resuming at the delete first re-checks output and archive
+copy with the stores (:func:`recheck_before_delete`). An object already at the archive key
+is never overwritten unless it is the very same bytes.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from .. import failpoints
 from ..errors import ArchiveError, PreconditionFailed, StorageError
-from ..storage import Location, ObjectInfo, ServerCopier, Store, b64
+from ..storage import CopyAnswer, Location, ObjectInfo, ServerCopier, Store, b64
 from .state import SceneState, StoredObject
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,14 @@ class SourceDigest:
         value = reported.split("-", 1)[0]
         return value == b64(bytes.fromhex(self.sha256)) or value == self.composite
 
+    @classmethod
+    def of(cls, sha256: str, part_size: int | None, parts: Sequence[str]) -> SourceDigest:
+        """From a full SHA-256 and the part digests of a ``part_size`` split (if any)."""
+        if part_size and parts:
+            joined = b"".join(base64.b64decode(p) for p in parts)
+            return cls(sha256, part_size, b64(hashlib.sha256(joined).digest()))
+        return cls(sha256)
+
 
 def copy_part_size(size: int, wanted: int) -> int:
     """A part size at least ``wanted`` that keeps ``size`` within S3's part count."""
@@ -65,10 +75,7 @@ def digest_source(
 ) -> SourceDigest:
     """Stream the original once: its SHA-256, and the part digests for a multipart copy."""
     sha, parts = store.sha256(loc, etag=etag, part_size=part_size)
-    if part_size and parts:
-        joined = b"".join(base64.b64decode(p) for p in parts)
-        return SourceDigest(sha, part_size, b64(hashlib.sha256(joined).digest()))
-    return SourceDigest(sha)
+    return SourceDigest.of(sha, part_size, parts)
 
 
 def _explicit_headers(live: ObjectInfo, tags: dict[str, str] | None) -> dict[str, Any]:
@@ -143,7 +150,7 @@ def check_copy(
     ):
         if a != b:
             problems.append(f"{what} {a!r} != {b!r}")
-    if tags is not None:
+    if tags:  # an original without tags gives a copy without (TaggingDirective COPY)
         copy_tags = store.get_tags(dst)
         if copy_tags is not None and copy_tags != tags:
             problems.append("tags differ")
@@ -165,21 +172,29 @@ def server_copy(
     multipart_threshold: int,
     part_size: int,
     replace: bool = False,
-) -> StoredObject:
+) -> tuple[StoredObject, ObjectInfo | None]:
     """Copy ``src`` to ``dst`` in ``storage_class`` and check the copy. ``replace`` allows
-    an existing ``dst`` (in-place class changes, restores of the same key)."""
-    tags = store.get_tags(src)
+    an existing ``dst`` (in-place class changes, restores of the same key).
+
+    A single CopyObject is checked from its answer: the SHA-256 S3 computed over the copy
+    it stored must be our own hash of the original (bytes, hence size), and the encryption
+    the original's; storage class, metadata and tags are what the request set (COPY
+    directives). Where the answer holds no checksum, the original has tags, or the copy
+    replaced the source (in place), and after a multipart copy, a HEAD checks everything.
+    Returns the copy as recorded, and that HEAD when one was made."""
+    tags = {} if live.tag_count == 0 else store.get_tags(src)
     if not replace:
-        existing = store.head(dst)
+        existing = store.head(dst)  # a copy may not count on If-None-Match being honoured
         if existing is not None:
             if existing.size == live.size and digest.accepts(existing.checksum_sha256):
                 log.info("archive copy %s already present", dst.url)
                 got = check_copy(store, dst, live, digest, storage_class, tags)
-                return _stored(dst, got, digest)
+                return _stored(dst, got, digest), got
             raise ArchiveError(
                 f"{dst.url} already holds a different object; not overwriting it "
                 "(move it away or choose another archive prefix)"
             )
+    answer: CopyAnswer | None = None
     try:
         if live.size > multipart_threshold:
             store.abort_stale_uploads(dst)
@@ -193,7 +208,7 @@ def server_copy(
                 if_none_match=not replace,
             )
         else:
-            store.copy(
+            answer = store.copy(
                 src,
                 dst,
                 storage_class=storage_class,
@@ -208,8 +223,33 @@ def server_copy(
     except StorageError as err:
         raise ArchiveError(f"copy to {dst.url} failed: {err}") from err
     failpoints.hit("after-archive-copy")
+    if answer is not None and answer.checksum_sha256 and not tags and not replace:
+        return _checked_answer(dst, answer, live, digest, storage_class), None
     got = check_copy(store, dst, live, digest, storage_class, tags)
-    return _stored(dst, got, digest)
+    return _stored(dst, got, digest), got
+
+
+def _checked_answer(
+    dst: Location, answer: CopyAnswer, live: ObjectInfo, digest: SourceDigest, storage_class: str
+) -> StoredObject:
+    """The copy as its CopyObject answer describes it, checked against the original."""
+    problems = []
+    if not digest.accepts(answer.checksum_sha256):
+        problems.append("SHA-256 differs from the original's")
+    for what, a, b in (
+        ("encryption", answer.sse, live.sse),
+        ("KMS key", answer.sse_kms_key_id, live.sse_kms_key_id),
+    ):
+        if a != b:
+            problems.append(f"{what} {a!r} != {b!r}")
+    if problems:
+        raise ArchiveError(
+            f"archive copy {dst.url} does not match the original: " + "; ".join(problems)
+        )
+    return StoredObject(
+        url=dst.url, size=live.size, sha256=digest.sha256, etag=answer.etag,
+        storage_class=storage_class, checksum=answer.checksum_sha256,
+    )  # fmt: skip
 
 
 def _stored(dst: Location, got: ObjectInfo, digest: SourceDigest) -> StoredObject:
@@ -242,15 +282,16 @@ def archive_link(store: Store, src: Location, dst: Location, sha256_hex: str) ->
     return StoredObject(url=dst.url, size=info.size, sha256=sha256_hex, etag=info.etag)
 
 
-def delete_source(
+def recheck_before_delete(
     src_store: Store,
     dest_store: Store,
     src: Location,
     state: SceneState,
-) -> None:
-    """Delete the original, after re-checking with the stores (never on the record alone)
-    that the verified output and the archive copy exist with the recorded sizes and
-    checksums, and that the source is still the version that was archived."""
+) -> ObjectInfo | None:
+    """Before deleting an original on the strength of an earlier record, check with the
+    stores that the verified output and the archive copy exist with the recorded sizes and
+    checksums, and that the source is still the version that was archived. Returns the
+    source as it is (``None``: already gone)."""
     if state.output is None or state.archive is None or state.source_sha256 is None:
         raise ArchiveError("refusing to delete the original: its state is incomplete")
     out = Location.parse(state.output.url)
@@ -263,12 +304,18 @@ def delete_source(
         )
     live = src_store.head(src)
     if live is None:
-        return  # already gone (an earlier attempt deleted it)
+        return None  # already gone (an earlier attempt deleted it)
     changed = live.etag != state.fingerprint.etag or live.size != state.fingerprint.size
     if not changed and not src_store.capabilities.content_etags:
         changed = src_store.sha256(src)[0] != state.source_sha256
     if changed:
         raise ArchiveError("refusing to delete the original: it changed after it was archived")
+    return live
+
+
+def delete_exactly(src_store: Store, src: Location, live: ObjectInfo) -> None:
+    """Delete the original only if it is still the version ``live`` (If-Match on its
+    ETag), the one whose output and archive copy were verified."""
     failpoints.hit("before-delete")
     try:
         src_store.delete(src, if_match=live.etag)

@@ -63,14 +63,26 @@ class RunContext:
     def dest_location(self) -> Location:
         return Location.parse(self.dest)
 
-    def read_source(self, src: Location, scratch: Path) -> tuple[str, RasterInfo]:
-        """What GDAL opens for ``src`` (an HTTP(S) source is fetched into ``scratch`` first,
-        bounded by the one-task size) and its header, checked against the size limits.
-        Call inside :func:`~compactor.gdal.env.gdal_env` with this run's options."""
-        path = readable_path(src, scratch / "source", self.http, self.encoding.chunk_threshold)
+    def read_source(
+        self, src: Location, scratch: Path, local: Path | None = None
+    ) -> tuple[str, RasterInfo]:
+        """What GDAL opens for ``src`` and its header, checked against the size limits:
+        ``local``, a copy already read whole, or the source itself (an HTTP(S) source is
+        fetched into ``scratch`` first, bounded by the one-task size). Call inside
+        :func:`~compactor.gdal.env.gdal_env` with this run's options."""
+        if local is not None:
+            path = str(local)
+        else:
+            path = readable_path(src, scratch / "source", self.http, self.encoding.chunk_threshold)
         info = read_info(path)
         check_limits(info, self.limits)
         return path, info
+
+    def finish_digest(self) -> str:
+        """Hash of where a compacted scene's original goes: a scene compacted with
+        originals left has work left for a run that archives them."""
+        where = {"archive": self.archive, "mode": self.archive_mode, "class": self.storage_class}
+        return hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:12]
 
     def policy_digest(self) -> str:
         """Hash of everything that changes what a scene task produces."""

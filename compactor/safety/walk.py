@@ -4,16 +4,24 @@
 
     discovered -> encoded -> verified -> archived -> deleted
 
-* **encode**: read the source lazily through GDAL, write a COG (to worker-local scratch, or
-  straight to its destination for a chunked scene), check it (valid COG, metadata, pixels
-  exact or SSIM >= the bar, re-encoding at higher quality and finally losslessly when the
-  bar is missed), make it visible checksummed and whole -> ``encoded``;
-* **confirm**: what is stored is what was verified (size, checksum, a valid COG read over
-  the network) -> ``verified``;
-* **archive**: hash the original, copy it to the archive storage class, check the copy
-  -> ``archived``;
-* **delete**: re-check output and archive copy with the stores, delete exactly the
-  archived version of the source -> ``deleted``.
+* **encode**: read the source (a scene small enough for one task is read whole, once, into
+  scratch and hashed on the way; a chunked scene lazily through GDAL), write a COG (to
+  worker-local scratch, or straight to its destination for a chunked scene), check it
+  (valid COG, metadata, pixels exact or SSIM >= the bar, re-encoding at higher quality and
+  finally losslessly when the bar is missed), make it visible checksummed and whole
+  -> ``encoded``;
+* **confirm**: what is stored is what was verified -> ``verified``. A one-task output is
+  checked whole in scratch and uploaded with its SHA-256, which S3 checks against the
+  bytes it stores; a chunked output, assembled at its destination, is read back as a COG;
+* **archive**: hash the original (already done if it was read whole), copy it to the
+  archive storage class, check the copy -> ``archived``;
+* **delete**: delete exactly the archived version of the source -> ``deleted`` (a walk
+  resuming this step first re-checks output and archive copy with the stores).
+
+Not every step is written down as it happens: :func:`records` says which are, the fewest
+that keep every crash recoverable (each skipped record is one PUT less per scene; what a
+crash before the next record leaves behind is recognised by the next run: an output
+tagged with its source, an archive copy with the original's checksum).
 
 Which step comes next is decided by :func:`decide`, a pure function of the recorded state,
 the live source and a few facts the walk gathers: the branch table in one place, tested
@@ -46,10 +54,12 @@ from ..chunked.resources import cluster_context
 from ..codec.profile import Profile, choose_profile
 from ..codec.write import uses_tile_writer, write_cog
 from ..errors import (
+    ArchivedObjectError,
     CompactorError,
     LeaseHeldError,
     LeftAsIs,
     OutputConflictError,
+    PreconditionFailed,
     SceneError,
     SceneTooLargeError,
     StorageError,
@@ -64,6 +74,7 @@ from ..report.format import human_bytes
 from ..report.models import Attempt, SceneResult, Status
 from ..storage import (
     ARCHIVE_CLASSES,
+    Fetched,
     Location,
     ObjectInfo,
     Source,
@@ -76,8 +87,9 @@ from .archive import (
     SourceDigest,
     archive_link,
     copy_part_size,
-    delete_source,
+    delete_exactly,
     digest_source,
+    recheck_before_delete,
     server_copy,
     source_metadata_header,
 )
@@ -99,6 +111,8 @@ log = logging.getLogger(__name__)
 SOURCE_READ_ATTEMPTS = 3
 #: First delay between those attempts, in seconds (doubled each time, with jitter).
 READ_RETRY_DELAY = 1.0
+#: The finished version of a scene archived to a prefix and gone from its source.
+GONE = "-"
 
 
 # --- the decision ------------------------------------------------------------------------------
@@ -180,6 +194,34 @@ def decide(
     return Action.DONE
 
 
+def records(step: Step, *, archive_mode: str, final: Step, chunked: bool) -> bool:
+    """Whether reaching ``step`` is written to the state record (else it is kept in memory
+    until the next record). ``archived`` and ``deleted`` always are: they say where the
+    original is. ``encoded``/``verified`` are for a chunked output (expensive to redo), as
+    the last step (originals left), and in place (the class change makes the original
+    unreadable: the record must say it is ours first). A one-task scene archived to a prefix
+    goes from nothing to ``archived``: a crash before that leaves an output tagged with its
+    source and maybe an archive copy, both recognised by the rerun."""
+    if step >= Step.ARCHIVED:
+        return True
+    if step == Step.DISCOVERED:
+        return False  # only "left as it is" decisions are recorded at this step
+    if chunked:
+        return True
+    return step == Step.VERIFIED and (step == final or archive_mode == "in-place")
+
+
+def reads_whole(state: SceneState | None, listed: ObjectInfo | None, *, final: Step) -> bool:
+    """Whether the walk starts by reading the original whole (one GET that also says what
+    a HEAD would, and hashes it for the archive copy) rather than with a HEAD: when it will
+    be encoded, or hashed for its archive copy; never when it is in an archive class."""
+    if listed is not None and listed.storage_class in ARCHIVE_CLASSES:
+        return False
+    if state is None or state.step < Step.VERIFIED:
+        return True
+    return final >= Step.ARCHIVED and state.step < Step.ARCHIVED and state.source_sha256 is None
+
+
 # --- the state and the scene -------------------------------------------------------------------
 
 
@@ -200,6 +242,16 @@ class StateHandle:
     def advance(self, step: Step, run_id: str, **changes: Any) -> SceneState:
         assert self.state is not None
         return self.save(self.state.advanced(step, run_id, **changes))
+
+    def keep(self, state: SceneState) -> SceneState:
+        """Move on in memory only (the next :meth:`save` writes it, conditional as ever)."""
+        self.state = state
+        return state
+
+    @property
+    def recorded(self) -> bool:
+        """Whether a record of this scene exists (was read or written)."""
+        return self.etag is not None
 
     @property
     def current(self) -> SceneState:
@@ -226,6 +278,14 @@ class Scene:
     scratch: Path | None = None
     #: Whether this walk wrote, copied or deleted anything.
     did_work: bool = False
+    #: The original read whole into scratch at the start of the walk (one-task scenes).
+    fetched: Fetched | None = None
+    #: The output was stored (checksummed) and the archive copy verified by this walk: the
+    #: delete needs no second look (a resumed walk re-checks both with the stores).
+    stored_here: bool = False
+    copied_here: bool = False
+    #: The source as last seen by the walk.
+    live: ObjectInfo | None = None
     _src_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -247,6 +307,11 @@ class Scene:
         if self._src_path is None:
             raise AssertionError("the source's header is read first")
         return self._src_path
+
+    @property
+    def remote_path(self) -> str:
+        """What GDAL opens on any worker: ``/vsis3/...`` or the local path (chunk tasks)."""
+        return self.src.gdal_path
 
     def scratch_dir(self) -> Path:
         if self.scratch is None:
@@ -288,9 +353,45 @@ class Scene:
             r.ssim, r.psnr = state.ssim, state.psnr
         return r
 
+    def observe(self, state: SceneState | None, final: Step) -> ObjectInfo | None:
+        """The live source: read whole into scratch when the walk will need its bytes
+        (:func:`reads_whole`; up to ``--chunk-threshold`` bytes, larger ones are chunked),
+        else a HEAD. ``None`` if it is gone."""
+        listed, owned = self.spec.listed, self.owned
+        limit = self.ctx.encoding.chunk_threshold
+        if (
+            owned is not None
+            and reads_whole(state, listed, final=final)
+            and (listed is None or listed.size <= limit)
+        ):
+            size = listed.size if listed is not None else 0
+            t = self.ctx.transfers
+            part_size = (
+                copy_part_size(size, t.multipart_copy_part_size)
+                if final >= Step.ARCHIVED and size > t.multipart_copy_threshold
+                else None
+            )
+            target = self.scratch_dir() / ("source" + _safe_suffix(self.src.key))
+            try:
+                self.fetched = owned.fetch(
+                    self.src, target, digest=final >= Step.ARCHIVED, part_size=part_size
+                )
+            except ArchivedObjectError:
+                pass  # in an archive class since it was listed: the HEAD says so
+            else:
+                return self.fetched.info if self.fetched is not None else None
+        return self.src_store.head(self.src)
+
     def cleanup(self) -> None:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _safe_suffix(key: str) -> str:
+    """The source's extension for its scratch copy, when it is a plain one (GDAL picks no
+    driver by extension; sidecar lookups follow the name)."""
+    suffix = Path(key).suffix.lower()
+    return suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ".tif"
 
 
 def _digest(state: SceneState) -> SourceDigest | None:
@@ -318,10 +419,10 @@ def walk(scene: Scene) -> SceneResult:
     ctx = scene.ctx
     handle = StateHandle(StateStore(ctx.dest_location, scene.dest_store), None, None)
     handle.state, handle.etag = handle.store.load(scene.src)
-    live = scene.src_store.head(scene.src)
+    final = final_step(ctx.archive_mode, scene.spec)
+    live = scene.observe(handle.state, final)
     if live is not None:
         scene.notes.bytes_in = live.size
-    final = final_step(ctx.archive_mode, scene.spec)
     confirmed = False  # the output was written or confirmed during this walk
     while True:
         state = handle.state
@@ -344,13 +445,18 @@ def walk(scene: Scene) -> SceneResult:
         )  # fmt: skip
         log.debug("%s: %s", scene.src.url, action.value)
         if action is Action.DONE:
-            if scene.did_work:
-                return scene.result("compacted", scene.spec.read_only, state)
             assert state is not None
-            return scene.result("skipped", f"already compacted (run {state.run_id})", state)
+            assert live is not None
+            if scene.did_work:
+                done = scene.result("compacted", scene.spec.read_only, state)
+            else:
+                done = scene.result("skipped", f"already compacted (run {state.run_id})", state)
+            done.finished_version = live.version
+            return done
         if action is Action.SOURCE_GONE:
             return source_gone(scene, handle, final)
         assert live is not None
+        scene.live = live
         fp = Fingerprint.of(live)
         if action is Action.ADOPT:
             handle.state = handle.current.model_copy(update={"fingerprint": fp})
@@ -360,20 +466,23 @@ def walk(scene: Scene) -> SceneResult:
             handle.state = _fresh_state(scene, fp, old.output.url if old.output else scene.out.url)
             confirmed = False
         elif action is Action.SKIP_COLD:
-            return scene.result(
+            cold = scene.result(
                 "skipped",
                 f"original is in {live.storage_class} and cannot be read without a restore "
                 "(compactor restore, or an S3 restore request)",
                 None,
             )
+            cold.finished_version = live.version
+            return cold
         elif action is Action.CLAIM:
-            # Claim the output key only if it is free or already ours: the claim is what
-            # later lets this scene replace an output it wrote.
-            check_output_key(scene, scene.out, None)
-            handle.save(_fresh_state(scene, fp, scene.out.url))
+            # In memory: the output key is claimed when the output is stored, conditional on
+            # the key being free (or holding this source's earlier output).
+            handle.keep(_fresh_state(scene, fp, scene.out.url))
             failpoints.hit("after-discovered")
         elif action is Action.SKIP_RECORDED:
-            return scene.result("skipped", handle.current.skip_reason, handle.current)
+            left = scene.result("skipped", handle.current.skip_reason, handle.current)
+            left.finished_version = live.version
+            return left
         elif action is Action.OUTPUT_LOST:
             return scene.result(
                 "failed",
@@ -390,12 +499,13 @@ def walk(scene: Scene) -> SceneResult:
             confirmed = True
         elif action is Action.ENCODE:
             encode(scene, handle, live)
-            confirm(scene, handle)
+            if handle.current.step == Step.ENCODED:
+                confirm(scene, handle)
             confirmed = True
         elif action is Action.ARCHIVE:
             live = archive(scene, handle, live)
         elif action is Action.DELETE:
-            delete(scene, handle)
+            delete(scene, handle, live)
 
 
 def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
@@ -427,18 +537,27 @@ def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
     if state.step == Step.ARCHIVED and final >= Step.DELETED:
         # The delete went through but its record did not: record it now.
         state = handle.advance(Step.DELETED, state.run_id)
-    return scene.result(
+    gone = scene.result(
         "skipped", f"already compacted (run {state.run_id}); original archived", state
     )
+    gone.finished_version = GONE
+    return gone
 
 
-def check_output_key(scene: Scene, out: Location, state: SceneState | None) -> None:
-    """Refuse to overwrite an object at the output key that this scene did not write
-    (it carries our source in its metadata, or our state claimed the key while free)."""
+def check_output_key(scene: Scene, out: Location, handle: StateHandle) -> ObjectInfo | None:
+    """Refuse to overwrite an object at the output key that this scene did not write (it
+    carries our source in its metadata, or our record claims the key). Returns what is
+    there (``None``: nothing)."""
     existing = scene.dest_store.head(out)
     if existing is None:
-        return
-    claimed = state is not None and state.output is not None and state.output.url == out.url
+        return None
+    state = handle.state
+    claimed = (
+        handle.recorded
+        and state is not None
+        and state.output is not None
+        and state.output.url == out.url
+    )
     tagged = (
         existing.metadata.get("compactor-source")
         == source_metadata_header(scene.src.url)["compactor-source"]
@@ -447,6 +566,7 @@ def check_output_key(scene: Scene, out: Location, state: SceneState | None) -> N
         raise OutputConflictError(
             f"{out.url} already exists and was not written for this source; not overwriting it"
         )
+    return existing
 
 
 # --- encode -----------------------------------------------------------------------------------
@@ -471,12 +591,13 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
     failure is retried (with backoff) before the scene is failed. A corrupt file fails the
     same way each time, quickly."""
     ctx = scene.ctx
-    attempts = SOURCE_READ_ATTEMPTS if scene.src.is_s3 else 1
+    local = scene.fetched.path if scene.fetched is not None else None
+    attempts = SOURCE_READ_ATTEMPTS if scene.src.is_s3 and local is None else 1
     for attempt in range(1, attempts + 1):
         scene.notes.attempts.clear()
         try:
             with gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())):
-                scene._src_path, info = ctx.read_source(scene.src, scene.scratch_dir())
+                scene._src_path, info = ctx.read_source(scene.src, scene.scratch_dir(), local)
                 n = scene.notes
                 n.width, n.height, n.bands, n.dtype = (
                     info.width,
@@ -488,7 +609,7 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
                 if info.raw_bytes > ctx.encoding.chunk_threshold:
                     break  # the chunked path: its tasks retry their own reads
                 encoded = _encode_one_task(scene, handle, live, info, profile)
-            _record_encoded(scene, handle, encoded)
+            _record_encoded(scene, handle, encoded, chunked=False)
             return
         except SceneError as err:
             if attempt == attempts or not isinstance(err.__cause__, gdal_errors()):
@@ -498,7 +619,8 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
             delay = READ_RETRY_DELAY * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
             log.info("%s: %s; retrying in %.1fs", scene.src.url, err, delay)
             time.sleep(delay)
-    _record_encoded(scene, handle, _encode_chunked(scene, handle, live, info, profile))
+    encoded = _encode_chunked(scene, handle, live, info, profile)
+    _record_encoded(scene, handle, encoded, chunked=True)
 
 
 def _profile(scene: Scene, info: RasterInfo) -> Profile:
@@ -590,23 +712,37 @@ def _encode_one_task(
     sha = sha256_file(path)
     state = handle.current
     out = Location.parse(state.output.url) if state.output else scene.out
-    check_output_key(scene, out, state)
     scene.check_lease("uploading the output")
     if size > ctx.transfers.multipart_upload_threshold:
         scene.dest_store.abort_stale_uploads(out)
-    stored = scene.dest_store.put_file(
-        path,
-        out,
-        sha256_hex=sha,
-        metadata=source_metadata_header(scene.src.url),
-        multipart_threshold=ctx.transfers.multipart_upload_threshold,
-        part_size=ctx.transfers.multipart_upload_threshold,
-    )
+    stored = _upload(scene, handle, path, out, sha)
     output = StoredObject(
         url=out.url, size=stored.size, sha256=sha, etag=stored.etag,
         checksum=stored.checksum_sha256,
     )  # fmt: skip
     return Encoded(output, kept, fidelity.ssim, fidelity.psnr)
+
+
+def _upload(scene: Scene, handle: StateHandle, path: Path, out: Location, sha: str) -> ObjectInfo:
+    """Store the output at ``out``: only if the key is free, unless this scene's record
+    claims it; a key that is taken is replaced only if it holds this source's output (an
+    earlier attempt's, tagged with the source)."""
+    t = scene.ctx.transfers
+
+    def put(if_none_match: bool) -> ObjectInfo:
+        return scene.dest_store.put_file(
+            path, out, sha256_hex=sha, metadata=source_metadata_header(scene.src.url),
+            multipart_threshold=t.multipart_upload_threshold,
+            part_size=t.multipart_upload_threshold, if_none_match=if_none_match,
+        )  # fmt: skip
+
+    state = handle.state
+    claimed = handle.recorded and state is not None and state.output is not None
+    try:
+        return put(if_none_match=not claimed)
+    except PreconditionFailed:
+        check_output_key(scene, out, handle)  # raises unless it is this source's output
+        return put(if_none_match=False)
 
 
 def _encode_chunked(
@@ -631,7 +767,7 @@ def _encode_chunked(
         )
     state = handle.current
     out = Location.parse(state.output.url) if state.output else scene.out
-    check_output_key(scene, out, state)
+    check_output_key(scene, out, handle)
     with gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())):
         ladder = _ladder(scene, info, profile)
     notes = scene.notes
@@ -640,7 +776,7 @@ def _encode_chunked(
         def attempt(candidate: Profile) -> tuple[bool, float | None, ChunkedOutput]:
             scene.check_lease("encoding the scene")
             result = compact_chunked(
-                scene.src_path,
+                scene.remote_path,
                 out,
                 info,
                 candidate,
@@ -676,17 +812,51 @@ def _encode_chunked(
     return Encoded(output, kept, result.fidelity_ssim, result.fidelity_psnr)
 
 
-def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded) -> None:
-    """The output is stored: record ``encoded``."""
+def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chunked: bool) -> None:
+    """The output is stored: ``encoded``, recorded for a chunked output (confirmed next by
+    :func:`confirm`). A one-task output was checked whole before upload and stored with its
+    SHA-256 (S3 refuses a body that does not match it): it is ``verified`` at once,
+    recorded or kept in memory as :func:`records` says."""
     failpoints.hit("after-upload")
     scene.did_work = True
-    p = encoded.profile
-    handle.advance(
-        Step.ENCODED, scene.ctx.run_id, output=encoded.output, codec=p.codec,
+    ctx, p = scene.ctx, encoded.profile
+    state = handle.current.advanced(
+        Step.ENCODED, ctx.run_id, output=encoded.output, codec=p.codec,
         quality=p.quality, lossless=p.lossless, ssim=encoded.ssim, psnr=encoded.psnr,
-        skip_reason=None, policy=scene.ctx.policy_digest(),
+        skip_reason=None, policy=ctx.policy_digest(),
     )  # fmt: skip
+    if chunked:
+        handle.save(state)
+        failpoints.hit("after-encoded")
+        return
+    scene.stored_here = True
+    handle.keep(state)
     failpoints.hit("after-encoded")
+    final = final_step(ctx.archive_mode, scene.spec)
+    verified = state.advanced(Step.VERIFIED, ctx.run_id)
+    if records(Step.VERIFIED, archive_mode=ctx.archive_mode, final=final, chunked=False):
+        read = _fetched_digest(scene.fetched)
+        if read is not None:
+            verified = verified.model_copy(update=_digest_fields(read))
+        handle.save(verified)
+    else:
+        handle.keep(verified)
+    failpoints.hit("after-verified")
+
+
+def _digest_fields(digest: SourceDigest) -> dict[str, Any]:
+    """What the state records of an original's hashes."""
+    return {
+        "source_sha256": digest.sha256,
+        "source_part_size": digest.part_size,
+        "source_composite": digest.composite,
+    }
+
+
+def _fetched_digest(fetched: Fetched | None) -> SourceDigest | None:
+    if fetched is None or fetched.sha256 is None:
+        return None
+    return SourceDigest.of(fetched.sha256, fetched.part_size, fetched.parts)
 
 
 def confirm(scene: Scene, handle: StateHandle) -> None:
@@ -707,9 +877,10 @@ def confirm(scene: Scene, handle: StateHandle) -> None:
 
 
 def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
-    """Hash the original (recorded before any copy, so a copy interrupted midway is
-    recognised later), copy it to the archive class, check the copy; record ``archived``.
-    Returns the source as it now is (in place: a new ETag and class)."""
+    """Hash the original (from the whole read at the start of the walk; else streamed, and
+    recorded before any copy so a copy interrupted midway is recognised later), copy it to
+    the archive class, check the copy; record ``archived``. Returns the source as it now
+    is (in place: a new ETag and class)."""
     ctx, arc, store = scene.ctx, scene.arc, scene.owned_source()
     assert arc is not None
     copier = store.server_copier()
@@ -717,17 +888,23 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
     digest = _digest(state)
     multipart = copier is not None and live.size > ctx.transfers.multipart_copy_threshold
     if digest is None or (multipart and digest.composite is None):
-        part_size = (
-            copy_part_size(live.size, ctx.transfers.multipart_copy_part_size) if multipart else None
-        )
-        digest = digest_source(store, scene.src, live.etag, part_size)
-        handle.save(state.model_copy(update={
-            "source_sha256": digest.sha256, "source_part_size": digest.part_size,
-            "source_composite": digest.composite,
-        }))  # fmt: skip
-        failpoints.hit("after-source-hash")
+        fetched = scene.fetched
+        read = _fetched_digest(fetched) if fetched and fetched.info.etag == live.etag else None
+        if read is not None and (read.composite is not None or not multipart):
+            digest = read
+            handle.keep(state.model_copy(update=_digest_fields(read)))
+        else:
+            part_size = (
+                copy_part_size(live.size, ctx.transfers.multipart_copy_part_size)
+                if multipart
+                else None
+            )
+            digest = digest_source(store, scene.src, live.etag, part_size)
+            handle.save(state.model_copy(update=_digest_fields(digest)))
+    failpoints.hit("after-source-hash")
     scene.check_lease("copying the original to the archive")
     in_place = arc == scene.src
+    after: ObjectInfo | None = None
     if copier is None:
         stored = archive_link(store, scene.src, arc, digest.sha256)
     elif in_place and live.storage_class == ctx.storage_class:
@@ -736,16 +913,18 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
             url=scene.src.url, size=live.size, sha256=digest.sha256, etag=live.etag,
             storage_class=live.storage_class, checksum=live.checksum_sha256,
         )  # fmt: skip
+        after = live
     else:
-        stored = server_copy(
+        stored, after = server_copy(
             copier, scene.src, arc, live, digest, ctx.storage_class,
             multipart_threshold=ctx.transfers.multipart_copy_threshold,
             part_size=ctx.transfers.multipart_copy_part_size, replace=in_place,
         )  # fmt: skip
     scene.did_work = True
+    scene.copied_here = True
     update: dict[str, Any] = {"archive": stored}
     if in_place:
-        now = store.head(scene.src)  # a new ETag/mtime: still our original
+        now = after or store.head(scene.src)  # a new ETag/mtime: still our original
         if now is not None:
             update["fingerprint"] = Fingerprint.of(now)
             live = now
@@ -754,11 +933,22 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
     return live
 
 
-def delete(scene: Scene, handle: StateHandle) -> None:
-    """Delete exactly the archived version of the original, after re-checking output and
-    archive copy with the stores; record ``deleted``."""
+def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
+    """Delete exactly the archived version of the original; record ``deleted``. Output
+    and archive copy checked earlier in this walk are trusted; a walk that resumes here
+    re-checks both with the stores first."""
     scene.check_lease("deleting the original")
-    delete_source(scene.owned_source(), scene.dest_store, scene.src, handle.current)
+    store, state = scene.owned_source(), handle.current
+    fetched = scene.fetched
+    straight = (
+        scene.stored_here
+        and scene.copied_here
+        and fetched is not None
+        and fetched.info.etag == live.etag == state.fingerprint.etag
+    )
+    current = live if straight else recheck_before_delete(store, scene.dest_store, scene.src, state)
+    if current is not None:
+        delete_exactly(store, scene.src, current)
     scene.did_work = True
     handle.advance(Step.DELETED, scene.ctx.run_id)
 
@@ -783,6 +973,8 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
             result = walk(scene)
     except LeftAsIs as decision:
         result = scene.result("skipped", decision.reason, None)
+        if scene.live is not None:
+            result.finished_version = scene.live.version
     except LeaseHeldError as err:
         result = scene.result("skipped", str(err), None)
     except CompactorError as err:

@@ -42,10 +42,19 @@ class ObjectInfo:
     content_disposition: str | None = None
     content_encoding: str | None = None
     content_language: str | None = None
+    #: How many tags the object has, where the response said (GetObject's ``TagCount``;
+    #: ``None``: unknown, e.g. from a HEAD or a listing).
+    tag_count: int | None = None
 
     @property
     def location(self) -> Location:
         return Location.parse(self.url)
+
+    @property
+    def version(self) -> str:
+        """What identifies this version of the object in a listing as well as in a HEAD:
+        ETag (a local file's inode, size and mtime), size and storage class."""
+        return f"{self.etag}|{self.size}|{self.storage_class}"
 
 
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
@@ -62,6 +71,67 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(IO_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class Digester:
+    """SHA-256 of a stream as it passes, plus the base64 SHA-256 of each ``part_size``
+    range when asked (what S3 reports for a multipart copy made with that part size)."""
+
+    def __init__(self, part_size: int | None = None):
+        self.part_size = part_size
+        self.total = hashlib.sha256()
+        self.parts: list[str] = []
+        self._part = hashlib.sha256()
+        self._fill = 0
+
+    def update(self, block: bytes) -> None:
+        self.total.update(block)
+        if not self.part_size:
+            return
+        view = memoryview(block)
+        while view:
+            take = min(len(view), self.part_size - self._fill)
+            self._part.update(view[:take])
+            self._fill += take
+            view = view[take:]
+            if self._fill == self.part_size:
+                self.parts.append(b64(self._part.digest()))
+                self._part, self._fill = hashlib.sha256(), 0
+
+    def finish(self) -> tuple[str, list[str]]:
+        """The hex SHA-256 and the part digests."""
+        if self.part_size and self._fill:
+            self.parts.append(b64(self._part.digest()))
+            self._part, self._fill = hashlib.sha256(), 0
+        return self.total.hexdigest(), self.parts
+
+
+@dataclass(frozen=True)
+class CopyAnswer:
+    """What a server-side copy answered about the object it wrote."""
+
+    etag: str | None = None
+    #: Base64 SHA-256 the store computed over the copy it stored (when asked for one).
+    checksum_sha256: str | None = None
+    mtime: str | None = None
+    version_id: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """An original read once, whole: what the store said about it (the response of the
+    read itself, so it describes exactly the bytes read), where the bytes now are, and
+    our hashes of them."""
+
+    info: ObjectInfo
+    #: A local file with the bytes (a scratch copy; a local source's own path).
+    path: Path
+    #: Hex SHA-256, and the part digests for ``part_size`` (``None``: not hashed).
+    sha256: str | None = None
+    part_size: int | None = None
+    parts: tuple[str, ...] = ()
 
 
 class Recorded(Protocol):
@@ -131,6 +201,14 @@ class Store(Source, Protocol):
         self, loc: Location, *, etag: str | None = None, part_size: int | None = None
     ) -> tuple[str, list[str]]: ...
 
+    def fetch(
+        self, loc: Location, target: Path, *, digest: bool = True, part_size: int | None = None
+    ) -> Fetched | None:
+        """Read an object whole, once, into ``target`` (a local source stays where it is),
+        hashing it on the way when ``digest``; ``None`` if it does not exist. Raises
+        :class:`~compactor.errors.ArchivedObjectError` for an object in an archive class."""
+        ...
+
     def put_bytes(
         self,
         loc: Location,
@@ -151,6 +229,7 @@ class Store(Source, Protocol):
         metadata: dict[str, str] | None = None,
         multipart_threshold: int = ...,
         part_size: int = ...,
+        if_none_match: bool = False,
     ) -> ObjectInfo: ...
 
     def delete(self, loc: Location, *, if_match: str | None = None) -> None: ...
@@ -190,7 +269,7 @@ class ServerCopier(Protocol):
         if_match: str | None,
         if_none_match: bool = False,
         extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]: ...
+    ) -> CopyAnswer: ...
 
     def multipart_copy(
         self,

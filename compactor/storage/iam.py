@@ -2,10 +2,11 @@
 
 The table :data:`S3_CALLS` is the source of ``helm/iam-policy.json`` (and of the optional
 ``helm/iam-policy-in-place.json``): for each boto3 client method used in ``compactor/``
-(plus the listing s3fs makes), the IAM action(s) it needs, on which bucket role, and the
-headers it sends that IAM conditions look at. ``tests/test_iam_policy.py`` scans the source
-for boto3 S3 calls, so a call that is not in this table fails the tests until the table and
-the policy know it, and evaluates the policy against every row.
+(plus the listing pages of ``list_objects_v2``), the IAM action(s) it needs, on which
+bucket role, and the headers it sends that IAM conditions look at.
+``tests/test_iam_policy.py`` scans the source for boto3 S3 calls, so a call that is not in
+this table fails the tests until the table and the policy know it, and evaluates the
+policy against every row.
 
 Bucket roles:
 
@@ -51,7 +52,7 @@ NOT_CREATING = frozenset({"create_multipart_upload", "upload_part", "upload_part
 class S3Call:
     """One S3 request compactor makes on one bucket role."""
 
-    #: The boto3 client method (``list_objects_v2`` is what s3fs sends for a listing).
+    #: The boto3 client method (``list_objects_v2``: the listing paginator).
     method: str
     #: IAM actions needed on ``role``'s object (or bucket, when ``bucket_level``).
     actions: tuple[str, ...]
@@ -102,7 +103,7 @@ S3_CALLS: tuple[S3Call, ...] = (
             "list_objects_v2",
             ("s3:ListBucket",),
             role,
-            "S3Store.listing (s3fs find): scenes, state records, audit, restore",
+            "S3Store.listing (ListObjectsV2 pages): scenes, state records, index, audit, restore",
             bucket_level=True,
         )
         for role in ("source", "records", "dest", "archive")
@@ -212,7 +213,7 @@ S3_CALLS: tuple[S3Call, ...] = (
         "delete_object",
         ("s3:DeleteObject",),
         "source",
-        "archive.delete_source (after the COG and the archive copy are verified)",
+        "archive.delete_exactly (after the COG and the archive copy are verified)",
         headers=frozenset({"If-Match"}),
     ),
     # --- --archive in-place: the original rewritten onto itself in the archive class

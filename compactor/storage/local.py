@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ObjectNotFound, PreconditionFailed, StorageError
-from .base import IO_CHUNK, Capabilities, ObjectInfo, Recorded, sha256_file
+from .base import IO_CHUNK, Capabilities, Digester, Fetched, ObjectInfo, Recorded, sha256_file
 from .location import Location
 
 
@@ -86,6 +86,25 @@ class LocalStore:
     ) -> tuple[str, list[str]]:
         return sha256_file(loc.key), []
 
+    def fetch(
+        self, loc: Location, target: Path, *, digest: bool = True, part_size: int | None = None
+    ) -> Fetched | None:
+        """A local source is read where it is (``target`` is not used); hashed when asked."""
+        path = Path(loc.key)
+        info = self.head(loc)
+        if info is None:
+            return None
+        if not digest:
+            return Fetched(info, path)
+        digester = Digester(part_size)
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(IO_CHUNK), b""):
+                digester.update(block)
+        sha, parts = digester.finish()
+        if self.head(loc) != info:
+            raise StorageError(f"{loc.url} changed while it was read", url=loc.url)
+        return Fetched(info, path, sha, part_size, tuple(parts))
+
     def _atomic_write(self, loc: Location, write: Callable[[BinaryIO], object]) -> None:
         target = Path(loc.key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -135,12 +154,19 @@ class LocalStore:
         metadata: dict[str, str] | None = None,
         multipart_threshold: int = 0,
         part_size: int = 0,
+        if_none_match: bool = False,
     ) -> ObjectInfo:
         def write(fh: BinaryIO) -> None:
             with open(path, "rb") as src:
                 shutil.copyfileobj(src, fh, IO_CHUNK)
 
-        self._atomic_write(loc, write)
+        if if_none_match:
+            with _locked(Path(loc.key)):
+                if self.head(loc) is not None:
+                    raise PreconditionFailed(f"{loc.url} exists", url=loc.url)
+                self._atomic_write(loc, write)
+        else:
+            self._atomic_write(loc, write)
         if sha256_file(loc.key) != sha256_hex:
             raise StorageError(f"{loc.url} does not match what was written", url=loc.url)
         info = self.head(loc)

@@ -1,9 +1,9 @@
-"""S3 (and S3-compatible stores): boto3 for object operations (conditional and checksummed
-writes, copies with a storage class, multipart uploads), s3fs for listings. Both honour
+"""S3 (and S3-compatible stores) through boto3: listings page by page, conditional and
+checksummed writes, copies with a storage class, multipart uploads. Requests honour
 ``endpoint_url`` and retry transient errors with botocore's *standard* retry mode.
 
-Credentials are never handled here: boto3 and s3fs take them from the standard AWS chain
-of the process they run in."""
+Credentials are never handled here: boto3 takes them from the standard AWS chain of the
+process it runs in."""
 
 from __future__ import annotations
 
@@ -22,11 +22,22 @@ from ..errors import (
     s3_errors,
     translate_s3_error,
 )
-from .base import IO_CHUNK, MIN_PART_SIZE, Capabilities, ObjectInfo, Recorded, b64, same_bytes
+from .base import (
+    IO_CHUNK,
+    MIN_PART_SIZE,
+    Capabilities,
+    CopyAnswer,
+    Digester,
+    Fetched,
+    ObjectInfo,
+    Recorded,
+    b64,
+    same_bytes,
+)
 from .location import Location
-from .multipart import PartSent, S3Parts
+from .multipart import PartSent, S3Parts, Written
 from .retry import with_retries
-from .s3client import S3Options, call, head_object, iso, s3_client, s3_filesystem
+from .s3client import S3Options, call, head_object, iso, object_info, s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -60,24 +71,25 @@ class S3Store:
     # listing ------------------------------------------------------------------
 
     def listing(self, prefix: Location) -> Iterator[ObjectInfo]:
-        """Every object below ``prefix`` (recursive), through s3fs."""
-        fs = s3_filesystem(self.options)
-        root = f"{prefix.bucket}/{prefix.key}"
+        """Every object below ``prefix`` (recursive), in key order, one ListObjectsV2 page
+        (up to 1,000 keys) at a time: the listing is never held whole."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key)
         try:
-            found = fs.find(root, detail=True, withdirs=False)
+            for page in pages:
+                for obj in page.get("Contents") or []:
+                    key = obj["Key"]
+                    if key.endswith("/"):
+                        continue  # a "folder" placeholder
+                    yield ObjectInfo(
+                        url=f"s3://{prefix.bucket}/{key}",
+                        size=int(obj.get("Size") or 0),
+                        etag=obj.get("ETag"),
+                        mtime=iso(obj.get("LastModified")),
+                        storage_class=obj.get("StorageClass") or "STANDARD",
+                    )
         except s3_errors() as err:
             raise translate_s3_error(err, prefix.url, "listing") from err
-        for path, info in sorted(found.items()):
-            if info.get("type") == "directory" or path.endswith("/"):
-                continue
-            bucket, _, key = path.partition("/")
-            yield ObjectInfo(
-                url=f"s3://{bucket}/{key}",
-                size=int(info.get("size") or info.get("Size") or 0),
-                etag=info.get("ETag"),
-                mtime=iso(info.get("LastModified")),
-                storage_class=info.get("StorageClass") or "STANDARD",
-            )
 
     def bucket_exists(self, bucket: str) -> bool:
         """HeadBucket: False if it does not exist; AccessDenied and others raise."""
@@ -130,10 +142,7 @@ class S3Store:
         if info_size is None:
             raise ObjectNotFound(f"HEAD {loc.url} failed: NotFound", url=loc.url)
         size = info_size.size
-        total = hashlib.sha256()
-        parts: list[str] = []
-        part_hash = hashlib.sha256()
-        part_fill = 0
+        digester = Digester(part_size)
         offset = 0
         while offset < size:
             end = min(size, offset + IO_CHUNK) - 1
@@ -153,21 +162,53 @@ class S3Store:
             block = with_retries(fetch, what=f"GET {loc.url}")
             if len(block) != end - offset + 1:
                 raise TransientStorageError(f"short read of {loc.url}", url=loc.url)
-            total.update(block)
-            if part_size:
-                view = memoryview(block)
-                while view:
-                    take = min(len(view), part_size - part_fill)
-                    part_hash.update(view[:take])
-                    part_fill += take
-                    view = view[take:]
-                    if part_fill == part_size:
-                        parts.append(b64(part_hash.digest()))
-                        part_hash, part_fill = hashlib.sha256(), 0
+            digester.update(block)
             offset = end + 1
-        if part_size and part_fill:
-            parts.append(b64(part_hash.digest()))
-        return total.hexdigest(), parts
+        return digester.finish()
+
+    def fetch(
+        self, loc: Location, target: Path, *, digest: bool = True, part_size: int | None = None
+    ) -> Fetched | None:
+        """One GetObject, streamed into ``target`` and hashed on the way. The response
+        describes exactly the bytes read (size, ETag, checksum, metadata, tag count), so no
+        HEAD is needed. A read cut off midway is retried pinned to the first ETag: a source
+        replaced in between fails with PreconditionFailed instead of mixing versions."""
+        pinned: list[str] = []
+
+        def attempt() -> Fetched | None:
+            kwargs: dict[str, Any] = {"ChecksumMode": "ENABLED"}
+            if pinned:
+                kwargs["IfMatch"] = pinned[0]
+            try:
+                r = self._call(
+                    "GET", loc.url, self.client.get_object, Bucket=loc.bucket, Key=loc.key, **kwargs
+                )
+            except ObjectNotFound:
+                if pinned:
+                    raise
+                return None
+            info = object_info(loc, r, get=True)
+            if info.etag and not pinned:
+                pinned.append(info.etag)
+            digester = Digester(part_size) if digest else None
+            written = 0
+            try:
+                with open(target, "wb") as fh:
+                    for block in r["Body"].iter_chunks(IO_CHUNK):
+                        fh.write(block)
+                        written += len(block)
+                        if digester is not None:
+                            digester.update(block)
+            except s3_errors() as err:
+                raise translate_s3_error(err, loc.url, "GET") from err
+            if written != info.size:
+                raise TransientStorageError(f"short read of {loc.url}", url=loc.url)
+            if digester is None:
+                return Fetched(info, target)
+            sha, parts = digester.finish()
+            return Fetched(info, target, sha, part_size, tuple(parts))
+
+        return with_retries(attempt, what=f"GET {loc.url}")
 
     def download(self, loc: Location, dest: Path) -> None:
         def fetch() -> None:
@@ -215,39 +256,59 @@ class S3Store:
         metadata: dict[str, str] | None = None,
         multipart_threshold: int = 64 * 1024 * 1024,
         part_size: int = 64 * 1024 * 1024,
+        if_none_match: bool = False,
     ) -> ObjectInfo:
         """Upload a local file atomically: one PUT carrying its SHA-256 (S3 rejects a
         corrupted body), or above ``multipart_threshold`` a multipart upload with a
-        SHA-256 per part that is aborted if anything fails. Returns the HEAD afterwards."""
+        SHA-256 per part that is aborted if anything fails. ``if_none_match``: only if
+        nothing is at the key yet (PreconditionFailed otherwise). Returns what the store
+        answered (S3 is strongly consistent: a completed write is what a HEAD would see)."""
         size = path.stat().st_size
         extra: dict[str, Any] = {"ContentType": content_type, "Metadata": metadata or {}}
-        if size <= multipart_threshold:
-            data = path.read_bytes()
-            if hashlib.sha256(data).hexdigest() != sha256_hex:
-                raise StorageError(f"{path} changed before upload", url=loc.url)
-            self._call(
-                "PUT",
-                loc.url,
-                self.client.put_object,
-                Bucket=loc.bucket,
-                Key=loc.key,
-                Body=data,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=b64(bytes.fromhex(sha256_hex)),
-                **extra,
+        if size > multipart_threshold:
+            written = self._upload_parts(
+                path, loc, max(part_size, MIN_PART_SIZE), extra, if_none_match
             )
-        else:
-            self._upload_parts(path, loc, max(part_size, MIN_PART_SIZE), extra)
-        info = self.head(loc)
-        if info is None or info.size != size:
-            raise StorageError(f"upload of {loc.url} not visible after completion", url=loc.url)
-        return info
+            return ObjectInfo(
+                url=loc.url, size=written.size, etag=written.etag,
+                checksum_sha256=written.checksum, content_type=content_type,
+                metadata=dict(metadata or {}),
+            )  # fmt: skip
+        data = path.read_bytes()
+        checksum = b64(hashlib.sha256(data).digest())
+        if checksum != b64(bytes.fromhex(sha256_hex)):
+            raise StorageError(f"{path} changed before upload", url=loc.url)
+        r = self._call(
+            "PUT",
+            loc.url,
+            self.client.put_object,
+            Bucket=loc.bucket,
+            Key=loc.key,
+            Body=data,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksum,
+            **({"IfNoneMatch": "*"} if if_none_match else {}),
+            **extra,
+        )
+        reported = r.get("ChecksumSHA256")
+        if reported and reported != checksum:
+            raise StorageError(f"{loc.url}: the store reports another SHA-256", url=loc.url)
+        return ObjectInfo(
+            url=loc.url, size=size, etag=r.get("ETag"), checksum_sha256=reported or checksum,
+            content_type=content_type, metadata=dict(metadata or {}),
+            version_id=r.get("VersionId"),
+        )  # fmt: skip
 
     def _upload_parts(
-        self, path: Path, loc: Location, part_size: int, extra: dict[str, Any]
-    ) -> None:
+        self,
+        path: Path,
+        loc: Location,
+        part_size: int,
+        extra: dict[str, Any],
+        if_none_match: bool = False,
+    ) -> Written:
         """A multipart upload of a local file, a SHA-256 per part, aborted on any failure."""
-        parts = S3Parts.create(self.options, loc, **extra)
+        parts = S3Parts.create(self.options, loc, if_none_match=if_none_match, **extra)
         sent: list[PartSent] = []
         try:
             with open(path, "rb") as fh:
@@ -258,7 +319,7 @@ class S3Store:
         except BaseException:
             parts.abort()
             raise
-        parts.complete(sent, path.stat().st_size)
+        return parts.complete(sent, path.stat().st_size)
 
     def abort_stale_uploads(self, loc: Location) -> int:
         """Abort unfinished multipart uploads to exactly this key (left by a killed process).
@@ -285,10 +346,11 @@ class S3Store:
         if_match: str | None,
         if_none_match: bool = False,
         extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> CopyAnswer:
         """Server-side CopyObject (objects up to 5 GiB) into ``storage_class``. Metadata,
         Content-Type and tags are copied (COPY directives); ``extra`` adds arguments such
-        as server-side encryption, which a copy does not carry over by itself."""
+        as server-side encryption, which a copy does not carry over by itself. S3 computes
+        the copy's SHA-256 as it stores it and answers with it."""
         kwargs: dict[str, Any] = {
             "Bucket": dst.bucket,
             "Key": dst.key,
@@ -304,7 +366,12 @@ class S3Store:
         if if_none_match:
             kwargs["IfNoneMatch"] = "*"  # never replace an existing object
         r = self._call("CopyObject", f"{src.url} -> {dst.url}", self.client.copy_object, **kwargs)
-        return dict(r.get("CopyObjectResult") or {})
+        result = r.get("CopyObjectResult") or {}
+        return CopyAnswer(
+            etag=result.get("ETag"), checksum_sha256=result.get("ChecksumSHA256"),
+            mtime=iso(result.get("LastModified")), version_id=r.get("VersionId"),
+            sse=r.get("ServerSideEncryption"), sse_kms_key_id=r.get("SSEKMSKeyId"),
+        )  # fmt: skip
 
     def multipart_copy(
         self,

@@ -112,6 +112,13 @@ def head_object(options: S3Options, loc: Location) -> ObjectInfo | None:
         )  # fmt: skip
     except ObjectNotFound:
         return None
+    return object_info(loc, r)
+
+
+def object_info(loc: Location, r: Any, *, get: bool = False) -> ObjectInfo:
+    """What a HeadObject or GetObject (``get``) response says about the object. A GetObject
+    response counts the object's tags (``x-amz-tagging-count``, absent when there are none);
+    a HEAD does not say."""
     return ObjectInfo(
         url=loc.url,
         size=int(r["ContentLength"]),
@@ -130,4 +137,5 @@ def head_object(options: S3Options, loc: Location) -> ObjectInfo | None:
         content_disposition=r.get("ContentDisposition"),
         content_encoding=r.get("ContentEncoding"),
         content_language=r.get("ContentLanguage"),
+        tag_count=int(r.get("TagCount") or 0) if get else None,
     )
