@@ -382,3 +382,17 @@ def test_scratch_holds_nothing_afterwards(s3: S3, tmp_path: Any) -> None:
     assert len(list(tmp_path.iterdir())) == 1
     it.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_url_decoding_all_at_once_equals_key_by_key() -> None:
+    """Keys are decoded as one string; a key that decodes to hold the separator (NUL)
+    makes the batch decode key by key, with the same result."""
+    from urllib.parse import unquote_plus
+
+    from compactor.run.inventory import _url_decoded
+
+    plain = ["a%2Fb+c.tif", "100%25", "%E2%82", "trailing%", "%C3", "x%2", "%e9t%C3%A9", ""]
+    assert _url_decoded(plain) == [unquote_plus(k) for k in plain]
+    with_nul = [*plain, "nul%00inside", "z"]
+    assert _url_decoded(with_nul) == [unquote_plus(k) for k in with_nul]
+    assert _url_decoded(with_nul)[-2] == "nul\0inside"
