@@ -312,8 +312,9 @@ def iter_inventory(
 
     Each data file is downloaded to a temporary file in ``scratch`` (a temporary
     directory by default), checked against the manifest's size and MD5, read in Arrow
-    record batches and deleted: memory holds one Arrow batch and one ``batch_rows`` list,
-    the disk one compressed data file. A missing or altered data file, an unreadable one,
+    record batches and deleted: memory holds a few Arrow batches and about two
+    ``batch_rows`` lists of ObjectInfo (the one the caller holds, the next one), the disk
+    one data file. A missing or altered data file, an unreadable one,
     or a row naming another bucket raises :class:`DiscoveryError`. ``stats``, when given,
     is filled in as the iteration goes."""
     if batch_rows < 1:
