@@ -246,6 +246,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: str | None = None
+    #: An S3 Inventory report listing the source instead of a listing:
+    #: ``s3://bucket/.../manifest.json`` (CSV, ORC or Parquet). ``source`` then narrows it
+    #: to a prefix (default: the inventoried bucket).
+    inventory: str | None = None
     dest: str | None = None
     #: ``s3://bucket/prefix/``, ``in-place``, a local directory, or ``None`` (leave originals).
     archive: str | None = None
@@ -471,6 +475,7 @@ def _env_name(header: str) -> str:
 #: Environment variable -> settings path. ``AWS_*`` are the standard SDK variables.
 ENV_VARS: dict[str, str] = {
     "COMPACTOR_SOURCE": "source",
+    "COMPACTOR_INVENTORY": "inventory",
     "COMPACTOR_DEST": "dest",
     "COMPACTOR_ARCHIVE": "archive",
     "COMPACTOR_STORAGE_CLASS": "storage_class",

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+#: ASCII control characters (NUL included) and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: An empty, ``.`` or ``..`` segment anywhere (or a leading ``/``).
+_BAD_SEGMENT = re.compile(r"(?:^|/)(?:\.{0,2})(?:/|$)")
+
 
 def key_problem(key: str) -> str | None:
     """Why ``key`` (an object key, or a relative key below a prefix; a trailing ``/`` names
@@ -11,10 +18,12 @@ def key_problem(key: str) -> str | None:
     one would make the two name different objects, or a path leave its folder."""
     if not key:
         return "it is empty"
-    control = next((c for c in key if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    control = _CONTROL.search(key)
     if control is not None:
-        return f"it holds the control character {control!r}"
+        return f"it holds the control character {control.group()!r}"
     body = key[:-1] if key.endswith("/") else key
+    if not _BAD_SEGMENT.search(body):
+        return None  # the common case, decided in one scan
     if body.startswith("/"):
         return "it starts with '/'"
     for segment in body.split("/"):

@@ -78,6 +78,14 @@ def selection_options(func: F) -> F:
             help="Where the originals are: s3://bucket/prefix/ or a local directory (recursive).",
         ),
         click.option(
+            "--inventory",
+            metavar="URL",
+            help="List the source from an S3 Inventory report instead of listing it: "
+            "s3://bucket/.../manifest.json (CSV, ORC or Parquet); how archives of millions "
+            "of objects are backfilled. --source then narrows it to a prefix.  [default: "
+            "the whole inventoried bucket]",
+        ),
+        click.option(
             "--dest",
             metavar="URL",
             help="Where the COGs go, at the same relative keys with extension .tif.",
@@ -102,6 +110,27 @@ def selection_options(func: F) -> F:
         ),
         click.option(
             "--exclude", multiple=True, metavar="GLOB", help="Globs to leave out (repeatable)."
+        ),
+        click.option(
+            "--modified-since",
+            metavar="TIME",
+            help="Only objects last modified at or after this time: a date (2024-05-01) or an "
+            "ISO 8601 time, UTC unless it says otherwise.",
+        ),
+        click.option(
+            "--modified-before",
+            metavar="TIME",
+            help="Only objects last modified before this time.",
+        ),
+        click.option("--min-size", metavar="SIZE", help="Only objects of at least this size."),
+        click.option("--max-size", metavar="SIZE", help="Only objects of at most this size."),
+        click.option(
+            "--source-class",
+            "source_classes",
+            multiple=True,
+            metavar="CLASS",
+            help="Only objects in this storage class (repeatable).  [default: any; originals "
+            "already in GLACIER or DEEP_ARCHIVE are skipped as unreadable]",
         ),
         click.option(
             "--codec",

@@ -32,8 +32,25 @@ def _fmt_ratio(value: object) -> str:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the plan as JSON lines instead of a table."
 )
+@click.option(
+    "--sample",
+    type=click.IntRange(1),
+    metavar="N",
+    help="List everything but plan only about N scenes, drawn at random within size "
+    "strata, and extrapolate the archive's saving with a 95% interval. For archives too "
+    "large to plan scene by scene (e.g. with --inventory).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the --sample draw (the same seed and listing give the same sample).",
+)
 @click.pass_context
-def plan(ctx: click.Context, /, as_json: bool, **flags: object) -> None:
+def plan(
+    ctx: click.Context, /, as_json: bool, sample: int | None, seed: int, **flags: object
+) -> None:
     """Dry run: list the scenes a run would take, the codec each gets and its estimated
     output size and saving (from compressing a sample of each scene). Reads only:
     nothing is written, copied or deleted. --dest is needed to see what earlier runs did.
@@ -41,8 +58,11 @@ def plan(ctx: click.Context, /, as_json: bool, **flags: object) -> None:
     with clean_errors():
         settings = resolve(ctx, **flags)
         show = ctx.obj["verbosity"] >= 0 and not as_json
-        with SceneProgress("planning", enabled=show) as bar:
-            df = plan_scenes(settings, progress=bar.advance, on_start=bar.start)
+        label = "planning a sample" if sample else "planning"
+        with SceneProgress(label, enabled=show) as bar:
+            df = plan_scenes(
+                settings, progress=bar.advance, on_start=bar.start, sample=sample, seed=seed
+            )
         if as_json:
             for row in df.to_dict(orient="records"):
                 clean = {k: _plain(v) for k, v in row.items()}
@@ -74,6 +94,14 @@ def plan(ctx: click.Context, /, as_json: bool, **flags: object) -> None:
             )
         stdout.print(table)
         a = df.attrs
+        if "estimate_line" in a:
+            stdout.print(
+                f"{a['scenes']:,} scenes listed, {a['sampled']} planned: {a['estimate_line']}. "
+                f"Storage saving about {usd(a['saving_usd_month'])}/month"
+                + ("" if settings.archive else " (originals are only archived with --archive)"),
+                markup=False,
+            )
+            return
         stdout.print(
             f"{a['scenes']} scenes: {a['compact']} to compact, {a['skip']} to skip, "
             f"{a['fail']} failing. "

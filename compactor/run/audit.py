@@ -10,18 +10,22 @@ original was archived, the archive copy exists with the recorded size and checks
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..config import META_PREFIX
 from ..errors import CompactorError, StorageError
 from ..fidelity.verify import validate_cog
 from ..gdal.env import gdal_env, gdal_options
 from ..safety.state import SceneState, Step, state_root
-from ..storage import Location, S3Options, S3Store, store_for
+from ..storage import Location, ObjectInfo, S3Options, S3Store, Store, store_for
+from .strata import StratifiedSampler
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class AuditResult:
     checked: int = 0
     archives_checked: int = 0
     discrepancies: list[Discrepancy] = field(default_factory=list)
+    #: With a sample: the state records listed, and how many were drawn.
+    records: int | None = None
+    sampled: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,58 +91,90 @@ def audit(
     *,
     threads: int = 8,
     progress: Callable[[str], None] | None = None,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> AuditResult:
-    """Check every recorded output (and archive copy) under ``dest``."""
+    """Check every recorded output (and archive copy) under ``dest``; with ``sample``, only
+    that many records drawn at random (``seed``) from the listing of the state records: a
+    spot check of a large archive (outputs no record accounts for are then not looked
+    for, which takes a listing of every output)."""
     dest_loc = Location.parse(dest).as_prefix()
     store = store_for(dest_loc, s3)
     gdal = gdal_options(endpoint_url=s3.endpoint_url, region=s3.region)
     result = AuditResult(dest=dest_loc.url)
     root = state_root(dest_loc)
     try:
-        records = list(store.listing(root))
+        records: Iterable[ObjectInfo] = store.listing(root)
+        if sample is not None:
+            sampler: StratifiedSampler[ObjectInfo] = StratifiedSampler(sample, seed=seed)
+            for info in records:
+                sampler.add(info, 1)  # one stratum: a uniform draw
+            records = [d.item for d in sampler.sample()]
+            result.records = sampler.objects
+            result.sampled = len(records)
     except StorageError:
         records = []
-    states: list[SceneState] = []
-    for info in records:
+    recorded: set[str] = set()
+
+    def one(info: ObjectInfo) -> tuple[list[Discrepancy], SceneState | None]:
         got = store.read_versioned(Location.parse(info.url))
         if got is None:
-            continue
+            return [], None
         try:
-            states.append(SceneState.model_validate_json(got[0]))
+            state = SceneState.model_validate_json(got[0])
         except ValueError:
-            result.discrepancies.append(Discrepancy(info.url, "unreadable state record"))
-    written = [s for s in states if s.step >= Step.ENCODED and s.output and s.output.size]
-    recorded = {s.output.url for s in written if s.output}
-
-    def one(state: SceneState) -> list[Discrepancy]:
+            return [Discrepancy(info.url, "unreadable state record")], None
+        if state.step < Step.ENCODED or state.output is None or not state.output.size:
+            return [], None
         problems = _check_output(state, s3, gdal)
         if state.step >= Step.ARCHIVED and state.archive is not None:
             problems += _check_archive(state, s3)
         if progress:
             progress(state.source)
-        return problems
+        return problems, state
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for problems in pool.map(one, written):
-            result.discrepancies.extend(problems)
-    result.checked = len(written)
-    result.archives_checked = sum(
-        1 for s in written if s.step >= Step.ARCHIVED and s.archive is not None
-    )
-    meta = dest_loc.join(META_PREFIX + "/")
-    try:
-        listing = list(store.listing(dest_loc))
-    except StorageError:
-        listing = []
-    for info in listing:
-        loc = Location.parse(info.url)
-        if loc.is_under(meta) or not loc.key.lower().endswith(".tif"):
-            continue
-        if loc.url not in recorded:
-            result.discrepancies.append(
-                Discrepancy(
-                    loc.url, "no state record: not written by compactor, or its record is lost"
-                )
-            )
+        for batch in _batches(records, 4 * threads):
+            for problems, state in pool.map(one, batch):
+                result.discrepancies.extend(problems)
+                if state is not None and state.output is not None:
+                    recorded.add(state.output.url)
+                    result.checked += 1
+                    archived = state.step >= Step.ARCHIVED and state.archive is not None
+                    result.archives_checked += archived
+    if sample is None:
+        result.discrepancies += _unrecorded(store, dest_loc, recorded)
     result.discrepancies.sort(key=lambda d: d.url)
     return result
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """A stream in lists of ``size``: records are checked as the listing arrives."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _unrecorded(store: Store, dest: Location, recorded: set[str]) -> list[Discrepancy]:
+    """Any ``.tif`` under the destination that no record accounts for."""
+    meta = dest.join(META_PREFIX + "/")
+    found = []
+    try:
+        for info in store.listing(dest):
+            loc = Location.parse(info.url)
+            if loc.is_under(meta) or not loc.key.lower().endswith(".tif"):
+                continue
+            if loc.url not in recorded:
+                found.append(
+                    Discrepancy(
+                        loc.url, "no state record: not written by compactor, or its record is lost"
+                    )
+                )
+    except StorageError:
+        pass
+    return found

@@ -25,8 +25,9 @@ from ..errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError, 
 from ..keys import key_problem
 from ..report.models import SceneResult
 from ..safety.spec import RunContext, SceneSpec, assign_outputs
-from ..storage import Location, ObjectInfo, S3Store, store_for
+from ..storage import Location, ObjectInfo, S3Options, S3Store, store_for
 from .finished import Conditions, FinishedIndex
+from .inventory import InventoryStats, Manifest, iter_inventory, read_manifest
 from .stac import discover_stac
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,14 @@ def check_locations(settings: Settings) -> None:
     if settings.stac.url:
         check_stac_locations(settings)
         return
+    if settings.inventory:
+        check_inventory(settings)
+        if not settings.source:
+            return  # the inventoried bucket: checked once the manifest is read
     if not settings.source:
         raise ConfigError(
-            "a source is required (--source s3://bucket/prefix/ or a directory, or --stac URL)"
+            "a source is required (--source s3://bucket/prefix/ or a directory, --inventory "
+            "s3://.../manifest.json, or --stac URL)"
         )
     if not settings.dest:
         raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
@@ -135,6 +141,24 @@ def check_locations(settings: Settings) -> None:
             raise ConfigError("--archive and --dest must not be inside one another")
 
 
+def check_inventory(settings: Settings) -> None:
+    """Usage errors of a run listed by an S3 Inventory report."""
+    assert settings.inventory is not None
+    try:
+        manifest = Location.parse(settings.inventory)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if not manifest.is_s3 or not manifest.key.endswith("manifest.json"):
+        raise ConfigError(
+            f"--inventory must name an S3 Inventory manifest: s3://bucket/.../manifest.json, "
+            f"not {settings.inventory}"
+        )
+    if settings.source and not Location.parse(settings.source).is_s3:
+        raise ConfigError("--source with --inventory must be an s3:// prefix of the inventory")
+    if not settings.dest:
+        raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
+
+
 def _check_prefix_key(what: str, loc: Location | None) -> None:
     """An S3 prefix given by the user must be a safe key itself (see :func:`key_problem`)."""
     if loc is not None and loc.is_s3 and loc.key:
@@ -156,8 +180,8 @@ def _parse_writable(what: str, url: str) -> Location:
 
 def check_stac_locations(settings: Settings) -> None:
     """Usage errors of a STAC run: a destination, an S3 archive, no --source as well."""
-    if settings.source:
-        raise ConfigError("give either --source or --stac, not both")
+    if settings.source or settings.inventory:
+        raise ConfigError("give either --source or --stac, not both (nor --inventory)")
     if not settings.stac.collections:
         raise ConfigError("a STAC search needs --collection (one or more collection ids)")
     if not settings.dest:
@@ -249,10 +273,17 @@ def collision_runs(rels: Iterable[T], key: Callable[[T], str]) -> Iterator[list[
         yield run
 
 
-def discover(settings: Settings, context: RunContext, *, skip_finished: bool = True) -> Discovery:
+def discover(
+    settings: Settings,
+    context: RunContext,
+    *,
+    skip_finished: bool = True,
+    consolidate: bool = False,
+) -> Discovery:
     """The run's scenes as a stream (see :class:`Discovery`): the listing of
     ``settings.source`` or the STAC search. With ``skip_finished``, scenes an earlier run
-    finished are counted (:attr:`Discovery.finished_earlier`), not streamed."""
+    finished are counted (:attr:`Discovery.finished_earlier`), not streamed; with
+    ``consolidate`` (a run, not a dry run) the finished index's parts may be merged."""
     check_locations(settings)
     counts = Counts()
     if settings.stac.url:
@@ -263,9 +294,14 @@ def discover(settings: Settings, context: RunContext, *, skip_finished: bool = T
         counts.complete = True
         stream: list[SceneSpec | SceneResult] = [*refused_assets, *assets]
         return Discovery(source=None, stream=iter(stream), counts=counts, items=items)
+    if settings.inventory:
+        manifest = read_manifest(settings.inventory, context.s3)
+        source = _inventory_source(settings, manifest)
+        check_locations(settings.model_copy(update={"source": source.url, "inventory": None}))
+        listing: Iterable[ObjectInfo] = _inventory_listing(manifest, context.s3, source, counts)
+        return _discovery(source, listing, settings, context, counts, skip_finished, consolidate)
     assert settings.source is not None
     source = Location.parse(settings.source)
-    dest = Location.parse(context.dest)
     store = store_for(source, context.s3)
 
     # A source that names one object is a one-scene listing of its folder.
@@ -280,11 +316,61 @@ def discover(settings: Settings, context: RunContext, *, skip_finished: bool = T
         prefix = Location(source.scheme, source.bucket, parent_key)
         if not source.is_s3:
             prefix = Location("file", "", os.path.dirname(source.key) + os.sep)
-        listing: Iterable[ObjectInfo] = [single]
+        listing = [single]
     else:
         prefix = source.as_prefix()
         listing = store.listing(prefix)
+    skip = skip_finished and single is None
+    return _discovery(prefix, listing, settings, context, counts, skip, consolidate)
 
+
+def _inventory_source(settings: Settings, manifest: Manifest) -> Location:
+    """The prefix an inventory run takes: ``--source`` (in the inventoried bucket), or the
+    whole inventoried bucket."""
+    if not settings.source:
+        return Location("s3", manifest.source_bucket, "")
+    source = Location.parse(settings.source).as_prefix()
+    if source.bucket != manifest.source_bucket:
+        raise ConfigError(
+            f"--source {source.url} is not in the inventoried bucket s3://"
+            f"{manifest.source_bucket}/ (the manifest's sourceBucket)"
+        )
+    return source
+
+
+def _inventory_listing(
+    manifest: Manifest, s3: S3Options, source: Location, counts: Counts
+) -> Iterator[ObjectInfo]:
+    """The inventory's objects below ``source``, batch by batch, each batch in key order
+    (so that outputs that could collide meet within it; across batches a collision is
+    caught when the second output is stored: never overwritten, that scene fails)."""
+    stats = InventoryStats()
+    key = source.key
+    try:
+        for batch in iter_inventory(manifest, s3, stats=stats):
+            inside = [o for o in batch if o.url[5 + len(source.bucket) + 1 :].startswith(key)]
+            counts.excluded += len(batch) - len(inside)
+            counts.listed += len(batch) - len(inside)
+            inside.sort(key=lambda o: o.url)
+            yield from inside
+    finally:
+        log.info(
+            "inventory %s: %d rows, %d current objects (%d delete markers and %d earlier "
+            "versions skipped)",
+            manifest.url, stats.rows, stats.objects, stats.delete_markers, stats.not_latest,
+        )  # fmt: skip
+
+
+def _discovery(
+    prefix: Location,
+    listing: Iterable[ObjectInfo],
+    settings: Settings,
+    context: RunContext,
+    counts: Counts,
+    skip_finished: bool,
+    consolidate: bool,
+) -> Discovery:
+    dest = Location.parse(context.dest)
     # Never pick up our own outputs, archive copies or records.
     own: list[Location] = [dest.as_prefix(), dest.join(META_PREFIX + "/")]
     if context.archive_mode == "prefix" and context.archive:
@@ -301,9 +387,12 @@ def discover(settings: Settings, context: RunContext, *, skip_finished: bool = T
         return None if _matches(rel, settings.exclude) else rel
 
     index = FinishedIndex.empty()
-    if skip_finished and single is None:
+    if skip_finished:
         index = FinishedIndex.load(
-            store_for(dest, context.s3), dest, lambda url: relative(url) is not None
+            store_for(dest, context.s3),
+            dest,
+            lambda url: relative(url) is not None,
+            consolidate=consolidate,
         )
         if len(index):
             log.info("%d scenes in scope were finished by earlier runs", len(index))

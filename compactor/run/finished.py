@@ -48,6 +48,10 @@ PART_SCENES = 5000
 #: ... or this many seconds, whichever comes first (and when the run ends).
 PART_SECONDS = 30.0
 
+#: A run that reads more parts than this merges them into one.
+CONSOLIDATE_AT = 32
+PART_SUFFIX = ".ndjson.gz"
+
 COMPACTED = "compacted"
 LEFT = "left"
 
@@ -144,7 +148,7 @@ class IndexWriter:
             + "\n"
             for e in self.pending
         )
-        loc = self.root.join(f"{self.run_id}-{self.parts:05d}.ndjson.gz")
+        loc = self.root.join(f"{self.run_id}-{self.parts:05d}{PART_SUFFIX}")
         try:
             self.store.put_bytes(
                 loc,
@@ -178,31 +182,44 @@ class FinishedIndex:
         return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint64), 0)
 
     @classmethod
-    def load(cls, store: Store, dest: Location, in_scope: Callable[[str], bool]) -> FinishedIndex:
+    def load(
+        cls,
+        store: Store,
+        dest: Location,
+        in_scope: Callable[[str], bool],
+        *,
+        consolidate: bool = False,
+    ) -> FinishedIndex:
         """Read every part under ``dest`` (in run order: a later entry for a source wins),
-        keeping the entries ``in_scope`` says are this run's."""
+        keeping the entries ``in_scope`` says are this run's. With ``consolidate`` (a run,
+        never a dry run), more than :data:`CONSOLIDATE_AT` parts are merged into one, so a
+        nightly sweep reads a handful of parts however many nights came before."""
         urls: list[int] = []
         keys: list[int] = []
-        parts = 0
+        read: list[tuple[Location, bytes]] = []
         try:
             listing = list(store.listing(index_root(dest)))
         except ObjectNotFound:
             listing = []
         for info in sorted(listing, key=lambda i: i.url):
-            if not info.url.endswith(".ndjson.gz"):
+            if not info.url.endswith(PART_SUFFIX):
                 continue
+            loc = Location.parse(info.url)
             try:
-                raw = gzip.decompress(store.read_bytes(Location.parse(info.url)))
+                packed = store.read_bytes(loc)
+                raw = gzip.decompress(packed)
             except (ObjectNotFound, OSError, EOFError) as err:
                 log.warning("skipping part %s of the finished index: %s", info.url, err)
                 continue
-            parts += 1
+            read.append((loc, packed))
             for line in raw.decode().splitlines():
                 entry = _parse(line)
                 if entry is not None and in_scope(entry.source):
                     urls.append(_h(entry.source))
                     keys.append(entry.key())
-        return cls.of(urls, keys, parts)
+        if consolidate and len(read) > CONSOLIDATE_AT:
+            _consolidate(store, read)
+        return cls.of(urls, keys, len(read))
 
     @classmethod
     def of(cls, urls: Sequence[int], keys: Sequence[int], parts: int = 0) -> FinishedIndex:
@@ -241,6 +258,32 @@ class FinishedIndex:
         """Scenes finished in earlier runs: those matched in this listing, plus those whose
         source was not listed at all (archived to a prefix, then deleted)."""
         return self.matched + int((~self._seen).sum())
+
+
+def _consolidate(store: Store, parts: list[tuple[Location, bytes]]) -> None:
+    """One part holding ``parts`` (gzip members concatenate into one valid gzip file, in
+    order), written next to the last of them so it sorts where they did; then they are
+    deleted. Another run reading meanwhile may miss a deleted part: its scenes then get a
+    task, which finds them done. A failure here costs nothing but the merge."""
+    last = parts[-1][0]
+    merged = Location(last.scheme, last.bucket, last.key.removesuffix(PART_SUFFIX) + "~merged")
+    target = Location(merged.scheme, merged.bucket, merged.key + PART_SUFFIX)
+    try:
+        store.put_bytes(
+            target,
+            b"".join(packed for _, packed in parts),
+            content_type="application/x-ndjson",
+            if_none_match=True,
+        )
+    except (StorageError, PreconditionFailed) as err:
+        log.info("finished index not consolidated (%s)", err)
+        return
+    for loc, _ in parts:
+        try:
+            store.delete(loc)
+        except StorageError as err:
+            log.info("could not delete merged index part %s: %s", loc.url, err)
+    log.info("consolidated %d parts of the finished index into %s", len(parts), target.url)
 
 
 def _parse(line: str) -> Entry | None:

@@ -308,7 +308,8 @@ def iter_inventory(
 ) -> Iterator[list[ObjectInfo]]:
     """The inventory's current objects, in batches of ``batch_rows`` (the last one
     shorter), data file after data file: ``ObjectInfo(url, size, etag, mtime,
-    storage_class)`` with the ETag unquoted and the mtime as ISO 8601 UTC (seconds).
+    storage_class)`` with the ETag quoted (as listings give it) and the mtime as ISO 8601
+    UTC (seconds).
 
     Each data file is downloaded to a temporary file in ``scratch`` (a temporary
     directory by default), checked against the manifest's size and MD5, read in Arrow
@@ -492,8 +493,9 @@ def _objects(
     size_list: list[int] = sizes.to_pylist()
     etags: list[str | None] = [None] * n
     if "etag" in names:
+        # Quoted, as listings and HEADs give it: versions compare across all three.
         trimmed = pc.utf8_trim(batch.column("etag"), characters='"')
-        etags = [e or None for e in trimmed.to_pylist()]
+        etags = [f'"{e}"' if e else None for e in trimmed.to_pylist()]
     mtimes: list[str | None] = [None] * n
     if "last_modified" in names:
         mtimes = _iso_seconds(batch.column("last_modified")).to_pylist()

@@ -86,7 +86,7 @@ def run(
         "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
     ) as callbacks:
         preflight(context)
-        found = discover(settings, context)
+        found = discover(settings, context, consolidate=True)
 
         def counted(stream: Iterable[SceneSpec | SceneResult]) -> Iterator[SceneSpec | SceneResult]:
             """The stream, telling the progress how many scenes are known so far."""

@@ -11,6 +11,7 @@ import logging
 import shutil
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from ..storage import ARCHIVE_CLASSES, Location, source_store_for, store_for
 from .discover import check_locations, discover
 from .fanout import fan_out, progress_of
 from .pipeline import new_run_id
+from .strata import Estimate, Outcome, StratifiedSampler, extrapolate
 
 log = logging.getLogger(__name__)
 
@@ -119,24 +121,47 @@ def plan(
     client: Any = None,
     progress: Callable[[dict[str, Any]], None] | Literal[False] | None = None,
     on_start: Callable[[int], None] | None = None,
+    sample: int | None = None,
+    seed: int = 0,
     **arguments: Any,
 ) -> pd.DataFrame:
     """Dry run: a pandas DataFrame with one row per scene (``action`` is compact, skip or
     fail) and the estimated output size. ``df.attrs`` holds the totals and the estimated
     monthly saving. Touches nothing. In a Jupyter notebook, without ``progress``, a live
-    progress bar shows in the cell's output (``progress=False`` turns it off)."""
+    progress bar shows in the cell's output (``progress=False`` turns it off).
+
+    ``sample``: list everything but plan only about this many scenes, drawn at random
+    (``seed``) within size strata, and extrapolate the archive's saving with an interval
+    (``df.attrs["estimate"]``); the rows are the sampled scenes. For archives too large to
+    plan scene by scene."""
     if settings is None:
         settings = resolve_settings(arguments, config_file=config_file)
     check_locations(settings)
     context = RunContext.from_settings(settings, new_run_id())
     with progress_of("compactor plan", progress, on_start=on_start) as callbacks:
         found = discover(settings, context)
-        listed = list(found)
-        specs = [s for s in listed if isinstance(s, SceneSpec)]
+        sampler: StratifiedSampler[SceneSpec] | None = None
+        refused: list[SceneResult] = []
+        specs: list[SceneSpec] = []
+        if sample is not None:
+            sampler = StratifiedSampler(sample, seed=seed)
+            for item in found:
+                if not isinstance(item, SceneResult):
+                    sampler.add(item, item.listed.size if item.listed is not None else 0)
+                elif len(refused) < MAX_REFUSED_ROWS:
+                    refused.append(item)
+            draws = sampler.sample()
+            specs = [d.item for d in draws]
+        else:
+            for item in found:
+                if isinstance(item, SceneResult):
+                    refused.append(item)
+                else:
+                    specs.append(item)
         if callbacks.start is not None:
-            callbacks.start(len(listed))
+            callbacks.start(len(specs) + len(refused))
         refused_rows = []
-        for r in (s for s in listed if isinstance(s, SceneResult)):
+        for r in refused:
             row = dict.fromkeys(PLAN_COLUMNS)
             row.update(source=r.source, item=r.item, asset=r.asset, action="fail",
                        reason=r.reason, bytes_in=r.bytes_in)  # fmt: skip
@@ -147,33 +172,84 @@ def plan(
         def submit(c: Any, _index: int, spec: SceneSpec) -> Any:
             return c.submit(plan_scene, spec, context, key="plan-" + spec.key(context), pure=False)
 
-        rows = refused_rows + fan_out(
-            specs, submit, settings=settings, client=client, progress=callbacks
-        )
+        planned = fan_out(specs, submit, settings=settings, client=client, progress=callbacks)
+    rows = refused_rows + planned
     df = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     for col in ("quality", "width", "height", "bands", "bytes_in", "raw_bytes", "est_bytes_out"):
         df[col] = df[col].astype("Int64")  # integers, with <NA> where unknown
     todo = df[df["action"] == "compact"]
-    as_results = [
-        SceneResult(
-            source=r.source,
-            status="compacted",
-            bytes_in=int(r.bytes_in),
-            bytes_out=int(r.est_bytes_out),
+    archive_class = settings.storage_class if settings.archive else None
+    counts = found.counts
+    if sampler is None:
+        as_results = [
+            SceneResult(
+                source=r.source,
+                status="compacted",
+                bytes_in=int(r.bytes_in),
+                bytes_out=int(r.est_bytes_out),
+            )
+            for r in todo.itertuples()
+            if pd.notna(r.bytes_in) and pd.notna(r.est_bytes_out)
+        ]
+        cost = estimate(as_results, archive_class)
+        df.attrs.update(
+            scenes=len(df),
+            compact=len(todo),
+            skip=int((df["action"] == "skip").sum()),
+            fail=int((df["action"] == "fail").sum()),
+            bytes_in=int(todo["bytes_in"].fillna(0).sum()),
+            est_bytes_out=int(todo["est_bytes_out"].fillna(0).sum()),
         )
-        for r in todo.itertuples()
-        if pd.notna(r.bytes_in) and pd.notna(r.est_bytes_out)
-    ]
-    cost = estimate(as_results, settings.storage_class if settings.archive else None)
+    else:
+        strata = {d.item.source: d.stratum for d in draws}
+        df["stratum"] = [strata.get(str(s)) for s in df["source"]]
+        est = extrapolate(sampler.strata(), _outcomes(planned, strata))
+        cost = estimate(
+            [SceneResult(source="(archive)", status="compacted", bytes_in=est.archive_bytes,
+                         bytes_out=round(est.output_bytes))],
+            archive_class,
+        )  # fmt: skip
+        df.attrs.update(
+            scenes=est.archive_objects + counts.refused,
+            compact=est.archive_objects,
+            skip=0,
+            fail=counts.refused,
+            bytes_in=est.archive_bytes,
+            est_bytes_out=round(est.output_bytes),
+            sampled=len(specs),
+            estimate=_estimate_dict(est),
+            estimate_line=est.describe(),
+        )
     df.attrs.update(
-        scenes=len(df),
-        compact=len(todo),
-        skip=int((df["action"] == "skip").sum()),
-        fail=int((df["action"] == "fail").sum()),
-        bytes_in=int(todo["bytes_in"].fillna(0).sum()),
-        est_bytes_out=int(todo["est_bytes_out"].fillna(0).sum()),
         finished_earlier=found.finished_earlier,
         saving_usd_month=cost.saving_usd_month,
         cost=cost.model_dump(mode="json"),
     )
     return df
+
+
+def _estimate_dict(est: Estimate) -> dict[str, Any]:
+    derived = ("saving", "saving_low", "saving_high", "sampled", "failed")
+    return {**asdict(est), **{name: getattr(est, name) for name in derived}}
+
+
+#: In a sampled plan, at most this many scenes refused at discovery become rows.
+MAX_REFUSED_ROWS = 100
+
+
+def _outcomes(rows: list[dict[str, Any]], strata: dict[str, int]) -> list[Outcome]:
+    """What each sampled scene would save: a scene that would be skipped or fails
+    saves nothing (counted as such, never left out)."""
+    out = []
+    for row in rows:
+        bytes_in = int(row.get("bytes_in") or 0)
+        est = row.get("est_bytes_out")
+        out.append(
+            Outcome(
+                stratum=strata[str(row["source"])],
+                bytes_in=bytes_in,
+                bytes_out=int(est) if row.get("action") == "compact" and est else bytes_in,
+                failed=row.get("action") == "fail",
+            )
+        )
+    return out
