@@ -77,7 +77,7 @@ def test_streams_exactly_the_objects(s3: S3, fmt: str) -> None:
         ObjectInfo(
             url=f"s3://src-bucket/{key}",
             size=1000 + i,
-            etag=f"\"{i:032x}\"" if i != 2 else "\"quotedetag\"",
+            etag=f'"{i:032x}"' if i != 2 else '"quotedetag"',
             mtime="2023-02-03T04:05:06+00:00",
             storage_class="GLACIER" if i == 3 else "STANDARD",
         )

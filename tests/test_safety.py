@@ -244,7 +244,7 @@ def test_state_records_every_step(s3: S3, cli: Any, tmp_path: Path) -> None:
     state = json.loads(
         s3.read("dst-bucket", "cogs/_compactor/state/s3/src-bucket/scenes/a b+ü.tif.json")
     )
-    assert state["step"] == 5  # deleted
+    assert state["step"] == 4  # archived: the last step recorded (the source is gone)
     assert state["output"]["url"] == "s3://dst-bucket/cogs/a b+ü.tif"
     assert state["archive"]["storage_class"] == "GLACIER"
     import hashlib

@@ -38,8 +38,10 @@ class Step(IntEnum):
     DISCOVERED = 1
     ENCODED = 2  # output object written at the destination
     VERIFIED = 3  # output checked: valid COG, fidelity measured, stored bytes confirmed
-    ARCHIVED = 4  # archive copy made and verified
-    DELETED = 5  # source object deleted (archive to a prefix/dir only)
+    ARCHIVED = 4  # archive copy made and verified; the last step recorded
+    #: Source deleted (archive to a prefix or directory). Not recorded: a record at
+    #: ``archived`` whose source is gone is complete (records of older versions may say 5).
+    DELETED = 5
 
     @property
     def label(self) -> str:

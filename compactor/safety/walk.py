@@ -196,15 +196,17 @@ def decide(
 
 def records(step: Step, *, archive_mode: str, final: Step, chunked: bool) -> bool:
     """Whether reaching ``step`` is written to the state record (else it is kept in memory
-    until the next record). ``archived`` and ``deleted`` always are: they say where the
-    original is. ``encoded``/``verified`` are for a chunked output (expensive to redo), as
-    the last step (originals left), and in place (the class change makes the original
-    unreadable: the record must say it is ours first). A one-task scene archived to a prefix
-    goes from nothing to ``archived``: a crash before that leaves an output tagged with its
-    source and maybe an archive copy, both recognised by the rerun."""
-    if step >= Step.ARCHIVED:
+    until the next record). ``archived`` always is: it says where the original is, before
+    the source is deleted. The delete is not: a record at ``archived`` whose source is gone
+    is complete, one whose source is still there resumes at the delete. ``encoded`` and
+    ``verified`` are recorded for a chunked output (expensive to redo), as the last step
+    (originals left), and in place (the class change makes the original unreadable: the
+    record must say it is ours first). A one-task scene archived to a prefix goes from
+    nothing to ``archived``: a crash before that leaves an output tagged with its source
+    and maybe an archive copy, both recognised by the rerun."""
+    if step == Step.ARCHIVED:
         return True
-    if step == Step.DISCOVERED:
+    if step in (Step.DISCOVERED, Step.DELETED):
         return False  # only "left as it is" decisions are recorded at this step
     if chunked:
         return True
@@ -284,8 +286,9 @@ class Scene:
     #: delete needs no second look (a resumed walk re-checks both with the stores).
     stored_here: bool = False
     copied_here: bool = False
-    #: The source as last seen by the walk.
+    #: The source as last seen by the walk, and whether the walk deleted it.
     live: ObjectInfo | None = None
+    deleted: bool = False
     _src_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -451,7 +454,7 @@ def walk(scene: Scene) -> SceneResult:
                 done = scene.result("compacted", scene.spec.read_only, state)
             else:
                 done = scene.result("skipped", f"already compacted (run {state.run_id})", state)
-            done.finished_version = live.version
+            done.finished_version = GONE if scene.deleted else live.version
             return done
         if action is Action.SOURCE_GONE:
             return source_gone(scene, handle, final)
@@ -534,9 +537,6 @@ def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
         return scene.result(
             "failed", f"the original is neither at its source nor as archived at {arc.url}", state
         )
-    if state.step == Step.ARCHIVED and final >= Step.DELETED:
-        # The delete went through but its record did not: record it now.
-        state = handle.advance(Step.DELETED, state.run_id)
     gone = scene.result(
         "skipped", f"already compacted (run {state.run_id}); original archived", state
     )
@@ -934,9 +934,9 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
 
 
 def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
-    """Delete exactly the archived version of the original; record ``deleted``. Output
-    and archive copy checked earlier in this walk are trusted; a walk that resumes here
-    re-checks both with the stores first."""
+    """Delete exactly the archived version of the original (``deleted``, not recorded:
+    see :func:`records`). Output and archive copy checked earlier in this walk are trusted;
+    a walk that resumes here re-checks both with the stores first."""
     scene.check_lease("deleting the original")
     store, state = scene.owned_source(), handle.current
     fetched = scene.fetched
@@ -950,7 +950,8 @@ def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
     if current is not None:
         delete_exactly(store, scene.src, current)
     scene.did_work = True
-    handle.advance(Step.DELETED, scene.ctx.run_id)
+    scene.deleted = True
+    handle.keep(state.advanced(Step.DELETED, scene.ctx.run_id))
 
 
 # --- the task ---------------------------------------------------------------------------------
