@@ -5,24 +5,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..cluster.versions import local_versions
 from ..config import META_PREFIX, Settings, resolve_settings
 from ..errors import CompactorError
-from ..fidelity.quality import compare_fixed
 from ..redact import redact_url
-from ..report.costs import estimate
 from ..report.html import write_report
-from ..report.models import Report, SceneResult, StacSummary, Totals
+from ..report.models import Report, SceneResult, StacSummary
+from ..report.recorder import RunRecorder
 from ..safety.spec import RunContext, SceneSpec
 from ..safety.state import now_iso
 from ..safety.walk import process_scene
 from ..storage import Location
 from .discover import check_locations, discover, preflight
-from .fanout import fan_out, progress_of
+from .fanout import Progress, fan_out, progress_of
 from .stac import write_items
 
 log = logging.getLogger(__name__)
@@ -65,16 +64,33 @@ def run(
     run_id = new_run_id()
     context = RunContext.from_settings(settings, run_id)
     started = now_iso()
-    with progress_of(
-        "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
-    ) as callbacks:
+    location = report_location(settings, run_id)
+    # Every result goes to the recorder as it arrives (the scene log next to the report,
+    # bounded totals and distributions); nothing keeps the whole list.
+    recorder = RunRecorder(
+        location, context.s3,
+        storage_class=settings.storage_class if context.archive_mode != "none" else None,
+        min_ssim=settings.min_ssim, compare_quality=settings.quality_mode == "auto",
+        keep_stac=settings.stac.url is not None,
+    )  # fmt: skip
+    with (
+        recorder,
+        progress_of(
+            "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
+        ) as callbacks,
+    ):
         preflight(context)
         found = discover(settings, context)
         if callbacks.start is not None:
             callbacks.start(len(found.scenes) + len(found.rejected))
-        for refused in found.rejected:
+
+        def advance(result: SceneResult) -> None:
+            recorder.add(result)
             if callbacks.advance is not None:
-                callbacks.advance(refused)
+                callbacks.advance(result)
+
+        for refused in found.rejected:
+            advance(refused)
 
         def submit(c: Any, _index: int, spec: SceneSpec) -> Any:
             return c.submit(
@@ -87,34 +103,28 @@ def run(
                 reason=f"task failed: {type(err).__name__}: {err}",
             )  # fmt: skip
 
-        results = list(found.rejected) + fan_out(
-            found.scenes, submit, settings=settings, client=client, progress=callbacks,
-            task_died=task_died,
+        fan_out(
+            found.scenes, submit, settings=settings, client=client,
+            progress=Progress(advance, callbacks.start, callbacks.dashboard), task_died=task_died,
         )  # fmt: skip
-    archive_class = settings.storage_class if context.archive_mode != "none" else None
     stac = None
     if found.items:
-        stac = _write_stac(found.items, results, settings, run_id, context)
-    report = Report(
+        stac = _write_stac(found.items, recorder.stac_results, settings, run_id, context)
+    report = recorder.report(
         run_id=run_id,
         started=started,
         finished=now_iso(),
         settings=settings.redacted(),
-        totals=Totals.of(results),
-        scenes=results,
-        cost=estimate(results, archive_class),
         versions=local_versions(),
         stac=stac,
-        quality=compare_fixed(results, settings.min_ssim)
-        if settings.quality_mode == "auto"
-        else None,
+        finished_earlier=0,  # discovery will count the scenes earlier runs finished
     )
-    return write_report(report, report_location(settings, run_id), context.s3)
+    return write_report(report, location, context.s3)
 
 
 def _write_stac(
     items: dict[str, Any],
-    results: list[SceneResult],
+    results: Iterable[SceneResult],
     settings: Settings,
     run_id: str,
     context: RunContext,
