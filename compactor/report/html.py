@@ -330,7 +330,7 @@ def _scene_log(report: Report, *, fragment: bool) -> str:
     return (
         f"<h2>Scene log</h2><p>Every scene's full result ({log.scenes} scenes in "
         f"{_parts(log.parts)} of gzipped NDJSON, in the order they finished): {links}</p>"
-        '<p class="muted">Read it with <code>compactor.report.read_scene_log(location)</code>, '
+        '<p class="muted">Read it with <code>compactor.read_scene_log(location)</code>, '
         "<code>report.scene_results()</code>, or pandas: <code>pd.read_json(part, "
         "lines=True)</code>.</p>"
     )

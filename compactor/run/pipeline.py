@@ -65,6 +65,7 @@ def run(
     context = RunContext.from_settings(settings, run_id)
     started = now_iso()
     location = report_location(settings, run_id)
+    preflight(context)
     # Every result goes to the recorder as it arrives (the scene log next to the report,
     # bounded totals and distributions); nothing keeps the whole list.
     recorder = RunRecorder(
@@ -79,7 +80,6 @@ def run(
             "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
         ) as callbacks,
     ):
-        preflight(context)
         found = discover(settings, context)
         if callbacks.start is not None:
             callbacks.start(len(found.scenes) + len(found.rejected))
