@@ -180,7 +180,7 @@ class SceneLogWriter:
         data = gzip.compress(b"".join(self._lines), compresslevel=6, mtime=0)
         target = self.location.join(part_name(self.parts))
         try:
-            self._store.put_bytes(target, data, content_type="application/x-ndjson")
+            self._store.put_bytes(target, data, content_type="application/gzip")  # of NDJSON
         except StorageError as err:
             if strict:
                 raise
