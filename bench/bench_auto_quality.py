@@ -71,6 +71,8 @@ def run(src: Path, dest: Path, workers: int, bar: float, **extra: object) -> dic
     elapsed = time.perf_counter() - started
     data = json.loads(report.model_dump_json())
     data["elapsed"] = elapsed
+    # every scene, read back from the run's scene log (before the work folder goes)
+    data["scenes"] = [s.model_dump(mode="json") for s in report.scene_results()]
     return data
 
 

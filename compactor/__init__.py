@@ -8,6 +8,7 @@ storage class, and writes a run report.
 >>> df = compactor.plan(source="s3://bucket/scenes/", dest="s3://bucket/cogs/")
 >>> report = compactor.run(source="s3://bucket/scenes/", dest="s3://bucket/cogs/",
 ...                        archive="s3://bucket/archive/")
+>>> df = report.scenes_dataframe()   # every scene, from the run's scene log
 """
 
 from ._version import __version__
@@ -16,6 +17,7 @@ from .errors import CompactorError
 from .notebook.explore import compare, preview
 from .notebook.explore import open_scene as open
 from .report.models import Report, SceneResult
+from .report.scene_log import read_scene_log
 from .run.pipeline import run
 from .run.planner import plan
 
@@ -29,6 +31,7 @@ __all__ = [
     "open",
     "plan",
     "preview",
+    "read_scene_log",
     "resolve_settings",
     "run",
 ]

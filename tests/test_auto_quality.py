@@ -25,6 +25,7 @@ from compactor.gdal.info import read_info
 from compactor.report.models import QualitySearch, SceneResult
 
 from . import rasters
+from .reports import scenes_of
 
 BAR = 0.95
 
@@ -89,7 +90,8 @@ def test_auto_lands_on_the_smallest_passing_quality(
     assert result.exit_code == 0, result.output
     report = report_of(dest)
     assert report["totals"]["compacted"] == len(tables)
-    for scene in report["scenes"]:
+    scenes = scenes_of(report)
+    for scene in scenes:
         name = Path(scene["source"]).name
         table = tables[name]
         expected = lowest_passing(table)
@@ -106,7 +108,7 @@ def test_auto_lands_on_the_smallest_passing_quality(
         assert [a["accepted"] for a in scene["attempts"]] == [True]
 
     # Done when: smaller than every single fixed quality that keeps every scene at the bar.
-    auto_total = sum(s["bytes_out"] for s in report["scenes"])
+    auto_total = sum(s["bytes_out"] for s in scenes)
     holding = [
         q
         for q in range(QUALITY_MIN, QUALITY_MAX + 1)
@@ -137,7 +139,7 @@ def test_a_sampled_scene_that_misses_on_the_whole_is_raised(
     extra = ["--chunk-threshold", "1MiB"] if chunked else []
     result = cli("run", "--source", str(src), "--dest", str(dest), *extra)  # auto: the default
     assert result.exit_code == 0, result.output
-    (scene,) = report_of(dest)["scenes"]
+    (scene,) = scenes_of(report_of(dest))
     assert scene["status"] == "compacted"
     assert scene["chunked"] is chunked
     search = scene["search"]
@@ -167,7 +169,7 @@ def test_auto_lossy_picks_webp_only_when_allowed_and_smaller(cli: Any, tmp_path:
     plain = tmp_path / "plain"
     result = cli("run", "--source", str(src), "--dest", str(plain), "--codec", "auto-lossy")
     assert result.exit_code == 0, result.output
-    (scene,) = report_of(plain)["scenes"]
+    (scene,) = scenes_of(report_of(plain))
     assert (scene["codec"], scene["quality"]) == ("jpeg", q_jpeg)
     assert {p["codec"] for p in scene["search"]["probes"]} == {"jpeg"}
 
@@ -177,7 +179,7 @@ def test_auto_lossy_picks_webp_only_when_allowed_and_smaller(cli: Any, tmp_path:
         "--codec", "auto-lossy", "--allow-webp",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    (scene,) = report_of(allowed)["scenes"]
+    (scene,) = scenes_of(report_of(allowed))
     q_webp = scene["quality"]
     assert scene["codec"] == "webp"
     # Bisection's guarantee: the quality kept passes on the whole scene, the one below fails.
@@ -261,7 +263,7 @@ def test_chunked_rgb_output_holds_the_bar_as_gdal_reads_it(cli: Any, tmp_path: P
     dest = tmp_path / "out"
     result = cli("run", "--source", str(src), "--dest", str(dest), "--chunk-threshold", "1KiB")
     assert result.exit_code == 0, result.output
-    (scene,) = report_of(dest)["scenes"]
+    (scene,) = scenes_of(report_of(dest))
     assert scene["chunked"]
     assert scene["codec"] == "jpeg"
     info = read_info(str(path))

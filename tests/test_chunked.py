@@ -24,6 +24,7 @@ from compactor.gdal.info import read_info
 
 from . import rasters
 from .conftest import S3
+from .reports import scenes_of
 from .test_run_s3 import ARCHIVE, DEST, SRC, by_name, load_report, upload
 
 #: Threshold low enough that every test scene is chunked.
@@ -186,7 +187,7 @@ def test_chunked_local_destination(cli: Any, tmp_path: Path) -> None:
     report = json.loads(
         next((tmp_path / "out" / "_compactor" / "runs").glob("*/report.json")).read_text()
     )
-    for scene in report["scenes"]:
+    for scene in scenes_of(report):
         assert scene["chunked"] is True
         name = Path(scene["source"]).name
         out = tmp_path / "out" / name

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .reports import scenes_of
+
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -24,7 +26,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert f"report: {html}" in proc.stdout
     report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
     assert report["totals"]["bytes_out"] < report["totals"]["bytes_in"]
-    assert {s["archive"].split("/")[2] for s in report["scenes"]} == {"compactor-demo"}
+    assert "scenes" not in report  # every scene is in the scene log next to it
+    assert {s["archive"].split("/")[2] for s in scenes_of(report)} == {"compactor-demo"}
+    assert "scene log: 4 scenes in 1 part at " in proc.stdout
     assert report["cost"]["storage_class"] == "GLACIER"
     assert sorted(p.name for p in (tmp_path / "demo" / "originals").iterdir()) == [
         "dem.tif", "hillshade.tif", "landscape.tif", "multiband.tif",

@@ -27,6 +27,7 @@ from compactor.gdal.env import gdal_env, gdal_options
 from . import rasters
 from .conftest import BIN, S3
 from .faultproxy import FaultProxy
+from .reports import scenes_of
 
 SRC = "s3://src-bucket/scenes/"
 DEST = "s3://dst-bucket/cogs/"
@@ -217,7 +218,7 @@ def test_worker_killed_mid_task(s3: S3, tmp_path: Path) -> None:
             t.join()
         with pytest.raises(ProcessLookupError):
             os.kill(result["victim"], 0)
-        assert report.totals.failed == 0, [s.reason for s in report.scenes]
+        assert report.totals.failed == 0, [s.reason for s in report.failed]
         assert report.totals.compacted == 4
         where = assert_invariant(s3, originals)
         assert set(where.values()) == {"archive"}
@@ -267,7 +268,7 @@ def test_two_concurrent_runs_share_the_work(s3: S3, tmp_path: Path, config: Path
         key = line.split("s3://dst-bucket/", 1)[1].replace("report.html", "report.json")
         report = json.loads(s3.read("dst-bucket", key))
         assert report["totals"]["failed"] == 0
-        compacted += [s["source"] for s in report["scenes"] if s["status"] == "compacted"]
+        compacted += [s["source"] for s in scenes_of(report) if s["status"] == "compacted"]
     # every scene compacted exactly once across the two runs
     assert sorted(compacted) == sorted(SRC + rel for rel in originals)
     where = assert_invariant(s3, originals)

@@ -24,10 +24,14 @@ from compactor.chunked.plan import plan_chunks
 from compactor.config import resolve_settings
 from compactor.errors import SceneTooLargeError
 from compactor.gdal.info import RasterInfo
+from compactor.report.models import SceneResult
+from compactor.report.scene_log import SceneLogWriter
 from compactor.safety.spec import RunContext
+from compactor.storage import S3Options
 
 from . import rasters
 from .conftest import S3
+from .reports import readable, scenes_of
 from .test_run_s3 import by_name, load_report
 from .test_stac import COLLECTION, image, item, stac_api
 
@@ -111,7 +115,7 @@ def test_dot_dot_keys_never_name_another_object_on_s3(s3: S3, cli: Any, tmp_path
 
     assert result.exit_code == 1, result.output
     report = load_report(s3, result.stdout)
-    statuses = {s["source"]: (s["status"], s["reason"]) for s in report["scenes"]}
+    statuses = {s["source"]: (s["status"], s["reason"]) for s in scenes_of(report)}
     assert statuses["s3://src-bucket/scenes/ok.tif"][0] == "compacted"
     for key in ("scenes/../../other-bucket/secret.tif", "scenes/a/./b.tif"):
         status, reason = statuses[f"s3://src-bucket/{key}"]
@@ -143,7 +147,7 @@ def test_dot_dot_keys_never_write_outside_a_local_dest(s3: S3, cli: Any, tmp_pat
 
     assert result.exit_code == 1, result.output
     report = json.loads(next(dest.rglob("report.json")).read_text())
-    statuses = {s["source"].rsplit("scenes/", 1)[1]: s for s in report["scenes"]}
+    statuses = {s["source"].rsplit("scenes/", 1)[1]: s for s in scenes_of(report)}
     assert statuses["fine.tif"]["status"] == "compacted"
     for rel in ("../../escape.tif", "../../../victim.tif"):
         assert statuses[rel]["status"] == "failed"
@@ -168,7 +172,7 @@ def test_a_symlink_out_of_a_local_source_is_refused(cli: Any, tmp_path: Path) ->
 
     assert result.exit_code == 1, result.output
     report = json.loads(next(dest.rglob("report.json")).read_text())
-    scenes = {Path(s["source"]).name: s for s in report["scenes"]}
+    scenes = {Path(s["source"]).name: s for s in scenes_of(report)}
     assert scenes["real.tif"]["status"] == "compacted"
     assert scenes["link.tif"]["status"] == "failed"
     assert "resolves outside" in scenes["link.tif"]["reason"]
@@ -334,7 +338,7 @@ def test_stac_items_cannot_reach_other_hosts_buckets_or_paths(
                 stac=api, collection=[COLLECTION], dest=DEST, archive=ARCHIVE, client=client,
                 min_saving=-1, allow_host=[bouncer.removeprefix("http://")],
             )  # fmt: skip
-    scenes = {s.item: s for s in report.scenes}
+    scenes = {s.item: s for s in report.scene_results()}
     assert scenes["good"].status == "compacted"
     assert scenes["good"].archive == "s3://arc-bucket/orig/scenes/good.tif"
 
@@ -391,12 +395,16 @@ def test_http_headers_go_only_to_their_host_and_never_into_tasks(
             context = RunContext.from_settings(settings, "probe")
             assert token.encode() not in pickle.dumps(context)
             report = compactor.run(settings)
-    assert {s.item: s.status for s in report.scenes} == {"a": "compacted", "b": "compacted"}
+    assert {s.item: s.status for s in report.scene_results()} == {
+        "a": "compacted", "b": "compacted",
+    }  # fmt: skip
     assert a_seen
     assert all(h.get("Authorization") == token for _, _, h in a_seen)
     assert b_seen
     assert all("Authorization" not in h for _, _, h in b_seen)
-    written = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    written = b"".join(readable(p.read_bytes()) for p in (tmp_path / "out").rglob("*")
+                       if p.is_file())  # fmt: skip
+    assert b'"status":"compacted"' in written  # the scene log, decompressed, is searched too
     assert token.encode() not in written
 
 
@@ -444,23 +452,37 @@ def test_passwords_in_urls_are_masked_in_the_report_and_the_log(
     assert report["settings"]["stac"]["url"] == url.replace(password, "****")
     assert password not in result.output
     assert password not in verbose.output
-    assert all(password.encode() not in s3.read("dst-bucket", k) for k in s3.keys("dst-bucket"))
+    stored = [readable(s3.read("dst-bucket", k)) for k in s3.keys("dst-bucket")]
+    assert any(b'"status":"compacted"' in body for body in stored)  # the scene log, decompressed
+    assert all(password.encode() not in body for body in stored)
 
 
 # --- restore ------------------------------------------------------------------------------------
 
 
-def test_restore_checks_the_paths_a_report_gives(cli: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["scene log", "scenes in report.json"])
+def test_restore_checks_the_paths_a_report_gives(cli: Any, tmp_path: Path, layout: str) -> None:
+    """The archive paths come from the run's scene log next to its report.json (or from
+    ``scenes[]`` in a report written before there was a scene log)."""
     arch, back, outside = tmp_path / "arch", tmp_path / "back", tmp_path / "outside"
     for d in (arch, back, outside):
         d.mkdir()
     (arch / "ok.tif").write_bytes(b"archived original")
     (outside / "private.tif").write_bytes(b"not an archived original")
+    scenes = [
+        SceneResult(source="s3://b/ok.tif", status="compacted", archive=str(arch / "ok.tif")),
+        SceneResult(source="s3://b/p.tif", status="compacted",
+                    archive=f"{arch}/../outside/private.tif"),
+    ]  # fmt: skip
     report = tmp_path / "report.json"
-    report.write_text(json.dumps({"scenes": [
-        {"status": "compacted", "archive": str(arch / "ok.tif")},
-        {"status": "compacted", "archive": f"{arch}/../outside/private.tif"},
-    ]}))  # fmt: skip
+    if layout == "scene log":
+        # the log names no folder of its own: it is always scenes/ next to report.json
+        report.write_text(json.dumps({"scene_log": {"location": str(outside), "parts": 1}}))
+        with SceneLogWriter(str(tmp_path / "scenes"), S3Options()) as log:
+            for scene in scenes:
+                log.append(scene)
+    else:
+        report.write_text(json.dumps({"scenes": [s.model_dump(mode="json") for s in scenes]}))
     before = sorted(p for p in tmp_path.rglob("*"))
 
     result = cli("restore", "--archive", str(arch), "--to", str(back), "--report", str(report))

@@ -11,6 +11,8 @@ and overflowing charts injected, and must report each of them.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import re
 import shutil
@@ -18,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import pytest
 from PIL import Image
@@ -52,6 +56,11 @@ CHROMIUM_ARGS = [
 
 RATIO_CHART = "Compression ratio per scene"
 SSIM_CHART = "SSIM distribution"
+#: The run's distributions, drawn for runs of any size.
+RATIO_HISTOGRAM = "Compression ratio distribution"
+CODEC_CHART = "Scenes per codec and quality"
+SECONDS_CHART = "Seconds per scene"
+SIZE_CHART = "Size of the originals"
 #: Elements that draw something in an SVG chart.
 MARKS = "rect, circle, ellipse, path, line, polyline, polygon"
 
@@ -213,13 +222,15 @@ def clipped_in_charts(page: Page) -> list[str]:
 class Run:
     report: Report
     html: Path
+    #: Every scene of the run, read back from its scene log.
+    scenes: list[SceneResult] = field(default_factory=list)
 
     def by_name(self, name: str) -> SceneResult:
-        return next(s for s in self.report.scenes if s.source.endswith("/" + name))
+        return next(s for s in self.scenes if s.source.endswith("/" + name))
 
     @property
     def compacted(self) -> list[SceneResult]:
-        return [s for s in self.report.scenes if s.status == "compacted"]
+        return [s for s in self.scenes if s.status == "compacted"]
 
     @property
     def lossy(self) -> list[SceneResult]:
@@ -246,7 +257,8 @@ def run(dask_scheduler: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
     )
     html = base / "report" / "report.html"
     assert html.is_file()
-    r = Run(report, html)
+    r = Run(report, html, list(report.scene_results()))
+    assert len(r.scenes) == 5
     # The run the assertions below rely on: several kinds of outcome.
     assert r.by_name("broken.tif").status == "failed"
     assert r.by_name("broken.tif").reason
@@ -394,9 +406,9 @@ def test_scene_table_lists_every_scene_and_the_failure(
     page, _ = report_page
     table = page.locator("h2:text-is('Scenes') + table")
     rows = table.locator("tr:has(td)")
-    assert rows.count() == len(run.report.scenes) == 5
+    assert rows.count() == len(run.scenes) == 5
     text = page.locator("body").inner_text()
-    for i, scene in enumerate(run.report.scenes):
+    for i, scene in enumerate(sorted(run.scenes, key=lambda s: s.source)):
         assert scene.source in text
         row = rows.nth(i)
         cells = row.locator("td")
@@ -424,6 +436,84 @@ def test_scene_table_lists_every_scene_and_the_failure(
     assert cards["failed"] == str(t.failed) == "1"
 
 
+def bar_titles(page: Page, label: str, pattern: str) -> list[re.Match[str]]:
+    """The titles of the bars of chart ``label``, each matched against ``pattern``."""
+    found = []
+    rects = page.locator(f'svg[aria-label="{label}"] rect')
+    assert rects.count() > 0, label
+    for i in range(rects.count()):
+        title = rects.nth(i).locator("title").text_content() or ""
+        m = re.fullmatch(pattern, title)
+        assert m, (label, title)
+        found.append(m)
+    return found
+
+
+def test_distributions_failures_and_the_scene_log_render(
+    report_page: tuple[Page, PageLog], run: Run
+) -> None:
+    """The sections a run of any size gets: its distributions as charts, the failed scenes,
+    and the link to the scene log (which a large run's page has instead of a scene table)."""
+    page, log = report_page
+    labels = page.locator("svg[role=img]").evaluate_all(
+        "els => els.map(e => e.getAttribute('aria-label'))"
+    )
+    assert {RATIO_HISTOGRAM, CODEC_CHART, SECONDS_CHART, SIZE_CHART} <= set(labels)
+    d = run.report.distributions
+
+    # Compression ratio: every compacted scene in a bar whose range holds its ratio.
+    ratio_bars = [(float(m[1]), float(m[2]), int(m[3]))
+                  for m in bar_titles(page, RATIO_HISTOGRAM, r"([\d.]+)×–([\d.]+)×: (\d+) scenes")]  # fmt: skip
+    assert sum(n for _, _, n in ratio_bars) == len(run.compacted) == d.ratio.count
+    for scene in run.compacted:
+        assert scene.ratio is not None
+        assert any(lo - 0.005 <= scene.ratio <= hi + 0.005 and n for lo, hi, n in ratio_bars)
+    # Codecs: one bar per codec and quality, counting the compacted scenes.
+    codec_bars = {m[1]: int(m[2]) for m in bar_titles(page, CODEC_CHART, r"(.+): (\d+) scenes")}
+    expected: dict[str, int] = {}
+    for scene in run.compacted:
+        key = scene.codec if scene.quality is None else f"{scene.codec} q{scene.quality}"
+        assert key is not None
+        expected[key] = expected.get(key, 0) + 1
+    assert codec_bars == expected == d.codec_quality
+    # Seconds and sizes: every scene that did work, every scene with a size.
+    seconds = bar_titles(page, SECONDS_CHART, r"([\d.e+]+) s–([\d.e+]+) s: (\d+) scenes")
+    assert sum(int(m[3]) for m in seconds) == sum(s.seconds > 0 for s in run.scenes)
+    sizes = bar_titles(page, SIZE_CHART, r"(.+)–(.+): (\d+) scenes")
+    assert sum(int(m[3]) for m in sizes) == sum(s.bytes_in is not None for s in run.scenes)
+
+    # The failed scene, in its own table, with its reason.
+    failed = run.by_name("broken.tif")
+    table = page.locator("h2:text-is('Failed scenes') + table")
+    rows = table.locator("tr:has(td)")
+    assert rows.count() == 1
+    assert rows.first.locator("td").first.inner_text() == failed.source
+    assert rows.first.locator("td.failed").is_visible()
+    assert failed.reason
+    assert " ".join(rows.first.locator("td").last.inner_text().split()) == " ".join(
+        failed.reason.split()
+    )
+    assert page.locator("h2:text-is('Skipped scenes')").count() == 0  # none skipped
+    cards = dict(
+        tuple(c.split("\n", 1))
+        for c in page.locator(".card").evaluate_all("els => els.map(e => e.innerText)")
+    )
+    assert cards["finished earlier"] == "0"
+
+    # The scene log: a visible link, relative to the page, to the part next to it.
+    link = page.locator('h2:text-is("Scene log") + p a[href="scenes/part-00000.ndjson.gz"]')
+    assert link.count() == 1
+    assert link.is_visible()
+    target = Path(url2pathname(urlsplit(link.evaluate("a => a.href")).path))
+    assert target == run.html.parent / "scenes" / "part-00000.ndjson.gz"
+    with gzip.open(target, "rt") as fh:
+        assert sorted(json.loads(line)["source"] for line in fh) == sorted(
+            s.source for s in run.scenes
+        )
+    assert log.problems == []
+    assert log.requests == [log.own_url]  # a link is not a request
+
+
 def test_jupyter_fragment_renders_offline(browser: Browser, run: Run, tmp_path: Path) -> None:
     """``Report._repr_html_`` (what Jupyter shows) embedded in a minimal page."""
     fragment = run.report._repr_html_()
@@ -443,7 +533,7 @@ def test_jupyter_fragment_renders_offline(browser: Browser, run: Run, tmp_path: 
         bars = page.locator(f'svg[aria-label="{RATIO_CHART}"] rect:has(title)')
         assert bars.count() == len(run.compacted)
         text = page.locator(".compactor-report").inner_text()
-        for scene in run.report.scenes:
+        for scene in run.scenes:
             assert scene.source in text
         assert run.by_name("broken.tif").reason in " ".join(text.split())  # type: ignore[operator]
         page.wait_for_load_state("networkidle")

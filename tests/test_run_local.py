@@ -11,6 +11,7 @@ from typing import Any
 from rio_cogeo.cogeo import cog_validate
 
 from . import rasters
+from .reports import scenes_of
 
 
 def test_local_source_dest_and_archive_dir(cli: Any, tmp_path: Path) -> None:
@@ -35,7 +36,7 @@ def test_local_source_dest_and_archive_dir(cli: Any, tmp_path: Path) -> None:
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())
     assert report["totals"]["compacted"] == 2
-    assert all(not s["output"].startswith("s3://") for s in report["scenes"])
+    assert all(not s["output"].startswith("s3://") for s in scenes_of(report))
 
 
 def test_console_script_with_a_local_cluster(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from compactor.gdal.env import gdal_env, gdal_options
 
 from . import rasters
 from .conftest import FAKE_SECRET, S3
+from .reports import scenes_of
 
 SRC = "s3://src-bucket/scenes/"
 DEST = "s3://dst-bucket/cogs/"
@@ -60,7 +61,7 @@ def load_report(s3: S3, stdout: str) -> dict[str, Any]:
 
 
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["source"].rsplit("/", 1)[-1]: s for s in report["scenes"]}
+    return {s["source"].rsplit("/", 1)[-1]: s for s in scenes_of(report)}
 
 
 def good_and_bad(tmp_path: Path) -> dict[str, Path]:
@@ -160,9 +161,10 @@ def test_mixed_archive_end_to_end(s3: S3, cli: Any, tmp_path: Path) -> None:
 
     # totals add up
     t = report["totals"]
-    assert t["scenes"] == len(report["scenes"]) == 11
+    every = scenes_of(report)
+    assert t["scenes"] == len(every) == 11
     assert (t["compacted"], t["skipped"], t["failed"]) == (7, 1, 3)
-    done = [s for s in report["scenes"] if s["status"] == "compacted"]
+    done = [s for s in every if s["status"] == "compacted"]
     assert t["bytes_in"] == sum(s["bytes_in"] for s in done)
     assert t["bytes_out"] == sum(s["bytes_out"] for s in done)
     assert report["cost"]["storage_class"] == "GLACIER"
@@ -171,7 +173,8 @@ def test_mixed_archive_end_to_end(s3: S3, cli: Any, tmp_path: Path) -> None:
     html = s3.read(
         "dst-bucket", report["location"][len("s3://dst-bucket/") :] + "report.html"
     ).decode()
-    for text in (result.output, json.dumps(report), html):
+    log = json.dumps(every)
+    for text in (result.output, json.dumps(report), html, log):
         assert FAKE_SECRET not in text
 
 
@@ -192,7 +195,7 @@ def test_second_identical_run_redoes_nothing(s3: S3, cli: Any, tmp_path: Path) -
     assert second.exit_code == 0, second.output
     report = load_report(s3, second.stdout)
     # Counted from the finished index: no task, no request per scene.
-    assert report["scenes"] == []
+    assert scenes_of(report) == []
     assert report["totals"]["finished_earlier"] == 2
     assert report["totals"]["compacted"] == 0
     after = {
@@ -223,7 +226,7 @@ def test_every_codec(
     upload(s3, {"s.tif": src})
     result = cli("run", "--source", SRC, "--dest", DEST, "--codec", codec, "--min-ssim", "0.9")
     assert result.exit_code == 0, result.output
-    scene = load_report(s3, result.stdout)["scenes"][0]
+    (scene,) = scenes_of(load_report(s3, result.stdout))
     assert scene["codec"] == codec
     with (
         s3_gdal(s3),
@@ -287,7 +290,7 @@ def test_quality_asked_is_quality_written(s3: S3, cli: Any, tmp_path: Path) -> N
         "0",
     )
     assert result.exit_code == 0, result.output
-    assert load_report(s3, result.stdout)["scenes"][0]["quality"] == 61
+    assert scenes_of(load_report(s3, result.stdout))[0]["quality"] == 61
     local = tmp_path / "out.tif"
     local.write_bytes(s3.read("dst-bucket", "cogs/g.tif"))
     assert tiff_jpeg_quality(str(local)) == 61
@@ -298,7 +301,7 @@ def test_ssim_bar_raises_quality_then_goes_lossless(s3: S3, cli: Any, tmp_path: 
     # A fixed quality climbs the ladder (tests/test_auto_quality.py: what auto does).
     result = cli("run", "--source", SRC, "--dest", DEST, "--min-ssim", "0.9999", "--quality", "75")
     assert result.exit_code == 0, result.output
-    g = load_report(s3, result.stdout)["scenes"][0]
+    (g,) = scenes_of(load_report(s3, result.stdout))
     assert [(a["codec"], a["quality"]) for a in g["attempts"]] == [
         ("jpeg", 75), ("jpeg", 85), ("jpeg", 90), ("jpeg", 95), ("zstd", None),
     ]  # fmt: skip
@@ -311,7 +314,7 @@ def test_ssim_bar_keeps_the_first_passing_quality(s3: S3, cli: Any, tmp_path: Pa
     upload(s3, {"c.tif": rasters.rgb(tmp_path / "c.tif")})
     result = cli("run", "--source", SRC, "--dest", DEST, "--quality", "75")  # default bar 0.95
     assert result.exit_code == 0, result.output
-    c = load_report(s3, result.stdout)["scenes"][0]
+    (c,) = scenes_of(load_report(s3, result.stdout))
     tried = [(a["quality"], a["ssim"]) for a in c["attempts"]]
     assert tried[0][0] == 75
     assert tried[0][1] < 0.95
@@ -395,7 +398,7 @@ def test_archive_in_place(s3: S3, cli: Any, tmp_path: Path) -> None:
     assert again.exit_code == 0
     report = load_report(s3, again.stdout)
     # The original in DEEP_ARCHIVE is listed as the finished version: not run again.
-    assert report["scenes"] == []
+    assert scenes_of(report) == []
     assert report["totals"]["finished_earlier"] == 1
 
 
@@ -441,7 +444,7 @@ def test_scene_that_would_not_shrink_is_left_as_it_is(s3: S3, cli: Any, tmp_path
     assert s3.keys("arc-bucket") == ["orig/big.tif"]
     again = load_report(s3, cli(*args).stdout)
     # Remembered under this policy, not encoded again: counted with the finished scenes.
-    assert again["scenes"] == []
+    assert scenes_of(again) == []
     assert again["totals"]["finished_earlier"] == 2
     policy = cli(*args, "--min-saving", "-1")  # another policy: tried again
     assert by_name(load_report(s3, policy.stdout))["small.tif"]["status"] == "compacted"

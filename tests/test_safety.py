@@ -18,6 +18,7 @@ from compactor.storage import Location, S3Options, S3Store
 
 from . import rasters
 from .conftest import S3
+from .reports import scenes_of
 from .test_run_s3 import ARCHIVE, DEST, SRC, by_name, load_report, upload
 
 
@@ -33,7 +34,7 @@ def test_changed_source_is_redone_from_scratch(s3: S3, cli: Any, tmp_path: Path)
     upload(s3, {"a.tif": rasters.gray(tmp_path / "a2.tif", seed=9)})  # replaced in place
     result = cli("run", "--source", SRC, "--dest", DEST)
     assert result.exit_code == 0
-    scene = load_report(s3, result.stdout)["scenes"][0]
+    scene = scenes_of(load_report(s3, result.stdout))[0]
     assert scene["status"] == "compacted"
     assert s3.read("dst-bucket", "cogs/a.tif") != first
 
@@ -45,7 +46,7 @@ def test_output_key_held_by_someone_else_is_not_overwritten(
     s3.put("dst-bucket", "cogs/a.tif", b"somebody else's file")
     result = cli("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE)
     assert result.exit_code == 1
-    scene = load_report(s3, result.stdout)["scenes"][0]
+    scene = scenes_of(load_report(s3, result.stdout))[0]
     assert "already exists and was not written for this source" in scene["reason"]
     assert s3.read("dst-bucket", "cogs/a.tif") == b"somebody else's file"
     assert s3.keys("arc-bucket") == []
@@ -110,7 +111,7 @@ def test_archive_key_holding_other_bytes_is_never_overwritten(
     s3.put("arc-bucket", "orig/a.tif", b"an older original")
     result = cli("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE)
     assert result.exit_code == 1
-    scene = load_report(s3, result.stdout)["scenes"][0]
+    scene = scenes_of(load_report(s3, result.stdout))[0]
     assert "already holds a different object" in scene["reason"]
     assert s3.read("arc-bucket", "orig/a.tif") == b"an older original"
     assert s3.read("src-bucket", "scenes/a.tif") == originals["scenes/a.tif"]
@@ -254,7 +255,7 @@ def test_state_records_every_step(s3: S3, cli: Any, tmp_path: Path) -> None:
         == hashlib.sha256(s3.read("arc-bucket", "orig/a b+ü.tif")).hexdigest()
     )
     assert not [k for k in s3.keys("dst-bucket") if "/leases/" in k]  # released
-    assert np.isclose(state["ssim"], load_report(s3, first.stdout)["scenes"][0]["ssim"])
+    assert np.isclose(state["ssim"], scenes_of(load_report(s3, first.stdout))[0]["ssim"])
 
 
 def test_source_removed_before_compaction_stops_failing(s3: S3, cli: Any, tmp_path: Path) -> None:
@@ -284,5 +285,5 @@ def test_scene_stuck_at_encoded_with_its_output_gone_is_encoded_again(
     s3.client.delete_object(Bucket="dst-bucket", Key="cogs/a.tif")  # ... and the output lost
     result = cli("run", "--source", SRC, "--dest", DEST)
     assert result.exit_code == 0, result.output
-    assert load_report(s3, result.stdout)["scenes"][0]["status"] == "compacted"
+    assert scenes_of(load_report(s3, result.stdout))[0]["status"] == "compacted"
     assert "cogs/a.tif" in s3.keys("dst-bucket")

@@ -33,6 +33,7 @@ from . import rasters
 from .conftest import S3
 from .faultproxy import FaultProxy
 from .inventory_fixture import write_inventory
+from .reports import scenes_of
 from .test_run_s3 import load_report
 
 SRC = "s3://src-bucket/scenes/"
@@ -320,7 +321,7 @@ def test_run_from_an_inventory(s3: S3, cli: Any, tmp_path: Path) -> None:
     manifest = write_inventory(s3.client, "dst-bucket", "inventory", rows, fmt="Parquet")
     result = cli("run", "--inventory", manifest, "--source", SRC, "--dest", DEST)
     assert result.exit_code == 1, result.output  # the refused key is a failed scene
-    scenes = {s["source"]: s for s in load_report(s3, result.stdout)["scenes"]}
+    scenes = {s["source"]: s for s in scenes_of(load_report(s3, result.stdout))}
     assert set(scenes) == {
         "s3://src-bucket/scenes/a b.tif",
         "s3://src-bucket/scenes/sub/b.tif",

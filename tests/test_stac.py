@@ -161,7 +161,7 @@ def test_search_compacts_matching_items_and_writes_updated_items(
             min_saving=-1,
         )  # fmt: skip
 
-    by_item = {(s.item, s.asset): s for s in report.scenes}
+    by_item = {(s.item, s.asset): s for s in report.scene_results()}
     # Exactly the matching items' raster assets; thumbnails and the other items untouched.
     assert set(by_item) == {("a", "image"), ("b", "image"), ("c", "data"), ("missing", "image")}
     assert report.totals.compacted == 3
@@ -255,7 +255,7 @@ def test_http_asset_is_fetched_by_compactor_and_left_in_place(
             stac=api, collection=[COLLECTION], dest=DEST, archive=ARCHIVE, client=client,
             min_saving=-1, allow_host=[host],
         )  # fmt: skip
-    (scene,) = report.scenes
+    (scene,) = report.scene_results()
     assert scene.status == "compacted", scene.reason
     assert scene.source == href
     assert scene.archive is None
@@ -279,7 +279,7 @@ def test_plan_on_a_search_and_update_without_transactions(
             stac=api, collection=[COLLECTION], bbox="-0.5,9.5,0.5,11.5", dest=DEST,
             client=client, stac_update=True, min_saving=-1,
         )  # fmt: skip
-    assert [s.item for s in report.scenes] == ["a"]
+    assert [s.item for s in report.scene_results()] == ["a"]
     assert report.stac is not None
     assert report.stac.updated == 0
     assert "does not support the Transactions extension" in (report.stac.update_error or "")

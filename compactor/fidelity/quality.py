@@ -23,7 +23,7 @@ needs up to :data:`QUALITY_MAX`: what it would cost under a single fixed quality
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -37,6 +37,7 @@ from ..codec.write import write_cog
 from ..codecs import AUTO_LOSSLESS, LOSSY
 from ..errors import SceneError, VerificationError
 from ..gdal.info import RasterInfo
+from ..report.aggregate import FixedQualityComparison
 from ..report.models import Probe, QualityComparison, QualitySearch, SceneResult
 from .sample import Sample, write_sample
 from .verify import compare_pixels
@@ -344,45 +345,16 @@ def candidates(
     return Ladder(profiles, record, sample, policy.min_ssim, probes_dir)
 
 
-def compare_fixed(scenes: list[SceneResult], min_ssim: float) -> QualityComparison | None:
+def compare_fixed(scenes: Iterable[SceneResult], min_ssim: float) -> QualityComparison | None:
     """The run against a single fixed JPEG quality: the lowest one that keeps every scene
     searched at the bar (on its sample), and what the same scenes would weigh with it.
 
     Counts the compacted scenes whose search found a JPEG quality; each scene's size at the
     fixed quality is estimated from its own output size and its sample's JPEG size curve.
+    A run accumulates the same figures one result at a time
+    (:class:`~compactor.report.aggregate.FixedQualityComparison`); this is it over a list.
     """
-    # (scene, its JPEG quality, its sample's JPEG curve, its chosen sample bytes)
-    searched: list[tuple[SceneResult, int, list[int], int]] = []
+    comparison = FixedQualityComparison(min_ssim)
     for s in scenes:
-        found = s.search
-        if (
-            s.status == "compacted"
-            and s.lossless is False
-            and s.bytes_out
-            and found is not None
-            and found.jpeg_quality is not None
-            and found.jpeg_bytes
-            and found.chosen_bytes
-        ):
-            searched.append((s, found.jpeg_quality, found.jpeg_bytes, found.chosen_bytes))
-    if not searched:
-        return None
-    fixed = max(q for _, q, _, _ in searched)
-    auto_total = 0
-    fixed_total = 0
-    qualities: dict[str, int] = {}
-    for s, q, curve, chosen in searched:
-        auto_total += s.bytes_out or 0
-        fixed_total += round((s.bytes_out or 0) * curve[fixed - q] / chosen)
-        label = f"{s.codec} q{s.quality}"
-        qualities[label] = qualities.get(label, 0) + 1
-    return QualityComparison(
-        min_ssim=min_ssim,
-        scenes=len(searched),
-        fixed_codec="jpeg",
-        fixed_quality=fixed,
-        bytes_auto=auto_total,
-        bytes_fixed=fixed_total,
-        saving=1 - auto_total / fixed_total if fixed_total else 0.0,
-        chosen=dict(sorted(qualities.items())),
-    )
+        comparison.add(s)
+    return comparison.result()

@@ -1,17 +1,18 @@
 """compactor's charts: inline SVG, no scripts or fonts, one engine for the run report
-(compression ratio, SSIM distribution, quality per scene) and the notebook's comparison
-(size against SSIM)."""
+(histograms of the run's distributions, counts per codec, and for small runs the
+compression ratio and quality per scene) and the notebook's comparison (size against
+SSIM)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .format import esc, human_bytes, short_name
 
 if TYPE_CHECKING:  # the models render themselves with these functions
-    from .models import Report, SceneResult
+    from .models import Distribution, QualityComparison, SceneResult
 
 STATUS_COLOURS = {"compacted": "#2e90fa", "skipped": "#98a2b3", "failed": "#f04438"}
 
@@ -65,65 +66,146 @@ def ratio_chart(scenes: Sequence[SceneResult], width: int = 720) -> str:
     return "".join(parts) + more
 
 
-def ssim_chart(scenes: Sequence[SceneResult], min_ssim: float | None, width: int = 720) -> str:
-    """Histogram of SSIM over lossy compacted scenes, with the bar marked."""
-    values = [
-        s.ssim
-        for s in scenes
-        if s.status == "compacted" and s.lossless is False and s.ssim is not None
+def histogram_chart(
+    dist: Distribution,
+    label: str,
+    fmt: Callable[[float], str],
+    *,
+    start: float | None = None,
+    stop: float | None = None,
+    bars: int = 30,
+    marker: float | None = None,
+    marker_label: str = "",
+    width: int = 720,
+) -> str:
+    """A histogram of ``dist`` as vertical bars, each one or more of its fixed bins merged
+    (at most ``bars``), from ``start`` (default: its first non-empty bin) to ``stop``
+    (default: its last non-empty bin); each bar titled ``lo–hi: n scenes``. ``marker``
+    draws a dashed line at that value (the SSIM bar). Values outside the fixed bins are
+    noted below the chart."""
+    binning = dist.binning
+    counts: dict[int, int] = {}
+    for b in dist.histogram:
+        counts[binning.index((b.lo + b.hi) / 2)] = b.count
+    notes = []
+    if dist.under:
+        notes.append(f"{dist.under} below {fmt(dist.lo)}")
+    if dist.over:
+        notes.append(f"{dist.over} at or above {fmt(dist.hi)}")
+    note = (
+        f'<p class="muted">Not drawn: {", ".join(notes)} (outside the fixed bins).</p>'
+        if notes
+        else ""
+    )
+    if not counts:
+        return '<p class="muted">No values.</p>' + note
+    first = min(counts) if start is None else min(min(counts), max(0, binning.index(start)))
+    last = max(counts) + 1
+    if stop is not None:
+        last = max(last, min(binning.count, binning.index(stop) + 1))
+    group = max(1, math.ceil((last - first) / bars))
+    n = math.ceil((last - first) / group)
+    merged = [
+        sum(counts.get(i, 0) for i in range(first + k * group, min(last, first + (k + 1) * group)))
+        for k in range(n)
     ]
-    if not values:
-        return '<p class="muted">No lossy scenes: every output is pixel-identical.</p>'
-    lo = min([*values, min_ssim or 1.0, 0.9])
-    lo = math.floor(lo * 100) / 100
-    bins = 20
-    step = (1.0 - lo) / bins
-    counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, int((v - lo) / step))] += 1
     height, pad_l, pad_b = 180, 40, 28
     plot_w, plot_h = width - pad_l - 10, height - pad_b - 10
-    peak = max(counts)
+    peak = max(merged)
     parts = [
-        f'<svg role="img" aria-label="SSIM distribution" width="{width}" height="{height}" '
+        f'<svg role="img" aria-label="{esc(label)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
     ]
-    bw = plot_w / bins
-    for i, c in enumerate(counts):
+    bw = plot_w / n
+    for k, c in enumerate(merged):
         h = plot_h * c / peak if peak else 0
-        x = pad_l + i * bw
+        x = pad_l + k * bw
+        lo = binning.edge(first + k * group)
+        hi = binning.edge(min(last, first + (k + 1) * group))
         parts.append(
-            f'<rect x="{x + 1:.1f}" y="{10 + plot_h - h:.1f}" width="{bw - 2:.1f}" '
-            f'height="{h:.1f}" fill="#2e90fa"><title>{lo + i * step:.3f}–'
-            f"{lo + (i + 1) * step:.3f}: {c} scenes</title></rect>"
+            f'<rect x="{x + 1:.1f}" y="{10 + plot_h - h:.1f}" width="{max(0.5, bw - 2):.1f}" '
+            f'height="{h:.1f}" fill="#2e90fa"><title>{esc(fmt(lo))}–{esc(fmt(hi))}: {c} '
+            "scenes</title></rect>"
         )
-    for i in range(0, bins + 1, 5):
-        x = pad_l + i * bw
-        anchor = "end" if i == bins else "middle"  # the last label stays inside the chart
+    every = max(1, math.ceil(n / 5))
+    for k in range(0, n + 1, every):
+        x = pad_l + k * bw
+        anchor = "end" if k == n else "start" if k == 0 else "middle"  # labels stay inside
+        value = binning.edge(min(last, first + k * group))
         parts.append(
-            f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}">{lo + i * step:.3f}</text>'
+            f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}">{esc(fmt(value))}</text>'
         )
     parts.append(f'<text x="4" y="20">{peak}</text><text x="4" y="{10 + plot_h}">0</text>')
-    if min_ssim:
-        x = pad_l + (min_ssim - lo) / step * bw
+    if marker is not None and binning.lo <= marker <= binning.hi:
+        x = pad_l + (binning.position(marker) - first) / group * bw
+        if pad_l <= x <= width - 10:
+            # Left of the line (scenes sit right of the bar), unless it would not fit there.
+            left = x - 4 - 7 * len(marker_label) > 0
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="6" y2="{10 + plot_h}" stroke="#f04438" '
+                f'stroke-dasharray="4 3"/><text x="{x - 4 if left else x + 4:.1f}" y="16" '
+                f'text-anchor="{"end" if left else "start"}" fill="#b42318">'
+                f"{esc(marker_label)}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts) + note
+
+
+def ssim_chart(dist: Distribution, min_ssim: float | None, width: int = 720) -> str:
+    """Histogram of SSIM over lossy compacted scenes, with the bar marked: 20 bars from a
+    whole hundredth at or below the lowest SSIM, the bar and 0.9, up to 1."""
+    if not dist.count or dist.min is None:
+        return '<p class="muted">No lossy scenes: every output is pixel-identical.</p>'
+    lo = math.floor(min(dist.min, min_ssim or 1.0, 0.9) * 100) / 100
+    return histogram_chart(
+        dist, "SSIM distribution", lambda v: f"{v:.4f}".rstrip("0").rstrip(".") or "0",
+        start=max(0.0, lo), stop=1.0, bars=20, marker=min_ssim or None,
+        marker_label=f"min SSIM {min_ssim}", width=width,
+    )  # fmt: skip
+
+
+def counts_chart(counts: Mapping[str, int], label: str, width: int = 720, top: int = 30) -> str:
+    """Horizontal bars of ``counts`` (largest first, the ``top`` ones), each titled."""
+    shown = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    if not shown:
+        return '<p class="muted">None.</p>'
+    bar_h, gap, label_w = 16, 4, 160
+    height = len(shown) * (bar_h + gap) + 4
+    peak = max(c for _, c in shown)
+    scale = (width - label_w - 80) / peak if peak else 0
+    parts = [
+        f'<svg role="img" aria-label="{esc(label)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for i, (name, c) in enumerate(shown):
+        y = i * (bar_h + gap)
+        w = max(1.0, c * scale)
         parts.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="6" y2="{10 + plot_h}" stroke="#f04438" '
-            f'stroke-dasharray="4 3"/><text x="{x - 4:.1f}" y="16" text-anchor="end" '
-            f'fill="#b42318">min SSIM {min_ssim}</text>'  # left of the line: scenes sit right
+            f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{esc(name)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="#2e90fa">'
+            f"<title>{esc(name)}: {c} scenes</title></rect>"
+            f'<text x="{label_w + w + 4:.1f}" y="{y + 12}">{c}</text>'
         )
     parts.append("</svg>")
-    return "".join(parts)
+    more = (
+        f'<p class="muted">The {top} most frequent of {len(counts)}.</p>'
+        if len(counts) > top
+        else ""
+    )
+    return "".join(parts) + more
 
 
 CODEC_COLOURS = {"jpeg": "#2e90fa", "webp": "#7a5af8"}
 
 
-def quality_chart(report: Report, width: int = 720) -> str:
+def quality_chart(
+    scenes: Sequence[SceneResult], comparison: QualityComparison | None, width: int = 720
+) -> str:
     """Horizontal bars of the quality ``--quality auto`` chose per scene, coloured by codec,
     with the fixed quality it is compared with marked."""
     chosen = [
         s
-        for s in report.scenes
+        for s in scenes
         if s.status == "compacted" and s.search is not None and s.quality is not None
     ]
     if not chosen:
@@ -152,12 +234,12 @@ def quality_chart(report: Report, width: int = 720) -> str:
             f"SSIM {num(s.ssim, '.3f')}</text>"
         )
     bottom = len(shown) * (bar_h + gap)
-    if report.quality is not None:
-        x = label_w + report.quality.fixed_quality * scale
+    if comparison is not None:
+        x = label_w + comparison.fixed_quality * scale
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{bottom}" stroke="#f04438" '
             f'stroke-dasharray="4 3"/><text x="{x + 4:.1f}" y="{bottom + 14}" fill="#b42318">'
-            f"fixed {report.quality.fixed_codec.upper()} q{report.quality.fixed_quality}</text>"
+            f"fixed {comparison.fixed_codec.upper()} q{comparison.fixed_quality}</text>"
         )
     used = [c for c in CODEC_COLOURS if any(s.codec == c for s in shown)]
     for k, codec in enumerate(used):

@@ -14,6 +14,8 @@ stored for the minimum.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .models import CostEstimate, CostLine, SceneResult
 
 PRICE_TABLE_DATE = "2025-01"
@@ -56,51 +58,78 @@ def _line(label: str, nbytes: float, storage_class: str) -> CostLine:
     return CostLine(label=label, gb=gb, usd_per_gb_month=price, usd_month=gb * price)
 
 
-def estimate(scenes: list[SceneResult], storage_class: str | None) -> CostEstimate:
-    """Monthly cost of the compacted scenes before (originals in S3 Standard) and after
-    (outputs in Standard, originals in ``storage_class``, or still in Standard when
-    ``storage_class`` is ``None`` because originals are not archived)."""
-    done = [s for s in scenes if s.status == "compacted" and s.bytes_in and s.bytes_out]
-    bytes_in = sum(s.bytes_in or 0 for s in done)
-    bytes_out = sum(s.bytes_out or 0 for s in done)
-    before = _line("originals in STANDARD (before)", bytes_in, "STANDARD")
-    lines = [_line("compacted COGs in STANDARD", bytes_out, "STANDARD")]
-    notes: list[str] = []
-    minimum_days = 0
-    commitment = 0.0
-    if storage_class is None:
-        lines.append(_line("originals kept in STANDARD", bytes_in, "STANDARD"))
-        notes.append("originals were not archived (no --archive): nothing is saved yet")
-    else:
-        floor = MINIMUM_SIZE.get(storage_class, 0)
-        billed = sum(max(s.bytes_in or 0, floor) for s in done)
-        archive_line = _line(f"originals in {storage_class}", billed, storage_class)
-        lines.append(archive_line)
-        if storage_class in OVERHEAD:
-            std_bytes, class_bytes = OVERHEAD[storage_class]
-            n = len(done)
-            lines.append(_line(f"index overhead ({n} x 8 KB)", n * std_bytes, "STANDARD"))
-            lines.append(_line(f"metadata overhead ({n} x 32 KB)", n * class_bytes, storage_class))
-        minimum_days = MINIMUM_DAYS.get(storage_class, 0)
-        commitment = archive_line.usd_month * minimum_days / 30.0
-        if minimum_days:
-            notes.append(
-                f"{storage_class} bills at least {minimum_days} days per object: deleting an"
-                f" original earlier still costs the full {minimum_days} days"
-            )
-        if floor:
-            notes.append(f"{storage_class} bills at least {floor // 1024} KB per object")
-    after = sum(line.usd_month for line in lines)
-    return CostEstimate(
-        region=PRICE_REGION,
-        price_table_date=PRICE_TABLE_DATE,
-        price_source=PRICE_SOURCE,
-        storage_class=storage_class,
-        before_usd_month=before.usd_month,
-        after_usd_month=after,
-        saving_usd_month=before.usd_month - after,
-        lines=[before, *lines],
-        minimum_days=minimum_days,
-        minimum_commitment_usd=commitment,
-        notes=notes,
-    )
+class CostAccumulator:
+    """The figures :func:`estimate` needs, accumulated one result at a time: the compacted
+    scenes' bytes before and after, their number, and the bytes the archive class bills
+    (each original at least the class's minimum billable size)."""
+
+    def __init__(self, storage_class: str | None):
+        self.storage_class = storage_class
+        self.floor = MINIMUM_SIZE.get(storage_class, 0) if storage_class else 0
+        self.scenes = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.billed = 0
+
+    def add(self, s: SceneResult) -> None:
+        if s.status != "compacted" or not s.bytes_in or not s.bytes_out:
+            return
+        self.scenes += 1
+        self.bytes_in += s.bytes_in
+        self.bytes_out += s.bytes_out
+        self.billed += max(s.bytes_in, self.floor)
+
+    def estimate(self) -> CostEstimate:
+        """Monthly cost of the compacted scenes before (originals in S3 Standard) and after
+        (outputs in Standard, originals in the storage class, or still in Standard when it
+        is ``None`` because originals are not archived)."""
+        storage_class = self.storage_class
+        before = _line("originals in STANDARD (before)", self.bytes_in, "STANDARD")
+        lines = [_line("compacted COGs in STANDARD", self.bytes_out, "STANDARD")]
+        notes: list[str] = []
+        minimum_days = 0
+        commitment = 0.0
+        if storage_class is None:
+            lines.append(_line("originals kept in STANDARD", self.bytes_in, "STANDARD"))
+            notes.append("originals were not archived (no --archive): nothing is saved yet")
+        else:
+            archive_line = _line(f"originals in {storage_class}", self.billed, storage_class)
+            lines.append(archive_line)
+            if storage_class in OVERHEAD:
+                std_bytes, class_bytes = OVERHEAD[storage_class]
+                n = self.scenes
+                lines.append(_line(f"index overhead ({n} x 8 KB)", n * std_bytes, "STANDARD"))
+                lines.append(
+                    _line(f"metadata overhead ({n} x 32 KB)", n * class_bytes, storage_class)
+                )
+            minimum_days = MINIMUM_DAYS.get(storage_class, 0)
+            commitment = archive_line.usd_month * minimum_days / 30.0
+            if minimum_days:
+                notes.append(
+                    f"{storage_class} bills at least {minimum_days} days per object: deleting"
+                    f" an original earlier still costs the full {minimum_days} days"
+                )
+            if self.floor:
+                notes.append(f"{storage_class} bills at least {self.floor // 1024} KB per object")
+        after = sum(line.usd_month for line in lines)
+        return CostEstimate(
+            region=PRICE_REGION,
+            price_table_date=PRICE_TABLE_DATE,
+            price_source=PRICE_SOURCE,
+            storage_class=storage_class,
+            before_usd_month=before.usd_month,
+            after_usd_month=after,
+            saving_usd_month=before.usd_month - after,
+            lines=[before, *lines],
+            minimum_days=minimum_days,
+            minimum_commitment_usd=commitment,
+            notes=notes,
+        )
+
+
+def estimate(scenes: Iterable[SceneResult], storage_class: str | None) -> CostEstimate:
+    """:meth:`CostAccumulator.estimate` of ``scenes`` (a plan's rows, a list of results)."""
+    costs = CostAccumulator(storage_class)
+    for s in scenes:
+        costs.add(s)
+    return costs.estimate()

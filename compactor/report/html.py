@@ -15,11 +15,20 @@ from typing import TYPE_CHECKING
 from ..storage.location import Location
 from ..storage.s3client import S3Options
 from ..storage.stores import store_for
-from .charts import num, quality_chart, ratio_chart, ssim_chart
+from .charts import counts_chart, histogram_chart, num, quality_chart, ratio_chart, ssim_chart
 from .format import esc, human_bytes, usd
 
 if TYPE_CHECKING:  # the models render themselves with these functions
-    from .models import Report, SceneResult
+    from .models import Distribution, Report, SceneResult
+
+#: Failures the summary prints (the report lists them all).
+SUMMARY_FAILURES = 8
+#: Skip reasons the summary prints, most frequent first.
+SUMMARY_REASONS = 5
+#: Rows a table of report.html shows: the per-scene table of a run of at most this many
+#: scenes (the recorder keeps them that long), the first this many failed or skipped scenes
+#: (report.json lists them all).
+TABLE_LIMIT = 500
 
 
 def report_json(report: Report) -> str:
@@ -42,12 +51,35 @@ def write_report(report: Report, location: str, s3: S3Options) -> Report:
     return report
 
 
+def skip_reasons(skipped: Sequence[SceneResult]) -> list[tuple[str, int]]:
+    """Skipped scenes counted by the first words of their reason, most frequent first."""
+    counts: dict[str, int] = {}
+    for s in skipped:
+        why = (s.reason or "skipped").split(" (")[0].split(":")[0]
+        counts[why] = counts.get(why, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _parts(n: int) -> str:
+    return f"{n} part" if n == 1 else f"{n} parts"
+
+
+def _quantiles(d: Distribution, fmt: str, unit: str = "") -> str:
+    return ", ".join(
+        f"{name} {format(v, fmt)}{unit}"
+        for name, v in (("median", d.p50), ("p90", d.p90), ("p99", d.p99))
+        if v is not None
+    )
+
+
 def summary_lines(report: Report) -> list[str]:
-    """A one-screen plain-text summary of a run."""
+    """A one-screen plain-text summary of a run: the same length for ten scenes or ten
+    million (no line per scene but the first failures)."""
     t = report.totals
+    d = report.distributions
     lines = [
-        f"run {report.run_id}: {t.scenes} scenes - {t.compacted} compacted, "
-        f"{t.skipped} skipped, {t.failed} failed",
+        f"run {report.run_id}: {t.scenes} scenes - {t.compacted} compacted in this run, "
+        f"{t.finished_earlier} finished earlier, {t.skipped} skipped, {t.failed} failed",
     ]
     if t.compacted:
         ratio = t.bytes_in / t.bytes_out if t.bytes_out else math.inf
@@ -56,14 +88,20 @@ def summary_lines(report: Report) -> list[str]:
         lines.append(
             f"{human_bytes(t.bytes_in)} -> {human_bytes(t.bytes_out)} ({ratio:.1f}x, {change})"
         )
-        ssims = [s.ssim for s in report.scenes if s.status == "compacted" and s.ssim is not None]
-        lossy = [s for s in report.scenes if s.status == "compacted" and s.lossless is False]
-        if lossy:
+        if d.ratio.count > 1:
+            lines.append(f"compression ratio per scene: {_quantiles(d.ratio, '.2f', 'x')}")
+        if d.lossy:
+            ssim = d.ssim
             lines.append(
-                f"lossy scenes: {len(lossy)}, SSIM min {min(ssims):.4f}"
-                if ssims
-                else f"lossy scenes: {len(lossy)}"
+                f"lossy scenes: {d.lossy}, SSIM min {ssim.min:.4f}"
+                + (f", {_quantiles(ssim, '.4f')}" if ssim.count > 1 else "")
+                if ssim.min is not None
+                else f"lossy scenes: {d.lossy}"
             )
+        if d.codecs:
+            shown = list(d.codecs.items())[:6]
+            more = f" and {len(d.codecs) - 6} more" if len(d.codecs) > 6 else ""
+            lines.append("codecs: " + ", ".join(f"{c} {n}" for c, n in shown) + more)
     if report.quality is not None and report.quality.scenes > 1:  # one scene: nothing to compare
         q = report.quality
         lines.append(
@@ -79,13 +117,12 @@ def summary_lines(report: Report) -> list[str]:
         )
         if c.storage_class is None:
             lines.append("originals were not archived (no --archive): they still cost as before")
-    skipped: dict[str, int] = {}
-    for s in report.scenes:
-        if s.status == "skipped":
-            why = (s.reason or "skipped").split(" (")[0].split(":")[0]
-            skipped[why] = skipped.get(why, 0) + 1
-    for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]):
+    reasons = skip_reasons(report.skipped)
+    for why, n in reasons[:SUMMARY_REASONS]:
         lines.append(f"skipped {n}: {why}")
+    if len(reasons) > SUMMARY_REASONS:
+        rest = sum(n for _, n in reasons[SUMMARY_REASONS:])
+        lines.append(f"... and {rest} skipped for {len(reasons) - SUMMARY_REASONS} other reasons")
     if report.stac is not None:
         st = report.stac
         where = f" in {st.location}" if st.location else ""
@@ -94,11 +131,15 @@ def summary_lines(report: Report) -> list[str]:
             lines.append(f"STAC: {st.updated} items written back to {st.api}")
         if st.update_error:
             lines.append(f"STAC: {st.update_error}")
-    failed = [s for s in report.scenes if s.status == "failed"]
-    for s in failed[:8]:
+    for s in report.failed[:SUMMARY_FAILURES]:
         lines.append(f"FAILED {s.source}: {s.reason}")
-    if len(failed) > 8:
-        lines.append(f"... and {len(failed) - 8} more failures (see the report)")
+    if len(report.failed) > SUMMARY_FAILURES:
+        lines.append(
+            f"... and {len(report.failed) - SUMMARY_FAILURES} more failures (see the report)"
+        )
+    if report.scene_log is not None and report.scene_log.scenes:
+        log = report.scene_log
+        lines.append(f"scene log: {log.scenes} scenes in {_parts(log.parts)} at {log.location}")
     return lines
 
 
@@ -129,7 +170,7 @@ def _quality_section(report: Report) -> str:
         f"one of them at the bar, {q.fixed_codec.upper()} q{q.fixed_quality}, would take about "
         f"<b>{human_bytes(q.bytes_fixed)}</b>: automatic quality saves "
         f"<b>{q.saving:.1%}</b>.</p>"
-        + quality_chart(report)
+        + quality_chart(report.table, q)
         + f'<p class="muted">Chosen: {mix}. The fixed-quality size is estimated per scene from '
         "its output and the JPEG sizes of its sample at each quality.</p>"
     )
@@ -194,13 +235,114 @@ def _stac_line(report: Report) -> str:
     return f'<p class="muted">{text}</p>'
 
 
+def _table(scenes: Sequence[SceneResult], limit: int | None = None) -> str:
+    shown = scenes if limit is None else scenes[:limit]
+    return (
+        "<table><tr><th>source</th><th>status</th><th>codec</th>"
+        "<th>before</th><th>after</th><th>ratio</th><th>SSIM</th><th>PSNR dB</th>"
+        "<th>seconds</th><th>reason</th></tr>" + _scene_rows(shown) + "</table>"
+    )
+
+
+def _listed(title: str, scenes: Sequence[SceneResult], what: str) -> str:
+    """A table of the run's failed or skipped scenes (the first :data:`TABLE_LIMIT`)."""
+    if not scenes:
+        return ""
+    more = (
+        f'<p class="muted">The first {TABLE_LIMIT} of {len(scenes)} {what} scenes; report.json '
+        "lists them all.</p>"
+        if len(scenes) > TABLE_LIMIT
+        else ""
+    )
+    return f"<h2>{esc(title)}</h2>" + _table(scenes, TABLE_LIMIT) + more
+
+
+def _quantile_line(d: Distribution, fmt: str, unit: str = "") -> str:
+    if not d.count:
+        return ""
+    text = _quantiles(d, fmt, unit)
+    lo, hi = format(d.min or 0, fmt), format(d.max or 0, fmt)
+    return f'<p class="muted">{d.count} scenes · min {lo}{unit} · {text} · max {hi}{unit}</p>'
+
+
+def _distributions(report: Report) -> str:
+    d = report.distributions
+    min_ssim = report.settings.get("min_ssim")
+    parts = ["<h2>Compression ratio</h2>"]
+    if report.table:
+        parts.append(ratio_chart(report.table))
+    if d.ratio.count:
+        parts.append(
+            histogram_chart(d.ratio, "Compression ratio distribution", lambda v: f"{v:.2f}×")
+            + _quantile_line(d.ratio, ".2f", "×")
+        )
+    elif not report.table:
+        parts.append('<p class="muted">No compacted scenes.</p>')
+    parts += [
+        "<h2>SSIM of lossy outputs</h2>",
+        ssim_chart(d.ssim, float(min_ssim) if min_ssim is not None else None),
+        _quantile_line(d.ssim, ".4f"),
+    ]
+    if d.codec_quality:
+        parts += [
+            "<h2>Codecs</h2>",
+            f'<p class="muted">{d.lossless} lossless, {d.lossy} lossy'
+            + (f", {d.chunked} chunked" if d.chunked else "")
+            + " · "
+            + ", ".join(f"{esc(c)} {n}" for c, n in d.codecs.items())
+            + "</p>",
+            counts_chart(d.codec_quality, "Scenes per codec and quality"),
+        ]
+    if d.seconds.count:
+        parts += [
+            "<h2>Seconds per scene</h2>",
+            histogram_chart(d.seconds, "Seconds per scene", lambda v: f"{v:.3g} s"),
+            _quantile_line(d.seconds, ".3g", " s"),
+        ]
+    if d.bytes_in.count:
+        parts += [
+            "<h2>Size of the originals</h2>",
+            histogram_chart(d.bytes_in, "Size of the originals", human_bytes),
+            f'<p class="muted">{d.bytes_in.count} scenes · median '
+            f"{human_bytes(d.bytes_in.p50)} · p90 {human_bytes(d.bytes_in.p90)} · max "
+            f"{human_bytes(d.bytes_in.max)}</p>",
+        ]
+    return "".join(parts)
+
+
+def _scene_log(report: Report, *, fragment: bool) -> str:
+    """Where every scene's result is: links to the parts (relative to report.html, which
+    sits next to ``scenes/``), or their location in a notebook (no page to be relative to)."""
+    log = report.scene_log
+    if log is None:
+        return ""
+    if not log.parts:
+        return '<h2>Scene log</h2><p class="muted">No scene finished: the scene log is empty.</p>'
+    names = log.part_names
+    if fragment:
+        links = f"<code>{esc(log.location)}</code>"
+    else:
+        shown = names if len(names) <= 12 else [*names[:10], names[-1]]
+        items = [f'<a href="scenes/{esc(n)}">{esc(n)}</a>' for n in shown]
+        if len(names) > 12:
+            items.insert(10, "…")
+        links = '<a href="scenes/">scenes/</a>: ' + ", ".join(items)
+    return (
+        f"<h2>Scene log</h2><p>Every scene's full result ({log.scenes} scenes in "
+        f"{_parts(log.parts)} of gzipped NDJSON, in the order they finished): {links}</p>"
+        '<p class="muted">Read it with <code>compactor.read_scene_log(location)</code>, '
+        "<code>report.scene_results()</code>, or pandas: <code>pd.read_json(part, "
+        "lines=True)</code>.</p>"
+    )
+
+
 def render_html(report: Report, *, fragment: bool = False) -> str:
     t = report.totals
     ratio = (t.bytes_in / t.bytes_out) if t.bytes_out else None
-    min_ssim = report.settings.get("min_ssim")
     cards = [
         ("scenes", str(t.scenes)),
         ("compacted", str(t.compacted)),
+        ("finished earlier", str(t.finished_earlier)),
         ("skipped", str(t.skipped)),
         ("failed", str(t.failed)),
         ("before", human_bytes(t.bytes_in)),
@@ -209,6 +351,16 @@ def render_html(report: Report, *, fragment: bool = False) -> str:
     ]
     if report.cost:
         cards.append(("saving / month", usd(report.cost.saving_usd_month)))
+    if report.table:
+        scenes = "<h2>Scenes</h2>" + _table(report.table)
+    elif t.scenes > TABLE_LIMIT:
+        scenes = (
+            f'<h2>Scenes</h2><p class="muted">{t.scenes} scenes: too many for a table here '
+            "(the failed and skipped ones are listed above); every scene is in the scene "
+            "log.</p>"
+        )
+    else:  # a report read back from report.json: the scenes are in the log only
+        scenes = ""
     body = (
         f"<h1>compactor run {esc(report.run_id)}</h1>"
         f'<p class="muted">{esc(report.started)} → {esc(report.finished)} · source '
@@ -217,17 +369,14 @@ def render_html(report: Report, *, fragment: bool = False) -> str:
         + _stac_line(report)
         + '<div class="cards">'
         + "".join(f'<div class="card">{esc(k)}<b>{esc(v)}</b></div>' for k, v in cards)
-        + "</div><h2>Compression ratio</h2>"
-        + ratio_chart(report.scenes)
-        + "<h2>SSIM of lossy outputs</h2>"
-        + ssim_chart(report.scenes, float(min_ssim) if min_ssim is not None else None)
+        + "</div>"
+        + _distributions(report)
         + _quality_section(report)
         + _cost_table(report)
-        + "<h2>Scenes</h2><table><tr><th>source</th><th>status</th><th>codec</th>"
-        "<th>before</th><th>after</th><th>ratio</th><th>SSIM</th><th>PSNR dB</th>"
-        "<th>seconds</th><th>reason</th></tr>"
-        + _scene_rows(report.scenes)
-        + "</table>"
+        + _listed("Failed scenes", report.failed, "failed")
+        + _listed("Skipped scenes", report.skipped, "skipped")
+        + scenes
+        + _scene_log(report, fragment=fragment)
         + '<p class="muted">'
         + " · ".join(f"{esc(k)} {esc(v)}" for k, v in sorted(report.versions.items()))
         + "</p>"

@@ -1,12 +1,23 @@
-"""Typed results: one :class:`SceneResult` per scene and the run's :class:`Report`."""
+"""Typed results: one :class:`SceneResult` per scene and the run's :class:`Report`.
+
+A report stays the same size however many scenes a run has: totals, distributions (fixed-bin
+histograms), the failed and skipped scenes, and where the **scene log** is (every scene's
+full result, in gzipped NDJSON parts next to the report; :mod:`compactor.report.scene_log`).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..storage.s3client import S3Options
+from .bins import Bins
 from .html import render_html
+
+if TYPE_CHECKING:  # pandas is imported only when a DataFrame is asked for
+    import pandas as pd
 
 Status = Literal["compacted", "skipped", "failed"]
 
@@ -108,6 +119,9 @@ class SceneResult(BaseModel):
 
 
 class Totals(BaseModel):
+    """Counts of a run, kept up to date one result at a time (:meth:`add`)."""
+
+    #: Scenes this run took a result for (compacted + skipped + failed).
     scenes: int = 0
     compacted: int = 0
     skipped: int = 0
@@ -115,20 +129,102 @@ class Totals(BaseModel):
     #: Sums over compacted scenes only.
     bytes_in: int = 0
     bytes_out: int = 0
-    #: Scenes earlier runs finished: counted from the finished index, not run again.
+    #: Scenes earlier runs finished, so this run did not take them up: counted by
+    #: discovery from the finished index, not in ``scenes``.
     finished_earlier: int = 0
 
-    @classmethod
-    def of(cls, scenes: list[SceneResult]) -> Totals:
-        done = [s for s in scenes if s.status == "compacted"]
-        return cls(
-            scenes=len(scenes),
-            compacted=len(done),
-            skipped=sum(s.status == "skipped" for s in scenes),
-            failed=sum(s.status == "failed" for s in scenes),
-            bytes_in=sum(s.bytes_in or 0 for s in done),
-            bytes_out=sum(s.bytes_out or 0 for s in done),
-        )
+    def add(self, result: SceneResult) -> None:
+        self.scenes += 1
+        if result.status == "compacted":
+            self.compacted += 1
+            self.bytes_in += result.bytes_in or 0
+            self.bytes_out += result.bytes_out or 0
+        elif result.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
+
+
+class Bin(BaseModel):
+    """One non-empty bin of a histogram: ``lo <= value < hi``."""
+
+    lo: float
+    hi: float
+    count: int
+
+
+class Distribution(BaseModel):
+    """A fixed-bin histogram of one measure over a run's scenes, with its exact count, min,
+    max and mean, and quantiles estimated from the bins (exact to within one bin).
+
+    The bins are fixed before the run (``bins`` bins from ``lo`` to ``hi``, equal widths on
+    a ``linear`` scale, equal ratios on a ``log`` one), so the memory a run needs for them
+    does not grow with its scenes; values outside are counted in ``under`` and ``over``.
+    Only non-empty bins are listed in ``histogram``.
+    """
+
+    #: What is measured, e.g. ``"compression ratio"``.
+    measure: str
+    #: Unit of the values (``""`` for ratios and SSIM).
+    unit: str = ""
+    scale: Literal["linear", "log"]
+    lo: float
+    hi: float
+    bins: int
+    count: int = 0
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    #: Values below ``lo`` and at or above ``hi`` (counted, not binned).
+    under: int = 0
+    over: int = 0
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    histogram: list[Bin] = Field(default_factory=list)
+
+    @property
+    def binning(self) -> Bins:
+        """The fixed bins the values were counted in."""
+        return Bins(self.lo, self.hi, self.bins, self.scale)
+
+
+class Distributions(BaseModel):
+    """How a run's scenes are spread: histograms and counts, bounded whatever its size."""
+
+    #: Compression ratio (original bytes / output bytes) of compacted scenes.
+    ratio: Distribution
+    #: SSIM of compacted lossy scenes.
+    ssim: Distribution
+    #: Seconds a scene took (every scene that did any work).
+    seconds: Distribution
+    #: Size of the original as stored (every scene whose size is known).
+    bytes_in: Distribution
+    #: Compacted scenes per codec kept, per codec and quality (``"jpeg q75"``, ``"zstd"``).
+    codecs: dict[str, int] = Field(default_factory=dict)
+    codec_quality: dict[str, int] = Field(default_factory=dict)
+    #: Compacted scenes stored losslessly and lossily.
+    lossless: int = 0
+    lossy: int = 0
+    #: Compacted scenes that took the chunked path.
+    chunked: int = 0
+
+
+class SceneLog(BaseModel):
+    """Where every scene's full result is: ``parts`` gzipped NDJSON files
+    ``part-00000.ndjson.gz`` ... in ``location`` (one :class:`SceneResult` per line, in
+    the order the scenes finished). Read them with
+    :func:`compactor.report.scene_log.read_scene_log` or :meth:`Report.scene_results`."""
+
+    location: str
+    parts: int = 0
+    scenes: int = 0
+
+    @property
+    def part_names(self) -> list[str]:
+        from .scene_log import part_name
+
+        return [part_name(i) for i in range(self.parts)]
 
 
 class CostLine(BaseModel):
@@ -186,22 +282,62 @@ class QualityComparison(BaseModel):
 
 
 class Report(BaseModel):
+    """A run's report (``report.json``): its size does not grow with the number of
+    compacted scenes. Every scene's result is in the scene log (:attr:`scene_log`,
+    :meth:`scene_results`, :meth:`scenes_dataframe`); failed and skipped scenes, the
+    exceptions, are listed here in full."""
+
     run_id: str
     started: str
     finished: str
     settings: dict[str, Any]
     totals: Totals
-    scenes: list[SceneResult]
+    distributions: Distributions
+    #: Every failed and every skipped scene of the run.
+    failed: list[SceneResult] = Field(default_factory=list)
+    skipped: list[SceneResult] = Field(default_factory=list)
+    scene_log: SceneLog | None = None
     cost: CostEstimate | None = None
     versions: dict[str, str] = Field(default_factory=dict)
     #: Where report.json and report.html were written.
     location: str | None = None
     stac: StacSummary | None = None
     quality: QualityComparison | None = None
+    #: Every scene of a small run (at most :data:`~compactor.report.html.TABLE_LIMIT`),
+    #: for report.html's per-scene table; empty above that. Never in report.json (the scene
+    #: log has them all).
+    table: list[SceneResult] = Field(default_factory=list, exclude=True, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.totals.failed == 0
+
+    def s3_options(self) -> S3Options:
+        """How to reach the run's store, as the run did (endpoint and region are in its
+        settings; credentials come from the AWS chain, as always)."""
+        s = self.settings
+        return S3Options(
+            endpoint_url=s.get("endpoint_url"),
+            region=s.get("region"),
+            max_attempts=int(s.get("s3_max_attempts") or 8),
+        )
+
+    def scene_results(self, s3: S3Options | None = None) -> Iterator[SceneResult]:
+        """Every scene's result, read back from the scene log part by part (a run of
+        millions of scenes is never all in memory unless you make it a list)."""
+        if self.scene_log is None:
+            return iter(())
+        from .scene_log import read_scene_log
+
+        return read_scene_log(self.scene_log.location, s3 or self.s3_options())
+
+    def scenes_dataframe(self, s3: S3Options | None = None) -> pd.DataFrame:
+        """Every scene as a row of a pandas DataFrame (the scalar fields of
+        :class:`SceneResult` and ``ratio``; ``attempts`` and ``search`` stay in
+        :meth:`scene_results`)."""
+        from .scene_log import scenes_dataframe
+
+        return scenes_dataframe(self.scene_results(s3))
 
     def _repr_html_(self) -> str:
         return render_html(self, fragment=True)

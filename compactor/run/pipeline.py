@@ -13,11 +13,10 @@ from typing import Any, Literal
 from ..cluster.versions import local_versions
 from ..config import META_PREFIX, Settings, resolve_settings
 from ..errors import CompactorError
-from ..fidelity.quality import compare_fixed
 from ..redact import redact_url
-from ..report.costs import estimate
 from ..report.html import write_report
-from ..report.models import Report, SceneResult, StacSummary, Totals
+from ..report.models import Report, SceneResult, StacSummary
+from ..report.recorder import RunRecorder
 from ..safety.spec import RunContext, SceneSpec
 from ..safety.state import now_iso
 from ..safety.walk import process_scene
@@ -78,14 +77,26 @@ def run(
     run_id = new_run_id()
     context = RunContext.from_settings(settings, run_id)
     started = now_iso()
+    location = report_location(settings, run_id)
+    preflight(context)
     dest = Location.parse(context.dest)
     conditions = Conditions(context.finish_digest(), context.policy_digest())
     index = IndexWriter(store_for(dest, context.s3), dest, run_id, conditions)
-    results: list[SceneResult] = []
-    with progress_of(
-        "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
-    ) as callbacks:
-        preflight(context)
+    # Every result goes to the recorder as it arrives (the scene log next to the report,
+    # bounded totals and distributions) and, once finished, to the finished index; nothing
+    # keeps the whole list.
+    recorder = RunRecorder(
+        location, context.s3,
+        storage_class=settings.storage_class if context.archive_mode != "none" else None,
+        min_ssim=settings.min_ssim, compare_quality=settings.quality_mode == "auto",
+        keep_stac=settings.stac.url is not None,
+    )  # fmt: skip
+    with (
+        recorder,
+        progress_of(
+            "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
+        ) as callbacks,
+    ):
         found = discover(settings, context, consolidate=True)
 
         def counted(stream: Iterable[SceneSpec | SceneResult]) -> Iterator[SceneSpec | SceneResult]:
@@ -120,7 +131,7 @@ def run(
                         immediate=lambda item: item if isinstance(item, SceneResult) else None,
                         task_died=task_died,
                     ):  # fmt: skip
-                        results.append(result)
+                        recorder.add(result)
                         index.add(result)
                         if callbacks.advance is not None:
                             callbacks.advance(result)
@@ -128,30 +139,24 @@ def run(
             index.close()
         if callbacks.start is not None:
             callbacks.start(found.counts.scenes + found.counts.refused)
-    archive_class = settings.storage_class if context.archive_mode != "none" else None
     stac = None
     if found.items:
-        stac = _write_stac(found.items, results, settings, run_id, context)
-    report = Report(
+        stac = _write_stac(found.items, recorder.stac_results, settings, run_id, context)
+    report = recorder.report(
         run_id=run_id,
         started=started,
         finished=now_iso(),
         settings=settings.redacted(),
-        totals=Totals.of(results).model_copy(update={"finished_earlier": found.finished_earlier}),
-        scenes=results,
-        cost=estimate(results, archive_class),
         versions=local_versions(),
         stac=stac,
-        quality=compare_fixed(results, settings.min_ssim)
-        if settings.quality_mode == "auto"
-        else None,
+        finished_earlier=found.finished_earlier,
     )
-    return write_report(report, report_location(settings, run_id), context.s3)
+    return write_report(report, location, context.s3)
 
 
 def _write_stac(
     items: dict[str, Any],
-    results: list[SceneResult],
+    results: Iterable[SceneResult],
     settings: Settings,
     run_id: str,
     context: RunContext,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import CompactorError, ConfigError, StorageError
+from ..report.scene_log import read_scene_log, scene_log_location
 from ..safety.archive import copy_part_size, digest_source, server_copy
 from ..storage import (
     ARCHIVE_CLASSES,
@@ -60,6 +61,9 @@ class RestoreResult:
 
 
 def _from_report(report: str, s3: S3Options) -> list[str]:
+    """The archive copies a run's report names: of every scene not failed, from the scene
+    log next to report.json (``scenes/``, never a location the report's contents give), or
+    from ``scenes[]`` in a report written before there was a scene log."""
     loc = Location.parse(report)
     if not loc.key.endswith(".json"):
         loc = loc.as_prefix().join("report.json")
@@ -68,11 +72,21 @@ def _from_report(report: str, s3: S3Options) -> list[str]:
         data = json.loads(store.read_bytes(loc))
     except (StorageError, ValueError) as err:
         raise ConfigError(f"cannot read the run report {loc.url}: {err}") from err
-    return [
-        s["archive"]
-        for s in data.get("scenes", [])
-        if s.get("archive") and s.get("status") != "failed"
-    ]
+    if isinstance(data, dict) and isinstance(data.get("scenes"), list):
+        return [
+            s["archive"]
+            for s in data["scenes"]
+            if isinstance(s, dict) and s.get("archive") and s.get("status") != "failed"
+        ]
+    folder = loc.url[: -len(loc.name)]
+    try:
+        return [
+            s.archive
+            for s in read_scene_log(scene_log_location(folder), s3)
+            if s.archive and s.status != "failed"
+        ]
+    except StorageError as err:
+        raise ConfigError(f"cannot read the scene log of the run report {loc.url}: {err}") from err
 
 
 def restore_one(

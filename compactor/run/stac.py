@@ -485,13 +485,19 @@ def item_filename(item_id: str) -> str:
 
 def write_items(
     items: dict[str, Any],
-    results: list[SceneResult],
+    results: Iterable[SceneResult],
     report_location: str,
     settings: Settings,
     s3: Any,
 ) -> tuple[StacSummary, list[dict[str, Any]]]:
     """Write ``stac/<item id>.json`` and ``stac/items.ndjson`` under the report location
-    for every item with a compacted asset; push them back with ``--stac-update``."""
+    for every item with a compacted asset; push them back with ``--stac-update``.
+
+    ``results`` needs to hold only the compacted scenes that have an item (others are
+    ignored), and is read once: the run gives the ones its recorder kept
+    (:attr:`~compactor.report.recorder.RunRecorder.stac_results`); a finished run's scene
+    log (:func:`~compactor.report.scene_log.read_scene_log`) serves as well.
+    """
 
     by_item: dict[str, list[SceneResult]] = {}
     for r in results:
