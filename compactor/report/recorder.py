@@ -50,10 +50,11 @@ class RunRecorder:
         flush_every: int = FLUSH_EVERY,
         flush_seconds: float = FLUSH_SECONDS,
         table_limit: int = TABLE_LIMIT,
+        fresh: bool = False,
     ):
         self.log = SceneLogWriter(
             scene_log_location(report_location), s3,
-            flush_every=flush_every, flush_seconds=flush_seconds,
+            flush_every=flush_every, flush_seconds=flush_seconds, fresh=fresh,
         )  # fmt: skip
         self.totals = Totals()
         self.distributions = RunDistributions()

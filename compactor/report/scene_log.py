@@ -77,7 +77,8 @@ class SceneLogWriter:
     """Appends results to the scene log at ``location`` (a folder), a part at a time.
 
     Opening it removes the parts an earlier run left at the same place (a ``--report``
-    given again), so the folder only ever holds this run's log. A background thread writes
+    given again), so the folder only ever holds this run's log; a ``fresh`` location (the
+    run's own folder, named by its run id) is not listed for them. A background thread writes
     a part whose oldest result has waited ``flush_seconds`` while no new result arrives;
     ``flush_every`` results write one at once. A part that cannot be written is logged and
     its results stay buffered for the next one; :meth:`close` raises if the last write
@@ -92,6 +93,7 @@ class SceneLogWriter:
         flush_every: int = FLUSH_EVERY,
         flush_seconds: float = FLUSH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        fresh: bool = False,
     ):
         self.location = Location.parse(location).as_prefix()
         self._store = store_for(self.location, s3)
@@ -109,7 +111,8 @@ class SceneLogWriter:
         self.parts = 0
         self.scenes = 0
         self.closed = False
-        self._remove_earlier_parts()
+        if not fresh:
+            self._remove_earlier_parts()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         if flush_seconds > 0:

@@ -90,6 +90,7 @@ def run(
         storage_class=settings.storage_class if context.archive_mode != "none" else None,
         min_ssim=settings.min_ssim, compare_quality=settings.quality_mode == "auto",
         keep_stac=settings.stac.url is not None,
+        fresh=settings.report is None,  # the run's own new folder: nothing earlier to remove
     )  # fmt: skip
     with (
         recorder,
