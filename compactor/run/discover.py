@@ -18,7 +18,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..config import META_PREFIX, Settings
 from ..errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError, UnsafeKeyError
@@ -28,7 +28,7 @@ from ..safety.spec import RunContext, SceneSpec, assign_outputs
 from ..storage import Location, ObjectInfo, S3Options, S3Store, store_for
 from .finished import Conditions, FinishedIndex
 from .inventory import InventoryStats, Manifest, iter_inventory, read_manifest
-from .stac import discover_stac
+from .stac import ItemSpool, discover_stac
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class Discovery:
     stream: Iterator[SceneSpec | SceneResult]
     counts: Counts
     index: FinishedIndex = field(default_factory=FinishedIndex.empty)
-    #: The original STAC items by id (a STAC search only).
-    items: dict[str, Any] = field(default_factory=dict)
+    #: The original STAC items by id, spooled to disk (a STAC search only).
+    items: ItemSpool | None = None
 
     def __iter__(self) -> Iterator[SceneSpec | SceneResult]:
         return self.stream
@@ -287,13 +287,11 @@ def discover(
     check_locations(settings)
     counts = Counts()
     if settings.stac.url:
-        assets, items, refused_assets = discover_stac(settings, context)
-        counts.listed = len(assets) + len(refused_assets)
-        counts.refused = len(refused_assets)
-        counts.scenes = len(assets)
-        counts.complete = True
-        stream: list[SceneSpec | SceneResult] = [*refused_assets, *assets]
-        return Discovery(source=None, stream=iter(stream), counts=counts, items=items)
+        items = ItemSpool()
+        stac = discover_stac(settings, context, items)
+        return Discovery(
+            source=None, stream=_counted_stac(stac, counts), counts=counts, items=items
+        )
     if settings.inventory:
         manifest = read_manifest(settings.inventory, context.s3)
         source = _inventory_source(settings, manifest)
@@ -322,6 +320,19 @@ def discover(
         listing = store.listing(prefix)
     skip = skip_finished and single is None
     return _discovery(prefix, listing, settings, context, counts, skip, consolidate)
+
+
+def _counted_stac(
+    stream: Iterator[SceneSpec | SceneResult], counts: Counts
+) -> Iterator[SceneSpec | SceneResult]:
+    for item in stream:
+        counts.listed += 1
+        if isinstance(item, SceneResult):
+            counts.refused += 1
+        else:
+            counts.scenes += 1
+        yield item
+    counts.complete = True
 
 
 def _inventory_source(settings: Settings, manifest: Manifest) -> Location:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from itertools import chain, islice
 from typing import Any, Literal
@@ -141,8 +141,11 @@ def run(
         if callbacks.start is not None:
             callbacks.start(found.counts.scenes + found.counts.refused)
     stac = None
-    if found.items:
-        stac = _write_stac(found.items, recorder.stac_results, settings, run_id, context)
+    if found.items is not None:
+        try:
+            stac = _write_stac(found.items, recorder.stac_results, settings, run_id, context)
+        finally:
+            found.items.close()
     report = recorder.report(
         run_id=run_id,
         started=started,
@@ -156,7 +159,7 @@ def run(
 
 
 def _write_stac(
-    items: dict[str, Any],
+    items: Mapping[str, Any],
     results: Iterable[SceneResult],
     settings: Settings,
     run_id: str,

@@ -23,7 +23,9 @@ import copy
 import json
 import logging
 import re
-from collections.abc import Iterable
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -178,8 +180,9 @@ def _short(err: BaseException) -> str:
     return text[:300]
 
 
-def search_items(stac: StacSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run the search; (the searched collections, the matching items), as dicts."""
+def search_items(stac: StacSettings) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
+    """Run the search; (the searched collections, the matching items as dicts, page after
+    page as they are iterated)."""
 
     assert stac.url is not None
     shown = redact_url(stac.url)
@@ -228,10 +231,57 @@ def search_items(stac: StacSettings) -> tuple[list[dict[str, Any]], list[dict[st
         kwargs["max_items"] = stac.max_items
     try:
         search = client.search(**kwargs)
-        items = list(search.items_as_dicts())
     except APIError as err:
         raise DiscoveryError(f"the STAC search failed: {_short(err)}") from err
-    return collections, items
+    return collections, _pages(search.items_as_dicts())
+
+
+def _pages(items: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The search's items, a failure of a later page as the search's own failure."""
+    try:
+        yield from items
+    except APIError as err:
+        raise DiscoveryError(f"the STAC search failed: {_short(err)}") from err
+
+
+class ItemSpool(Mapping[str, dict[str, Any]]):
+    """The original items of a run by id, kept in a temporary SQLite file rather than in
+    memory (a search may match millions): what the updated items are made from."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="compactor-stac-")
+        self._db = sqlite3.connect(Path(self._dir.name, "items.sqlite"), check_same_thread=False)
+        self._db.execute("CREATE TABLE items (id TEXT PRIMARY KEY, item TEXT)")
+        self.count = 0
+
+    def add(self, item_id: str, item: dict[str, Any]) -> None:
+        with self._db:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO items VALUES (?, ?)", (item_id, json.dumps(item))
+            )
+        self.count += cur.rowcount
+
+    def __contains__(self, item_id: object) -> bool:
+        row = self._db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone()
+        return row is not None
+
+    def __getitem__(self, item_id: str) -> dict[str, Any]:
+        row = self._db.execute("SELECT item FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise KeyError(item_id)
+        item: dict[str, Any] = json.loads(row[0])
+        return item
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        for (item_id,) in self._db.execute("SELECT id FROM items ORDER BY id"):
+            yield str(item_id)
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
 
 
 def _self_href(item: dict[str, Any]) -> str | None:
@@ -278,16 +328,15 @@ def id_problem(value: object) -> str | None:
 
 
 def discover_stac(
-    settings: Settings, context: RunContext
-) -> tuple[list[SceneSpec], dict[str, Any], list[SceneResult]]:
-    """Scenes of a STAC search, the original items by id, and the assets refused (unsafe
-    ids, hrefs GDAL must not be given, hosts not allowed): failed scenes with the reason."""
+    settings: Settings, context: RunContext, items_by_id: ItemSpool
+) -> Iterator[SceneSpec | SceneResult]:
+    """Scenes of a STAC search as the result pages arrive, and the assets refused (unsafe
+    ids, hrefs GDAL must not be given, hosts not allowed) as failed scenes with the
+    reason. The original items with an asset to compact go to ``items_by_id``."""
 
     stac = settings.stac
     collections, items = search_items(stac)
     what = _describe(stac)
-    if not items:
-        raise DiscoveryError(f"the STAC search matched no items ({what})")
     bounds = archive_bounds(stac, collections)
     if context.archive_mode != "none" and not bounds:
         raise ConfigError(
@@ -295,16 +344,27 @@ def discover_stac(
             "you name: add --allow-bucket BUCKET[/PREFIX/] (repeatable), or declare them in "
             "the collection's storage:schemes"
         )
+    return _stac_scenes(settings, context, items, bounds, items_by_id, what)
+
+
+def _stac_scenes(
+    settings: Settings,
+    context: RunContext,
+    items: Iterator[dict[str, Any]],
+    bounds: tuple[str, ...],
+    items_by_id: ItemSpool,
+    what: str,
+) -> Iterator[SceneSpec | SceneResult]:
+    stac = settings.stac
     dest = Location.parse(context.dest)
     archive_root = (
         Location.parse(context.archive)
         if context.archive_mode == "prefix" and context.archive
         else None
     )
-    scenes: list[SceneSpec] = []
-    rejected: list[SceneResult] = []
-    by_id: dict[str, Any] = {}
+    matched = scenes = rejected = 0
     for item in items:
+        matched += 1
         item_id = str(item.get("id"))
         collection = item.get("collection") or stac.collections[0]
         keys = select_assets(item, stac.assets)
@@ -333,10 +393,10 @@ def discover_stac(
                 why = str(err)
             if why is not None:
                 log.warning("item %s asset %s refused: %s", item_id, key, why)
-                refusal = SceneResult.refused(href, f"refused: {why}", item=item_id, asset=key)
-                rejected.append(refusal)
+                rejected += 1
+                yield SceneResult.refused(href, f"refused: {why}", item=item_id, asset=key)
                 continue
-            by_id[item_id] = item
+            items_by_id.add(item_id, item)
             archive: str | None = None
             read_only: str | None = None
             if src.is_http:
@@ -351,26 +411,26 @@ def discover_stac(
             elif archive_root is not None:
                 archive = archive_root.join(src.key).url
             relative = f"{collection}/{item_id}/{key}.tif"
-            scenes.append(
-                SceneSpec(
-                    source=src.url,
-                    relative=relative,
-                    output=dest.join(relative).url,
-                    archive=archive,
-                    item=item_id,
-                    asset=key,
-                    collection=str(collection),
-                    read_only=read_only,
-                )
+            scenes += 1
+            yield SceneSpec(
+                source=src.url,
+                relative=relative,
+                output=dest.join(relative).url,
+                archive=archive,
+                item=item_id,
+                asset=key,
+                collection=str(collection),
+                read_only=read_only,
             )
+    if not matched:
+        raise DiscoveryError(f"the STAC search matched no items ({what})")
     if not scenes and not rejected:
         asked = f"assets {', '.join(stac.assets)}" if stac.assets else "raster data assets"
-        raise DiscoveryError(f"the {len(items)} items the STAC search matched have no {asked}")
+        raise DiscoveryError(f"the {matched} items the STAC search matched have no {asked}")
     log.info(
         "STAC search (%s): %d items, %d assets, %d refused",
-        what, len(by_id), len(scenes), len(rejected),
+        what, len(items_by_id), scenes, rejected,
     )  # fmt: skip
-    return scenes, by_id, rejected
 
 
 def _describe(stac: StacSettings) -> str:
@@ -484,7 +544,7 @@ def item_filename(item_id: str) -> str:
 
 
 def write_items(
-    items: dict[str, Any],
+    items: Mapping[str, Any],
     results: Iterable[SceneResult],
     report_location: str,
     settings: Settings,

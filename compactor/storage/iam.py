@@ -16,6 +16,8 @@ Bucket roles:
   state, leases, run reports, STAC items): written, read, and (state and leases) deleted.
 * ``archive``: the archived originals, ``ARCHIVE_BUCKET/ARCHIVE_PREFIX...``: created once,
   never overwritten or deleted.
+* ``inventory``: S3 Inventory reports (``--inventory``),
+  ``INVENTORY_BUCKET/INVENTORY_PREFIX...``: read only.
 * ``in-place``: ``--archive in-place``, the originals rewritten onto themselves in an archive
   class (``SOURCE_BUCKET/SOURCE_PREFIX...``; only with ``iam-policy-in-place.json``).
 * ``restore-target`` and ``demo``: ``compactor restore`` (an operator's task, granted
@@ -38,7 +40,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["source", "dest", "records", "archive", "in-place", "restore-target", "demo"]
+Role = Literal[
+    "source", "dest", "records", "archive", "inventory", "in-place", "restore-target", "demo"
+]
 Header = Literal["If-None-Match", "If-Match", "x-amz-storage-class", "x-amz-copy-source"]
 PolicyFile = Literal["iam-policy.json", "iam-policy-in-place.json", "none"]
 
@@ -259,6 +263,13 @@ S3_CALLS: tuple[S3Call, ...] = (
         "S3Store.abort_upload",
         policy="iam-policy-in-place.json",
     ),
+    # --- S3 Inventory reports (--inventory)
+    S3Call(
+        "get_object",
+        _GET,
+        "inventory",
+        "run.inventory: manifest.json, manifest.checksum and the data files of a report",
+    ),
     # --- not part of the nightly role
     S3Call(
         "copy_object",
@@ -287,6 +298,8 @@ class Placeholders:
     dest_prefix: str = "DEST_PREFIX"
     archive_bucket: str = "ARCHIVE_BUCKET"
     archive_prefix: str = "ARCHIVE_PREFIX"
+    inventory_bucket: str = "INVENTORY_BUCKET"
+    inventory_prefix: str = "INVENTORY_PREFIX"
     #: A scene below each prefix.
     scene: str = "2021/05/LC08_scene.tif"
 
@@ -300,4 +313,9 @@ class Placeholders:
             return self.dest_bucket, f"{self.dest_prefix}_compactor/state/{self.scene}.json"
         if role == "archive":
             return self.archive_bucket, self.archive_prefix + self.scene
+        if role == "inventory":
+            return (
+                self.inventory_bucket,
+                f"{self.inventory_prefix}{self.source_bucket}/daily/data/a.parquet",
+            )
         return "RESTORE_BUCKET", self.scene
