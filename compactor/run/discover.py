@@ -12,9 +12,11 @@ counted from the index too.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,13 +81,32 @@ class Discovery:
 def _matches(relative: str, patterns: Iterable[str]) -> bool:
     """Case-insensitive glob match on the file name, or on the whole relative key when
     the pattern has a ``/``."""
-    rel = relative.lower()
-    name = rel.rsplit("/", 1)[-1]
-    for pattern in patterns:
-        p = pattern.lower()
-        if fnmatch.fnmatchcase(rel if "/" in p else name, p):
+    return _globs(tuple(patterns)).match(relative)
+
+
+@dataclass(frozen=True)
+class _Globs:
+    """Globs compiled once: one regex for the name-only ones, one for the key ones."""
+
+    names: re.Pattern[str] | None
+    keys: re.Pattern[str] | None
+
+    def match(self, relative: str) -> bool:
+        rel = relative.lower()
+        if self.names is not None and self.names.fullmatch(rel.rsplit("/", 1)[-1]):
             return True
-    return False
+        return self.keys is not None and self.keys.fullmatch(rel) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _globs(patterns: tuple[str, ...]) -> _Globs:
+    def one(group: list[str]) -> re.Pattern[str] | None:
+        if not group:
+            return None
+        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in group), re.S)
+
+    lowered = [p.lower() for p in patterns]
+    return _Globs(one([p for p in lowered if "/" not in p]), one([p for p in lowered if "/" in p]))
 
 
 def check_locations(settings: Settings) -> None:
@@ -387,15 +408,22 @@ def _discovery(
     if context.archive_mode == "prefix" and context.archive:
         own.append(Location.parse(context.archive).as_prefix())
 
+    base = prefix.as_prefix().url
+    owned = tuple(p.as_prefix().url for p in own)
+    include, exclude = _globs(settings.include), _globs(settings.exclude)
+
     def relative(url: str) -> str | None:
         """The key below the source prefix of a URL the run may take, else ``None``."""
-        loc = Location.parse(url)
-        if any(loc.is_under(p) for p in own) or not loc.is_under(prefix):
+        # Plain strings (listings and the index give URLs in Location's own form): this
+        # is called for every listed object and every finished scene.
+        if not url.startswith(base) or url.startswith(owned):
             return None
-        rel = loc.relative_to(prefix)
-        if "/_compactor/" in f"/{rel}" or not _matches(rel, settings.include):
+        rel = url[len(base) :]
+        if not prefix.is_s3:
+            rel = rel.replace(os.sep, "/")
+        if "/_compactor/" in f"/{rel}" or not include.match(rel):
             return None
-        return None if _matches(rel, settings.exclude) else rel
+        return None if exclude.match(rel) else rel
 
     index = FinishedIndex.empty()
     if skip_finished:

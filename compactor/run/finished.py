@@ -32,6 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,8 @@ PART_SCENES = 5000
 #: ... or this many seconds, whichever comes first (and when the run ends).
 PART_SECONDS = 30.0
 
+#: Parts read at once.
+READERS = 8
 #: A run that reads more parts than this merges them into one.
 CONSOLIDATE_AT = 32
 PART_SUFFIX = ".ndjson.gz"
@@ -201,22 +204,30 @@ class FinishedIndex:
             listing = list(store.listing(index_root(dest)))
         except ObjectNotFound:
             listing = []
-        for info in sorted(listing, key=lambda i: i.url):
-            if not info.url.endswith(PART_SUFFIX):
-                continue
-            loc = Location.parse(info.url)
+        parts = [
+            Location.parse(url)
+            for url in sorted(i.url for i in listing)
+            if url.endswith(PART_SUFFIX)
+        ]
+
+        def fetch(loc: Location) -> tuple[Location, bytes | None, bytes]:
             try:
                 packed = store.read_bytes(loc)
-                raw = gzip.decompress(packed)
+                return loc, packed, gzip.decompress(packed)
             except (ObjectNotFound, OSError, EOFError) as err:
-                log.warning("skipping part %s of the finished index: %s", info.url, err)
-                continue
-            read.append((loc, packed))
-            for line in raw.decode().splitlines():
-                entry = _parse(line)
-                if entry is not None and in_scope(entry.source):
-                    urls.append(_h(entry.source))
-                    keys.append(entry.key())
+                log.warning("skipping part %s of the finished index: %s", loc.url, err)
+                return loc, None, b""
+
+        with ThreadPoolExecutor(READERS) as pool:  # in order, a few at a time
+            for loc, packed, raw in pool.map(fetch, parts):
+                if packed is None:
+                    continue
+                read.append((loc, packed))
+                for line in raw.decode().splitlines():
+                    entry = _parse(line)
+                    if entry is not None and in_scope(entry.source):
+                        urls.append(_h(entry.source))
+                        keys.append(entry.key())
         if consolidate and len(read) > CONSOLIDATE_AT:
             _consolidate(store, read)
         return cls.of(urls, keys, len(read))
