@@ -19,7 +19,9 @@ from .html import render_html
 if TYPE_CHECKING:  # pandas is imported only when a DataFrame is asked for
     import pandas as pd
 
-Status = Literal["compacted", "skipped", "failed"]
+#: ``held``: compacted and archived, but the original could not be deleted (Object Lock
+#: legal hold or retention, or a delete the bucket denied); a later run finishes it.
+Status = Literal["compacted", "skipped", "failed", "held"]
 
 
 class Attempt(BaseModel):
@@ -99,6 +101,15 @@ class SceneResult(BaseModel):
     #: The quality search under ``--quality auto`` (``None`` for fixed qualities, lossless
     #: codecs, and scenes resumed past encoding).
     search: QualitySearch | None = None
+    #: S3 requests this scene's task made, by operation (``GetObject``, ``PutObject``,
+    #: ``CopyObject`` ...; GDAL's own range reads of a chunked scene are not counted).
+    requests: dict[str, int] = Field(default_factory=dict)
+    #: With ``--keep-versions`` on a versioned bucket: the version of the original left in
+    #: the source bucket (a noncurrent version, still billed at its class).
+    kept_version: str | None = None
+    #: Why the original was not moved to the archive class although ``--archive`` was
+    #: given (e.g. too small to pay back within ``--payback-months``).
+    archive_skipped: str | None = None
     #: The version of the source (ETag|size|storage class) this run left finished: nothing
     #: more to do for it under these settings (``"-"``: archived and gone from the source).
     #: ``None`` while the scene needs another look. What the finished index records.
