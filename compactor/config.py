@@ -35,7 +35,11 @@ from .errors import ConfigError
 from .keys import key_problem
 from .redact import is_secret_name, redact, secret_values
 
-StorageClass = Literal["GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA"]
+StorageClass = Literal[
+    "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA", "INTELLIGENT_TIERING", "STANDARD"
+]
+#: Classes outputs may be written in (readable at once).
+OutputClass = Literal["STANDARD", "STANDARD_IA", "INTELLIGENT_TIERING", "GLACIER_IR"]
 ClusterKind = Literal["local", "address", "kubernetes"]
 
 #: Default ``--include`` globs (matched case-insensitively against the key's file name).
@@ -231,13 +235,17 @@ class Limits(BaseModel):
 
 
 class Transfers(BaseModel):
-    """Multipart thresholds and part sizes (a view of :class:`Settings`)."""
+    """How objects are written, copied and deleted: multipart thresholds and part sizes,
+    the outputs' class and encryption, old versions (a view of :class:`Settings`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     multipart_copy_threshold: int
     multipart_copy_part_size: int
     multipart_upload_threshold: int
+    output_storage_class: str = "STANDARD"
+    sse_kms_key: str | None = None
+    keep_versions: bool = False
 
 
 class Settings(BaseModel):
@@ -254,6 +262,16 @@ class Settings(BaseModel):
     #: ``s3://bucket/prefix/``, ``in-place``, a local directory, or ``None`` (leave originals).
     archive: str | None = None
     storage_class: StorageClass = "GLACIER"
+    #: Storage class of the outputs.
+    output_storage_class: OutputClass = "STANDARD"
+    #: In a versioned source bucket, leave the archived version as a noncurrent version
+    #: (a delete marker hides it) instead of deleting exactly that version.
+    keep_versions: bool = False
+    #: ``requester``: the source bucket is requester-pays (acknowledged on every request).
+    request_payer: Literal["requester"] | None = None
+    #: A KMS key (id or ARN) to encrypt outputs and archive copies with (SSE-KMS);
+    #: default: outputs take the bucket's default, archive copies keep the original's.
+    sse_kms_key: str | None = None
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = ()
     #: Filters on what the listing says of each object: size in bytes (units accepted),
@@ -412,7 +430,7 @@ class Settings(BaseModel):
             return "auto" if self.min_ssim > 0 else None
         return self.quality
 
-    @field_validator("storage_class", mode="before")
+    @field_validator("storage_class", "output_storage_class", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
@@ -448,6 +466,9 @@ class Settings(BaseModel):
             multipart_copy_threshold=self.multipart_copy_threshold,
             multipart_copy_part_size=self.multipart_copy_part_size,
             multipart_upload_threshold=self.multipart_upload_threshold,
+            output_storage_class=self.output_storage_class,
+            sse_kms_key=self.sse_kms_key,
+            keep_versions=self.keep_versions,
         )
 
     def redacted(self) -> dict[str, Any]:
@@ -479,6 +500,10 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_DEST": "dest",
     "COMPACTOR_ARCHIVE": "archive",
     "COMPACTOR_STORAGE_CLASS": "storage_class",
+    "COMPACTOR_OUTPUT_STORAGE_CLASS": "output_storage_class",
+    "COMPACTOR_KEEP_VERSIONS": "keep_versions",
+    "COMPACTOR_REQUEST_PAYER": "request_payer",
+    "COMPACTOR_SSE_KMS_KEY": "sse_kms_key",
     "COMPACTOR_INCLUDE": "include",
     "COMPACTOR_EXCLUDE": "exclude",
     "COMPACTOR_MIN_SIZE": "min_size",

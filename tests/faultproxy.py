@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +34,11 @@ def operation(method: str, path: str, headers: Any) -> str:
     parts = urlsplit(path)
     query = {q.split("=", 1)[0] for q in parts.query.split("&") if q}
     has_key = "/" in parts.path.lstrip("/")
-    for sub in ("tagging", "uploads", "delete", "versions", "restore", "legal-hold", "retention"):
+    subresources = (
+        "tagging", "uploads", "delete", "versions", "versioning", "restore", "legal-hold",
+        "retention",
+    )  # fmt: skip
+    for sub in subresources:
         if sub in query:
             return f"{method} ?{sub}"
     if "uploadId" in query:
@@ -63,6 +68,9 @@ class FaultProxy:
         self.operations: Counter[str] = Counter()
         #: (operation, path) of every request, in order, when tracing.
         self.trace: list[tuple[str, str]] | None = None
+        #: A scripted answer: called with (operation, path, headers); a (status, S3 error
+        #: code) it returns is answered instead of forwarding the request.
+        self.respond: Callable[[str, str, Any], tuple[int, str] | None] | None = None
         self.enabled = True
         proxy = self
 
@@ -80,6 +88,20 @@ class FaultProxy:
                     proxy.operations[op] += 1
                     if proxy.trace is not None:
                         proxy.trace.append((op, self.path))
+                scripted = proxy.respond(op, self.path, self.headers) if proxy.respond else None
+                if scripted is not None:
+                    status, code = scripted
+                    payload = (
+                        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                        f"<Message>{code} (scripted)</Message></Error>"
+                    ).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                    return
                 fault = proxy.choose()
                 if fault == "reset-before":
                     self._reset()

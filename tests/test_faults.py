@@ -113,12 +113,15 @@ def run_cli(
 
 
 def finish_and_check(s3: S3, config: Path, originals: dict[str, bytes]) -> None:
-    """A rerun completes: everything compacted, every original only in the archive,
+    """A rerun completes: everything compacted, every original only in the archive (in a
+    versioned bucket, no version of it and no delete marker left at the source),
     `compactor verify` clean, no multipart upload left behind."""
     done = run_cli(config)
     assert done.returncode == 0, done.stdout + done.stderr
     where = assert_invariant(s3, originals)
     assert set(where.values()) == {"archive"}
+    left = s3.client.list_object_versions(Bucket="src-bucket", Prefix="scenes/")
+    assert (left.get("Versions"), left.get("DeleteMarkers")) == (None, None)
     outputs = {k for k in s3.keys("dst-bucket", "cogs/") if "/_compactor/" not in k}
     assert outputs == {"cogs/a.tif", "cogs/sub/b.tif", "cogs/c d.tif", "cogs/big.tif"}
     verify = subprocess.run(
@@ -136,8 +139,15 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("versioned", [False, True], ids=["plain", "versioned"])
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_sigkill_at_every_step(s3: S3, tmp_path: Path, config: Path, point: str) -> None:
+def test_sigkill_at_every_step(
+    s3: S3, tmp_path: Path, config: Path, point: str, versioned: bool
+) -> None:
+    if versioned:
+        s3.client.put_bucket_versioning(
+            Bucket="src-bucket", VersioningConfiguration={"Status": "Enabled"}
+        )
     originals = make_archive(s3, tmp_path)
     killed = run_cli(config, env={"COMPACTOR_FAILPOINTS": f"{point}=kill"})
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr

@@ -58,17 +58,21 @@ def compact_chunked(
     metadata: dict[str, str] | None = None,
     scratch: Path | None = None,
     abort_stale: bool = True,
+    create: dict[str, Any] | None = None,
 ) -> ChunkedOutput:
     """Encode ``src_path`` as one COG at ``dest`` with chunk tasks. Nothing is visible at
     ``dest`` until the returned object's ``finish()`` is called; ``discard()`` (or any
     error) leaves nothing behind. ``abort_stale``: first abort uploads to ``dest`` left by
-    crashed runs (not while this scene holds another candidate output in flight)."""
+    crashed runs (not while this scene holds another candidate output in flight).
+    ``create``: what else the S3 object is created with (storage class, encryption)."""
     plan = plan_chunks(info, budget=budget, threads=threads)
     output: PartsWriter
     if dest.is_s3:
         if abort_stale:
             S3Store(s3).abort_stale_uploads(dest)
-        output = S3Parts.create(s3, dest, ContentType=COG_MEDIA_TYPE, Metadata=metadata or {})
+        output = S3Parts.create(
+            s3, dest, ContentType=COG_MEDIA_TYPE, Metadata=metadata or {}, **(create or {})
+        )
     else:
         output = DirectoryParts.create(Path(dest.key), scratch)
     try:

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from ..codecs import CHOICES, codec_help, parse_quality
-from ..config import Settings, StorageClass, resolve_settings
+from ..config import OutputClass, Settings, StorageClass, resolve_settings
 from ..errors import CompactorError, ConfigError, DiscoveryError
 from ..redact import RedactingFilter
 from ..report.models import SceneResult
@@ -51,6 +51,7 @@ class QualityType(click.ParamType):  # type: ignore[type-arg]
 
 QUALITY = QualityType()
 STORAGE_CLASSES = list(get_args(StorageClass))
+OUTPUT_CLASSES = list(get_args(OutputClass))
 
 
 def default(name: str) -> str:
@@ -101,6 +102,31 @@ def selection_options(func: F) -> F:
             "--storage-class",
             type=click.Choice(STORAGE_CLASSES, case_sensitive=False),
             help="Storage class of archived originals." + default("storage_class"),
+        ),
+        click.option(
+            "--output-storage-class",
+            type=click.Choice(OUTPUT_CLASSES, case_sensitive=False),
+            help="Storage class of the COGs." + default("output_storage_class"),
+        ),
+        click.option(
+            "--keep-versions",
+            is_flag=True,
+            default=None,
+            help="In a versioned source bucket, leave each archived original as a noncurrent "
+            "version (still billed; the report names each one) instead of deleting exactly "
+            "that version.",
+        ),
+        click.option(
+            "--request-payer",
+            type=click.Choice(["requester"]),
+            help="The source bucket is requester-pays: acknowledge that this account pays "
+            "for its requests and transfer.",
+        ),
+        click.option(
+            "--sse-kms-key",
+            metavar="KEY",
+            help="Encrypt the COGs and the archive copies with this KMS key (id or ARN).  "
+            "[default: COGs take the bucket's default, archive copies keep the original's]",
         ),
         click.option(
             "--include",

@@ -106,6 +106,7 @@ def gdal_options(
     endpoint_url: str | None = None,
     region: str | None = None,
     cache_mb: int = 256,
+    request_payer: str | None = None,
     overrides: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The GDAL options a run ships to its workers.
@@ -121,6 +122,8 @@ def gdal_options(
     opts.update(endpoint_options(endpoint_url))
     if region:
         opts["AWS_REGION"] = region  # not a secret; GDAL signs requests for this region
+    if request_payer:
+        opts["AWS_REQUEST_PAYER"] = request_payer  # a requester-pays source: we pay its reads
     if overrides:
         opts.update({str(k): str(v) for k, v in overrides.items()})
     return opts

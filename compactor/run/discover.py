@@ -218,21 +218,71 @@ def check_stac_locations(settings: Settings) -> None:
             raise ConfigError("--archive and --dest must not be inside one another")
 
 
-def preflight(context: RunContext) -> None:
+@dataclass(frozen=True)
+class Preflight:
+    """What a run learns of its buckets before it starts."""
+
+    #: The source bucket's versioning (``Enabled``, ``Suspended``; ``None``: never enabled
+    #: or not an S3 source).
+    source_versioning: str | None = None
+
+    def notes(self, keep_versions: bool) -> list[str]:
+        if self.source_versioning is None:
+            return []
+        what = f"the source bucket's versioning is {self.source_versioning}"
+        if keep_versions:
+            return [f"{what}: archived originals are kept as noncurrent versions (--keep-versions)"]
+        return [f"{what}: each archived original is deleted by its version (nothing left)"]
+
+
+def preflight(context: RunContext, source: str | None = None) -> Preflight:
     """Usage errors that need the stores: the destination and archive buckets must exist
-    (else every scene would fail and no report could be written)."""
-    targets = [("destination", Location.parse(context.dest))]
+    (else every scene would fail and no report could be written), and the store must
+    know the archive storage class (MinIO, R2 or Ceph may not: a tiny probe object is
+    written in that class under ``<dest>/_compactor/probe/`` and deleted). Reads the
+    source bucket's versioning."""
+    store = S3Store(context.s3)
+    dest = Location.parse(context.dest)
+    targets = [("destination", dest)]
     if context.archive_mode == "prefix" and context.archive:
         targets.append(("archive", Location.parse(context.archive)))
     for what, loc in targets:
         if not loc.is_s3:
             continue
         try:
-            exists = S3Store(context.s3).bucket_exists(loc.bucket)
+            exists = store.bucket_exists(loc.bucket)
         except StorageError as err:
             raise ConfigError(f"cannot reach the {what} bucket s3://{loc.bucket}: {err}") from err
         if not exists:
             raise ConfigError(f"the {what} bucket s3://{loc.bucket} does not exist")
+    if context.archive_mode != "none" and dest.is_s3 and context.storage_class != "STANDARD":
+        _probe_class(store, dest, context)
+    versioning = None
+    src = Location.parse(source) if source else None
+    if src is not None and src.is_s3:
+        try:
+            versioning = store.versioning(src.bucket)
+        except StorageError as err:
+            log.warning("cannot read the versioning of s3://%s: %s", src.bucket, err)
+    if versioning:
+        log.info("source bucket s3://%s: versioning %s", src.bucket if src else "", versioning)
+    return Preflight(versioning)
+
+
+def _probe_class(store: S3Store, dest: Location, context: RunContext) -> None:
+    probe = dest.join(f"{META_PREFIX}/probe/{context.run_id}")
+    try:
+        store.put_probe(probe, context.storage_class)
+    except StorageError as err:
+        raise ConfigError(
+            f"the store refused an object in storage class {context.storage_class} "
+            f"({err.code or err}): give --storage-class one it has (STANDARD to archive "
+            "originals to another prefix without a class change)"
+        ) from err
+    try:
+        store.delete(probe)
+    except StorageError as err:
+        log.info("could not delete the storage-class probe %s: %s", probe.url, err)
 
 
 #: Listed objects are matched against the finished index this many at a time.

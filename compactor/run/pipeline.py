@@ -78,7 +78,7 @@ def run(
     context = RunContext.from_settings(settings, run_id)
     started = now_iso()
     location = report_location(settings, run_id)
-    preflight(context)
+    checked = preflight(context, settings.source)
     dest = Location.parse(context.dest)
     conditions = Conditions(context.finish_digest(), context.policy_digest())
     index = IndexWriter(store_for(dest, context.s3), dest, run_id, conditions)
@@ -155,6 +155,8 @@ def run(
         stac=stac,
         finished_earlier=found.finished_earlier,
     )
+    if report.cost is not None:  # versions kept or not change what the run costs
+        report.cost.notes.extend(checked.notes(settings.keep_versions))
     return write_report(report, location, context.s3)
 
 

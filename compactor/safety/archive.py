@@ -25,6 +25,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -71,14 +72,61 @@ def copy_part_size(size: int, wanted: int) -> int:
 
 
 def digest_source(
-    store: Store, loc: Location, etag: str | None, part_size: int | None
+    store: Store,
+    loc: Location,
+    etag: str | None,
+    part_size: int | None,
+    version_id: str | None = None,
 ) -> SourceDigest:
-    """Stream the original once: its SHA-256, and the part digests for a multipart copy."""
-    sha, parts = store.sha256(loc, etag=etag, part_size=part_size)
+    """Stream the original once (``version_id``: exactly that version): its SHA-256, and
+    the part digests for a multipart copy."""
+    sha, parts = store.sha256(loc, etag=etag, part_size=part_size, version_id=version_id)
     return SourceDigest.of(sha, part_size, parts)
 
 
-def _explicit_headers(live: ObjectInfo, tags: dict[str, str] | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Encryption:
+    """Server-side encryption of an archive copy: the original's unless a KMS key is
+    given for the run (``--sse-kms-key``)."""
+
+    sse: str | None = None
+    kms_key: str | None = None
+
+    @classmethod
+    def of(cls, live: ObjectInfo, kms_key: str | None = None) -> Encryption:
+        if live.sse_customer_algorithm:
+            raise ArchiveError(
+                "the original is encrypted with a customer-provided key (SSE-C); compactor "
+                "cannot copy it without the key"
+            )
+        if kms_key:
+            return cls("aws:kms", kms_key)
+        return cls(live.sse, live.sse_kms_key_id if live.sse == "aws:kms" else None)
+
+    def arguments(self) -> dict[str, Any]:
+        """What a copy must be told: a copy otherwise takes the bucket's default."""
+        out: dict[str, Any] = {}
+        if self.sse:
+            out["ServerSideEncryption"] = self.sse
+            if self.sse == "aws:kms" and self.kms_key:
+                out["SSEKMSKeyId"] = self.kms_key
+        return out
+
+
+def lock_reason(info: ObjectInfo, now: datetime | None = None) -> str | None:
+    """Why S3 Object Lock keeps this version from being deleted now, or ``None``."""
+    if info.legal_hold:
+        return "a legal hold is on it"
+    if info.lock_mode and info.lock_until:
+        until = datetime.fromisoformat(info.lock_until.replace("Z", "+00:00"))
+        if until > (now or datetime.now(UTC)):
+            return f"it is under {info.lock_mode} retention until {until.date().isoformat()}"
+    return None
+
+
+def _explicit_headers(
+    live: ObjectInfo, tags: dict[str, str] | None, encryption: Encryption
+) -> dict[str, Any]:
     """Everything a multipart copy must be told: what CopyObject would have kept."""
     create: dict[str, Any] = {"Metadata": dict(live.metadata)}
     for arg, value in (
@@ -92,22 +140,8 @@ def _explicit_headers(live: ObjectInfo, tags: dict[str, str] | None) -> dict[str
             create[arg] = value
     if tags:
         create["Tagging"] = urlencode(tags, quote_via=quote)
-    create.update(_encryption(live))
+    create.update(encryption.arguments())
     return create
-
-
-def _encryption(live: ObjectInfo) -> dict[str, Any]:
-    if live.sse_customer_algorithm:
-        raise ArchiveError(
-            "the original is encrypted with a customer-provided key (SSE-C); compactor "
-            "cannot copy it without the key"
-        )
-    out: dict[str, Any] = {}
-    if live.sse:
-        out["ServerSideEncryption"] = live.sse
-        if live.sse == "aws:kms" and live.sse_kms_key_id:
-            out["SSEKMSKeyId"] = live.sse_kms_key_id
-    return out
 
 
 def check_copy(
@@ -117,6 +151,7 @@ def check_copy(
     digest: SourceDigest,
     storage_class: str,
     tags: dict[str, str] | None,
+    encryption: Encryption,
 ) -> ObjectInfo:
     """HEAD the copy and compare it with the original; raise listing every difference."""
     got = store.head(dst)
@@ -145,8 +180,8 @@ def check_copy(
         ("Content-Encoding", got.content_encoding, live.content_encoding),
         ("Content-Disposition", got.content_disposition, live.content_disposition),
         ("Content-Language", got.content_language, live.content_language),
-        ("encryption", got.sse, live.sse),
-        ("KMS key", got.sse_kms_key_id, live.sse_kms_key_id),
+        ("encryption", got.sse, encryption.sse),
+        ("KMS key", got.sse_kms_key_id, encryption.kms_key),
     ):
         if a != b:
             problems.append(f"{what} {a!r} != {b!r}")
@@ -172,6 +207,7 @@ def server_copy(
     multipart_threshold: int,
     part_size: int,
     replace: bool = False,
+    kms_key: str | None = None,
 ) -> tuple[StoredObject, ObjectInfo | None]:
     """Copy ``src`` to ``dst`` in ``storage_class`` and check the copy. ``replace`` allows
     an existing ``dst`` (in-place class changes, restores of the same key).
@@ -181,14 +217,16 @@ def server_copy(
     the original's; storage class, metadata and tags are what the request set (COPY
     directives). Where the answer holds no checksum, the original has tags, or the copy
     replaced the source (in place), and after a multipart copy, a HEAD checks everything.
+    In a versioned bucket the copy's source is exactly the version read (``VersionId``).
     Returns the copy as recorded, and that HEAD when one was made."""
+    encryption = Encryption.of(live, kms_key)
     tags = {} if live.tag_count == 0 else store.get_tags(src)
     if not replace:
         existing = store.head(dst)  # a copy may not count on If-None-Match being honoured
         if existing is not None:
             if existing.size == live.size and digest.accepts(existing.checksum_sha256):
                 log.info("archive copy %s already present", dst.url)
-                got = check_copy(store, dst, live, digest, storage_class, tags)
+                got = check_copy(store, dst, live, digest, storage_class, tags, encryption)
                 return _stored(dst, got, digest), got
             raise ArchiveError(
                 f"{dst.url} already holds a different object; not overwriting it "
@@ -204,8 +242,9 @@ def server_copy(
                 size=live.size,
                 part_size=digest.part_size or copy_part_size(live.size, part_size),
                 if_match=live.etag,
-                create={"StorageClass": storage_class, **_explicit_headers(live, tags)},
+                create={"StorageClass": storage_class, **_explicit_headers(live, tags, encryption)},
                 if_none_match=not replace,
+                version_id=live.version_id,
             )
         else:
             answer = store.copy(
@@ -214,7 +253,8 @@ def server_copy(
                 storage_class=storage_class,
                 if_match=live.etag,
                 if_none_match=not replace,
-                extra=_encryption(live),
+                extra=encryption.arguments(),
+                version_id=live.version_id,
             )
     except PreconditionFailed as err:
         raise ArchiveError(
@@ -224,21 +264,26 @@ def server_copy(
         raise ArchiveError(f"copy to {dst.url} failed: {err}") from err
     failpoints.hit("after-archive-copy")
     if answer is not None and answer.checksum_sha256 and not tags and not replace:
-        return _checked_answer(dst, answer, live, digest, storage_class), None
-    got = check_copy(store, dst, live, digest, storage_class, tags)
+        return _checked_answer(dst, answer, live, digest, storage_class, encryption), None
+    got = check_copy(store, dst, live, digest, storage_class, tags, encryption)
     return _stored(dst, got, digest), got
 
 
 def _checked_answer(
-    dst: Location, answer: CopyAnswer, live: ObjectInfo, digest: SourceDigest, storage_class: str
+    dst: Location,
+    answer: CopyAnswer,
+    live: ObjectInfo,
+    digest: SourceDigest,
+    storage_class: str,
+    encryption: Encryption,
 ) -> StoredObject:
     """The copy as its CopyObject answer describes it, checked against the original."""
     problems = []
     if not digest.accepts(answer.checksum_sha256):
         problems.append("SHA-256 differs from the original's")
     for what, a, b in (
-        ("encryption", answer.sse, live.sse),
-        ("KMS key", answer.sse_kms_key_id, live.sse_kms_key_id),
+        ("encryption", answer.sse, encryption.sse),
+        ("KMS key", answer.sse_kms_key_id, encryption.kms_key),
     ):
         if a != b:
             problems.append(f"{what} {a!r} != {b!r}")
@@ -313,12 +358,18 @@ def recheck_before_delete(
     return live
 
 
-def delete_exactly(src_store: Store, src: Location, live: ObjectInfo) -> None:
-    """Delete the original only if it is still the version ``live`` (If-Match on its
-    ETag), the one whose output and archive copy were verified."""
+def delete_exactly(
+    src_store: Store, src: Location, live: ObjectInfo, *, keep_version: bool = False
+) -> None:
+    """Delete the original only if it is still the version ``live``, the one whose output
+    and archive copy were verified: in a versioned bucket exactly that version, for good
+    (``VersionId``; with ``keep_version``, a delete marker that leaves it as a noncurrent
+    version), elsewhere If-Match on its ETag. A delete S3 refuses (Object Lock, a bucket
+    policy, MFA delete) raises :class:`~compactor.errors.AccessDenied`."""
     failpoints.hit("before-delete")
+    version = None if keep_version else live.version_id
     try:
-        src_store.delete(src, if_match=live.etag)
+        src_store.delete(src, if_match=live.etag, version_id=version)
     except PreconditionFailed as err:
         raise ArchiveError("refusing to delete the original: it changed just now") from err
     failpoints.hit("after-delete")

@@ -81,7 +81,10 @@ class RunContext:
     def finish_digest(self) -> str:
         """Hash of where a compacted scene's original goes: a scene compacted with
         originals left has work left for a run that archives them."""
-        where = {"archive": self.archive, "mode": self.archive_mode, "class": self.storage_class}
+        where = {
+            "archive": self.archive, "mode": self.archive_mode, "class": self.storage_class,
+            "keep_versions": self.transfers.keep_versions,
+        }  # fmt: skip
         return hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:12]
 
     def policy_digest(self) -> str:
@@ -127,12 +130,14 @@ class RunContext:
                 endpoint_url=settings.endpoint_url,
                 region=settings.region,
                 max_attempts=settings.s3_max_attempts,
+                request_payer=settings.request_payer,
             ),
             gdal=tuple(
                 sorted(
                     gdal_options(
                         endpoint_url=settings.endpoint_url,
                         region=settings.region,
+                        request_payer=settings.request_payer,
                         overrides=settings.gdal_options,
                     ).items()
                 )

@@ -56,10 +56,22 @@ class Fingerprint(BaseModel):
     size: int
     etag: str | None = None
     mtime: str | None = None
+    #: The version in a versioned bucket (``None`` elsewhere, and in older records).
+    version_id: str | None = None
 
     @classmethod
     def of(cls, info: ObjectInfo) -> Fingerprint:
-        return cls(size=info.size, etag=info.etag, mtime=info.mtime)
+        return cls(size=info.size, etag=info.etag, mtime=info.mtime, version_id=info.version_id)
+
+    def same(self, other: Fingerprint) -> bool:
+        """The same version of the object (a version id counts where both know one)."""
+        if (self.size, self.etag, self.mtime) != (other.size, other.etag, other.mtime):
+            return False
+        return (
+            self.version_id is None
+            or other.version_id is None
+            or (self.version_id == other.version_id)
+        )
 
 
 class StoredObject(BaseModel):
@@ -96,6 +108,9 @@ class SceneState(BaseModel):
     #: a rerun with the same policy skips at once, a changed policy tries again.
     skip_reason: str | None = None
     policy: str | None = None
+    #: A version of the original still to delete once allowed: in place, the version the
+    #: archive-class copy replaced; any archived version an Object Lock or the bucket kept.
+    pending_version: str | None = None
     run_id: str
     updated: str
 

@@ -54,6 +54,7 @@ from ..chunked.resources import cluster_context
 from ..codec.profile import Profile, choose_profile
 from ..codec.write import uses_tile_writer, write_cog
 from ..errors import (
+    AccessDenied,
     ArchivedObjectError,
     CompactorError,
     LeaseHeldError,
@@ -79,6 +80,7 @@ from ..storage import (
     ObjectInfo,
     Source,
     Store,
+    counting_requests,
     sha256_file,
     source_store_for,
     store_for,
@@ -89,6 +91,7 @@ from .archive import (
     copy_part_size,
     delete_exactly,
     digest_source,
+    lock_reason,
     recheck_before_delete,
     server_copy,
     source_metadata_header,
@@ -161,7 +164,7 @@ def decide(
     recorded output is at its key as verified; only consulted once one was written)."""
     if live is None:
         return Action.SOURCE_GONE
-    if state is not None and state.fingerprint != Fingerprint.of(live):
+    if state is not None and not state.fingerprint.same(Fingerprint.of(live)):
         return Action.ADOPT if same_bytes else Action.RESTART
     resumable_in_place = (
         in_place
@@ -191,6 +194,8 @@ def decide(
         return Action.ARCHIVE
     if final >= Step.DELETED and state.step < Step.DELETED:
         return Action.DELETE
+    if state.pending_version is not None and state.step >= Step.ARCHIVED:
+        return Action.DELETE  # an old version an Object Lock or the bucket kept before
     return Action.DONE
 
 
@@ -508,7 +513,9 @@ def walk(scene: Scene) -> SceneResult:
         elif action is Action.ARCHIVE:
             live = archive(scene, handle, live)
         elif action is Action.DELETE:
-            delete(scene, handle, live)
+            held = delete(scene, handle, live)
+            if held is not None:
+                return scene.result("held", held, handle.current)
 
 
 def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
@@ -734,6 +741,7 @@ def _upload(scene: Scene, handle: StateHandle, path: Path, out: Location, sha: s
             path, out, sha256_hex=sha, metadata=source_metadata_header(scene.src.url),
             multipart_threshold=t.multipart_upload_threshold,
             part_size=t.multipart_upload_threshold, if_none_match=if_none_match,
+            storage_class=t.output_storage_class, sse_kms_key=t.sse_kms_key,
         )  # fmt: skip
 
     state = handle.state
@@ -788,6 +796,7 @@ def _encode_chunked(
                 metadata=source_metadata_header(scene.src.url),
                 scratch=scene.scratch,
                 abort_stale=not notes.attempts,
+                create=_output_create(ctx),
             )  # fmt: skip  (later tries may hold a kept candidate: no stale-upload abort)
             ssim = result.fidelity_ssim
             # The bar with the decoder margin (libjpeg builds may decode differently).
@@ -810,6 +819,16 @@ def _encode_chunked(
         checksum=written.checksum,
     )  # fmt: skip
     return Encoded(output, kept, result.fidelity_ssim, result.fidelity_psnr)
+
+
+def _output_create(ctx: RunContext) -> dict[str, Any]:
+    """What an output object is created with besides its content: class, encryption."""
+    t, create = ctx.transfers, {}
+    if t.output_storage_class != "STANDARD":
+        create["StorageClass"] = t.output_storage_class
+    if t.sse_kms_key:
+        create.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=t.sse_kms_key)
+    return create
 
 
 def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chunked: bool) -> None:
@@ -880,7 +899,9 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
     """Hash the original (from the whole read at the start of the walk; else streamed, and
     recorded before any copy so a copy interrupted midway is recognised later), copy it to
     the archive class, check the copy; record ``archived``. Returns the source as it now
-    is (in place: a new ETag and class)."""
+    is (in place: a new ETag and class). In a versioned bucket the copy is of exactly the
+    version read, and in place the version the copy replaced is deleted before the record
+    (or kept as pending where S3 refuses)."""
     ctx, arc, store = scene.ctx, scene.arc, scene.owned_source()
     assert arc is not None
     copier = store.server_copier()
@@ -899,7 +920,7 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
                 if multipart
                 else None
             )
-            digest = digest_source(store, scene.src, live.etag, part_size)
+            digest = digest_source(store, scene.src, live.etag, part_size, live.version_id)
             handle.save(state.model_copy(update=_digest_fields(digest)))
     failpoints.hit("after-source-hash")
     scene.check_lease("copying the original to the archive")
@@ -919,6 +940,7 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
             copier, scene.src, arc, live, digest, ctx.storage_class,
             multipart_threshold=ctx.transfers.multipart_copy_threshold,
             part_size=ctx.transfers.multipart_copy_part_size, replace=in_place,
+            kms_key=ctx.transfers.sse_kms_key,
         )  # fmt: skip
     scene.did_work = True
     scene.copied_here = True
@@ -927,18 +949,27 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
         now = after or store.head(scene.src)  # a new ETag/mtime: still our original
         if now is not None:
             update["fingerprint"] = Fingerprint.of(now)
+            replaced = live.version_id
+            if replaced and now.version_id and replaced != now.version_id:
+                # The copy is a new version: the one it replaced goes, exactly that one.
+                update["pending_version"] = replaced
             live = now
     handle.advance(Step.ARCHIVED, ctx.run_id, **update)
     failpoints.hit("after-archived")
     return live
 
 
-def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
+def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> str | None:
     """Delete exactly the archived version of the original (``deleted``, not recorded:
-    see :func:`records`). Output and archive copy checked earlier in this walk are trusted;
-    a walk that resumes here re-checks both with the stores first."""
+    see :func:`records`); in place, the version the archive-class copy replaced. Output
+    and archive copy checked earlier in this walk are trusted; a walk that resumes here
+    re-checks both with the stores first. Returns why the original is held instead (an
+    Object Lock, or a delete the bucket refuses): nothing is lost, a later run finishes."""
     scene.check_lease("deleting the original")
-    store, state = scene.owned_source(), handle.current
+    store, state, ctx = scene.owned_source(), handle.current, scene.ctx
+    keep = ctx.transfers.keep_versions
+    if state.pending_version is not None:
+        return _delete_pending(scene, handle, state.pending_version)
     fetched = scene.fetched
     straight = (
         scene.stored_here
@@ -948,10 +979,50 @@ def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
     )
     current = live if straight else recheck_before_delete(store, scene.dest_store, scene.src, state)
     if current is not None:
-        delete_exactly(store, scene.src, current)
+        held = lock_reason(current) if not keep else None
+        if held is not None:
+            return _held(scene, f"not deleted: {held}")
+        try:
+            delete_exactly(store, scene.src, current, keep_version=keep)
+        except AccessDenied as err:
+            return _held(scene, f"the delete was refused ({err.code or 'AccessDenied'})")
+        if keep and current.version_id:
+            scene.notes.kept_version = current.version_id
     scene.did_work = True
     scene.deleted = True
     handle.keep(state.advanced(Step.DELETED, scene.ctx.run_id))
+    return None
+
+
+def _delete_pending(scene: Scene, handle: StateHandle, version: str) -> str | None:
+    """In place: delete the version the archive-class copy replaced (unless versions are
+    kept, or S3 refuses: then it stays pending for a later run)."""
+    store, state = scene.owned_source(), handle.current
+    if scene.ctx.transfers.keep_versions:
+        scene.notes.kept_version = version
+        handle.save(state.model_copy(update={"pending_version": None}))
+        return None
+    old = store.head(scene.src, version)
+    if old is not None:
+        held = lock_reason(old)
+        if held is not None:
+            return _held(scene, f"the replaced version {version} not deleted: {held}")
+        try:
+            failpoints.hit("before-delete")
+            store.delete(scene.src, version_id=version)
+            failpoints.hit("after-delete")
+        except AccessDenied as err:
+            return _held(scene, f"deleting the replaced version {version} was refused ({err.code})")
+    scene.did_work = True
+    handle.save(state.model_copy(update={"pending_version": None}))
+    return None
+
+
+def _held(scene: Scene, why: str) -> str:
+    arc = scene.arc.url if scene.arc is not None else "the archive"
+    reason = f"{why}; the original is archived at {arc}, a later run deletes it once allowed"
+    log.info("%s held: %s", scene.src.url, reason)
+    return reason
 
 
 # --- the task ---------------------------------------------------------------------------------
@@ -969,19 +1040,21 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
         context.run_id,
         ttl=context.lease_ttl,
     )
-    try:
-        with scene.lease:
-            result = walk(scene)
-    except LeftAsIs as decision:
-        result = scene.result("skipped", decision.reason, None)
-        if scene.live is not None:
-            result.finished_version = scene.live.version
-    except LeaseHeldError as err:
-        result = scene.result("skipped", str(err), None)
-    except CompactorError as err:
-        log.warning("%s failed: %s", spec.source, err)
-        result = scene.result("failed", str(err), None)
-    finally:
-        scene.cleanup()
+    with counting_requests() as requests:
+        try:
+            with scene.lease:
+                result = walk(scene)
+        except LeftAsIs as decision:
+            result = scene.result("skipped", decision.reason, None)
+            if scene.live is not None:
+                result.finished_version = scene.live.version
+        except LeaseHeldError as err:
+            result = scene.result("skipped", str(err), None)
+        except CompactorError as err:
+            log.warning("%s failed: %s", spec.source, err)
+            result = scene.result("failed", str(err), None)
+        finally:
+            scene.cleanup()
     result.seconds = round(time.monotonic() - started, 3)
+    result.requests = dict(sorted(requests.items()))
     return result

@@ -25,7 +25,7 @@ from .location import Location
 from .multipart import DirectoryParts, PartSent, PartsWriter, S3Parts, Written
 from .retry import with_retries
 from .s3 import S3Store
-from .s3client import S3Options, s3_client, s3_filesystem
+from .s3client import S3Options, counting_requests, s3_client
 from .stores import source_store_for, store_for
 
 __all__ = [
@@ -53,10 +53,10 @@ __all__ = [
     "Store",
     "Written",
     "b64",
+    "counting_requests",
     "key_problem",
     "readable_path",
     "s3_client",
-    "s3_filesystem",
     "same_bytes",
     "sha256_file",
     "source_store_for",

@@ -45,6 +45,11 @@ class ObjectInfo:
     #: How many tags the object has, where the response said (GetObject's ``TagCount``;
     #: ``None``: unknown, e.g. from a HEAD or a listing).
     tag_count: int | None = None
+    #: S3 Object Lock: retention mode (``GOVERNANCE``/``COMPLIANCE``) and until when, and
+    #: whether a legal hold is on (from a GET or HEAD of the version).
+    lock_mode: str | None = None
+    lock_until: str | None = None
+    legal_hold: bool = False
 
     @property
     def location(self) -> Location:
@@ -184,7 +189,7 @@ class Source(Protocol):
 
     capabilities: Capabilities
 
-    def head(self, loc: Location) -> ObjectInfo | None: ...
+    def head(self, loc: Location, version_id: str | None = None) -> ObjectInfo | None: ...
 
     def listing(self, prefix: Location) -> Iterator[ObjectInfo]: ...
 
@@ -198,7 +203,12 @@ class Store(Source, Protocol):
     def read_versioned(self, loc: Location) -> tuple[bytes, str | None] | None: ...
 
     def sha256(
-        self, loc: Location, *, etag: str | None = None, part_size: int | None = None
+        self,
+        loc: Location,
+        *,
+        etag: str | None = None,
+        part_size: int | None = None,
+        version_id: str | None = None,
     ) -> tuple[str, list[str]]: ...
 
     def fetch(
@@ -230,9 +240,13 @@ class Store(Source, Protocol):
         multipart_threshold: int = ...,
         part_size: int = ...,
         if_none_match: bool = False,
+        storage_class: str | None = None,
+        sse_kms_key: str | None = None,
     ) -> ObjectInfo: ...
 
-    def delete(self, loc: Location, *, if_match: str | None = None) -> None: ...
+    def delete(
+        self, loc: Location, *, if_match: str | None = None, version_id: str | None = None
+    ) -> None: ...
 
     def abort_stale_uploads(self, loc: Location) -> int:
         """Abort unfinished multipart uploads to ``loc`` left by a killed process (only
@@ -258,7 +272,7 @@ class ServerCopier(Protocol):
     """Copies the store makes itself, into a storage class, with the metadata, tags and
     encryption of the original (S3)."""
 
-    def head(self, loc: Location) -> ObjectInfo | None: ...
+    def head(self, loc: Location, version_id: str | None = None) -> ObjectInfo | None: ...
 
     def copy(
         self,
@@ -269,6 +283,7 @@ class ServerCopier(Protocol):
         if_match: str | None,
         if_none_match: bool = False,
         extra: dict[str, Any] | None = None,
+        version_id: str | None = None,
     ) -> CopyAnswer: ...
 
     def multipart_copy(
@@ -281,6 +296,7 @@ class ServerCopier(Protocol):
         if_match: str | None,
         create: dict[str, Any],
         if_none_match: bool = False,
+        version_id: str | None = None,
     ) -> list[Any]: ...
 
     def get_tags(self, loc: Location) -> dict[str, str] | None: ...

@@ -159,7 +159,7 @@ class HttpStore:
         except (urllib.error.URLError, OSError) as err:
             raise TransientStorageError(f"{method} {loc.url} failed: {err}", url=loc.url) from err
 
-    def head(self, loc: Location) -> ObjectInfo | None:
+    def head(self, loc: Location, version_id: str | None = None) -> ObjectInfo | None:
         try:
             with self._open(loc, "HEAD") as resp:
                 headers = resp.headers

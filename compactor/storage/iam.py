@@ -86,7 +86,11 @@ class S3Call:
 _PUT = ("s3:PutObject",)
 _GET = ("s3:GetObject",)
 _TAGGED_PUT = ("s3:PutObject", "s3:PutObjectTagging")
-_COPY_SOURCE = ("s3:GetObject", "s3:GetObjectTagging")
+_COPY_SOURCE = ("s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion")
+#: Reading one version of an original, and seeing its Object Lock in the response.
+_VERSION_READ = (
+    "s3:GetObjectVersion", "s3:GetObjectLegalHold", "s3:GetObjectRetention",
+)  # fmt: skip
 _UPLOAD_LISTINGS: tuple[tuple[Role, PolicyFile], ...] = (
     ("dest", "iam-policy.json"),
     ("archive", "iam-policy.json"),
@@ -123,10 +127,24 @@ S3_CALLS: tuple[S3Call, ...] = (
         )
         for role, policy in _UPLOAD_LISTINGS
     ),
+    S3Call(
+        "get_bucket_versioning",
+        ("s3:GetBucketVersioning",),
+        "source",
+        "run.discover.preflight: is the source bucket versioned",
+        bucket_level=True,
+    ),
     # --- reads
     *(
         S3Call("head_object", _GET, role, "S3Store.head")
         for role in ("source", "dest", "records", "archive")
+    ),
+    S3Call(
+        "get_object",
+        _VERSION_READ,
+        "source",
+        "S3Store.fetch/sha256/head in a versioned bucket: exactly the version read, with its "
+        "Object Lock (legal hold, retention) in the response",
     ),
     *(
         S3Call("get_object", _GET, role, "S3Store.read_bytes/read_versioned/sha256; GDAL reads")
@@ -219,6 +237,13 @@ S3_CALLS: tuple[S3Call, ...] = (
         "source",
         "archive.delete_exactly (after the COG and the archive copy are verified)",
         headers=frozenset({"If-Match"}),
+    ),
+    S3Call(
+        "delete_object",
+        ("s3:DeleteObjectVersion",),
+        "source",
+        "archive.delete_exactly in a versioned bucket: exactly the archived version; "
+        "in place, the version the archive-class copy replaced",
     ),
     # --- --archive in-place: the original rewritten onto itself in the archive class
     S3Call(

@@ -61,7 +61,7 @@ class LocalStore:
             mtime=datetime.fromtimestamp(st.st_mtime, UTC).isoformat(),
         )
 
-    def head(self, loc: Location) -> ObjectInfo | None:
+    def head(self, loc: Location, version_id: str | None = None) -> ObjectInfo | None:
         p = Path(loc.key)
         return self._info(p) if p.is_file() else None
 
@@ -82,7 +82,12 @@ class LocalStore:
         return data, _local_etag(st)
 
     def sha256(
-        self, loc: Location, *, etag: str | None = None, part_size: int | None = None
+        self,
+        loc: Location,
+        *,
+        etag: str | None = None,
+        part_size: int | None = None,
+        version_id: str | None = None,
     ) -> tuple[str, list[str]]:
         return sha256_file(loc.key), []
 
@@ -155,6 +160,8 @@ class LocalStore:
         multipart_threshold: int = 0,
         part_size: int = 0,
         if_none_match: bool = False,
+        storage_class: str | None = None,
+        sse_kms_key: str | None = None,
     ) -> ObjectInfo:
         def write(fh: BinaryIO) -> None:
             with open(path, "rb") as src:
@@ -186,7 +193,10 @@ class LocalStore:
             self._atomic_write(dst, lambda fh: _copy_into(src.key, fh))
         _fsync_dir(target.parent)
 
-    def delete(self, loc: Location, *, if_match: str | None = None) -> None:
+    def delete(
+        self, loc: Location, *, if_match: str | None = None, version_id: str | None = None
+    ) -> None:
+        """Remove the file, only if it is still ``if_match`` (files have no versions)."""
         target = Path(loc.key)
         with _locked(target):
             if if_match:

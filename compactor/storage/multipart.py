@@ -115,6 +115,7 @@ class S3Parts:
         """Start the upload (``extra``: ContentType, Metadata, StorageClass, Tagging ...)."""
         r = call(
             "CreateMultipartUpload", loc.url, s3_client(options).create_multipart_upload,
+            options=options,
             Bucket=loc.bucket, Key=loc.key, ChecksumAlgorithm="SHA256", **extra,
         )  # fmt: skip
         return cls(options, loc.url, str(r["UploadId"]), if_none_match)
@@ -123,28 +124,38 @@ class S3Parts:
         digest = b64(_digest(data))
         loc = self._loc
         call(
-            "UploadPart", loc.url, s3_client(self.options).upload_part,
+            "UploadPart", loc.url, s3_client(self.options).upload_part, options=self.options,
             Bucket=loc.bucket, Key=loc.key, UploadId=self.upload_id, PartNumber=number,
             Body=data, ChecksumSHA256=digest,
         )  # fmt: skip
         return PartSent(number, len(data), digest)
 
     def copy_part(
-        self, number: int, src: Location, first: int, last: int, *, if_match: str | None
+        self,
+        number: int,
+        src: Location,
+        first: int,
+        last: int,
+        *,
+        if_match: str | None,
+        version_id: str | None = None,
     ) -> PartSent:
         """Part ``number`` from bytes ``first..last`` of ``src`` (server-side); ``if_match``
-        pins the source version."""
+        pins the source's ETag, ``version_id`` names exactly one version of it."""
         loc = self._loc
+        source = {"Bucket": src.bucket, "Key": src.key}
+        if version_id:
+            source["VersionId"] = version_id
         kwargs: dict[str, Any] = {
             "Bucket": loc.bucket, "Key": loc.key, "UploadId": self.upload_id,
-            "PartNumber": number, "CopySource": {"Bucket": src.bucket, "Key": src.key},
+            "PartNumber": number, "CopySource": source,
             "CopySourceRange": f"bytes={first}-{last}",
         }  # fmt: skip
         if if_match:
             kwargs["CopySourceIfMatch"] = if_match
         r = call(
             "UploadPartCopy", f"{src.url} -> {loc.url}", s3_client(self.options).upload_part_copy,
-            **kwargs,
+            options=self.options, **kwargs,
         )  # fmt: skip
         result = r.get("CopyPartResult") or {}
         return PartSent(number, last - first + 1, str(result.get("ChecksumSHA256") or ""))
@@ -153,7 +164,7 @@ class S3Parts:
         loc, parts, marker = self._loc, {}, 0
         while True:
             r = call(
-                "ListParts", loc.url, s3_client(self.options).list_parts,
+                "ListParts", loc.url, s3_client(self.options).list_parts, options=self.options,
                 Bucket=loc.bucket, Key=loc.key, UploadId=self.upload_id,
                 PartNumberMarker=marker,
             )  # fmt: skip
@@ -190,7 +201,7 @@ class S3Parts:
             failpoints.hit("before-complete")
             call(
                 "CompleteMultipartUpload", loc.url,
-                s3_client(self.options).complete_multipart_upload,
+                s3_client(self.options).complete_multipart_upload, options=self.options,
                 Bucket=loc.bucket, Key=loc.key, UploadId=self.upload_id,
                 MultipartUpload={"Parts": parts},
                 **({"IfNoneMatch": "*"} if self.if_none_match else {}),
@@ -214,7 +225,7 @@ class S3Parts:
         try:
             call(
                 "AbortMultipartUpload", loc.url, s3_client(self.options).abort_multipart_upload,
-                Bucket=loc.bucket, Key=loc.key, UploadId=self.upload_id,
+                options=self.options, Bucket=loc.bucket, Key=loc.key, UploadId=self.upload_id,
             )  # fmt: skip
         except StorageError as err:
             log.warning("could not abort the multipart upload of %s: %s", loc.url, err)

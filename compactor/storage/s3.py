@@ -37,7 +37,15 @@ from .base import (
 from .location import Location
 from .multipart import PartSent, S3Parts, Written
 from .retry import with_retries
-from .s3client import S3Options, call, head_object, iso, object_info, s3_client
+from .s3client import (
+    S3Options,
+    call,
+    count_request,
+    head_object,
+    iso,
+    object_info,
+    s3_client,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -66,7 +74,7 @@ class S3Store:
         self.copy(src, dst, storage_class="STANDARD", if_match=None, if_none_match=True)
 
     def _call(self, action: str, url: str, fn: Callable[..., T], **kwargs: Any) -> T:
-        return call(action, url, fn, **kwargs)
+        return call(action, url, fn, options=self.options, **kwargs)
 
     # listing ------------------------------------------------------------------
 
@@ -74,9 +82,13 @@ class S3Store:
         """Every object below ``prefix`` (recursive), in key order, one ListObjectsV2 page
         (up to 1,000 keys) at a time: the listing is never held whole."""
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key)
+        payer: dict[str, Any] = (
+            {"RequestPayer": self.options.request_payer} if self.options.request_payer else {}
+        )
+        pages = paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key, **payer)
         try:
             for page in pages:
+                count_request("ListObjectsV2")
                 for obj in page.get("Contents") or []:
                     key = obj["Key"]
                     if key.endswith("/"):
@@ -91,6 +103,23 @@ class S3Store:
         except s3_errors() as err:
             raise translate_s3_error(err, prefix.url, "listing") from err
 
+    def versioning(self, bucket: str) -> str | None:
+        """The bucket's versioning: ``"Enabled"``, ``"Suspended"``, or ``None`` (never
+        enabled)."""
+        r = self._call(
+            "GetBucketVersioning", f"s3://{bucket}", self.client.get_bucket_versioning,
+            Bucket=bucket,
+        )  # fmt: skip
+        status = r.get("Status")
+        return str(status) if status else None
+
+    def put_probe(self, loc: Location, storage_class: str) -> None:
+        """A one-byte object in ``storage_class``: whether the store has that class."""
+        self._call(
+            "PUT", loc.url, self.client.put_object, Bucket=loc.bucket, Key=loc.key, Body=b"0",
+            StorageClass=storage_class,
+        )  # fmt: skip
+
     def bucket_exists(self, bucket: str) -> bool:
         """HeadBucket: False if it does not exist; AccessDenied and others raise."""
         try:
@@ -101,9 +130,9 @@ class S3Store:
 
     # reads -----------------------------------------------------------------------
 
-    def head(self, loc: Location) -> ObjectInfo | None:
-        """Metadata of one object, or ``None`` if it does not exist."""
-        return head_object(self.options, loc)
+    def head(self, loc: Location, version_id: str | None = None) -> ObjectInfo | None:
+        """Metadata of one object (``version_id``: that version), or ``None`` if absent."""
+        return head_object(self.options, loc, version_id)
 
     def read_bytes(self, loc: Location) -> bytes:
         def fetch() -> bytes:
@@ -133,12 +162,18 @@ class S3Store:
         return with_retries(fetch, what=f"GET {loc.url}")
 
     def sha256(
-        self, loc: Location, *, etag: str | None = None, part_size: int | None = None
+        self,
+        loc: Location,
+        *,
+        etag: str | None = None,
+        part_size: int | None = None,
+        version_id: str | None = None,
     ) -> tuple[str, list[str]]:
         """Stream an object and return its hex SHA-256, plus the base64 SHA-256 of each
         ``part_size`` range when asked (to check a multipart copy's composite checksum).
-        ``etag`` pins the version read: a change midway fails with PreconditionFailed."""
-        info_size = self.head(loc)
+        ``etag`` pins the version read: a change midway fails with PreconditionFailed;
+        ``version_id`` reads exactly that version."""
+        info_size = self.head(loc, version_id)
         if info_size is None:
             raise ObjectNotFound(f"HEAD {loc.url} failed: NotFound", url=loc.url)
         size = info_size.size
@@ -151,6 +186,8 @@ class S3Store:
                 kwargs: dict[str, Any] = {"Range": f"bytes={start}-{stop}"}
                 if etag:
                     kwargs["IfMatch"] = etag
+                if version_id:
+                    kwargs["VersionId"] = version_id
                 r = self._call(
                     "GET", loc.url, self.client.get_object, Bucket=loc.bucket, Key=loc.key, **kwargs
                 )
@@ -171,14 +208,18 @@ class S3Store:
     ) -> Fetched | None:
         """One GetObject, streamed into ``target`` and hashed on the way. The response
         describes exactly the bytes read (size, ETag, checksum, metadata, tag count), so no
-        HEAD is needed. A read cut off midway is retried pinned to the first ETag: a source
-        replaced in between fails with PreconditionFailed instead of mixing versions."""
+        HEAD is needed. A read cut off midway is retried pinned to the first ETag (and the
+        version, in a versioned bucket): a source replaced in between fails with
+        PreconditionFailed instead of mixing versions."""
         pinned: list[str] = []
+        version: list[str] = []
 
         def attempt() -> Fetched | None:
             kwargs: dict[str, Any] = {"ChecksumMode": "ENABLED"}
             if pinned:
                 kwargs["IfMatch"] = pinned[0]
+            if version:
+                kwargs["VersionId"] = version[0]
             try:
                 r = self._call(
                     "GET", loc.url, self.client.get_object, Bucket=loc.bucket, Key=loc.key, **kwargs
@@ -190,6 +231,8 @@ class S3Store:
             info = object_info(loc, r, get=True)
             if info.etag and not pinned:
                 pinned.append(info.etag)
+            if info.version_id and not version:
+                version.append(info.version_id)
             digester = Digester(part_size) if digest else None
             written = 0
             try:
@@ -257,6 +300,8 @@ class S3Store:
         multipart_threshold: int = 64 * 1024 * 1024,
         part_size: int = 64 * 1024 * 1024,
         if_none_match: bool = False,
+        storage_class: str | None = None,
+        sse_kms_key: str | None = None,
     ) -> ObjectInfo:
         """Upload a local file atomically: one PUT carrying its SHA-256 (S3 rejects a
         corrupted body), or above ``multipart_threshold`` a multipart upload with a
@@ -265,6 +310,10 @@ class S3Store:
         answered (S3 is strongly consistent: a completed write is what a HEAD would see)."""
         size = path.stat().st_size
         extra: dict[str, Any] = {"ContentType": content_type, "Metadata": metadata or {}}
+        if storage_class and storage_class != "STANDARD":
+            extra["StorageClass"] = storage_class
+        if sse_kms_key:
+            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=sse_kms_key)
         if size > multipart_threshold:
             written = self._upload_parts(
                 path, loc, max(part_size, MIN_PART_SIZE), extra, if_none_match
@@ -346,6 +395,7 @@ class S3Store:
         if_match: str | None,
         if_none_match: bool = False,
         extra: dict[str, Any] | None = None,
+        version_id: str | None = None,
     ) -> CopyAnswer:
         """Server-side CopyObject (objects up to 5 GiB) into ``storage_class``. Metadata,
         Content-Type and tags are copied (COPY directives); ``extra`` adds arguments such
@@ -354,7 +404,7 @@ class S3Store:
         kwargs: dict[str, Any] = {
             "Bucket": dst.bucket,
             "Key": dst.key,
-            "CopySource": {"Bucket": src.bucket, "Key": src.key},
+            "CopySource": _copy_source(src, version_id),
             "StorageClass": storage_class,
             "MetadataDirective": "COPY",
             "TaggingDirective": "COPY",
@@ -383,6 +433,7 @@ class S3Store:
         if_match: str | None,
         create: dict[str, Any],
         if_none_match: bool = False,
+        version_id: str | None = None,
     ) -> list[PartSent]:
         """Copy ``src`` to ``dst`` with UploadPartCopy, the source ETag a precondition on
         every part (a source replaced midway fails the copy instead of mixing versions).
@@ -395,7 +446,11 @@ class S3Store:
         try:
             for number, start in enumerate(range(0, size, part_size), start=1):
                 end = min(size, start + part_size) - 1
-                sent.append(parts.copy_part(number, src, start, end, if_match=if_match))
+                sent.append(
+                    parts.copy_part(
+                        number, src, start, end, if_match=if_match, version_id=version_id
+                    )
+                )
                 if number == 1:
                     failpoints.hit("mid-archive-copy")
         except BaseException:
@@ -419,10 +474,17 @@ class S3Store:
             return None
         return {t["Key"]: t["Value"] for t in r.get("TagSet", [])}
 
-    def delete(self, loc: Location, *, if_match: str | None = None) -> None:
-        """DeleteObject; with ``if_match`` only that version is deleted (conditional delete).
-        Stores without conditional deletes answer NotImplemented: then a plain delete."""
+    def delete(
+        self, loc: Location, *, if_match: str | None = None, version_id: str | None = None
+    ) -> None:
+        """DeleteObject; with ``if_match`` only if the current object is that one
+        (conditional delete; stores without them answer NotImplemented: then a plain
+        delete). With ``version_id`` (a versioned bucket), exactly that version is removed
+        for good, not hidden behind a delete marker."""
         kwargs: dict[str, Any] = {"Bucket": loc.bucket, "Key": loc.key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+            if_match = None  # the version names the bytes exactly
         if if_match:
             kwargs["IfMatch"] = if_match
         try:
@@ -447,3 +509,11 @@ class S3Store:
             Key=loc.key,
             RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
         )
+
+
+def _copy_source(src: Location, version_id: str | None) -> dict[str, str]:
+    """A copy's source: the object, or exactly one version of it."""
+    source = {"Bucket": src.bucket, "Key": src.key}
+    if version_id:
+        source["VersionId"] = version_id
+    return source

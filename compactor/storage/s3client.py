@@ -1,21 +1,23 @@
-"""How compactor talks to S3: one boto3 client per process and options, an s3fs filesystem
-for listings, and :func:`call`, the one place a request's failure becomes a
-:class:`~compactor.errors.StorageError`.
+"""How compactor talks to S3: one boto3 client per process and options, and :func:`call`,
+the one place a request's failure becomes a :class:`~compactor.errors.StorageError` (and
+where requests are counted).
 
-Credentials are never handled here: boto3 and s3fs take them from the standard AWS chain
-of the process they run in."""
+Credentials are never handled here: boto3 takes them from the standard AWS chain of the
+process it runs in."""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
-import s3fs
 from botocore.config import Config
 
 from ..errors import ObjectNotFound, s3_errors, translate_s3_error
@@ -35,6 +37,8 @@ class S3Options:
     endpoint_url: str | None = None
     region: str | None = None
     max_attempts: int = 8
+    #: ``"requester"``: acknowledge requester-pays buckets (sent with every object request).
+    request_payer: str | None = None
 
     def botocore_config(self) -> Any:
 
@@ -70,22 +74,6 @@ def s3_client(options: S3Options) -> S3Client:
         return client
 
 
-def s3_filesystem(options: S3Options) -> Any:
-    """An s3fs filesystem for listings (fsspec caches instances per arguments)."""
-
-    client_kwargs: dict[str, Any] = {}
-    if options.endpoint_url:
-        client_kwargs["endpoint_url"] = options.endpoint_url
-    if options.region:
-        client_kwargs["region_name"] = options.region
-    return s3fs.S3FileSystem(
-        client_kwargs=client_kwargs,
-        config_kwargs={"retries": {"max_attempts": options.max_attempts, "mode": "standard"}},
-        use_listings_cache=False,
-        skip_instance_cache=False,
-    )
-
-
 def iso(value: Any) -> str | None:
     if value is None:
         return None
@@ -94,21 +82,71 @@ def iso(value: Any) -> str | None:
     return str(value)
 
 
-def call(action: str, url: str, fn: Callable[..., T], **kwargs: Any) -> T:
+#: The S3 requests made in this context, by operation (see :func:`counting_requests`).
+_meter: ContextVar[Counter[str] | None] = ContextVar("compactor_s3_requests", default=None)
+
+
+@contextmanager
+def counting_requests() -> Iterator[Counter[str]]:
+    """Count the S3 requests this thread makes through :func:`call` (and listing pages)
+    while the block runs, by operation (``GetObject``, ``PutObject`` ...): what a scene or a
+    run cost. Threads started inside are not counted (a lease's renewals)."""
+    counts: Counter[str] = Counter()
+    token = _meter.set(counts)
+    try:
+        yield counts
+    finally:
+        _meter.reset(token)
+
+
+def count_request(operation: str, n: int = 1) -> None:
+    counts = _meter.get()
+    if counts is not None:
+        counts[operation] += n
+
+
+def operation_name(fn: Callable[..., Any]) -> str:
+    """``get_object`` -> ``GetObject``: the S3 operation of a boto3 client method."""
+    name = getattr(fn, "__name__", "request")
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+#: boto3 methods that take ``RequestPayer`` (object-level requests).
+PAYER_METHODS = frozenset({
+    "get_object", "head_object", "put_object", "copy_object", "delete_object",
+    "get_object_tagging", "create_multipart_upload", "upload_part", "upload_part_copy",
+    "list_parts", "complete_multipart_upload", "abort_multipart_upload", "restore_object",
+    "get_object_legal_hold", "get_object_retention",
+})  # fmt: skip
+
+
+def call(
+    action: str, url: str, fn: Callable[..., T], *, options: S3Options | None = None, **kwargs: Any
+) -> T:
     """One request: S3 errors and dropped connections become :class:`StorageError`
-    (:func:`~compactor.errors.translate_s3_error`); anything else is a bug and propagates."""
+    (:func:`~compactor.errors.translate_s3_error`); anything else is a bug and propagates.
+    Counted (:func:`counting_requests`); with ``options`` asking for it, requester-pays
+    acknowledged."""
+    name = getattr(fn, "__name__", "")
+    if options is not None and options.request_payer and name in PAYER_METHODS:
+        kwargs.setdefault("RequestPayer", options.request_payer)
+    count_request(operation_name(fn))
     try:
         return fn(**kwargs)
     except s3_errors() as err:
         raise translate_s3_error(err, url, action) from err
 
 
-def head_object(options: S3Options, loc: Location) -> ObjectInfo | None:
-    """HEAD one object (with its checksum), or ``None`` if it does not exist."""
+def head_object(
+    options: S3Options, loc: Location, version_id: str | None = None
+) -> ObjectInfo | None:
+    """HEAD one object (with its checksum; ``version_id``: that version), or ``None`` if it
+    does not exist."""
     try:
         r = call(
-            "HEAD", loc.url, s3_client(options).head_object,
+            "HEAD", loc.url, s3_client(options).head_object, options=options,
             Bucket=loc.bucket, Key=loc.key, ChecksumMode="ENABLED",
+            **({"VersionId": version_id} if version_id else {}),
         )  # fmt: skip
     except ObjectNotFound:
         return None
@@ -138,4 +176,7 @@ def object_info(loc: Location, r: Any, *, get: bool = False) -> ObjectInfo:
         content_encoding=r.get("ContentEncoding"),
         content_language=r.get("ContentLanguage"),
         tag_count=int(r.get("TagCount") or 0) if get else None,
+        lock_mode=r.get("ObjectLockMode"),
+        lock_until=iso(r.get("ObjectLockRetainUntilDate")),
+        legal_hold=r.get("ObjectLockLegalHoldStatus") == "ON",
     )
