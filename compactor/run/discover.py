@@ -146,6 +146,11 @@ def check_locations(settings: Settings) -> None:
         raise ConfigError("--dest must differ from --source (outputs would be listed as sources)")
     if settings.archive == "in-place" and not source.is_s3:
         raise ConfigError("--archive in-place changes an S3 storage class; the source is local")
+    if settings.archive == "in-place" and settings.storage_class == "STANDARD":
+        raise ConfigError(
+            "--archive in-place changes the storage class where the originals are: give an "
+            "archive class with --storage-class (STANDARD is for archiving to a prefix)"
+        )
     if archive is not None:
         if source.is_s3 != archive.is_s3:
             raise ConfigError(
