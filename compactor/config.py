@@ -300,6 +300,16 @@ class Settings(BaseModel):
     #: original as stored; otherwise it is skipped and left as it is. 0: any saving;
     #: negative values accept larger outputs (-1: up to twice the size).
     min_saving: float = Field(default=0.0, ge=-100.0, lt=1.0)
+    #: An original is moved to ``storage_class`` only if the monthly saving repays what the
+    #: move costs (the archive-class COPY, a HEAD, the per-object overhead) within this many
+    #: months; smaller ones stay where they are. 0: always archive.
+    payback_months: float = Field(default=12.0, ge=0)
+    #: USD per worker-node hour, to count the cluster's compute in the run's cost
+    #: (``None``: compute is not counted).
+    node_hour_price: float | None = Field(default=None, ge=0)
+    #: Region whose S3 prices the cost uses (``compactor/report/prices.json``); default:
+    #: ``region``, else us-east-1.
+    price_region: str | None = None
     #: Where the run report goes; default ``<dest>/_compactor/runs/<run-id>/``.
     report: str | None = None
     #: S3 endpoint of an S3-compatible store (from ``AWS_ENDPOINT_URL[_S3]``).
@@ -435,6 +445,13 @@ class Settings(BaseModel):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("price_region", mode="before")
+    @classmethod
+    def _lower_region(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
     @field_validator("source_classes")
     @classmethod
     def _upper_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -517,6 +534,9 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_MIN_SSIM": "min_ssim",
     "COMPACTOR_ALLOW_WEBP": "allow_webp",
     "COMPACTOR_MIN_SAVING": "min_saving",
+    "COMPACTOR_PAYBACK_MONTHS": "payback_months",
+    "COMPACTOR_NODE_HOUR_PRICE": "node_hour_price",
+    "COMPACTOR_PRICE_REGION": "price_region",
     "COMPACTOR_REPORT": "report",
     "COMPACTOR_LEASE_TTL": "lease_ttl",
     "COMPACTOR_CHUNK_THRESHOLD": "chunk_threshold",

@@ -412,7 +412,7 @@ def test_report_json_has_no_per_scene_list_for_compacted_scenes(tmp_path: Path) 
     assert [s["source"] for s in data["failed"]] == [f.source for f in failures]
     assert [s["source"] for s in data["skipped"]] == ["s3://b/same.tif"]
     assert data["totals"] == {"scenes": 613, "compacted": 600, "skipped": 1, "failed": 12,
-                              "bytes_in": sum(10_000 + i for i in range(600)),
+                              "held": 0, "bytes_in": sum(10_000 + i for i in range(600)),
                               "bytes_out": sum(2_000 + i % 700 for i in range(600)),
                               "finished_earlier": 7}  # fmt: skip
     assert data["scene_log"] == {"location": str(tmp_path / "report" / "scenes") + "/",

@@ -25,6 +25,7 @@ from ..config import OutputClass, Settings, StorageClass, resolve_settings
 from ..errors import CompactorError, ConfigError, DiscoveryError
 from ..redact import RedactingFilter
 from ..report.models import SceneResult
+from ..report.prices import known_regions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -191,6 +192,29 @@ def selection_options(func: F) -> F:
             help="Replace a scene only if its COG is at least this fraction smaller than the "
             "original (0.1 = 10 %); otherwise skip it and leave it as it is. Negative values "
             "accept larger COGs (-1: up to twice the size)." + default("min_saving"),
+        ),
+        click.option(
+            "--payback-months",
+            type=click.FloatRange(0),
+            metavar="MONTHS",
+            help="Move an original to --storage-class only if its monthly saving repays the "
+            "move (the archive-class COPY, a HEAD, Glacier's 40 KiB per object, minimum "
+            "sizes) within this many months; smaller originals stay where they are. 0: "
+            "always archive." + default("payback_months"),
+        ),
+        click.option(
+            "--node-hour-price",
+            type=click.FloatRange(0),
+            metavar="USD",
+            help="USD per worker-node hour, to count the cluster's compute in the report's "
+            "one-time cost.  [default: compute not counted]",
+        ),
+        click.option(
+            "--price-region",
+            metavar="REGION",
+            help="Region whose S3 list prices the cost estimate uses (compactor/report/"
+            f"prices.json: {', '.join(known_regions())}).  [default: the run's region, "
+            "else us-east-1]",
         ),
         click.option(
             "--chunk-threshold",
@@ -366,7 +390,8 @@ def clean_errors() -> Iterator[None]:
 
 
 class SceneProgress:
-    """A progress bar over scenes (to stderr), with failures printed as they happen."""
+    """A progress bar over scenes (to stderr), with failed and held scenes printed as they
+    happen (a held original needs someone to look at its Object Lock or bucket policy)."""
 
     def __init__(self, label: str, enabled: bool = True):
         self.enabled = enabled
@@ -382,7 +407,7 @@ class SceneProgress:
             disable=not enabled,
         )
         self.task: Any = None
-        self.counts = {"compacted": 0, "skipped": 0, "failed": 0}
+        self.counts = {"compacted": 0, "held": 0, "skipped": 0, "failed": 0}
 
     def __enter__(self) -> SceneProgress:
         self.progress.__enter__()
@@ -408,6 +433,11 @@ class SceneProgress:
         if isinstance(result, SceneResult) and result.status == "failed" and self.enabled:
             self.progress.console.print(
                 f"[red]failed[/] {escape(result.source)}: {escape(result.reason or '')}"
+            )
+        elif isinstance(result, SceneResult) and result.status == "held" and self.enabled:
+            self.progress.console.print(
+                f"[yellow]held[/] {escape(result.source)} (archived, not deleted): "
+                f"{escape(result.reason or '')}"
             )
         text = " ".join(f"{k} {v}" for k, v in self.counts.items() if v)
         if self.task is not None:

@@ -10,8 +10,10 @@ import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
-from ..report import human_bytes, usd
+from ..report import human_bytes
+from ..report.html import cost_lines
 from ..run.planner import plan as plan_scenes
+from ..run.planner import plan_cost
 from ._common import SceneProgress, clean_errors, resolve, selection_options, stdout
 
 
@@ -88,7 +90,7 @@ def plan(
                         "–" if pd.isna(r.est_bytes_out) else human_bytes(r.est_bytes_out),
                         _fmt_ratio(r.est_ratio),
                         "–" if pd.isna(r.est_ssim) else f"{r.est_ssim:.3f}",
-                        str(r.reason or ""),
+                        str(r.reason or r.archive_skipped or ""),
                     ),
                 )
             )
@@ -96,16 +98,17 @@ def plan(
         a = df.attrs
         if "estimate_line" in a:
             stdout.print(
-                f"{a['scenes']:,} scenes listed, {a['sampled']} planned: {a['estimate_line']}. "
-                f"Storage saving about {usd(a['saving_usd_month'])}/month"
-                + ("" if settings.archive else " (originals are only archived with --archive)"),
+                f"{a['scenes']:,} scenes listed, {a['sampled']} planned: {a['estimate_line']}.",
                 markup=False,
             )
-            return
-        stdout.print(
-            f"{a['scenes']} scenes: {a['compact']} to compact, {a['skip']} to skip, "
-            f"{a['fail']} failing. "
-            f"Estimated {human_bytes(a['bytes_in'])} -> {human_bytes(a['est_bytes_out'])}; "
-            f"storage saving about {usd(a['saving_usd_month'])}/month"
-            + ("" if settings.archive else " (originals are only archived with --archive)")
-        )
+        else:
+            stdout.print(
+                f"{a['scenes']} scenes: {a['compact']} to compact, {a['skip']} to skip, "
+                f"{a['fail']} failing. Estimated {human_bytes(a['bytes_in'])} -> "
+                f"{human_bytes(a['est_bytes_out'])}.",
+                markup=False,
+            )
+        cost = plan_cost(df)
+        if cost is not None:
+            for line in cost_lines(cost):
+                stdout.print(line, markup=False)

@@ -110,7 +110,7 @@ class RunDistributions:
             self.seconds.add(s.seconds)
         if s.bytes_in is not None:
             self.bytes_in.add(s.bytes_in)
-        if s.status != "compacted":
+        if s.status not in ("compacted", "held"):  # held: its output exists
             return
         if s.ratio is not None:
             self.ratio.add(s.ratio)
@@ -170,7 +170,7 @@ class FixedQualityComparison:
     def add(self, s: SceneResult) -> None:
         found = s.search
         if not (
-            s.status == "compacted"
+            s.status in ("compacted", "held")
             and s.lossless is False
             and s.bytes_out
             and found is not None

@@ -16,10 +16,10 @@ from ..storage.location import Location
 from ..storage.s3client import S3Options
 from ..storage.stores import store_for
 from .charts import counts_chart, histogram_chart, num, quality_chart, ratio_chart, ssim_chart
-from .format import esc, human_bytes, usd
+from .format import esc, gb, human_bytes, months, usd, usd_price
 
 if TYPE_CHECKING:  # the models render themselves with these functions
-    from .models import Distribution, Report, SceneResult
+    from .models import CostEstimate, Distribution, Report, SceneResult
 
 #: Failures the summary prints (the report lists them all).
 SUMMARY_FAILURES = 8
@@ -51,11 +51,12 @@ def write_report(report: Report, location: str, s3: S3Options) -> Report:
     return report
 
 
-def skip_reasons(skipped: Sequence[SceneResult]) -> list[tuple[str, int]]:
-    """Skipped scenes counted by the first words of their reason, most frequent first."""
+def skip_reasons(skipped: Sequence[SceneResult], default: str = "skipped") -> list[tuple[str, int]]:
+    """Skipped (or held) scenes counted by the first words of their reason, most frequent
+    first."""
     counts: dict[str, int] = {}
     for s in skipped:
-        why = (s.reason or "skipped").split(" (")[0].split(":")[0]
+        why = (s.reason or default).split(" (")[0].split(":")[0]
         counts[why] = counts.get(why, 0) + 1
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
@@ -77,11 +78,12 @@ def summary_lines(report: Report) -> list[str]:
     million (no line per scene but the first failures)."""
     t = report.totals
     d = report.distributions
+    held = f"{t.held} held, " if t.held else ""
     lines = [
         f"run {report.run_id}: {t.scenes} scenes - {t.compacted} compacted in this run, "
-        f"{t.finished_earlier} finished earlier, {t.skipped} skipped, {t.failed} failed",
+        f"{held}{t.finished_earlier} finished earlier, {t.skipped} skipped, {t.failed} failed",
     ]
-    if t.compacted:
+    if t.compacted or t.held:
         ratio = t.bytes_in / t.bytes_out if t.bytes_out else math.inf
         saved = 1 - t.bytes_out / t.bytes_in if t.bytes_in else 0.0
         change = f"{saved:.0%} smaller" if saved >= 0 else f"{-saved:.0%} larger"
@@ -109,20 +111,20 @@ def summary_lines(report: Report) -> list[str]:
             f"fixed {q.fixed_codec.upper()} q{q.fixed_quality} (the lowest that keeps them all "
             f"at SSIM {q.min_ssim}) would take ~{human_bytes(q.bytes_fixed)}: {q.saving:.1%} saved"
         )
-    if report.cost and t.compacted:
-        c = report.cost
-        lines.append(
-            f"storage: {usd(c.before_usd_month)}/month -> {usd(c.after_usd_month)}/month "
-            f"(saving {usd(c.saving_usd_month)}/month; {c.region} prices of {c.price_table_date})"
-        )
-        if c.storage_class is None:
-            lines.append("originals were not archived (no --archive): they still cost as before")
+    if report.cost and (t.compacted or t.held or report.cost.one_time_usd):
+        lines += cost_lines(report.cost)
     reasons = skip_reasons(report.skipped)
     for why, n in reasons[:SUMMARY_REASONS]:
         lines.append(f"skipped {n}: {why}")
     if len(reasons) > SUMMARY_REASONS:
         rest = sum(n for _, n in reasons[SUMMARY_REASONS:])
         lines.append(f"... and {rest} skipped for {len(reasons) - SUMMARY_REASONS} other reasons")
+    held_reasons = skip_reasons(report.held, "original not deleted")
+    for why, n in held_reasons[:SUMMARY_REASONS]:
+        lines.append(f"held {n} (archived, original not deleted; a later run finishes it): {why}")
+    if len(held_reasons) > SUMMARY_REASONS:
+        rest = sum(n for _, n in held_reasons[SUMMARY_REASONS:])
+        lines.append(f"... and {rest} held for other reasons")
     if report.stac is not None:
         st = report.stac
         where = f" in {st.location}" if st.location else ""
@@ -143,9 +145,43 @@ def summary_lines(report: Report) -> list[str]:
     return lines
 
 
+def cost_lines(c: CostEstimate) -> list[str]:
+    """The cost in a few plain-text lines (money in the short form: ``< $0.01``)."""
+    lines = [
+        f"storage: {usd(c.before_usd_month, short=True)}/month -> "
+        f"{usd(c.after_usd_month, short=True)}/month (saving "
+        f"{usd(c.saving_usd_month, short=True)}/month; {c.region} prices of "
+        f"{c.price_table_date})"
+    ]
+    kinds: dict[str, float] = {}
+    for line in c.one_time:
+        kinds[line.kind] = kinds.get(line.kind, 0.0) + line.usd
+    parts = ", ".join(f"{kind} {usd(v, short=True)}" for kind, v in kinds.items())
+    if not c.requests and not c.one_time:  # nothing recorded: a payback of 0 would mislead
+        lines.append("one-time: not counted (no requests were recorded)")
+    else:
+        lines.append(
+            f"one-time: {usd(c.one_time_usd, short=True)}"
+            + (f" ({parts})" if parts else "")
+            + f"; pays back in {months(c.payback_months)}"
+        )
+    if c.storage_class is None:
+        lines.append("originals were not archived (no --archive): they still cost as before")
+    elif c.left_in_place:
+        limit = (
+            f" within --payback-months {c.payback_limit_months:g}" if c.payback_limit_months else ""
+        )
+        lines.append(
+            f"originals left where they were: {c.left_in_place} (moving them would not pay "
+            f"back{limit})"
+        )
+    return lines
+
+
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d2430}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
+h3{font-size:14px;margin:18px 0 6px}
 .muted{color:#667085} .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
 .card{border:1px solid #d0d5dd;border-radius:8px;padding:10px 14px;min-width:120px}
 .card b{display:block;font-size:20px}
@@ -154,6 +190,7 @@ th,td{border-bottom:1px solid #eaecf0;padding:4px 8px;text-align:left;vertical-a
 th{background:#f9fafb;position:sticky;top:0}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .compacted{color:#067647} .skipped{color:#667085} .failed{color:#b42318;font-weight:600}
+.held{color:#b54708;font-weight:600}
 .wrap{overflow-wrap:anywhere} svg text{font:11px system-ui,sans-serif;fill:#344054}
 """
 
@@ -176,31 +213,105 @@ def _quality_section(report: Report) -> str:
     )
 
 
+def _num(value: float, decimals: int = 0) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+def _cost_summary(c: CostEstimate) -> str:
+    return (
+        "<table><tr><th>one-time cost</th><th>per month before</th><th>per month after</th>"
+        "<th>saving per month</th><th>pays back in</th></tr>"
+        f"<tr><td class=num><b>{usd(c.one_time_usd)}</b></td>"
+        f"<td class=num>{usd(c.before_usd_month)}</td>"
+        f"<td class=num>{usd(c.after_usd_month)}</td>"
+        f"<td class=num><b>{usd(c.saving_usd_month)}</b></td>"
+        f"<td class=num><b>{esc(months(c.payback_months))}</b></td></tr></table>"
+    )
+
+
+def _one_time_table(c: CostEstimate) -> str:
+    if not c.one_time:
+        return '<h3>Once</h3><p class="muted">Nothing counted.</p>'
+    rows = "".join(
+        f"<tr><td>{esc(line.label)}</td>"
+        f"<td class=num>{_num(line.quantity, 0 if line.kind == 'requests' else 3)} "
+        f"{esc(line.unit)}</td>"
+        f"<td class=num>{usd_price(line.price)} {esc(line.price_unit)}</td>"
+        f"<td class=num>{usd(line.usd)}</td></tr>"
+        for line in c.one_time
+    )
+    return (
+        "<h3>Once</h3><table><tr><th>item</th><th>quantity</th><th>price</th><th>USD</th></tr>"
+        f"{rows}<tr><td><b>total</b></td><td></td><td></td>"
+        f"<td class=num><b>{usd(c.one_time_usd)}</b></td></tr></table>"
+    )
+
+
+def _monthly_table(c: CostEstimate) -> str:
+    rows = []
+    for side, total in (("before", c.before_usd_month), ("after", c.after_usd_month)):
+        for line in (x for x in c.lines if x.side == side):
+            rate = usd_price(line.usd_per_gb_month) if line.gb or line.usd_per_gb_month else ""
+            size = gb(line.gb) if line.gb or line.usd_per_gb_month else ""
+            rows.append(
+                f"<tr><td>{side}</td><td>{esc(line.label)}</td>"
+                f"<td class=num>{'' if line.objects is None else _num(line.objects)}</td>"
+                f"<td class=num>{size}</td><td class=num>{rate}</td>"
+                f"<td class=num>{usd(line.usd_month)}</td></tr>"
+            )
+        rows.append(
+            f"<tr><td><b>{side}</b></td><td><b>total</b></td><td></td><td></td><td></td>"
+            f"<td class=num><b>{usd(total)}</b></td></tr>"
+        )
+    return (
+        "<h3>Per month</h3><table><tr><th></th><th>item</th><th>objects</th><th>GB</th>"
+        "<th>USD/GB-month</th><th>USD/month</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _size_class_table(c: CostEstimate) -> str:
+    if not c.size_classes:
+        return ""
+    rows = "".join(
+        f"<tr><td>{esc(r.size_class)}</td><td class=num>{_num(r.objects)}</td>"
+        f"<td class=num>{_num(r.compacted)}</td><td class=num>{_num(r.archived)}</td>"
+        f"<td class=num>{_num(r.left_in_place)}</td>"
+        f"<td class=num>{human_bytes(r.bytes_before)}</td>"
+        f"<td class=num>{human_bytes(r.bytes_after)}</td>"
+        f"<td class=num>{usd(r.saving_usd_month)}</td><td class=num>{usd(r.one_time_usd)}</td>"
+        f"<td class=num>{esc(months(r.payback_months))}</td></tr>"
+        for r in c.size_classes
+    )
+    return (
+        "<h3>By size of the originals</h3><table><tr><th>size</th><th>scenes</th>"
+        "<th>compacted</th><th>archived</th><th>left in place</th><th>before</th>"
+        "<th>after</th><th>saving per month</th><th>once</th><th>pays back in</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def _cost_table(report: Report) -> str:
     c = report.cost
     if c is None:
         return ""
-    rows = "".join(
-        f"<tr><td>{esc(line.label)}</td><td class=num>{line.gb:,.3f}</td>"
-        f"<td class=num>${line.usd_per_gb_month:.5f}</td>"
-        f"<td class=num>{usd(line.usd_month)}</td></tr>"
-        for line in c.lines
-    )
     notes = "".join(f"<li>{esc(n)}</li>" for n in c.notes)
+    commitment = (
+        f'<p class="muted">The archive copies commit to {usd(c.minimum_commitment_usd)} of '
+        f"storage ({c.minimum_days} days minimum).</p>"
+        if c.minimum_days
+        else ""
+    )
+    region = f"{c.region} ({c.region_name})" if c.region_name else c.region
     return (
-        f"<h2>Estimated monthly storage cost</h2>"
-        f"<p>Before <b>{usd(c.before_usd_month)}</b> · after <b>{usd(c.after_usd_month)}</b>"
-        f" · saving <b>{usd(c.saving_usd_month)}</b> per month"
-        + (
-            f" · minimum commitment of the archive copies {usd(c.minimum_commitment_usd)}"
-            f" ({c.minimum_days} days)"
-            if c.minimum_days
-            else ""
-        )
-        + "</p><table><tr><th>item</th><th>GB</th><th>USD/GB-month</th><th>USD/month</th></tr>"
-        + f"{rows}</table>"
-        f'<p class="muted">Prices: {esc(c.price_source)}, table of {esc(c.price_table_date)}.'
-        f" GB = 2<sup>30</sup> bytes.</p><ul class=muted>{notes}</ul>"
+        "<h2>Cost</h2>"
+        + _cost_summary(c)
+        + commitment
+        + _one_time_table(c)
+        + _monthly_table(c)
+        + _size_class_table(c)
+        + f'<p class="muted">Prices: {esc(region)}, {esc(c.price_source)}, table of '
+        f"{esc(c.price_table_date)} (<code>compactor/report/prices.json</code>). GB = "
+        f"2<sup>30</sup> bytes.</p><ul class=muted>{notes}</ul>"
     )
 
 
@@ -244,8 +355,8 @@ def _table(scenes: Sequence[SceneResult], limit: int | None = None) -> str:
     )
 
 
-def _listed(title: str, scenes: Sequence[SceneResult], what: str) -> str:
-    """A table of the run's failed or skipped scenes (the first :data:`TABLE_LIMIT`)."""
+def _listed(title: str, scenes: Sequence[SceneResult], what: str, intro: str = "") -> str:
+    """A table of the run's failed, skipped or held scenes (the first :data:`TABLE_LIMIT`)."""
     if not scenes:
         return ""
     more = (
@@ -254,7 +365,8 @@ def _listed(title: str, scenes: Sequence[SceneResult], what: str) -> str:
         if len(scenes) > TABLE_LIMIT
         else ""
     )
-    return f"<h2>{esc(title)}</h2>" + _table(scenes, TABLE_LIMIT) + more
+    lead = f'<p class="muted">{esc(intro)}</p>' if intro else ""
+    return f"<h2>{esc(title)}</h2>" + lead + _table(scenes, TABLE_LIMIT) + more
 
 
 def _quantile_line(d: Distribution, fmt: str, unit: str = "") -> str:
@@ -345,19 +457,22 @@ def render_html(report: Report, *, fragment: bool = False) -> str:
         ("finished earlier", str(t.finished_earlier)),
         ("skipped", str(t.skipped)),
         ("failed", str(t.failed)),
+        *((("held", str(t.held)),) if t.held else ()),
         ("before", human_bytes(t.bytes_in)),
         ("after", human_bytes(t.bytes_out)),
         ("ratio", f"{ratio:.1f}×" if ratio else "–"),
     ]
     if report.cost:
         cards.append(("saving / month", usd(report.cost.saving_usd_month)))
+        cards.append(("one-time cost", usd(report.cost.one_time_usd)))
+        cards.append(("pays back in", months(report.cost.payback_months)))
     if report.table:
         scenes = "<h2>Scenes</h2>" + _table(report.table)
     elif t.scenes > TABLE_LIMIT:
         scenes = (
             f'<h2>Scenes</h2><p class="muted">{t.scenes} scenes: too many for a table here '
-            "(the failed and skipped ones are listed above); every scene is in the scene "
-            "log.</p>"
+            "(the failed, skipped and held ones are listed above); every scene is in the "
+            "scene log.</p>"
         )
     else:  # a report read back from report.json: the scenes are in the log only
         scenes = ""
@@ -375,6 +490,14 @@ def render_html(report: Report, *, fragment: bool = False) -> str:
         + _cost_table(report)
         + _listed("Failed scenes", report.failed, "failed")
         + _listed("Skipped scenes", report.skipped, "skipped")
+        + _listed(
+            "Held scenes",
+            report.held,
+            "held",
+            "Compacted and archived, but the original could not be deleted (an Object Lock "
+            "legal hold or retention, or a delete the bucket denied): it is safe at its "
+            "source and in the archive. A later run deletes it.",
+        )
         + scenes
         + _scene_log(report, fragment=fragment)
         + '<p class="muted">'

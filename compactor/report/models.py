@@ -85,6 +85,8 @@ class SceneResult(BaseModel):
     step: str | None = None
     #: Storage class of the archive copy.
     storage_class: str | None = None
+    #: Storage class of the original as listed (``None``: STANDARD), what it costs before.
+    source_class: str | None = None
     width: int | None = None
     height: int | None = None
     bands: int | None = None
@@ -132,12 +134,15 @@ class SceneResult(BaseModel):
 class Totals(BaseModel):
     """Counts of a run, kept up to date one result at a time (:meth:`add`)."""
 
-    #: Scenes this run took a result for (compacted + skipped + failed).
+    #: Scenes this run took a result for (compacted + held + skipped + failed).
     scenes: int = 0
     compacted: int = 0
     skipped: int = 0
     failed: int = 0
-    #: Sums over compacted scenes only.
+    #: Compacted and archived, but the original is still at its source (its delete was
+    #: refused); not a failure: a later run finishes it.
+    held: int = 0
+    #: Sums over compacted and held scenes (their outputs exist).
     bytes_in: int = 0
     bytes_out: int = 0
     #: Scenes earlier runs finished, so this run did not take them up: counted by
@@ -146,8 +151,11 @@ class Totals(BaseModel):
 
     def add(self, result: SceneResult) -> None:
         self.scenes += 1
-        if result.status == "compacted":
-            self.compacted += 1
+        if result.status in ("compacted", "held"):
+            if result.status == "compacted":
+                self.compacted += 1
+            else:
+                self.held += 1
             self.bytes_in += result.bytes_in or 0
             self.bytes_out += result.bytes_out or 0
         elif result.status == "skipped":
@@ -239,27 +247,105 @@ class SceneLog(BaseModel):
 
 
 class CostLine(BaseModel):
+    """One monthly storage line: ``gb`` (GB = 2^30 bytes, as billed: minimum sizes and
+    per-object overhead included) at ``usd_per_gb_month``; a per-object fee (monitoring)
+    has ``gb`` 0 and its price in the label."""
+
     label: str
     gb: float
     usd_per_gb_month: float
     usd_month: float
+    #: ``before``: the originals as they were; ``after``: what this run leaves.
+    side: Literal["before", "after"] = "after"
+    storage_class: str | None = None
+    objects: int | None = None
+
+
+class OneTimeLine(BaseModel):
+    """Something a run pays for once: requests of one price class, data retrieval, compute.
+    ``quantity`` in ``unit`` (requests, GB, node-hours) at ``price`` per ``price_unit``."""
+
+    label: str
+    kind: Literal["requests", "retrieval", "compute"]
+    quantity: float
+    unit: str
+    price: float
+    price_unit: str
+    usd: float
+    storage_class: str | None = None
+
+
+class SizeClassCost(BaseModel):
+    """The cost of the originals of one size class (``low <= bytes_in < high``): small
+    objects may cost more to move than they save."""
+
+    size_class: str
+    low: int
+    #: ``None``: no upper bound (and for the row of scenes whose size is not known).
+    high: int | None
+    #: Scenes of this size this run took a result for, and those it compacted (compacted or
+    #: held: counted in the monthly figures).
+    objects: int = 0
+    compacted: int = 0
+    #: Of the compacted ones: originals moved to the archive class, and originals left
+    #: where they were (not worth moving, no ``--archive``, or held).
+    archived: int = 0
+    left_in_place: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    before_usd_month: float = 0.0
+    after_usd_month: float = 0.0
+    saving_usd_month: float = 0.0
+    #: Its scenes' requests and retrieval (the run's own requests and compute are not
+    #: shared out).
+    one_time_usd: float = 0.0
+    #: ``None``: never (no monthly saving).
+    payback_months: float | None = None
 
 
 class CostEstimate(BaseModel):
-    """Estimated monthly storage cost of the compacted scenes, before and after."""
+    """What a run costs once (requests, retrieval, compute) and what it changes per month
+    (the compacted scenes' storage before and after), and how long the saving takes to
+    repay the one-time cost."""
 
     region: str
     price_table_date: str
     price_source: str
+    #: Archive class of the originals (``None``: not archived).
     storage_class: str | None
     before_usd_month: float
     after_usd_month: float
     saving_usd_month: float
+    #: Monthly storage lines: the ``before`` ones first.
     lines: list[CostLine]
     #: Archive-class minimum storage duration (days) and what it commits to.
     minimum_days: int = 0
     minimum_commitment_usd: float = 0.0
     notes: list[str] = Field(default_factory=list)
+    #: The region's name on the pricing page.
+    region_name: str | None = None
+    #: Class the outputs are stored in.
+    output_class: str = "STANDARD"
+    one_time: list[OneTimeLine] = Field(default_factory=list)
+    one_time_usd: float = 0.0
+    #: Months until the monthly saving repays ``one_time_usd``; ``None``: never.
+    payback_months: float | None = None
+    #: ``--payback-months``: originals that would take longer stay where they are.
+    payback_limit_months: float | None = None
+    size_classes: list[SizeClassCost] = Field(default_factory=list)
+    #: Requests by S3 operation: the scenes' and the run's own (listings, index, report).
+    requests: dict[str, int] = Field(default_factory=dict)
+    #: Compute: hours the run took, its workers and ``--node-hour-price``.
+    hours: float | None = None
+    workers: int | None = None
+    node_hour_price: float | None = None
+    #: Originals of the compacted scenes: moved to the archive class; left where they were
+    #: (not worth moving, or no ``--archive``); held at their source (delete refused) as
+    #: well as archived; kept as noncurrent versions.
+    archived: int = 0
+    left_in_place: int = 0
+    held_in_place: int = 0
+    kept_versions: int = 0
 
 
 class StacSummary(BaseModel):
@@ -295,7 +381,7 @@ class QualityComparison(BaseModel):
 class Report(BaseModel):
     """A run's report (``report.json``): its size does not grow with the number of
     compacted scenes. Every scene's result is in the scene log (:attr:`scene_log`,
-    :meth:`scene_results`, :meth:`scenes_dataframe`); failed and skipped scenes, the
+    :meth:`scene_results`, :meth:`scenes_dataframe`); failed, skipped and held scenes, the
     exceptions, are listed here in full."""
 
     run_id: str
@@ -304,9 +390,10 @@ class Report(BaseModel):
     settings: dict[str, Any]
     totals: Totals
     distributions: Distributions
-    #: Every failed and every skipped scene of the run.
+    #: Every failed, every skipped and every held scene of the run.
     failed: list[SceneResult] = Field(default_factory=list)
     skipped: list[SceneResult] = Field(default_factory=list)
+    held: list[SceneResult] = Field(default_factory=list)
     scene_log: SceneLog | None = None
     cost: CostEstimate | None = None
     versions: dict[str, str] = Field(default_factory=dict)
@@ -321,6 +408,8 @@ class Report(BaseModel):
 
     @property
     def ok(self) -> bool:
+        """No scene failed. Held scenes are not failures: their originals are safe in the
+        archive and at their source, and a later run deletes them."""
         return self.totals.failed == 0
 
     def s3_options(self) -> S3Options:

@@ -8,7 +8,7 @@ end, holding only bounded state however many scenes the run has.
 
 Each result goes to the scene log (:mod:`compactor.report.scene_log`) and to the
 accumulators: totals, distributions, the cost estimate, the fixed-quality comparison.
-Kept in memory besides: every failed and every skipped scene (the exceptions the report
+Kept in memory besides: every failed, skipped and held scene (the exceptions the report
 lists), the first :data:`~compactor.report.html.TABLE_LIMIT` results (report.html's
 table of a small run), and, for a STAC run, the compacted scenes that have an item (what
 the updated items are made of; the run holds those items anyway).
@@ -16,6 +16,7 @@ the updated items are made of; the run holds those items anyway).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +25,7 @@ from .aggregate import FixedQualityComparison, RunDistributions
 from .costs import CostAccumulator
 from .html import TABLE_LIMIT
 from .models import Report, SceneLog, SceneResult, StacSummary, Totals
+from .prices import PriceTable
 from .scene_log import FLUSH_EVERY, FLUSH_SECONDS, SceneLogWriter, scene_log_location
 
 
@@ -33,7 +35,10 @@ class RunRecorder:
     :class:`~compactor.report.models.Report` (:meth:`report`).
 
     ``storage_class`` is the archive class of the originals (``None``: not archived), for
-    the cost estimate; ``compare_quality`` turns on the fixed-quality comparison of
+    the cost estimate, with ``prices`` (the run's table; default us-east-1),
+    ``payback_months`` (``--payback-months``, as reported) and ``node_hour_price``
+    (``--node-hour-price``: compute is priced when :meth:`report` is told the hours and
+    workers); ``compare_quality`` turns on the fixed-quality comparison of
     ``--quality auto`` at ``min_ssim``; ``keep_stac`` keeps the compacted results that have
     a STAC item (:attr:`stac_results`).
     """
@@ -44,6 +49,9 @@ class RunRecorder:
         s3: S3Options,
         *,
         storage_class: str | None,
+        prices: PriceTable | None = None,
+        payback_months: float | None = None,
+        node_hour_price: float | None = None,
         min_ssim: float = 0.0,
         compare_quality: bool = False,
         keep_stac: bool = False,
@@ -58,10 +66,12 @@ class RunRecorder:
         )  # fmt: skip
         self.totals = Totals()
         self.distributions = RunDistributions()
-        self.costs = CostAccumulator(storage_class)
+        self.costs = CostAccumulator(storage_class, prices, payback_months=payback_months)
+        self.node_hour_price = node_hour_price
         self.quality = FixedQualityComparison(min_ssim) if compare_quality else None
         self.failed: list[SceneResult] = []
         self.skipped: list[SceneResult] = []
+        self.held: list[SceneResult] = []
         self.table_limit = table_limit
         #: Every result while there are at most ``table_limit`` (then dropped for good).
         self.first: list[SceneResult] = []
@@ -84,12 +94,19 @@ class RunRecorder:
             self.failed.append(result)
         elif result.status == "skipped":
             self.skipped.append(result)
+        elif result.status == "held":
+            self.held.append(result)
         if not self._many:
             self.first.append(result)
             if len(self.first) > self.table_limit:
                 self._many, self.first = True, []
         if self.keep_stac and result.status == "compacted" and result.item is not None:
             self.stac_results.append(result.model_copy(update={"attempts": [], "search": None}))
+
+    def add_requests(self, counts: Mapping[str, int]) -> None:
+        """Count S3 requests of the run itself (listings, the finished index, the report
+        and scene log writes), by operation, in its cost."""
+        self.costs.add_requests(counts)
 
     def close(self) -> SceneLog:
         """Write the scene log's last part; idempotent."""
@@ -121,10 +138,13 @@ class RunRecorder:
         versions: dict[str, str] | None = None,
         stac: StacSummary | None = None,
         finished_earlier: int = 0,
+        hours: float | None = None,
+        workers: int | None = None,
     ) -> Report:
         """The run's report. ``settings`` as recorded (``Settings.redacted()``: no secrets);
         ``finished_earlier``: scenes earlier runs had finished, which this run did not take
-        up (counted by discovery)."""
+        up (counted by discovery); ``hours`` the run took and the ``workers`` it had, for
+        its compute cost (with ``node_hour_price``)."""
         scene_log = self.close()
         totals = self.totals.model_copy(update={"finished_earlier": finished_earlier})
         return Report(
@@ -136,8 +156,11 @@ class RunRecorder:
             distributions=self.distributions.summary(),
             failed=list(self.failed),
             skipped=list(self.skipped),
+            held=list(self.held),
             scene_log=scene_log,
-            cost=self.costs.estimate(),
+            cost=self.costs.estimate(
+                hours=hours, workers=workers, node_hour_price=self.node_hour_price
+            ),
             versions=dict(versions or {}),
             stac=stac,
             quality=self.quality.result() if self.quality is not None else None,

@@ -4,6 +4,7 @@ the results into a report. The per-scene work is :mod:`compactor.safety.walk`.""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -77,6 +78,7 @@ def run(
     run_id = new_run_id()
     context = RunContext.from_settings(settings, run_id)
     started = now_iso()
+    clock = time.monotonic()
     location = report_location(settings, run_id)
     checked = preflight(context, settings.source)
     dest = Location.parse(context.dest)
@@ -88,6 +90,8 @@ def run(
     recorder = RunRecorder(
         location, context.s3,
         storage_class=settings.storage_class if context.archive_mode != "none" else None,
+        prices=context.prices, payback_months=settings.payback_months,
+        node_hour_price=settings.node_hour_price,
         min_ssim=settings.min_ssim, compare_quality=settings.quality_mode == "auto",
         keep_stac=settings.stac.url is not None,
         fresh=settings.report is None,  # the run's own new folder: nothing earlier to remove
@@ -154,6 +158,7 @@ def run(
         versions=local_versions(),
         stac=stac,
         finished_earlier=found.finished_earlier,
+        hours=(time.monotonic() - clock) / 3600,
     )
     if report.cost is not None:  # versions kept or not change what the run costs
         report.cost.notes.extend(checked.notes(settings.keep_versions))

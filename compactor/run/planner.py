@@ -25,8 +25,14 @@ from ..fidelity.quality import QualityPolicy, candidates
 from ..fidelity.sample import write_sample
 from ..fidelity.verify import check_output
 from ..gdal.env import gdal_env, scratch_dir
-from ..report.costs import estimate
-from ..report.models import SceneResult
+from ..report.costs import (
+    PLAN_REQUESTS,
+    CostAccumulator,
+    archive_skip_reason,
+    listing_requests,
+    worth_archiving,
+)
+from ..report.models import CostEstimate, SceneResult
 from ..safety.spec import RunContext, SceneSpec
 from ..safety.state import StateStore, Step
 from ..storage import ARCHIVE_CLASSES, Location, source_store_for, store_for
@@ -40,7 +46,7 @@ log = logging.getLogger(__name__)
 PLAN_COLUMNS = [
     "source", "item", "asset", "output", "archive", "action", "reason", "codec", "quality",
     "lossless", "width", "height", "bands", "dtype", "bytes_in", "raw_bytes", "est_bytes_out",
-    "est_ratio", "est_ssim",
+    "est_ratio", "est_ssim", "source_class", "archive_skipped",
 ]  # fmt: skip
 
 
@@ -79,7 +85,7 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
                 reason="already compacted; original archived" if done else "source is gone",
             )
             return row
-        row["bytes_in"] = live.size
+        row.update(bytes_in=live.size, source_class=live.storage_class)
         if state is not None and state.step >= Step.VERIFIED and state.output:
             row.update(action="skip", reason=f"already compacted (run {state.run_id})",
                        codec=state.codec, quality=state.quality, lossless=state.lossless,
@@ -107,6 +113,17 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
             row.update(
                 action="skip", reason="left as it is: its COG would not be smaller (estimated)"
             )
+        elif context.archive_mode != "none" and spec.read_only is None:
+            current = live.storage_class or "STANDARD"
+            worth, taken = worth_archiving(
+                live.size, context.storage_class, context.prices, context.payback_months,
+                current_class=current, in_place=context.archive_mode == "in-place",
+            )  # fmt: skip
+            if not worth:
+                row["archive_skipped"] = archive_skip_reason(
+                    live.size, context.storage_class, taken, context.payback_months,
+                    current_class=current,
+                )  # fmt: skip
     except CompactorError as err:
         row.update(action="fail", reason=str(err))
     finally:
@@ -180,18 +197,10 @@ def plan(
     todo = df[df["action"] == "compact"]
     archive_class = settings.storage_class if settings.archive else None
     counts = found.counts
+    costs = CostAccumulator(archive_class, context.prices, payback_months=settings.payback_months)
     if sampler is None:
-        as_results = [
-            SceneResult(
-                source=r.source,
-                status="compacted",
-                bytes_in=int(r.bytes_in),
-                bytes_out=int(r.est_bytes_out),
-            )
-            for r in todo.itertuples()
-            if pd.notna(r.bytes_in) and pd.notna(r.est_bytes_out)
-        ]
-        cost = estimate(as_results, archive_class)
+        for row in rows:
+            costs.add(row_result(row, context.archive_mode))
         df.attrs.update(
             scenes=len(df),
             compact=len(todo),
@@ -204,11 +213,11 @@ def plan(
         strata = {d.item.source: d.stratum for d in draws}
         df["stratum"] = [strata.get(str(s)) for s in df["source"]]
         est = extrapolate(sampler.strata(), _outcomes(planned, strata))
-        cost = estimate(
-            [SceneResult(source="(archive)", status="compacted", bytes_in=est.archive_bytes,
-                         bytes_out=round(est.output_bytes))],
-            archive_class,
-        )  # fmt: skip
+        # Each sampled scene stands for its stratum's objects (per-object costs, such as
+        # requests and Glacier's overhead, scale with the number of objects, not bytes).
+        weights = {st.key: st.objects / st.sampled for st in est.strata if st.sampled}
+        for row in planned:
+            costs.add(row_result(row, context.archive_mode), weights[strata[str(row["source"])]])
         df.attrs.update(
             scenes=est.archive_objects + counts.refused,
             compact=est.archive_objects,
@@ -220,12 +229,49 @@ def plan(
             estimate=_estimate_dict(est),
             estimate_line=est.describe(),
         )
+    if settings.source and settings.source.startswith("s3://") and not settings.inventory:
+        costs.add_requests(listing_requests(counts.listed))
+    cost = costs.estimate(node_hour_price=settings.node_hour_price)
     df.attrs.update(
         finished_earlier=found.finished_earlier,
         saving_usd_month=cost.saving_usd_month,
+        one_time_usd=cost.one_time_usd,
+        payback_months=cost.payback_months,
         cost=cost.model_dump(mode="json"),
     )
     return df
+
+
+def row_result(row: dict[str, Any], archive_mode: str) -> SceneResult:
+    """A plan row as the result its scene would have, with the requests its task would make
+    (the README's table "What a scene costs in S3 requests"), for the cost estimate."""
+    bytes_in = int(row["bytes_in"]) if row.get("bytes_in") is not None else None
+    source_class = row.get("source_class")
+    action = row.get("action")
+    if action == "compact":
+        est = row.get("est_bytes_out")
+        skipped = row.get("archive_skipped")
+        mode = "none" if skipped else archive_mode
+        return SceneResult(
+            source=str(row["source"]), status="compacted", bytes_in=bytes_in,
+            bytes_out=int(est) if est is not None else None, source_class=source_class,
+            archive_skipped=skipped, requests=dict(PLAN_REQUESTS[mode]),
+        )  # fmt: skip
+    if action == "skip":
+        done = str(row.get("reason") or "").startswith("already")
+        requests = PLAN_REQUESTS["already done" if done else "left as it is"]
+        return SceneResult(
+            source=str(row["source"]), status="skipped", bytes_in=bytes_in,
+            source_class=source_class, requests=dict(requests),
+        )  # fmt: skip
+    # A scene that would fail: what its task would request is not known.
+    return SceneResult(source=str(row["source"]), status="failed", bytes_in=bytes_in)
+
+
+def plan_cost(df: pd.DataFrame) -> CostEstimate | None:
+    """The cost estimate of a plan (``df.attrs["cost"]``), typed."""
+    raw = df.attrs.get("cost")
+    return CostEstimate.model_validate(raw) if raw else None
 
 
 def _estimate_dict(est: Estimate) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ..config import Encoding, Limits, Settings, Transfers
 from ..fidelity.quality import QualityPolicy
 from ..gdal.env import gdal_options
 from ..gdal.info import RasterInfo, check_limits, read_info
+from ..report.prices import PriceTable, prices_for
 from ..storage import HttpPolicy, Location, ObjectInfo, S3Options, readable_path
 
 ArchiveMode = Literal["none", "in-place", "prefix"]
@@ -47,6 +48,10 @@ class RunContext:
     gdal: tuple[tuple[str, str], ...]
     #: Which HTTP(S) hosts STAC assets may be read from, and their headers (no secrets).
     http: HttpPolicy
+    #: The S3 prices the run uses (plain data), and ``--payback-months``: what the walk
+    #: needs to decide whether an original is worth archiving (``report.costs``).
+    prices: PriceTable
+    payback_months: float
     #: Memory limit per worker in bytes when known from the settings (else read from Dask).
     worker_memory: int | None = None
 
@@ -126,6 +131,8 @@ class RunContext:
             lease_ttl=settings.lease_ttl,
             worker_memory=int(parse_bytes(memory)) if memory else None,
             http=http_policy(settings),
+            prices=prices_for(settings.price_region, settings.region, settings.endpoint_url),
+            payback_months=settings.payback_months,
             s3=S3Options(
                 endpoint_url=settings.endpoint_url,
                 region=settings.region,
