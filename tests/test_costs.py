@@ -558,7 +558,7 @@ def test_a_plan_prices_its_requests_and_leaves_small_originals(
         data = rasters.rgb(tmp_path / f"s{i}.tif", size=96 + 32 * i, seed=i).read_bytes()
         s3.put("src-bucket", f"scenes/s{i}.tif", data)
     kept = compactor.plan(source=SRC, dest=DEST, archive=ARCHIVE, scheduler=dask_scheduler,
-                          progress=False)  # fmt: skip
+                          progress=False, payback_months=12)  # fmt: skip
     compact = kept[kept["action"] == "compact"]
     assert len(compact) >= 2
     assert all(str(r).startswith("left in STANDARD: moving ") for r in compact["archive_skipped"])

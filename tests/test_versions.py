@@ -288,3 +288,22 @@ def test_sse_kms_and_the_outputs_class(s3: S3, cli: Any, tmp_path: Path) -> None
     assert (arc["ServerSideEncryption"], arc["SSEKMSKeyId"]) == ("aws:kms", key)
     assert arc["StorageClass"] == "INTELLIGENT_TIERING"
     assert s3.read("arc-bucket", "orig/g0.tif") == originals["scenes/g0.tif"]
+
+
+def test_an_original_too_small_to_pay_back_stays_where_it_is(
+    s3: S3, cli: Any, tmp_path: Path
+) -> None:
+    """With the default --payback-months (12), a few-KiB original is compacted but not
+    moved to GLACIER: the copy request and the 40 KB GLACIER bills per object would cost
+    more than it saves within a year. (The suite archives everything: payback 0.)"""
+    originals = _upload(s3, tmp_path, n=1)
+    result = cli("run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE,
+                 "--payback-months", "12")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (scene,) = scenes_of(load_report(s3, result.stdout))
+    assert scene["status"] == "compacted"
+    assert scene["archive_skipped"].startswith("left in STANDARD: moving ")
+    assert "to GLACIER would take" in scene["archive_skipped"]
+    assert s3.read("src-bucket", "scenes/g0.tif") == originals["scenes/g0.tif"]
+    assert s3.keys("arc-bucket") == []
+    assert "cogs/g0.tif" in s3.keys("dst-bucket")

@@ -21,7 +21,7 @@ from ..report.recorder import RunRecorder
 from ..safety.spec import RunContext, SceneSpec
 from ..safety.state import now_iso
 from ..safety.walk import process_scene
-from ..storage import Location, store_for
+from ..storage import Location, counting_requests, store_for
 from .discover import check_locations, discover, preflight
 from .fanout import Bound, cluster_for, progress_of, stream
 from .finished import Conditions, IndexWriter
@@ -80,76 +80,84 @@ def run(
     started = now_iso()
     clock = time.monotonic()
     location = report_location(settings, run_id)
-    checked = preflight(context, settings.source)
-    dest = Location.parse(context.dest)
-    conditions = Conditions(context.finish_digest(), context.policy_digest())
-    index = IndexWriter(store_for(dest, context.s3), dest, run_id, conditions)
-    # Every result goes to the recorder as it arrives (the scene log next to the report,
-    # bounded totals and distributions) and, once finished, to the finished index; nothing
-    # keeps the whole list.
-    recorder = RunRecorder(
-        location, context.s3,
-        storage_class=settings.storage_class if context.archive_mode != "none" else None,
-        prices=context.prices, payback_months=settings.payback_months,
-        node_hour_price=settings.node_hour_price,
-        min_ssim=settings.min_ssim, compare_quality=settings.quality_mode == "auto",
-        keep_stac=settings.stac.url is not None,
-        fresh=settings.report is None,  # the run's own new folder: nothing earlier to remove
-    )  # fmt: skip
-    with (
-        recorder,
-        progress_of(
-            "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
-        ) as callbacks,
-    ):
-        found = discover(settings, context, consolidate=True)
+    # The client's own requests (preflight, listing pages, the finished index, the scene
+    # log): the run's share of the one-time cost, next to what each scene's task counted.
+    with counting_requests() as run_requests:
+        checked = preflight(context, settings.source)
+        dest = Location.parse(context.dest)
+        conditions = Conditions(context.finish_digest(), context.policy_digest())
+        index = IndexWriter(store_for(dest, context.s3), dest, run_id, conditions)
+        # Every result goes to the recorder as it arrives (the scene log next to the report,
+        # bounded totals and distributions) and, once finished, to the finished index; nothing
+        # keeps the whole list.
+        recorder = RunRecorder(
+            location, context.s3,
+            storage_class=settings.storage_class if context.archive_mode != "none" else None,
+            prices=context.prices, payback_months=settings.payback_months,
+            node_hour_price=settings.node_hour_price,
+            min_ssim=settings.min_ssim, compare_quality=settings.quality_mode == "auto",
+            keep_stac=settings.stac.url is not None,
+            fresh=settings.report is None,  # the run's own new folder: nothing earlier to remove
+        )  # fmt: skip
+        with (
+            recorder,
+            progress_of(
+                "compactor run", progress, on_start=on_start, on_dashboard=on_dashboard
+            ) as callbacks,
+        ):
+            found = discover(settings, context, consolidate=True)
 
-        def counted(stream: Iterable[SceneSpec | SceneResult]) -> Iterator[SceneSpec | SceneResult]:
-            """The stream, telling the progress how many scenes are known so far."""
-            for n, item in enumerate(stream, start=1):
-                if callbacks.start is not None:
-                    callbacks.start(n)
-                yield item
+            def counted(
+                stream: Iterable[SceneSpec | SceneResult],
+            ) -> Iterator[SceneSpec | SceneResult]:
+                """The stream, telling the progress how many scenes are known so far."""
+                for n, item in enumerate(stream, start=1):
+                    if callbacks.start is not None:
+                        callbacks.start(n)
+                    yield item
 
-        def submit(c: Any, _index: int, spec: SceneSpec | SceneResult) -> Any:
-            assert isinstance(spec, SceneSpec)
-            return c.submit(
-                process_scene, spec, context, key=spec.key(context), retries=1, pure=False
-            )
+            def submit(c: Any, _index: int, spec: SceneSpec | SceneResult) -> Any:
+                assert isinstance(spec, SceneSpec)
+                return c.submit(
+                    process_scene, spec, context, key=spec.key(context), retries=1, pure=False
+                )
 
-        def task_died(spec: SceneSpec | SceneResult, err: BaseException) -> SceneResult:
-            return SceneResult(
-                source=spec.source, item=spec.item, asset=spec.asset, status="failed",
-                reason=f"task failed: {type(err).__name__}: {err}",
-            )  # fmt: skip
+            def task_died(spec: SceneSpec | SceneResult, err: BaseException) -> SceneResult:
+                return SceneResult(
+                    source=spec.source, item=spec.item, asset=spec.asset, status="failed",
+                    reason=f"task failed: {type(err).__name__}: {err}",
+                )  # fmt: skip
 
-        # The first listing page is read before a cluster starts: a listing that fails or
-        # matches nothing says so at once, and a sweep with nothing new starts no cluster.
-        first = list(islice(found, 1))
-        try:
-            if first:
-                with cluster_for(settings, client, callbacks) as c:
-                    bound = Bound(c, settings)
-                    for _, result in stream(
-                        c, counted(chain(first, found)), submit, bound=bound,
-                        weight=lambda item: _weight(item, settings, bound),
-                        immediate=lambda item: item if isinstance(item, SceneResult) else None,
-                        task_died=task_died,
-                    ):  # fmt: skip
-                        recorder.add(result)
-                        index.add(result)
-                        if callbacks.advance is not None:
-                            callbacks.advance(result)
-        finally:
-            index.close()
-        if callbacks.start is not None:
-            callbacks.start(found.counts.scenes + found.counts.refused)
-    stac = None
-    if found.items is not None:
-        try:
-            stac = _write_stac(found.items, recorder.stac_results, settings, run_id, context)
-        finally:
-            found.items.close()
+            # The first listing page is read before a cluster starts: a listing that fails or
+            # matches nothing says so at once, and a sweep with nothing new starts no cluster.
+            first = list(islice(found, 1))
+            workers = 0
+            try:
+                if first:
+                    with cluster_for(settings, client, callbacks) as c:
+                        bound = Bound(c, settings)
+                        workers = len(c.nthreads())
+                        for _, result in stream(
+                            c, counted(chain(first, found)), submit, bound=bound,
+                            weight=lambda item: _weight(item, settings, bound),
+                            immediate=lambda item: item if isinstance(item, SceneResult) else None,
+                            task_died=task_died,
+                        ):  # fmt: skip
+                            recorder.add(result)
+                            index.add(result)
+                            if callbacks.advance is not None:
+                                callbacks.advance(result)
+            finally:
+                index.close()
+            if callbacks.start is not None:
+                callbacks.start(found.counts.scenes + found.counts.refused)
+        stac = None
+        if found.items is not None:
+            try:
+                stac = _write_stac(found.items, recorder.stac_results, settings, run_id, context)
+            finally:
+                found.items.close()
+    recorder.add_requests(run_requests)
     report = recorder.report(
         run_id=run_id,
         started=started,
@@ -159,6 +167,7 @@ def run(
         stac=stac,
         finished_earlier=found.finished_earlier,
         hours=(time.monotonic() - clock) / 3600,
+        workers=workers,
     )
     if report.cost is not None:  # versions kept or not change what the run costs
         report.cost.notes.extend(checked.notes(settings.keep_versions))

@@ -89,6 +89,7 @@ class RunContext:
         where = {
             "archive": self.archive, "mode": self.archive_mode, "class": self.storage_class,
             "keep_versions": self.transfers.keep_versions,
+            "payback_months": self.payback_months,
         }  # fmt: skip
         return hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -71,6 +71,7 @@ from ..fidelity.verify import Fidelity, check_output, validate_cog
 from ..gdal.env import gdal_env, scratch_dir
 from ..gdal.errors import gdal_errors
 from ..gdal.info import RasterInfo
+from ..report.costs import archive_skip_reason, worth_archiving
 from ..report.format import human_bytes
 from ..report.models import Attempt, SceneResult, Status
 from ..storage import (
@@ -291,6 +292,8 @@ class Scene:
     #: delete needs no second look (a resumed walk re-checks both with the stores).
     stored_here: bool = False
     copied_here: bool = False
+    #: The step the walk goes to (see :func:`final_step` and :func:`_final_if_worth_it`).
+    final: Step = Step.VERIFIED
     #: The source as last seen by the walk, and whether the walk deleted it.
     live: ObjectInfo | None = None
     deleted: bool = False
@@ -431,6 +434,8 @@ def walk(scene: Scene) -> SceneResult:
     live = scene.observe(handle.state, final)
     if live is not None:
         scene.notes.bytes_in = live.size
+        final = _final_if_worth_it(scene, live, handle.state, final)
+    scene.final = final
     confirmed = False  # the output was written or confirmed during this walk
     while True:
         state = handle.state
@@ -516,6 +521,32 @@ def walk(scene: Scene) -> SceneResult:
             held = delete(scene, handle, live)
             if held is not None:
                 return scene.result("held", held, handle.current)
+
+
+def _final_if_worth_it(
+    scene: Scene, live: ObjectInfo, state: SceneState | None, final: Step
+) -> Step:
+    """Where the walk stops: before the archive when moving this original to the archive
+    class would not pay back its one-time cost within ``--payback-months`` (small objects:
+    the per-request and per-object charges outweigh the saving); the original then stays
+    where it is, and the result says why."""
+    ctx = scene.ctx
+    if state is None or state.step < Step.ARCHIVED:
+        scene.notes.source_class = live.storage_class  # what the original costs before
+    if final < Step.ARCHIVED or (state is not None and state.step >= Step.ARCHIVED):
+        return final
+    if scene.owned is None or scene.owned.server_copier() is None:
+        return final  # a directory: the archive is a hard link, free
+    worth, taken = worth_archiving(
+        live.size, ctx.storage_class, ctx.prices, ctx.payback_months,
+        current_class=live.storage_class, in_place=ctx.archive_mode == "in-place",
+    )  # fmt: skip
+    if worth:
+        return final
+    scene.notes.archive_skipped = archive_skip_reason(
+        live.size, ctx.storage_class, taken, ctx.payback_months, current_class=live.storage_class
+    )
+    return Step.VERIFIED
 
 
 def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
@@ -851,9 +882,8 @@ def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chun
     scene.stored_here = True
     handle.keep(state)
     failpoints.hit("after-encoded")
-    final = final_step(ctx.archive_mode, scene.spec)
     verified = state.advanced(Step.VERIFIED, ctx.run_id)
-    if records(Step.VERIFIED, archive_mode=ctx.archive_mode, final=final, chunked=False):
+    if records(Step.VERIFIED, archive_mode=ctx.archive_mode, final=scene.final, chunked=False):
         read = _fetched_digest(scene.fetched)
         if read is not None:
             verified = verified.model_copy(update=_digest_fields(read))
