@@ -565,7 +565,10 @@ def test_iam_policy_is_minimal_and_explained() -> None:
                     if "/" in r:
                         assert r.endswith(("PREFIX*", "_compactor/*", "SOURCE_BUCKET/*")), r
                         if r.endswith("SOURCE_BUCKET/*"):
-                            assert set(actions) <= {"s3:GetObject", "s3:GetObjectTagging"}
+                            assert set(actions) <= {  # reads only, bucket-wide
+                                "s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion",
+                                "s3:GetObjectLegalHold", "s3:GetObjectRetention",
+                            }  # fmt: skip
     statements = json.loads(POLICY.read_text())["Statement"]
     # KMS is optional and scoped to one key.
     (kms,) = (s for s in statements if any(a.startswith("kms:") for a in _listed(s["Action"])))

@@ -287,6 +287,12 @@ def test_sse_kms_and_the_outputs_class(s3: S3, cli: Any, tmp_path: Path) -> None
     arc = s3.client.head_object(Bucket="arc-bucket", Key="orig/g0.tif")
     assert (arc["ServerSideEncryption"], arc["SSEKMSKeyId"]) == ("aws:kms", key)
     assert arc["StorageClass"] == "INTELLIGENT_TIERING"
+    notes = load_report(s3, result.stdout)["cost"]["notes"]
+    assert any(n.startswith("INTELLIGENT_TIERING: archive copies move") for n in notes)
+    assert any("opt-in archive tiers of the archive bucket: none configured" in n for n in notes)
+    notes = load_report(s3, result.stdout)["cost"]["notes"]
+    assert any(n.startswith("INTELLIGENT_TIERING: archive copies move") for n in notes)
+    assert any("opt-in archive tiers of the archive bucket: none configured" in n for n in notes)
     assert s3.read("arc-bucket", "orig/g0.tif") == originals["scenes/g0.tif"]
 
 

@@ -230,14 +230,30 @@ class Preflight:
     #: The source bucket's versioning (``Enabled``, ``Suspended``; ``None``: never enabled
     #: or not an S3 source).
     source_versioning: str | None = None
+    #: With INTELLIGENT_TIERING as the archive class: the archive bucket's opt-in archive
+    #: tiers (configuration id, tier, days), ``None`` when not asked.
+    tiering: list[tuple[str, str, int]] | None = None
 
     def notes(self, keep_versions: bool) -> list[str]:
-        if self.source_versioning is None:
-            return []
-        what = f"the source bucket's versioning is {self.source_versioning}"
-        if keep_versions:
-            return [f"{what}: archived originals are kept as noncurrent versions (--keep-versions)"]
-        return [f"{what}: each archived original is deleted by its version (nothing left)"]
+        found = []
+        if self.source_versioning is not None:
+            what = f"the source bucket's versioning is {self.source_versioning}"
+            if keep_versions:
+                found.append(
+                    f"{what}: archived originals are kept as noncurrent versions (--keep-versions)"
+                )
+            else:
+                found.append(f"{what}: each archived original is deleted by its version")
+        if self.tiering is not None:
+            tiers = ", ".join(
+                f"{tier} after {days} days ({cid})" for cid, tier, days in self.tiering
+            )
+            found.append(
+                "INTELLIGENT_TIERING: archive copies move to Infrequent Access after 30 days "
+                "without access and to Archive Instant Access after 90 by themselves; the "
+                "opt-in archive tiers of the archive bucket: " + (tiers or "none configured")
+            )
+        return found
 
 
 def preflight(context: RunContext, source: str | None = None) -> Preflight:
@@ -271,7 +287,17 @@ def preflight(context: RunContext, source: str | None = None) -> Preflight:
             log.warning("cannot read the versioning of s3://%s: %s", src.bucket, err)
     if versioning:
         log.info("source bucket s3://%s: versioning %s", src.bucket if src else "", versioning)
-    return Preflight(versioning)
+    tiering = None
+    if context.storage_class == "INTELLIGENT_TIERING" and context.archive_mode != "none":
+        where = src
+        if context.archive_mode == "prefix" and context.archive:
+            where = Location.parse(context.archive)
+        if where is not None and where.is_s3:
+            try:
+                tiering = store.tiering(where.bucket)
+            except StorageError as err:
+                log.warning("cannot read the Intelligent-Tiering of s3://%s: %s", where.bucket, err)
+    return Preflight(versioning, tiering)
 
 
 def _probe_class(store: S3Store, dest: Location, context: RunContext) -> None:

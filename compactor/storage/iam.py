@@ -128,6 +128,13 @@ S3_CALLS: tuple[S3Call, ...] = (
         for role, policy in _UPLOAD_LISTINGS
     ),
     S3Call(
+        "list_bucket_intelligent_tiering_configurations",
+        ("s3:GetIntelligentTieringConfiguration",),
+        "archive",
+        "run.discover.preflight: the archive tiers of an INTELLIGENT_TIERING archive",
+        bucket_level=True,
+    ),
+    S3Call(
         "get_bucket_versioning",
         ("s3:GetBucketVersioning",),
         "source",

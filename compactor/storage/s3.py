@@ -113,6 +113,26 @@ class S3Store:
         status = r.get("Status")
         return str(status) if status else None
 
+    def tiering(self, bucket: str) -> list[tuple[str, str, int]]:
+        """The bucket's enabled Intelligent-Tiering archive tiers: (configuration id,
+        ``ARCHIVE_ACCESS`` or ``DEEP_ARCHIVE_ACCESS``, days without access)."""
+        found: list[tuple[str, str, int]] = []
+        token: str | None = None
+        while True:
+            r = self._call(
+                "ListBucketIntelligentTieringConfigurations", f"s3://{bucket}",
+                self.client.list_bucket_intelligent_tiering_configurations, Bucket=bucket,
+                **({"ContinuationToken": token} if token else {}),
+            )  # fmt: skip
+            for config in r.get("IntelligentTieringConfigurationList") or []:
+                if config.get("Status") != "Enabled":
+                    continue
+                for tier in config.get("Tierings") or []:
+                    found.append((str(config["Id"]), str(tier["AccessTier"]), int(tier["Days"])))
+            token = r.get("NextContinuationToken")
+            if not r.get("IsTruncated") or not token:
+                return found
+
     def put_probe(self, loc: Location, storage_class: str) -> None:
         """A one-byte object in ``storage_class``: whether the store has that class."""
         self._call(
