@@ -26,6 +26,10 @@ _DTYPE_WORDS = {"uint8": "8-bit"}
 
 
 MaskSource = Literal["none", "nodata", "alpha", "dataset"]
+#: How overviews are stored: ``full`` with the full resolution's encoding, ``lossy`` with a
+#: lossy one (they are derived data: JPEG/WEBP for 8-bit, LERC with a relative bound for
+#: the rest), ``none`` without overviews.
+OverviewPolicy = Literal["full", "lossy", "none"]
 
 
 @dataclass(frozen=True)
@@ -43,14 +47,55 @@ class Profile:
     blocksize: int = 512
     #: Write BigTIFF even when the output would fit classic TIFF.
     force_bigtiff: bool = False
+    #: Compression level (DEFLATE 1-12, ZSTD 1-22, LERC's inner codec); ``None``: the
+    #: codec's default (GDAL's: ZLEVEL 6, ZSTD_LEVEL 9).
+    level: int | None = None
+    #: TIFF predictor: 1 none, 2 horizontal differencing, 3 floating point; ``None``: the
+    #: data type's (2 for integers, 3 for floats) where the codec takes one.
+    predictor: int | None = None
+    #: LERC: the largest error allowed on any valid pixel, in data units, one value for
+    #: every band or one per band; ``0``/``None``: none (lossless). Nodata and NaN stay exact.
+    max_error: tuple[float, ...] | None = None
+    #: LERC's additional compression of its blobs (GDAL's LERC_ZSTD, LERC_DEFLATE).
+    lerc_inner: Literal["zstd", "deflate"] | None = None
+    #: How overviews are stored, and their encoding under ``lossy``.
+    overviews: OverviewPolicy = "full"
+    overview: Profile | None = None
+
+    @property
+    def bounded(self) -> bool:
+        """Lossy within an error bound (LERC with a max error above 0): verified by the
+        largest error on the valid pixels, not by SSIM."""
+        return self.max_error is not None and max(self.max_error) > 0
 
     @property
     def lossless(self) -> bool:
-        return self.codec in LOSSLESS
+        """Pixel-exact: a lossless codec, LERC with no error allowed."""
+        return self.codec in LOSSLESS and not self.bounded
+
+    def band_error(self, band: int) -> float:
+        """The error bound of 0-based ``band`` (0 where none)."""
+        if not self.max_error:
+            return 0.0
+        return self.max_error[band] if len(self.max_error) > 1 else self.max_error[0]
 
     @property
     def label(self) -> str:
-        return f"{self.codec}" + (f" q{self.quality}" if self.quality is not None else "")
+        text = self.codec
+        if self.codec == "lerc" and self.lerc_inner:
+            text += f"+{self.lerc_inner}"
+        if self.quality is not None:
+            text += f" q{self.quality}"
+        if self.level is not None:
+            text += f" L{self.level}"
+        if self.predictor is not None and self.codec in ("deflate", "zstd", "lzw"):
+            text += f" p{self.predictor}"
+        if self.bounded:
+            assert self.max_error is not None
+            text += " ±" + "/".join(f"{e:g}" for e in self.max_error)
+        if self.overviews != "full":
+            text += f", overviews {self.overviews}"
+        return text
 
     def creation_options(self) -> dict[str, str]:
         """Creation options for GDAL's COG driver.
