@@ -89,6 +89,54 @@ def parse_quality(value: object) -> int | Literal["auto"]:
     return value
 
 
+@dataclass(frozen=True)
+class ErrorBound:
+    """``--max-error``: the largest error allowed on any valid pixel of a non-8-bit scene,
+    one value for every band or one per band, in data units; or ``relative``: a fraction
+    of each band's valid range on the scene's sample (``"0.1%"``)."""
+
+    values: tuple[float, ...]
+    relative: bool = False
+
+    def text(self) -> str:
+        if self.relative:
+            return "/".join(f"{100 * v:g}%" for v in self.values)
+        return "/".join(f"{v:g}" for v in self.values)
+
+
+def parse_max_error(value: object) -> ErrorBound | None:
+    """``--max-error`` as given (``2``, ``"2"``, ``"2,2,1,1"``, ``[2, 1]``, ``"0.1%"``):
+    the one check of it. ``None``/``0`` means none (lossless)."""
+    if value is None or isinstance(value, ErrorBound):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"max error {value!r} is not a number")
+    items: list[object]
+    if isinstance(value, str):
+        items = [p for p in value.replace(";", ",").split(",") if p.strip()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        items = [value]
+    relative = all(isinstance(i, str) and i.strip().endswith("%") for i in items) and bool(items)
+    numbers = []
+    for item in items:
+        text = str(item).strip().removesuffix("%") if relative else str(item).strip()
+        try:
+            number = float(text)
+        except ValueError as err:
+            raise ValueError(
+                f"max error {value!r}: give a number, one per band (2,2,1,1) or a percentage "
+                "of each band's range (0.1%)"
+            ) from err
+        if not number >= 0:
+            raise ValueError(f"max error {value!r} must not be negative")
+        numbers.append(number / 100 if relative else number)
+    if not numbers or max(numbers) == 0:
+        return None
+    return ErrorBound(tuple(numbers), relative)
+
+
 def codec_help() -> str:
     """The codecs and policies, one per line, for ``--help``."""
     return "; ".join(

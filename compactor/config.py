@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from .codecs import CHOICES, parse_quality
+from .codecs import CHOICES, ErrorBound, parse_max_error, parse_quality
 from .errors import ConfigError
 from .keys import key_problem
 from .redact import is_secret_name, redact, secret_values
@@ -209,6 +209,10 @@ class StacSettings(BaseModel):
         return value
 
 
+Effort = Literal["fast", "default", "max"]
+Overviews = Literal["full", "lossy", "none"]
+
+
 class Encoding(BaseModel):
     """How scenes are encoded (a view of :class:`Settings`: its defaults are the settings')."""
 
@@ -222,6 +226,9 @@ class Encoding(BaseModel):
     min_saving: float
     chunk_threshold: int
     bigtiff: Literal["auto", "yes"]
+    max_error: ErrorBound | None = None
+    effort: Effort = "default"
+    overviews: Overviews = "full"
 
 
 class Limits(BaseModel):
@@ -296,6 +303,18 @@ class Settings(BaseModel):
     #: Let ``codec: auto-lossy`` choose WEBP where it is smaller at the bar (some TIFF
     #: readers cannot decode WEBP tiles).
     allow_webp: bool = False
+    #: Bounded error for 16-bit and float scenes (LERC): the largest error allowed on any
+    #: valid pixel, in data units (one value, or one per band: ``2,2,1,1``), or relative to
+    #: each band's valid range (``0.1%``). ``None``: lossless. 8-bit imagery keeps the SSIM
+    #: bar.
+    max_error: ErrorBound | None = None
+    #: How hard the lossless search works: ``fast`` (ZSTD with the dtype's predictor, no
+    #: search), ``default`` (a few codecs and levels on the sample, none slower than
+    #: :data:`~compactor.fidelity.lossless.EFFORT_FLOOR`), ``max`` (every candidate).
+    effort: Effort = "default"
+    #: Overviews: ``full`` (the full resolution's encoding), ``lossy`` (a lossy encoding:
+    #: overviews are derived data), ``none``.
+    overviews: Overviews = "full"
     #: A scene is only replaced when its COG is at least this fraction smaller than the
     #: original as stored; otherwise it is skipped and left as it is. 0: any saving;
     #: negative values accept larger outputs (-1: up to twice the size).
@@ -374,6 +393,11 @@ class Settings(BaseModel):
     @classmethod
     def _quality(cls, value: Any) -> Any:
         return None if value is None else parse_quality(value)
+
+    @field_validator("max_error", mode="before")
+    @classmethod
+    def _max_error(cls, value: Any) -> Any:
+        return parse_max_error(value)
 
     @field_validator("codec")
     @classmethod
@@ -469,6 +493,7 @@ class Settings(BaseModel):
             codec=self.codec, quality=self.quality_mode, min_ssim=self.min_ssim,
             allow_webp=self.allow_webp, min_saving=self.min_saving,
             chunk_threshold=self.chunk_threshold, bigtiff=self.bigtiff,
+            max_error=self.max_error, effort=self.effort, overviews=self.overviews,
         )  # fmt: skip
 
     @property
@@ -534,6 +559,9 @@ ENV_VARS: dict[str, str] = {
     "COMPACTOR_MIN_SSIM": "min_ssim",
     "COMPACTOR_ALLOW_WEBP": "allow_webp",
     "COMPACTOR_MIN_SAVING": "min_saving",
+    "COMPACTOR_MAX_ERROR": "max_error",
+    "COMPACTOR_EFFORT": "effort",
+    "COMPACTOR_OVERVIEWS": "overviews",
     "COMPACTOR_PAYBACK_MONTHS": "payback_months",
     "COMPACTOR_NODE_HOUR_PRICE": "node_hour_price",
     "COMPACTOR_PRICE_REGION": "price_region",

@@ -187,6 +187,29 @@ def selection_options(func: F) -> F:
             "COG readers decode it; some older TIFF readers do not).",
         ),
         click.option(
+            "--max-error",
+            metavar="E",
+            help="Bounded error for 16-bit and float scenes (LERC): the largest error allowed "
+            "on any valid pixel, in data units (one value, or one per band: 2,2,1,1), or "
+            "relative to each band's valid range (0.1%). Every valid pixel is checked; nodata "
+            "and NaN stay exact; integers with E < 0.5 are lossless. 8-bit imagery keeps the "
+            "SSIM bar.  [default: none: lossless]",
+        ),
+        click.option(
+            "--effort",
+            type=click.Choice(["fast", "default", "max"]),
+            help="The lossless search: fast (ZSTD with the data type's predictor), default "
+            "(ZSTD, DEFLATE, LERC and LZW at a few levels on the scene's sample, the smallest "
+            "fast enough), max (every candidate)." + default("effort"),
+        ),
+        click.option(
+            "--overviews",
+            type=click.Choice(["full", "lossy", "none"]),
+            help="full: overviews in the full resolution's encoding; lossy: in a lossy one "
+            "(overviews are derived data: JPEG/WEBP for 8-bit, LERC within a relative bound "
+            "for the rest); none: no overviews." + default("overviews"),
+        ),
+        click.option(
             "--min-saving",
             type=click.FloatRange(-100, 1, max_open=True),
             help="Replace a scene only if its COG is at least this fraction smaller than the "

@@ -93,7 +93,9 @@ class RunRecorder:
         if result.status == "failed":
             self.failed.append(result)
         elif result.status == "skipped":
-            self.skipped.append(result)
+            # A run may skip many (left as they are): report.json lists each with its
+            # reason and sizes; the scene log keeps the attempts, the search, the requests.
+            self.skipped.append(_slim(result))
         elif result.status == "held":
             self.held.append(result)
         if not self._many:
@@ -166,3 +168,8 @@ class RunRecorder:
             quality=self.quality.result() if self.quality is not None else None,
             table=sorted(self.first, key=lambda s: s.source),
         )
+
+
+def _slim(result: SceneResult) -> SceneResult:
+    """A result without what only the scene log needs to keep."""
+    return result.model_copy(update={"attempts": [], "search": None, "requests": {}})
