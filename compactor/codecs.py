@@ -13,6 +13,11 @@ from typing import Literal
 
 Writer = Literal["tiles", "gdal"]
 
+#: Data types LERC encodes (liblerc's: no 64-bit integers, no complex numbers).
+LERC_DTYPES = frozenset(
+    {"int8", "uint8", "int16", "uint16", "int32", "uint32", "float32", "float64"}
+)
+
 
 @dataclass(frozen=True)
 class Codec:
@@ -45,7 +50,9 @@ CODECS: dict[str, Codec] = {
               frozenset({"uint8"}), frozenset({3})),
         Codec("deflate", False, 8, "tiles", "DEFLATE (libdeflate) with the dtype's predictor"),
         Codec("zstd", False, 50000, "tiles", "ZSTD with the dtype's predictor"),
-        Codec("lerc", False, 34887, "gdal", "LERC with zero error (GDAL's COG driver)"),
+        Codec("lzw", False, 5, "tiles", "LZW with the dtype's predictor"),
+        Codec("lerc", False, 34887, "tiles",
+              "LERC, lossless or within --max-error (ZSTD or DEFLATE inside)", LERC_DTYPES),
     )
 }  # fmt: skip
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from ..codec.layout import COG_MEDIA_TYPE
 from ..codec.profile import Profile
-from ..codec.tile_writer import build_job, layout, put_parts
+from ..codec.tile_writer import build_job, layout, level_bytes, put_parts
+from ..fidelity.metrics import Fidelity
 from ..fidelity.verify import validate_cog
 from ..gdal.info import RasterInfo
 from ..storage.location import Location
@@ -42,6 +43,11 @@ class ChunkedOutput:
     chunks: int
     finish: Callable[[], Written]
     discard: Callable[[], None]
+    #: The scene's fidelity as the chunk tasks measured it (errors per band, RMSE, PSNR).
+    fidelity: Fidelity | None = None
+    #: Tile bytes (image and mask tiles) at full resolution and in the overviews.
+    full_bytes: int = 0
+    overview_bytes: int = 0
 
 
 def compact_chunked(
@@ -78,7 +84,7 @@ def compact_chunked(
     try:
         job, spec = build_job(src_path, info, profile, plan, gdal, output)
         chunks, merges = run_tasks(job, client)
-        ssim, psnr, exact = scene_quality(job, chunks)
+        fidelity = scene_quality(job, chunks)
         segments = [g for c in chunks for g in c.segments] + [g for m in merges for g in m.segments]
         parts, total = layout(job, spec, segments)
         check_header(src_path, parts[0].header, total, info, profile, gdal, scratch)
@@ -98,4 +104,8 @@ def compact_chunked(
             output.abort()
             raise
 
-    return ChunkedOutput(total, ssim, psnr, exact, plan.nstrips, finish, output.abort)
+    tiles = level_bytes(segments)
+    return ChunkedOutput(
+        total, fidelity.ssim, fidelity.psnr, fidelity.exact, job.plan.nstrips, finish,
+        output.abort, fidelity, tiles.full, tiles.overview,
+    )  # fmt: skip

@@ -9,6 +9,7 @@ import math
 import tempfile
 import uuid
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import tifffile
 from ..codec.profile import Profile, dtype_range
 from ..codec.tile_writer import Part, TileJob
 from ..errors import VerificationError
+from ..fidelity.metrics import ErrorStats, Fidelity
 from ..fidelity.ssim import HALO, ssim_sum
 from ..fidelity.verify import check_metadata
 from ..gdal.env import gdal_env
@@ -42,13 +44,19 @@ def decoder_margin(profile: Profile, info: RasterInfo) -> float:
     return DECODER_MARGIN
 
 
-def scene_quality(
-    job: TileJob, chunks: list[ChunkResult]
-) -> tuple[float | None, float | None, bool]:
-    """(SSIM, PSNR, exact) of the scene from the chunks' shares and their seams."""
-    if not job.lossy:
-        return 1.0, None, True
+def scene_quality(job: TileJob, chunks: list[ChunkResult]) -> Fidelity:
+    """The scene's fidelity from the chunks' shares (and, for SSIM, their seams): exact
+    outputs are identical, bounded ones give their errors (their SSIM is None), lossy ones
+    their SSIM, PSNR and errors."""
     bands = len(job.keep_bands)
+    errors = ErrorStats(bands)
+    for c in chunks:
+        if c.quality.errors is not None:
+            errors.merge(c.quality.errors)
+    if job.exact:
+        return Fidelity.identical(bands)
+    if job.bounded:
+        return errors.fidelity(job.codec.dtype, None)
     rng = dtype_range(job.codec.dtype)
     totals = [0.0] * bands
     count = 0
@@ -78,7 +86,7 @@ def scene_quality(
         count += seam_count
     ssim = min(t / count for t in totals) if count else (1.0 if exact else 0.0)
     psnr = None if sq == 0 or n == 0 else 10 * math.log10(rng**2 / (sq / n))
-    return ssim, psnr, exact
+    return replace(errors.fidelity(job.codec.dtype, ssim), exact=exact, psnr=psnr)
 
 
 def _image_ifds(tf: tifffile.TiffFile) -> list[tifffile.TiffPage]:

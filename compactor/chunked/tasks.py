@@ -4,9 +4,12 @@ own work, and the merge tree above them.
 A chunk task reads its strip (``/vsis3/`` range requests; never the whole file), encodes
 it with the tile writer (:mod:`compactor.codec.tile_writer`) and checks every tile it
 encoded: lossless tiles must decode to the source exactly, mask tiles to the source mask;
-for lossy codecs it decodes its full-resolution tiles again and returns its share of the
-SSIM sums plus the rows at each of its edges, from which the seams between chunks are
-computed (:func:`compactor.chunked.checks.scene_quality`): the scene's SSIM is exactly the
+bounded tiles (LERC with an error) must keep nodata, NaN and the mask exactly and every
+valid value within its band's bound (:func:`compactor.fidelity.metrics.check_band`, the
+definition whole outputs are verified by), and give their error statistics; for lossy
+codecs it decodes its full-resolution tiles again and returns its share of the SSIM sums
+plus the rows at each of its edges, from which the seams between chunks are computed
+(:func:`compactor.chunked.checks.scene_quality`): the scene's SSIM is exactly the
 whole-image value.
 """
 
@@ -32,8 +35,9 @@ from ..codec.tile_writer import (
     read_strip,
     tree,
 )
-from ..codec.tiles import decode_mask
+from ..codec.tiles import TILE, decode_mask
 from ..errors import CompactorError, EncodeError, VerificationError
+from ..fidelity.metrics import ErrorStats, check_band
 from ..fidelity.ssim import HALO, ssim_sum
 
 #: Seam rows each chunk hands over for the SSIM between chunks.
@@ -49,6 +53,8 @@ class Quality:
     sq_err: float = 0.0
     n_valid: int = 0
     exact: bool = True
+    #: Errors of each band over its valid pixels (bounded and lossy codecs).
+    errors: ErrorStats | None = None
     #: Seam rows (masked source and decoded, per band; validity) at the top and bottom edge.
     top: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     bottom: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -77,26 +83,46 @@ def _check_tile(
     encoded: bytes,
     mask_tile: np.ndarray | None,
     mask_bytes: bytes | None,
+    errors: ErrorStats | None = None,
 ) -> None:
     """Every full-resolution tile as it is encoded: its mask decodes to the source mask; a
-    lossless tile decodes to the source pixels exactly (NaN equal to NaN)."""
+    lossless tile decodes to the source pixels exactly (NaN equal to NaN); a bounded tile
+    keeps nodata, NaN, infinities and transparency exactly and every valid value within its
+    band's bound, counted in ``errors``."""
     if mask_bytes is not None:
         assert mask_tile is not None
         if not np.array_equal(decode_mask(mask_bytes), mask_tile):
             raise VerificationError("a mask tile does not decode to the source mask")
-    if not job.lossy:
-        decoded = job.codec.decode(encoded)[: block.shape[0], : block.shape[1]]
+    if job.lossy:
+        return
+    h, w = block.shape[:2]
+    decoded = job.codec.decode(encoded)[:h, :w]
+    if job.exact:
         if not np.array_equal(decoded, block, equal_nan=block.dtype.kind == "f"):
             raise VerificationError(
                 f"lossless tile ({tr}, {tc}) does not decode to the source pixels"
             )
+        return
+    valid = None if mask_tile is None else mask_tile[:h, :w]
+    alpha = job.codec.alpha
+    if valid is None and alpha is not None:
+        valid = block[..., alpha] > 0
+        if not np.array_equal(valid, decoded[..., alpha] > 0):
+            raise VerificationError(f"tile ({tr}, {tc}): transparent pixels differ")
+    for k, band in enumerate(job.keep_bands):
+        a, b = check_band(
+            block[..., k], decoded[..., k], valid, job.nodata, job.codec.band_error(k),
+            f"band {band}", tr * TILE, tc * TILE,
+        )  # fmt: skip
+        if errors is not None:
+            errors.add(k, a, b)
 
 
 def encode_chunk(job: TileJob, chunk: int) -> ChunkResult:
     """Dask task: one strip of the scene, its overview levels up to k, its checks."""
     failpoints.hit("chunk-encode")
     data, valid = read_strip(job, *job.plan.rows(chunk))
-    quality = Quality()
+    quality = Quality(errors=ErrorStats(len(job.keep_bands)))
 
     def measure(seg: Segment) -> None:
         if not job.lossy:
@@ -111,7 +137,7 @@ def encode_chunk(job: TileJob, chunk: int) -> ChunkResult:
 
     def check(level: int, tr: int, tc: int, block: np.ndarray, encoded: bytes,
               mask_tile: np.ndarray | None, mask_bytes: bytes | None) -> None:  # fmt: skip
-        _check_tile(job, level, tr, tc, block, encoded, mask_tile, mask_bytes)
+        _check_tile(job, level, tr, tc, block, encoded, mask_tile, mask_bytes, quality.errors)
 
     segments, leftover = encode_strip(job, chunk, data, valid, check=check, on_level0=measure)
     return ChunkResult(chunk, segments, leftover, quality)
@@ -135,6 +161,11 @@ def _measure(
     q.sq_err += float(sq)
     q.exact = q.exact and sq == 0
     q.n_valid += src.shape[0] * (int(valid.sum()) if valid is not None else src[0].size)
+    if q.errors is not None:
+        for b in range(src.shape[0]):
+            a = src[b] if valid is None else src[b][valid]
+            d = dec[b] if valid is None else dec[b][valid]
+            q.errors.add(b, a.astype(np.float64).ravel(), d.astype(np.float64).ravel())
     keep = min(SEAM, rows)
     if valid is None:
         valid = np.ones(src.shape[1:], dtype=bool)

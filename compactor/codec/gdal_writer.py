@@ -1,5 +1,10 @@
-"""GDAL's COG driver as a writer: for the codecs compactor's tile writer does not encode
-(LERC) and for scenes georeferenced by GCPs or RPCs.
+"""GDAL's COG driver as a writer: for scenes georeferenced by GCPs or RPCs.
+
+Samples are written whole (``NBITS`` of the data type): GDAL would otherwise carry a
+source's ``NBITS=15`` (Sentinel-2) into the output, where libtiff refuses the horizontal
+predictor and LERC on it (GDAL issue #11457). A bounded LERC float output is asked for its
+bound less one ULP of the scene's largest magnitude, as the tile writer does, because
+liblerc rounds its dequantised values to the data type (half an ULP past the bound).
 
 Masks are given to the driver through a VRT of the source carrying a ``<MaskBand>``:
 
@@ -18,9 +23,12 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import rasterio
 from rasterio.shutil import copy as gdal_copy
+from rasterio.windows import Window
 
 from ..errors import EncodeError
 from ..gdal.errors import clean, gdal_errors
@@ -78,7 +86,7 @@ def write_cog_gdal(src_path: str, dst: Path, profile: Profile, info: RasterInfo)
         if profile.mask != "none" or profile.drop_alpha:
             source = masked_vrt(src_path, str(dst.with_suffix(".vrt")), profile, info)
         with rasterio.open(source) as src:
-            gdal_copy(src, str(dst), driver="COG", **profile.creation_options())
+            gdal_copy(src, str(dst), driver="COG", **creation_options(src, profile, info))
     except gdal_errors() as err:
         dst.unlink(missing_ok=True)
         raise EncodeError(
@@ -90,3 +98,33 @@ def write_cog_gdal(src_path: str, dst: Path, profile: Profile, info: RasterInfo)
     if not dst.exists() or os.path.getsize(dst) == 0:
         raise EncodeError(f"GDAL wrote no output for {profile.label}")
     return dst
+
+
+def creation_options(src: Any, profile: Profile, info: RasterInfo) -> dict[str, str]:
+    """The profile's COG creation options for this source: whole samples, and float LERC
+    bounds that hold after liblerc's rounding."""
+    opts = profile.creation_options()
+    kind = np.dtype(info.dtype).kind
+    if kind in "uif":
+        opts["NBITS"] = str(np.dtype(info.dtype).itemsize * 8)
+    if kind == "f":
+        top: float | None = None
+        for key, p in (("MAX_Z_ERROR", profile), ("MAX_Z_ERROR_OVERVIEW", profile.overview)):
+            if key in opts and p is not None and p.bounded:
+                top = _largest_magnitude(src) if top is None else top
+                bound = float(opts[key])
+                bound -= float(np.spacing(np.asarray(top + bound, dtype=info.dtype)))
+                opts[key] = f"{max(0.0, bound):.17g}"
+    return opts
+
+
+def _largest_magnitude(src: Any) -> float:
+    """The largest finite absolute value of any band (read in strips of rows)."""
+    rows = max(1, 4_000_000 // max(1, src.width * src.count))
+    top = 0.0
+    for r0 in range(0, src.height, rows):
+        data = src.read(window=Window(0, r0, src.width, min(rows, src.height - r0)))
+        finite = np.abs(data[np.isfinite(data)])
+        if finite.size:
+            top = max(top, float(finite.max()))
+    return top

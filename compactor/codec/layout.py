@@ -16,8 +16,14 @@
         with a mask, each image tile directly followed by its mask tile
 
 GeoTIFF keys, GDAL metadata (band descriptions, colour interpretation, scales and offsets,
-dataset tags), the nodata value and colour table are copied from a one-pixel template that
-GDAL writes with the same georeferencing and metadata, so they are what GDAL would write.
+units, every metadata domain of the dataset and its bands but the structural ones, LERC's
+``MAX_Z_ERROR``), the baseline TIFF text tags GDAL reports as ``TIFFTAG_*`` items, the
+nodata value and colour table are copied from a one-pixel template that GDAL writes with the
+same georeferencing and metadata, so they are what GDAL would write.
+
+Overview IFDs may be encoded differently from the full resolution (a lossy codec for derived
+data): each IFD carries its own Compression, Photometric, Predictor, JPEGTables and
+LercParameters tags.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,9 +56,31 @@ GHOST_LINES = (
 MASK_LINE = "MASK_INTERLEAVED_WITH_IMAGERY=YES\n"
 
 #: Tags copied from GDAL's template: GeoTIFF (scale, tiepoint, transformation, keys,
-#: double and ASCII params), GDAL_METADATA, GDAL_NODATA, ColorMap, ExtraSamples.
-TEMPLATE_TAGS_MAIN = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113, 320, 338)
+#: double and ASCII params), GDAL_METADATA, GDAL_NODATA, ColorMap, ExtraSamples, and the
+#: baseline tags GDAL reads as ``TIFFTAG_*`` metadata items (DocumentName, ImageDescription,
+#: Min/MaxSampleValue, X/YResolution, ResolutionUnit, Software, DateTime, Artist,
+#: HostComputer, Copyright).
+TEMPLATE_TAGS_MAIN = (
+    33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113, 320, 338,
+    269, 270, 280, 281, 282, 283, 296, 305, 306, 315, 316, 33432,
+)  # fmt: skip
 TEMPLATE_TAGS_OVERVIEW = (42113, 320, 338)
+#: TIFF tag of LERC's parameters: (Lerc2 version, inner codec 0 none/1 deflate/2 zstd).
+LERC_PARAMETERS = 50674
+
+#: Metadata domains that describe a file's structure or are derived by GDAL, not carried
+#: from the source: neither copied nor compared. ``xml:`` domains (single XML documents)
+#: are not carried either; RPC and GEOLOCATION belong to scenes GDAL's COG driver writes.
+STRUCTURAL_DOMAINS = frozenset(
+    {"IMAGE_STRUCTURE", "DERIVED_SUBDATASETS", "SUBDATASETS", "GEOLOCATION", "RPC",
+     "COLOR_PROFILE", "TIFF"}
+)  # fmt: skip
+
+
+def carried_domains(names: Sequence[str]) -> list[str]:
+    """The metadata domains among ``names`` that an output carries from its source."""
+    return [n for n in names if n and n not in STRUCTURAL_DOMAINS and not n.startswith("xml:")]
+
 
 # TIFF types
 SHORT, LONG, RATIONAL, UNDEFINED, LONG8 = 3, 4, 5, 7, 16
@@ -74,6 +103,46 @@ TYPE_SIZE = {
 }
 
 SAMPLE_FORMAT = {"u": 1, "i": 2, "f": 3}
+
+
+@dataclass(frozen=True)
+class TileBytes:
+    """Bytes of tile data in a COG (image and mask tiles, as their TileByteCounts say; not
+    the 8 bytes of leader and trailer around each), at full resolution and in overviews."""
+
+    full: int
+    overview: int
+
+    @property
+    def total(self) -> int:
+        return self.full + self.overview
+
+
+@dataclass(frozen=True)
+class EncodedCog:
+    """A COG written to local scratch: where, its size, and its tile bytes by level."""
+
+    path: Path
+    size: int
+    #: Tile bytes of the full resolution (image and mask tiles).
+    full_bytes: int
+    #: Tile bytes of every overview level (image and mask tiles).
+    overview_bytes: int
+
+
+def tile_bytes(path: str | Path) -> TileBytes:
+    """Sum the TileByteCounts of a TIFF's IFDs: full resolution (and its mask) apart from
+    the overviews (and theirs). Works on any writer's output."""
+    full = overview = 0
+    with tifffile.TiffFile(path) as tf:
+        for page in tf.pages:
+            assert isinstance(page, tifffile.TiffPage)
+            n = int(sum(page.databytecounts))
+            if page.subfiletype & 1:  # FILETYPE_REDUCEDIMAGE: an overview or its mask
+                overview += n
+            else:
+                full += n
+    return TileBytes(full, overview)
 
 
 def frame(tile: bytes) -> bytes:
@@ -132,6 +201,18 @@ def _entry(tag: int, typ: int, values: Sequence[int | float]) -> Entry:
     return Entry(tag, typ, len(values), struct.pack("<" + code * len(values), *values))
 
 
+@dataclass(frozen=True)
+class IfdCodec:
+    """How the tiles of an IFD are encoded, as its tags say."""
+
+    codec: str
+    photometric: int
+    predictor: int = 1
+    jpeg_tables: bytes | None = None
+    #: LercParameters (LERC only): (Lerc2 version, inner codec).
+    lerc: tuple[int, int] | None = None
+
+
 @dataclass
 class CogSpec:
     """Everything that determines the header, fixed before any tile is encoded."""
@@ -148,23 +229,36 @@ class CogSpec:
     jpeg_tables: bytes | None = None
     #: (tag, type, count, raw little-endian bytes) copied from GDAL's template.
     template: dict[int, tuple[int, int, bytes]] = field(default_factory=dict)
+    #: LercParameters of the full resolution (LERC only).
+    lerc: tuple[int, int] | None = None
+    #: How overview levels are encoded, where it differs from the full resolution.
+    overview: IfdCodec | None = None
+    #: Levels written, full resolution included (None: GDAL's whole pyramid; 1: none).
+    nlevels: int | None = None
 
     @property
     def levels(self) -> list[Level]:
-        return pyramid(self.width, self.height)
+        return pyramid(self.width, self.height)[: self.nlevels]
+
+    def ifd_codec(self, level: int) -> IfdCodec:
+        """The encoding of ``level``'s image IFD."""
+        if level and self.overview is not None:
+            return self.overview
+        return IfdCodec(self.codec, self.photometric, self.predictor, self.jpeg_tables, self.lerc)
 
     # -- IFDs ------------------------------------------------------------------------
 
     def _image_entries(self, level: int) -> list[Entry]:
         lv = self.levels[level]
         dt = np.dtype(self.dtype)
+        how = self.ifd_codec(level)
         size_type = SHORT if max(lv.width, lv.height) < 65536 else LONG
         e = [
             _entry(256, size_type, [lv.width]),
             _entry(257, size_type, [lv.height]),
             _entry(258, SHORT, [dt.itemsize * 8] * self.bands),
-            _entry(259, SHORT, [COMPRESSION[self.codec]]),
-            _entry(262, SHORT, [self.photometric]),
+            _entry(259, SHORT, [COMPRESSION[how.codec]]),
+            _entry(262, SHORT, [how.photometric]),
             _entry(277, SHORT, [self.bands]),
             _entry(284, SHORT, [1]),
             _entry(322, SHORT, [TILE]),
@@ -173,11 +267,13 @@ class CogSpec:
         ]
         if level:
             e.append(_entry(254, LONG, [1]))
-        if self.predictor > 1:
-            e.append(_entry(317, SHORT, [self.predictor]))
-        if self.codec == "jpeg" and self.jpeg_tables:
-            e.append(Entry(347, UNDEFINED, len(self.jpeg_tables), self.jpeg_tables))
-        if self.photometric == 6:  # YCbCr JPEG, 4:2:0
+        if how.predictor > 1:
+            e.append(_entry(317, SHORT, [how.predictor]))
+        if how.codec == "jpeg" and how.jpeg_tables:
+            e.append(Entry(347, UNDEFINED, len(how.jpeg_tables), how.jpeg_tables))
+        if how.lerc is not None:
+            e.append(_entry(LERC_PARAMETERS, LONG, list(how.lerc)))
+        if how.photometric == 6:  # YCbCr JPEG, 4:2:0
             e.append(_entry(530, SHORT, [2, 2]))
             e.append(_entry(532, RATIONAL, [0, 255, 128, 255, 128, 255]))
         for tag in TEMPLATE_TAGS_OVERVIEW if level else TEMPLATE_TAGS_MAIN:
@@ -313,11 +409,13 @@ def needs_bigtiff(width: int, height: int, bands: int, dtype: str) -> bool:
 
 
 def template_tags(
-    src: Any, bands: list[int], photometric: str | None
+    src: Any, bands: list[int], photometric: str | None, *, max_z_error: float | None = None
 ) -> dict[int, tuple[int, int, bytes]]:
     """Tags GDAL writes for ``src``'s georeferencing and metadata, for the output's bands:
     from a 1x1 GeoTIFF written to memory with the same CRS, transform, nodata, band
-    descriptions, colour interpretation, scales, offsets, units, colour table and tags."""
+    descriptions, colour interpretation, scales, offsets, units, colour table, tags of every
+    carried domain (dataset and bands) and baseline text tags. ``max_z_error``: a LERC
+    output's bound, which GDAL records as ``MAX_Z_ERROR`` in ``IMAGE_STRUCTURE``."""
 
     dtype = src.dtypes[0]
     profile: dict[str, Any] = {
@@ -334,9 +432,13 @@ def template_tags(
         profile["photometric"] = photometric
     if bands == [1] and _has_colormap(src):
         profile["photometric"] = "palette"
+    if max_z_error is not None:
+        profile.update(compress="LERC", max_z_error=max_z_error)
     with MemoryFile() as mem:
         with rasterio.open(mem.name, "w", **profile) as dst:
             dst.update_tags(**src.tags())
+            for ns in carried_domains(src.tag_namespaces()):
+                dst.update_tags(ns=ns, **src.tags(ns=ns))
             dst.colorinterp = [src.colorinterp[b - 1] for b in bands]
             for i, b in enumerate(bands, start=1):
                 if src.descriptions[b - 1]:
@@ -346,6 +448,8 @@ def template_tags(
                 band_tags = src.tags(b)
                 if band_tags:
                     dst.update_tags(i, **band_tags)
+                for ns in carried_domains(src.tag_namespaces(b)):
+                    dst.update_tags(i, ns=ns, **src.tags(b, ns=ns))
             dst.scales = [src.scales[b - 1] for b in bands]
             dst.offsets = [src.offsets[b - 1] for b in bands]
             if bands == [1] and _has_colormap(src):

@@ -73,6 +73,11 @@ class Profile:
         """Pixel-exact: a lossless codec, LERC with no error allowed."""
         return self.codec in LOSSLESS and not self.bounded
 
+    @property
+    def smallest_error(self) -> float:
+        """The tightest bound of any band (0: lossless): what one LERC blob is held to."""
+        return min(self.max_error) if self.bounded and self.max_error else 0.0
+
     def band_error(self, band: int) -> float:
         """The error bound of 0-based ``band`` (0 where none)."""
         if not self.max_error:
@@ -101,11 +106,13 @@ class Profile:
         """Creation options for GDAL's COG driver.
 
         The COG driver spells JPEG/WEBP quality ``QUALITY`` (the GTiff driver says
-        ``JPEG_QUALITY``/``WEBP_LEVEL``); tests read the quantisation tables back to
-        prove the quality asked is the quality written.
+        ``JPEG_QUALITY``/``WEBP_LEVEL``) and every codec's level ``LEVEL`` (the GTiff driver
+        says ``ZLEVEL``/``ZSTD_LEVEL``); tests read the quantisation tables back to prove the
+        quality asked is the quality written. LERC takes one ``MAX_Z_ERROR`` for all bands,
+        so per-band bounds give the smallest (GDAL has no per-band bound).
         """
         opts: dict[str, str] = {
-            "COMPRESS": self.codec.upper(),
+            "COMPRESS": _gdal_compress(self),
             "BLOCKSIZE": str(self.blocksize),
             "OVERVIEW_RESAMPLING": self.resampling,
             "RESAMPLING": self.resampling,
@@ -115,12 +122,39 @@ class Profile:
         }
         if self.codec in LOSSY:
             opts["QUALITY"] = str(self.quality or DEFAULT_QUALITY)
-        if self.codec in ("deflate", "zstd"):
-            # Horizontal differencing for integers, floating-point predictor for floats.
-            opts["PREDICTOR"] = "YES"
+        if self.codec in PREDICTED:
+            # None: horizontal differencing for integers, floating-point for floats.
+            opts["PREDICTOR"] = _GDAL_PREDICTOR[self.predictor]
+        if self.level is not None:
+            opts["LEVEL"] = str(self.level)
         if self.codec == "lerc":
-            opts["MAX_Z_ERROR"] = "0"  # LERC with zero error is lossless
+            # LERC with zero error is lossless.
+            opts["MAX_Z_ERROR"] = f"{self.smallest_error:.17g}"
+        if self.overviews == "none":
+            opts["OVERVIEWS"] = "NONE"
+        elif self.overviews == "lossy" and self.overview is not None:
+            ovr = self.overview
+            opts["OVERVIEW_COMPRESS"] = _gdal_compress(ovr)
+            if ovr.codec in LOSSY:
+                opts["OVERVIEW_QUALITY"] = str(ovr.quality or DEFAULT_QUALITY)
+            if ovr.codec in PREDICTED:
+                opts["OVERVIEW_PREDICTOR"] = _GDAL_PREDICTOR[ovr.predictor]
+            if ovr.codec == "lerc":
+                opts["MAX_Z_ERROR_OVERVIEW"] = f"{ovr.smallest_error:.17g}"
         return opts
+
+
+#: Codecs that take a TIFF predictor.
+PREDICTED = frozenset({"deflate", "zstd", "lzw"})
+#: ``Profile.predictor`` as GDAL's ``PREDICTOR`` option says it (``None``: the dtype's).
+_GDAL_PREDICTOR = {None: "YES", 1: "NO", 2: "STANDARD", 3: "FLOATING_POINT"}
+
+
+def _gdal_compress(profile: Profile) -> str:
+    """GDAL's ``COMPRESS`` value: LERC with its inner codec is ``LERC_ZSTD``/``LERC_DEFLATE``."""
+    if profile.codec == "lerc" and profile.lerc_inner:
+        return f"LERC_{profile.lerc_inner.upper()}"
+    return profile.codec.upper()
 
 
 def _mask_source(info: RasterInfo) -> MaskSource:
@@ -157,6 +191,9 @@ def lossy_problem(codec: str, info: RasterInfo) -> str | None:
 def lossless_problem(codec: str, info: RasterInfo) -> str | None:
     if info.dtype.startswith("complex"):
         return f"{codec.upper()} does not encode complex data; this scene is {info.describe()}"
+    spec = CODECS[codec]
+    if spec.dtypes is not None and info.dtype not in spec.dtypes:
+        return f"{codec.upper()} does not encode {info.dtype} data; this scene is {info.describe()}"
     return None
 
 

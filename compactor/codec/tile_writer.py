@@ -14,6 +14,10 @@ the root encodes every remaining level.
 then levels from the smallest); :func:`layout` places the segments into parts and computes
 the header; a :class:`~compactor.storage.PartsWriter` makes the object visible whole.
 
+**Overviews** follow the profile's policy: ``full`` encodes every level as the full
+resolution, ``lossy`` encodes the overview levels with the profile's own overview profile
+(their IFDs carry their own codec tags), ``none`` writes the full resolution only.
+
 The same machinery runs in one process (:func:`write_local`, scenes small enough for one
 task) and across many Dask tasks (:mod:`compactor.chunked`, which adds the checks).
 """
@@ -22,19 +26,28 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
 
 from ..codecs import LOSSY
-from ..errors import EncodeError
+from ..errors import EncodeError, UnsupportedCodecError
 from ..gdal.env import gdal_env
 from ..gdal.info import RasterInfo, open_source
 from ..storage.multipart import DirectoryParts, PartSent, PartsWriter
-from .layout import CogSpec, frame, needs_bigtiff, pyramid, template_tags
+from .layout import (
+    CogSpec,
+    EncodedCog,
+    IfdCodec,
+    TileBytes,
+    frame,
+    needs_bigtiff,
+    pyramid,
+    template_tags,
+)
 from .profile import Profile
 from .tiles import TILE, TileCodec, encode_mask, halve, jpeg_tables, pad_tile, split_jpeg
 
@@ -172,13 +185,36 @@ class TileJob:
     parts: tuple[tuple[tuple[int, int], int], ...]
     #: JPEG quantisation tables every tile must share (None for other codecs).
     tables: bytes | None = None
+    #: The overview levels' own encoding (lossy overviews), and its JPEG tables.
+    overview_codec: TileCodec | None = None
+    overview_tables: bytes | None = None
 
     def part_number(self, level: int, producer: int) -> int:
         return dict(self.parts)[(level, producer)]
 
+    def codec_for(self, level: int) -> TileCodec:
+        """The tile codec of ``level`` (0: full resolution)."""
+        if level and self.overview_codec is not None:
+            return self.overview_codec
+        return self.codec
+
+    def tables_for(self, level: int) -> bytes | None:
+        return self.overview_tables if level and self.overview_codec is not None else self.tables
+
     @property
     def lossy(self) -> bool:
+        """The full resolution is JPEG or WEBP (measured by SSIM)."""
         return self.codec.codec in LOSSY
+
+    @property
+    def bounded(self) -> bool:
+        """The full resolution is LERC within error bounds (checked against them)."""
+        return self.codec.bounded
+
+    @property
+    def exact(self) -> bool:
+        """The full resolution must decode to the source exactly."""
+        return not (self.lossy or self.bounded)
 
 
 #: Called for every tile encoded: (level, tile row, tile col, the source block, the encoded
@@ -223,7 +259,8 @@ def encode_rows(
 ) -> Segment:
     """Encode tile rows ``row_tiles`` of ``level`` from ``data`` (bands, rows, cols), whose
     first row is level row ``row0``; ``check`` sees every tile as it is encoded."""
-    codec = job.codec
+    codec = job.codec_for(level)
+    tables = job.tables_for(level)
     lv = pyramid(job.plan.width, job.plan.height)[level]
     pixels = np.moveaxis(data, 0, -1)  # (rows, cols, bands)
     buffer = np.empty((TILE, TILE, pixels.shape[2]), dtype=pixels.dtype)  # reused per tile
@@ -243,7 +280,7 @@ def encode_rows(
             encoded = codec.encode(tile)
             if codec.codec == "jpeg":
                 dqt, encoded = split_jpeg(encoded)
-                if job.tables is not None and jpeg_tables(dqt) != job.tables:
+                if tables is not None and jpeg_tables(dqt) != tables:
                     raise EncodeError("JPEG tables differ between tiles")
             out += frame(encoded)
             mask_tile, mask_bytes = None, None
@@ -375,18 +412,51 @@ def tree(plan: StripPlan) -> Iterator[tuple[int, list[range]]]:
 # --- the job and the layout ------------------------------------------------------------------
 
 
-def _photometric(info: RasterInfo, profile: Profile, bands: list[int]) -> tuple[int, str | None]:
+def _photometric(info: RasterInfo, codec: str, bands: list[int]) -> tuple[int, str | None]:
     """(TIFF Photometric, what the GDAL template is told) for the written bands."""
     ci = [info.colorinterp[b - 1] for b in bands]
-    if profile.codec == "jpeg" and len(bands) == 3:
+    if codec == "jpeg" and len(bands) == 3:
         return 6, "RGB"
     if info.has_colormap and len(bands) == 1:
         return 3, None
     if len(ci) >= 3 and ci[:3] == ["red", "green", "blue"]:
         return 2, "RGB"
-    if profile.codec == "webp":
+    if codec == "webp":
         return 2, "RGB"
     return 1, "MINISBLACK"
+
+
+def _probe_tables(codec: TileCodec) -> bytes | None:
+    """The JPEGTables every tile of a JPEG codec shares (None for other codecs)."""
+    if codec.codec != "jpeg":
+        return None
+    probe = np.zeros((TILE, TILE, codec.bands), dtype=codec.dtype)
+    return jpeg_tables(split_jpeg(codec.encode(probe))[0])
+
+
+def _overview_codec(
+    profile: Profile, info: RasterInfo, bands: list[int], alpha: int | None
+) -> TileCodec | None:
+    """The overviews' own tile codec under ``overviews="lossy"`` (None: as full resolution)."""
+    if profile.overviews != "lossy":
+        return None
+    ovr = profile.overview
+    if ovr is None:
+        raise UnsupportedCodecError("lossy overviews need the overviews' own profile")
+    if ovr.codec in LOSSY:
+        problem = _lossy_overview_problem(ovr.codec, info.dtype, len(bands))
+        if problem:
+            raise UnsupportedCodecError(f"{ovr.codec.upper()} overviews: {problem}")
+    return TileCodec.from_profile(ovr, info.dtype, len(bands), nodata=info.nodata, alpha=alpha)
+
+
+def _lossy_overview_problem(codec: str, dtype: str, bands: int) -> str | None:
+    if dtype != "uint8":
+        return f"{codec.upper()} encodes 8-bit data only; this scene is {dtype}"
+    allowed = (1, 3) if codec == "jpeg" else (3,)
+    if bands not in allowed:
+        return f"{codec.upper()} encodes {' or '.join(map(str, allowed))} bands, not {bands}"
+    return None
 
 
 def build_job(
@@ -397,26 +467,42 @@ def build_job(
     gdal: dict[str, str],
     output: PartsWriter,
 ) -> tuple[TileJob, CogSpec]:
-    """The tile job and the COG's header spec for writing ``src_path`` with ``profile``."""
+    """The tile job and the COG's header spec for writing ``src_path`` with ``profile``.
+    The job's plan (not ``plan``) is the one to follow: without overviews it has one level."""
     bands = [
         b for b in range(1, info.count + 1) if not (profile.drop_alpha and b == info.alpha_index)
     ]
-    lossy = not profile.lossless
+    if profile.overviews == "none":
+        plan = replace(plan, nlevels=1)
+    # JPEG/WEBP carry the profile's mask; exact and bounded codecs keep the source's
+    # dataset mask, and their overviews still skip nodata and transparent pixels.
+    lossy = profile.codec in LOSSY
     mask_source = profile.mask if lossy else ("dataset" if info.has_dataset_mask else "none")
     if not lossy and mask_source == "none":
-        # Overviews still skip nodata and transparent pixels when averaging.
         mask_source = (
             "alpha" if info.alpha_index else ("nodata" if info.nodata is not None else "none")
         )
     has_mask = (lossy and profile.mask != "none") or (not lossy and info.has_dataset_mask)
-    codec = TileCodec.for_profile(profile.codec, profile.quality, info.dtype, len(bands))
-    tables = None
-    if codec.codec == "jpeg":
-        probe = np.zeros((TILE, TILE, len(bands)), dtype=info.dtype)
-        tables = jpeg_tables(split_jpeg(codec.encode(probe))[0])
-    photometric, template_photo = _photometric(info, profile, bands)
+    alpha = bands.index(info.alpha_index) if info.alpha_index in bands else None
+    codec = TileCodec.from_profile(profile, info.dtype, len(bands), nodata=info.nodata, alpha=alpha)
+    overview_codec = _overview_codec(profile, info, bands, alpha) if plan.nlevels > 1 else None
+    tables = _probe_tables(codec)
+    overview_tables = _probe_tables(overview_codec) if overview_codec is not None else None
+    photometric, template_photo = _photometric(info, profile.codec, bands)
+    overview_ifd = None
+    if overview_codec is not None:
+        overview_ifd = IfdCodec(
+            overview_codec.codec,
+            _photometric(info, overview_codec.codec, bands)[0],
+            overview_codec.predictor,
+            overview_tables,
+            overview_codec.lerc_parameters,
+        )
+    max_z_error = None
+    if codec.codec == "lerc":
+        max_z_error = min(codec.max_error) if codec.bounded else 0.0
     with gdal_env(gdal), open_source(src_path) as src:
-        template = template_tags(src, bands, template_photo)
+        template = template_tags(src, bands, template_photo, max_z_error=max_z_error)
     spec = CogSpec(
         width=info.width,
         height=info.height,
@@ -430,6 +516,9 @@ def build_job(
         or needs_bigtiff(info.width, info.height, len(bands), info.dtype),
         jpeg_tables=tables,
         template=template,
+        lerc=codec.lerc_parameters,
+        overview=overview_ifd,
+        nlevels=plan.nlevels,
     )
     job = TileJob(
         source=src_path,
@@ -445,8 +534,23 @@ def build_job(
         output=output,
         parts=tuple(sorted(plan.part_numbers().items())),
         tables=tables,
+        overview_codec=overview_codec,
+        overview_tables=overview_tables,
     )
     return job, spec
+
+
+def level_bytes(segments: Iterable[Segment]) -> TileBytes:
+    """Bytes of the tiles (image and mask tiles, without their leaders and trailers) at full
+    resolution and in the overviews: together, every tile byte of the file."""
+    full = overview = 0
+    for g in segments:
+        n = sum(size + (mask or 0) for size, mask in g.sizes)
+        if g.level:
+            overview += n
+        else:
+            full += n
+    return TileBytes(full, overview)
 
 
 @dataclass
@@ -536,7 +640,7 @@ def layout(job: TileJob, spec: CogSpec, segments: list[Segment]) -> tuple[list[P
             part.pad = minimum - part.length
     offsets: dict[tuple[int, bool], list[int]] = {}
     counts: dict[tuple[int, bool], list[int]] = {}
-    for level, lv in enumerate(pyramid(spec.width, spec.height)):
+    for level, lv in enumerate(spec.levels):
         for is_mask in (False, True) if spec.has_mask else (False,):
             offsets[(level, is_mask)] = [0] * lv.ntiles
             counts[(level, is_mask)] = [0] * lv.ntiles
@@ -573,14 +677,14 @@ def put_parts(job: TileJob, parts: list[Part]) -> list[PartSent]:
 # --- in one process ----------------------------------------------------------------------------
 
 
-def write_local(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> Path:
+def write_local(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> EncodedCog:
     """The tile writer in this process, for a scene small enough for one task: the same
     strips, tree and layout as the chunked path, written to ``dst`` (the caller verifies
     it with GDAL)."""
-    plan = StripPlan.sized(info)
     output = DirectoryParts.create(dst)
     try:
-        job, spec = build_job(src_path, info, profile, plan, {}, output)
+        job, spec = build_job(src_path, info, profile, StripPlan.sized(info), {}, output)
+        plan = job.plan
         segments: list[Segment] = []
         leftovers: list[Leftover | None] = []
         for strip in range(plan.nstrips):
@@ -598,7 +702,8 @@ def write_local(src_path: str, dst: Path, profile: Profile, info: RasterInfo) ->
                 layer.append(leftover)
             below = layer
         parts, total = layout(job, spec, segments)
-        output.complete(put_parts(job, parts), total)
+        written = output.complete(put_parts(job, parts), total)
     finally:
         output.abort()
-    return dst
+    tiles = level_bytes(segments)
+    return EncodedCog(dst, written.size, tiles.full, tiles.overview)

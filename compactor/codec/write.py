@@ -9,18 +9,21 @@ from ..errors import EncodeError
 from ..gdal.errors import clean, gdal_errors
 from ..gdal.info import RasterInfo
 from .gdal_writer import write_cog_gdal
+from .layout import EncodedCog, tile_bytes
 from .profile import Profile
 from .tile_writer import write_local
 
 
 def uses_tile_writer(profile: Profile, info: RasterInfo) -> bool:
-    """compactor's tile writer (libjpeg-turbo, libwebp, libdeflate, zstd; one pass) where it
-    can; GDAL's COG driver for its other codecs and for GCP- or RPC-georeferenced scenes."""
+    """compactor's tile writer (libjpeg-turbo, libwebp, libdeflate, zstd, LZW, LERC; one
+    pass) where it can; GDAL's COG driver for scenes georeferenced by GCPs or RPCs (and any
+    codec the tile writer lacks)."""
     return profile.codec in TILE_WRITER and not info.has_gcps_or_rpcs
 
 
-def write_cog(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> Path:
-    """Encode ``src_path`` (a GDAL path) as a COG at local path ``dst`` (in this process)."""
+def encode_cog(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> EncodedCog:
+    """Encode ``src_path`` (a GDAL path) as a COG at local path ``dst`` (in this process);
+    the result says its size and its tile bytes at full resolution and in overviews."""
     if uses_tile_writer(profile, info):
         try:
             return write_local(src_path, dst, profile, info)
@@ -29,4 +32,11 @@ def write_cog(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> P
             raise EncodeError(
                 f"GDAL could not read the scene ({profile.label}): {clean(err)}"
             ) from err
-    return write_cog_gdal(src_path, dst, profile, info)
+    write_cog_gdal(src_path, dst, profile, info)
+    tiles = tile_bytes(dst)
+    return EncodedCog(dst, dst.stat().st_size, tiles.full, tiles.overview)
+
+
+def write_cog(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> Path:
+    """:func:`encode_cog`, returning only the path."""
+    return encode_cog(src_path, dst, profile, info).path

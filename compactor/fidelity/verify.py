@@ -1,11 +1,18 @@
 """Checks an output must pass before its original may be archived.
 
-1. It opens and ``rio_cogeo.cog_validate`` reports no errors.
-2. It keeps width, height, dtype, CRS, transform, nodata, band descriptions, colour
-   interpretation, colour table and dataset tags (band count may drop by one where
-   an alpha band became the mask).
-3. Pixels: lossless codecs equal the source everywhere (NaN equals NaN). Lossy codecs
-   have exactly the source's validity mask, and their SSIM is measured.
+1. It opens and ``rio_cogeo.cog_validate`` reports no errors; GDAL decodes every overview
+   level, and there are none where the profile says so.
+2. It keeps width, height, dtype, CRS, transform, GCPs, RPCs, nodata, band descriptions,
+   units, colour interpretation, colour table, scales and offsets, and exactly the items of
+   every metadata domain of the dataset and of each band that a GeoTIFF carries (the
+   default domain with ``STATISTICS_*`` and ``TIFFTAG_*`` items, ``IMD``, custom domains;
+   not the structural ones, :data:`~compactor.codec.layout.STRUCTURAL_DOMAINS`). The band
+   count may drop by one where an alpha band became the mask.
+3. Pixels: lossless codecs equal the source everywhere (NaN equals NaN). Bounded codecs
+   (LERC with an error) keep the source's mask, nodata, NaN and infinities exactly, and
+   every valid value within its band's bound (:mod:`compactor.fidelity.metrics`); their
+   largest error per band, RMSE and PSNR are reported. Lossy codecs have exactly the
+   source's validity mask, and their SSIM is measured. Every pixel of every band is read.
 
 SSIM is ``skimage.metrics.structural_similarity`` with its default 7x7 window, per
 band, ``data_range`` the dtype's range, invalid pixels set to 0 in both images; a
@@ -20,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,25 +35,20 @@ import rasterio
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
+from ..codec.layout import carried_domains
 from ..codec.profile import Profile, dtype_range
 from ..errors import VerificationError
 from ..gdal.errors import clean, gdal_errors
 from ..gdal.info import RasterInfo, open_source
+from .metrics import ErrorStats, Fidelity, check_band
 from .ssim import HALO, WIN, ssim_sum, window_size
+
+__all__ = ["Fidelity", "check_metadata", "check_output", "compare_pixels", "validate_cog"]
 
 log = logging.getLogger(__name__)
 
 #: Pixels per strip and band read at once while comparing (about 32 MB as float64).
 STRIP_PIXELS = 4_000_000
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """How close an output is to its source."""
-
-    exact: bool
-    ssim: float | None
-    psnr: float | None
 
 
 def validate_cog(path: str) -> None:
@@ -107,13 +109,51 @@ def check_metadata(src: Any, out: Any, info: RasterInfo, profile: Profile) -> No
             problems.append(f"scales/offsets {out_so} != {src_so}")
         if info.has_colormap and out.colormap(1) != src.colormap(1):
             problems.append("colour table differs")
-    # GTiff does not store empty metadata items, so only non-empty values must survive.
-    out_tags = out.tags()
-    lost = {k: v for k, v in info.tags.items() if v not in ("", None) and out_tags.get(k) != v}
-    if lost:
-        problems.append(f"dataset tags lost or changed: {sorted(lost)[:10]}")
+        src_units = [(src.units[b - 1] or None) if src.units else None for b in bands]
+        out_units = [u or None for u in out.units] if out.units else [None] * len(bands)
+        if out_units != src_units:
+            problems.append(f"units {out_units} != {src_units}")
+        for i, b in enumerate(bands, start=1):
+            problems += _lost_items(src, out, f"band {b}", b, i)
+    problems += _lost_items(src, out, "dataset", None, None)
+    problems += _georeferencing(src, out)
     if problems:
         raise VerificationError("output metadata differs from the source: " + "; ".join(problems))
+
+
+def _lost_items(
+    src: Any, out: Any, what: str, src_band: int | None, out_band: int | None
+) -> list[str]:
+    """Items of the default domain and every carried domain of the dataset (band ``None``)
+    or of a band that the output lost or changed. GTiff does not store empty items, so only
+    non-empty values must survive."""
+    problems: list[str] = []
+    src_ns = src.tag_namespaces() if src_band is None else src.tag_namespaces(src_band)
+    for ns in [None, *carried_domains(src_ns)]:
+        theirs = src.tags(src_band, ns=ns) if src_band else src.tags(ns=ns)
+        ours = out.tags(out_band, ns=ns) if out_band else out.tags(ns=ns)
+        lost = sorted(k for k, v in theirs.items() if v not in ("", None) and ours.get(k) != v)
+        if lost:
+            domain = f"domain {ns}" if ns else "default domain"
+            problems.append(f"{what} {domain}: items lost or changed: {lost[:10]}")
+    return problems
+
+
+def _georeferencing(src: Any, out: Any) -> list[str]:
+    """GCPs and RPCs (scenes GDAL's COG driver writes) must come back as they were."""
+    problems: list[str] = []
+    src_gcps, src_gcp_crs = src.gcps
+    if src_gcps:
+        out_gcps, out_gcp_crs = out.gcps
+
+        def key(gcps: Any) -> list[tuple[float, ...]]:
+            return [(g.row, g.col, g.x, g.y, g.z or 0.0) for g in gcps]
+
+        if key(out_gcps) != key(src_gcps) or out_gcp_crs != src_gcp_crs:
+            problems.append("ground control points differ")
+    if src.rpcs is not None and (out.rpcs is None or out.rpcs.to_dict() != src.rpcs.to_dict()):
+        problems.append("RPCs differ")
+    return problems
 
 
 def _strips(height: int, width: int, bands: int) -> Iterator[tuple[int, int]]:
@@ -191,14 +231,45 @@ def _require_equal(a: np.ndarray, b: np.ndarray, bands: list[int], first_row: in
     )
 
 
+def _pixel_validity(
+    src: Any,
+    out: Any,
+    info: RasterInfo,
+    bands: list[int],
+    win: Any,
+    core: slice,
+    s_all: np.ndarray,
+    o_img: np.ndarray,
+) -> np.ndarray | None:
+    """The pixels an exact or bounded output's mask says are data, checked to be the
+    source's: its dataset mask, or its alpha band (None: every pixel)."""
+    if info.has_dataset_mask:
+        s_mask = src.read_masks(1, window=win)[core] > 0
+        if not np.array_equal(s_mask, out.read_masks(1, window=win)[core] > 0):
+            raise VerificationError("output's mask differs from the source's")
+        return np.asarray(s_mask)
+    if info.alpha_index and info.alpha_index in bands:
+        s_alpha = s_all[info.alpha_index - 1][core] > 0
+        o_alpha = o_img[bands.index(info.alpha_index)][core] > 0
+        if not np.array_equal(s_alpha, o_alpha):
+            raise VerificationError(
+                "output's transparent pixels (alpha 0) differ from the source's"
+            )
+        return np.asarray(s_alpha)
+    return None
+
+
 def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fidelity:
     """Compare pixels strip by strip. Lossless: raise unless every pixel is equal.
-    Lossy: raise unless the validity masks are identical; return SSIM and PSNR."""
+    Bounded: raise unless nodata is exact and every valid value within its band's bound;
+    return the errors. Lossy: raise unless the validity masks are identical; return SSIM,
+    PSNR and the errors."""
 
     bands = _kept_bands(info, profile)
     height, width = info.height, info.width
     rng = dtype_range(info.dtype)
     ssims = [_SSIMSum(height, width, rng) for _ in bands]
+    stats = ErrorStats(len(bands))
     sq_err = 0.0
     n_valid = 0
     all_equal = True
@@ -219,6 +290,15 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
                 if not np.array_equal(s_mask, out.read_masks(1, window=win)[core] > 0):
                     raise VerificationError("lossless output's mask differs from the source's")
             continue
+        if profile.bounded:
+            px = _pixel_validity(src, out, info, bands, win, core, s_all, o_img)
+            for k, b in enumerate(bands):
+                a_v, b_v = check_band(
+                    s_img[k, core], o_img[k, core], px, info.nodata, profile.band_error(k),
+                    f"band {b}", r0,
+                )  # fmt: skip
+                stats.add(k, a_v, b_v)
+            continue
         s_valid = source_validity(src, info, win, s_all)
         o_valid = out.dataset_mask(window=win) > 0
         if not np.array_equal(s_valid[core], o_valid[core]):
@@ -230,14 +310,37 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
             all_equal = False
         for k in range(len(bands)):
             ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
-        err = (s_f[:, core] - o_f[:, core])[:, s_valid[core]]
+        core_valid = s_valid[core]
+        for k in range(len(bands)):
+            stats.add(k, s_f[k, core][core_valid], o_f[k, core][core_valid])
+        err = (s_f[:, core] - o_f[:, core])[:, core_valid]
         sq_err += float(np.square(err).sum())
         n_valid += err.size
     if profile.lossless:
-        return Fidelity(exact=True, ssim=1.0, psnr=None)
+        return Fidelity.identical(len(bands))
+    if profile.bounded:
+        return stats.fidelity(info.dtype, None)
     ssim = min(s.value(all_equal) for s in ssims) if ssims else 1.0
     psnr = None if sq_err == 0 or n_valid == 0 else 10 * math.log10(rng**2 / (sq_err / n_valid))
-    return Fidelity(exact=all_equal, ssim=ssim, psnr=psnr)
+    measured = stats.fidelity(info.dtype, ssim)
+    return replace(measured, exact=all_equal, psnr=psnr)
+
+
+def check_overviews(path: str, profile: Profile) -> None:
+    """GDAL decodes every overview level of ``path`` whole (strip by strip), and there are
+    none where the profile says so. Raises :class:`VerificationError`."""
+    with rasterio.open(path) as out:
+        factors = out.overviews(1)
+        big = out.width > 512 or out.height > 512
+    if profile.overviews == "none" and factors:
+        raise VerificationError(f"output has overviews {factors}; the profile says none")
+    if profile.overviews != "none" and big and not factors:
+        raise VerificationError("output has no overviews")
+    for level in range(len(factors)):
+        with rasterio.open(path, OVERVIEW_LEVEL=level) as ovr:
+            rows = max(1, STRIP_PIXELS // max(1, ovr.width * ovr.count))
+            for r0 in range(0, ovr.height, rows):
+                ovr.read(window=Window(0, r0, ovr.width, min(rows, ovr.height - r0)))
 
 
 def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profile) -> Fidelity:
@@ -245,6 +348,7 @@ def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profil
 
     validate_cog(out_path)
     try:
+        check_overviews(out_path, profile)
         with open_source(src_path) as src, rasterio.open(out_path) as out:
             check_metadata(src, out, info, profile)
             return compare_pixels(src, out, info, profile)
