@@ -153,7 +153,7 @@ def _write_cog(path: Path, data: np.ndarray, profile: dict[str, Any], **options:
 def _source_rgb(size: int) -> tuple[np.ndarray, np.ndarray, Any]:
     """RGB.byte.tif upsampled to ``size`` (float32, 3 bands), its footprint, its CRS. The
     collar is filled with the nearest valid pixel first, so the cubic upsampling does not
-    darken the footprint's edge towards 0."""
+    darken the footprint's edge towards 0 (its overshoots are clipped to 0-255)."""
     from scipy.ndimage import distance_transform_edt
 
     with rasterio.open(RGB) as src:
@@ -162,7 +162,7 @@ def _source_rgb(size: int) -> tuple[np.ndarray, np.ndarray, Any]:
         crs = src.crs
     _, (iy, ix) = distance_transform_edt(~valid, return_indices=True)
     rgb = rgb[:, iy, ix]
-    up = np.stack([_zoom(b, (size, size), 3) for b in rgb])
+    up = np.clip(np.stack([_zoom(b, (size, size), 3) for b in rgb]), 0, 255)
     footprint = _zoom(valid.astype(np.uint8), (size, size), 0) > 0
     return up, footprint, crs
 
@@ -631,6 +631,22 @@ POLICIES_GDAL = {"full": "full", "lossy": "full", "none": "none"}
 # ---------------------------------------------------------------------------- main
 
 
+def code_version() -> str:
+    """The checkout's commit, and the newest main commit it contains."""
+
+    def git(*a: str) -> str:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), *a], capture_output=True, text=True, check=False
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = " (uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    base = git("merge-base", "HEAD", "main")
+    main = git("rev-parse", "--short", base) if base else ""
+    return f"{head}{dirty}" + (f", main {main} merged" if main else "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -718,16 +734,10 @@ def main() -> int:
                     r.bytes = r.path.stat().st_size if r.bytes is None else r.bytes
         print(f"errors measured: {time.perf_counter() - t0:.1f} s")
 
-        head = subprocess.run(
-            ["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
         print(
             f"\n## bench_science: {size} x {size}, {args.scenes} Landsat-like scene(s), "
             f"compactor --workers {args.workers}, GDAL {rasterio.__gdal_version__} "
-            f"NUM_THREADS=1; repo at {head[:60]}"
+            f"NUM_THREADS=1; code at {code_version()}"
         )
         for inp in inputs:
             print_input_table(inp, rows[inp.name])
