@@ -76,6 +76,11 @@ COMPRESSION: dict[str, int] = {name: c.tiff for name, c in CODECS.items()}
 AUTO_LOSSLESS = "zstd"
 #: A lossy codec's quality when none is given (the AWS Lambda pattern's 75).
 DEFAULT_QUALITY = 75
+#: ``--overviews lossy``: JPEG quality of 8-bit overviews, and LERC's bound on the others'
+#: as a fraction of each band's valid range (overviews are averages made for display: an
+#: error of 0.2 % of the range is far below what a screen shows).
+OVERVIEW_QUALITY = 75
+OVERVIEW_ERROR = 0.005
 QUALITY_MIN, QUALITY_MAX = 1, 100
 
 

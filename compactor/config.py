@@ -228,7 +228,7 @@ class Encoding(BaseModel):
     bigtiff: Literal["auto", "yes"]
     max_error: ErrorBound | None = None
     effort: Effort = "default"
-    overviews: Overviews = "full"
+    overviews: Overviews = "lossy"
 
 
 class Limits(BaseModel):
@@ -313,8 +313,9 @@ class Settings(BaseModel):
     #: :data:`~compactor.fidelity.lossless.EFFORT_FLOOR`), ``max`` (every candidate).
     effort: Effort = "default"
     #: Overviews: ``full`` (the full resolution's encoding), ``lossy`` (a lossy encoding:
-    #: overviews are derived data), ``none``.
-    overviews: Overviews = "full"
+    #: overviews are derived data; dropped where they alone would leave a scene as it is),
+    #: ``none``. The README's "16-bit and float data" tells why ``lossy`` is the default.
+    overviews: Overviews = "lossy"
     #: A scene is only replaced when its COG is at least this fraction smaller than the
     #: original as stored; otherwise it is skipped and left as it is. 0: any saving;
     #: negative values accept larger outputs (-1: up to twice the size).
@@ -454,6 +455,12 @@ class Settings(BaseModel):
             raise ValueError(
                 "quality auto searches for the lowest quality that meets min_ssim; "
                 "it needs min_ssim > 0"
+            )
+        if self.max_error is not None and self.codec not in ("auto", "auto-lossy", "lerc"):
+            raise ValueError(
+                f"max_error bounds LERC's error; codec {self.codec} is "
+                + ("lossy (held to min_ssim)" if self.codec in ("jpeg", "webp") else "lossless")
+                + ": use codec auto or lerc with it"
             )
         return self
 

@@ -205,9 +205,11 @@ def selection_options(func: F) -> F:
         click.option(
             "--overviews",
             type=click.Choice(["full", "lossy", "none"]),
-            help="full: overviews in the full resolution's encoding; lossy: in a lossy one "
-            "(overviews are derived data: JPEG/WEBP for 8-bit, LERC within a relative bound "
-            "for the rest); none: no overviews." + default("overviews"),
+            help="full: overviews in the full resolution's encoding; lossy: a lossless or "
+            "bounded scene's overviews, which are derived data, in a lossy encoding (JPEG for "
+            "8-bit greyscale/RGB, LERC within 0.5% of each band's range for the rest; dropped "
+            "where they alone would leave the scene as it is); none: no overviews."
+            + default("overviews"),
         ),
         click.option(
             "--min-saving",

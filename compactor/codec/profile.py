@@ -11,12 +11,22 @@ clear reason when they cannot encode it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from ..codecs import AUTO_LOSSLESS, CODECS, DEFAULT_QUALITY, LOSSLESS, LOSSY
+from ..codecs import (
+    AUTO_LOSSLESS,
+    CODECS,
+    DEFAULT_QUALITY,
+    LOSSLESS,
+    LOSSY,
+    OVERVIEW_ERROR,
+    OVERVIEW_QUALITY,
+    ErrorBound,
+)
 from ..errors import UnsupportedCodecError
 from ..gdal.info import RasterInfo
 
@@ -63,6 +73,12 @@ class Profile:
     overview: Profile | None = None
 
     @property
+    def lossy_overviews(self) -> bool:
+        """Overviews encoded with their own (lossy) profile: ``overviews="lossy"`` on a
+        lossless or bounded full resolution (a JPEG/WEBP scene's overviews are lossy already)."""
+        return self.overviews == "lossy" and self.overview is not None and self.codec not in LOSSY
+
+    @property
     def bounded(self) -> bool:
         """Lossy within an error bound (LERC with a max error above 0): verified by the
         largest error on the valid pixels, not by SSIM."""
@@ -98,7 +114,7 @@ class Profile:
         if self.bounded:
             assert self.max_error is not None
             text += " ±" + "/".join(f"{e:g}" for e in self.max_error)
-        if self.overviews != "full":
+        if self.overviews == "none" or self.lossy_overviews:
             text += f", overviews {self.overviews}"
         return text
 
@@ -132,8 +148,9 @@ class Profile:
             opts["MAX_Z_ERROR"] = f"{self.smallest_error:.17g}"
         if self.overviews == "none":
             opts["OVERVIEWS"] = "NONE"
-        elif self.overviews == "lossy" and self.overview is not None:
+        elif self.lossy_overviews:
             ovr = self.overview
+            assert ovr is not None
             opts["OVERVIEW_COMPRESS"] = _gdal_compress(ovr)
             if ovr.codec in LOSSY:
                 opts["OVERVIEW_QUALITY"] = str(ovr.quality or DEFAULT_QUALITY)
@@ -155,6 +172,16 @@ def _gdal_compress(profile: Profile) -> str:
     if profile.codec == "lerc" and profile.lerc_inner:
         return f"LERC_{profile.lerc_inner.upper()}"
     return profile.codec.upper()
+
+
+def resolved_predictor(profile: Profile, dtype: str) -> int | None:
+    """The TIFF predictor ``profile`` writes ``dtype`` data with (``None``: its codec takes
+    none)."""
+    if profile.codec not in PREDICTED:
+        return None
+    if profile.predictor is not None:
+        return profile.predictor
+    return 3 if np.dtype(dtype).kind == "f" else 2
 
 
 def _mask_source(info: RasterInfo) -> MaskSource:
@@ -197,19 +224,117 @@ def lossless_problem(codec: str, info: RasterInfo) -> str | None:
     return None
 
 
+#: A band's valid range on the scene's sample: (smallest, largest) valid value.
+BandRange = tuple[float, float]
+
+
+def resolve_bound(
+    bound: ErrorBound, info: RasterInfo, ranges: Sequence[BandRange] | None
+) -> tuple[float, ...] | None:
+    """``--max-error`` in data units for each band of ``info`` (``None``: lossless).
+
+    A relative bound is a fraction of each band's valid range on the scene's sample
+    (``ranges``). Integer data cannot hold an error below 1: a bound under 0.5 is lossless,
+    and LERC uses the whole part of any other (``floor(E)``), which is what it is held to."""
+    n = info.count
+    values = bound.values
+    if len(values) not in (1, n):
+        raise UnsupportedCodecError(
+            f"--max-error gives {len(values)} bounds for {n} bands: give one, or one per band"
+        )
+    per_band = list(values) * (n if len(values) == 1 else 1)
+    if bound.relative:
+        if ranges is None or len(ranges) != n:
+            raise ValueError("a relative error bound needs each band's valid range")
+        per_band = [f * max(0.0, hi - lo) for f, (lo, hi) in zip(per_band, ranges, strict=True)]
+    if np.dtype(info.dtype).kind in "ui":
+        per_band = [float(math.floor(e)) if e >= 0.5 else 0.0 for e in per_band]
+        per_band = [max(e, 1.0) if e > 0 else 0.0 for e in per_band]
+    if max(per_band) <= 0:
+        return None
+    return tuple(per_band)
+
+
+def bound_applies(info: RasterInfo, codec: str) -> bool:
+    """Whether ``--max-error`` governs this scene under ``--codec``: LERC asked for, or
+    ``auto`` on a scene that is not 8-bit imagery for JPEG (those keep the SSIM bar) and
+    has no colour table (palette indices must stay exact)."""
+    if info.has_colormap or info.dtype not in (CODECS["lerc"].dtypes or ()):
+        return False
+    if codec == "lerc":
+        return True
+    return codec in ("auto", "auto-lossy") and lossy_problem("jpeg", info) is not None
+
+
+def needs_ranges(
+    info: RasterInfo, codec: str, max_error: ErrorBound | None, overviews: OverviewPolicy
+) -> bool:
+    """Whether :func:`choose_profile` needs the bands' valid ranges on the sample: a
+    relative error bound, or lossy overviews held to a relative bound."""
+    relative = max_error is not None and max_error.relative and bound_applies(info, codec)
+    return relative or (overviews == "lossy" and _overview_kind(info) == "lerc")
+
+
+def _overview_kind(info: RasterInfo) -> Literal["jpeg", "lerc"] | None:
+    """The lossy encoding of this scene's overviews under ``--overviews lossy`` when its full
+    resolution is lossless: JPEG for 8-bit greyscale or RGB without nodata or alpha (a JPEG
+    overview would move the edges of nodata areas), LERC within a relative bound for the
+    rest; none for palette scenes (averaged indices mean nothing; they are taken NEAREST
+    and kept exact)."""
+    if info.has_colormap:
+        return None
+    plain = info.nodata is None and not info.alpha_index and not info.has_dataset_mask
+    if info.dtype == "uint8" and plain and info.count in (1, 3):
+        return "jpeg"
+    if info.dtype in (CODECS["lerc"].dtypes or ()):
+        return "lerc"
+    return None
+
+
+def overview_profile(
+    info: RasterInfo, full_error: tuple[float, ...] | None, ranges: Sequence[BandRange] | None
+) -> Profile | None:
+    """The overviews' profile under ``--overviews lossy`` (``None``: they stay as the full
+    resolution is). LERC's bound is :data:`~compactor.codecs.OVERVIEW_ERROR` of each band's
+    valid range on the sample, and never tighter than the full resolution's own bound."""
+    kind = _overview_kind(info)
+    if kind == "jpeg":
+        return Profile(codec="jpeg", quality=OVERVIEW_QUALITY)
+    if kind is None:
+        return None
+    relative = resolve_bound(ErrorBound((OVERVIEW_ERROR,), relative=True), info, ranges)
+    if relative is None:
+        return None
+    if full_error is not None:
+        relative = tuple(max(a, b) for a, b in zip(relative, full_error, strict=True))
+    return Profile(codec="lerc", max_error=relative, lerc_inner="zstd")
+
+
 def choose_profile(
-    info: RasterInfo, codec: str = "auto", quality: int | str | None = None
+    info: RasterInfo,
+    codec: str = "auto",
+    quality: int | str | None = None,
+    *,
+    max_error: ErrorBound | None = None,
+    overviews: OverviewPolicy = "full",
+    ranges: Sequence[BandRange] | None = None,
 ) -> Profile:
-    """The profile for ``info`` under ``--codec``/``--quality`` (``auto-lossy`` starts as
-    ``auto`` does; :mod:`compactor.quality` may then pick WEBP; an ``"auto"`` quality
-    starts at the default and is searched there).
+    """The profile for ``info`` under ``--codec``/``--quality``/``--max-error``/
+    ``--overviews`` (``auto-lossy`` starts as ``auto`` does; :mod:`compactor.fidelity.quality`
+    may then pick WEBP; an ``"auto"`` quality starts at the default and is searched there;
+    the lossless codec, level and predictor are then searched on the sample by
+    :mod:`compactor.fidelity.lossless`). ``ranges``: each band's valid range on the sample,
+    where :func:`needs_ranges` says so.
 
     Raises :class:`UnsupportedCodecError` for an impossible combination.
     """
     if not isinstance(quality, int):
         quality = None
+    asked = codec
     if codec in ("auto", "auto-lossy"):
         codec = "jpeg" if lossy_problem("jpeg", info) is None else AUTO_LOSSLESS
+    resampling = _resampling(info)
+    ovr = overview_profile(info, None, ranges) if overviews == "lossy" else None
     if codec in LOSSY:
         problem = lossy_problem(codec, info)
         if problem:
@@ -220,14 +345,39 @@ def choose_profile(
             quality=quality or DEFAULT_QUALITY,
             mask=mask,
             drop_alpha=mask == "alpha",
-            resampling=_resampling(info),
+            resampling=resampling,
+            overviews=overviews,
+            overview=ovr,
         )
-    if codec in LOSSLESS:
-        problem = lossless_problem(codec, info)
-        if problem:
-            raise UnsupportedCodecError(problem)
-        return Profile(codec=codec, resampling=_resampling(info))
-    raise UnsupportedCodecError(f"unknown codec {codec!r}")
+    if codec not in LOSSLESS:
+        raise UnsupportedCodecError(f"unknown codec {codec!r}")
+    if max_error is not None and bound_applies(info, asked):
+        bound = resolve_bound(max_error, info, ranges)
+        if bound is not None:
+            if overviews == "lossy":
+                ovr = overview_profile(info, bound, ranges)
+            return Profile(
+                codec="lerc", max_error=bound, lerc_inner="zstd", resampling=resampling,
+                overviews=overviews, overview=ovr,
+            )  # fmt: skip
+        if asked != "lerc":  # an integer bound below 0.5: lossless, searched like any
+            codec = AUTO_LOSSLESS
+    problem = lossless_problem(codec, info)
+    if problem:
+        raise UnsupportedCodecError(problem)
+    return Profile(codec=codec, resampling=resampling, overviews=overviews, overview=ovr)
+
+
+def lossless_fallback(profile: Profile) -> Profile:
+    """The last resort of a lossy scene that misses its bar: lossless, with the scene's
+    overview policy."""
+    return Profile(
+        codec=AUTO_LOSSLESS,
+        resampling=profile.resampling,
+        force_bigtiff=profile.force_bigtiff,
+        overviews=profile.overviews,
+        overview=profile.overview,
+    )
 
 
 def fallback_profiles(profile: Profile, info: RasterInfo) -> list[Profile]:
@@ -237,13 +387,7 @@ def fallback_profiles(profile: Profile, info: RasterInfo) -> list[Profile]:
         return []
     q = profile.quality or DEFAULT_QUALITY
     rungs = [replace(profile, quality=r) for r in QUALITY_LADDER if r > q]
-    rungs.append(
-        Profile(
-            codec=AUTO_LOSSLESS,
-            resampling=profile.resampling,
-            force_bigtiff=profile.force_bigtiff,
-        )
-    )
+    rungs.append(lossless_fallback(profile))
     return rungs
 
 

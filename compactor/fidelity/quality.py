@@ -31,10 +31,10 @@ from typing import TypeVar
 import numpy as np
 import rasterio
 
-from ..codec.profile import Profile, fallback_profiles, lossy_problem
+from ..codec.profile import Profile, fallback_profiles, lossless_fallback, lossy_problem
 from ..codec.tiles import TILE, TileCodec, pad_tile
 from ..codec.write import write_cog
-from ..codecs import AUTO_LOSSLESS, LOSSY
+from ..codecs import LOSSY
 from ..errors import SceneError, VerificationError
 from ..gdal.info import RasterInfo
 from ..report.aggregate import FixedQualityComparison
@@ -176,19 +176,13 @@ def search(
         jpeg_quality=jpeg_quality,
     )
     if best is None:
-        chosen = lossless_profile(profile)
+        chosen = lossless_fallback(profile)
         log.info("no lossy quality meets SSIM %.3f on the sample; lossless", policy.min_ssim)
         return chosen, record
     chosen = best[1]
     assert chosen.quality is not None
     record.codec, record.quality = chosen.codec, chosen.quality
     return chosen, record
-
-
-def lossless_profile(profile: Profile) -> Profile:
-    return Profile(
-        codec=AUTO_LOSSLESS, resampling=profile.resampling, force_bigtiff=profile.force_bigtiff
-    )
 
 
 def confirm_ladder(chosen: Profile) -> list[Profile]:
@@ -198,7 +192,7 @@ def confirm_ladder(chosen: Profile) -> list[Profile]:
         return []
     assert chosen.quality is not None
     ups = sorted({min(QUALITY_MAX, chosen.quality + s) for s in CONFIRM_STEPS} - {chosen.quality})
-    return [replace(chosen, quality=q) for q in ups] + [lossless_profile(chosen)]
+    return [replace(chosen, quality=q) for q in ups] + [lossless_fallback(chosen)]
 
 
 class Ladder:

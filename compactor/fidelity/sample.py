@@ -113,3 +113,23 @@ def write_sample(
     return Sample(
         path=path, info=read_info(str(path)), raw_bytes=int(mosaic.nbytes), windows=tuple(windows)
     )
+
+
+def valid_ranges(sample: Sample) -> list[tuple[float, float]]:
+    """Each band's smallest and largest valid value on the sample (nodata, NaN, infinities
+    and masked pixels left out; (0, 0) for a band with none): what a relative error bound
+    is a fraction of."""
+    info = sample.info
+    out = []
+    with rasterio.open(sample.path) as src:
+        mask = src.dataset_mask() > 0 if info.has_dataset_mask or info.alpha_index else None
+        for b in range(1, info.count + 1):
+            band = src.read(b)
+            ok = np.isfinite(band) if band.dtype.kind == "f" else np.ones(band.shape, bool)
+            if info.nodata is not None and not np.isnan(info.nodata):
+                ok &= band != np.asarray(info.nodata).astype(band.dtype)
+            if mask is not None:
+                ok &= mask
+            values = band[ok]
+            out.append((float(values.min()), float(values.max())) if values.size else (0.0, 0.0))
+    return out

@@ -40,14 +40,16 @@ import xarray as xr
 from affine import Affine
 from rasterio.windows import Window
 
-from ..codec.profile import Profile, choose_profile, dtype_range
+from ..codec.profile import OverviewPolicy, Profile, choose_profile, dtype_range, needs_ranges
+from ..codec.tiles import LEVELS
 from ..codec.write import write_cog
+from ..codecs import AUTO_LOSSLESS, LOSSLESS, LOSSY, ErrorBound, parse_max_error, parse_quality
 from ..codecs import CODECS as REGISTRY
-from ..codecs import LOSSLESS, parse_quality
 from ..config import Settings, resolve_settings
 from ..errors import CompactorError, ConfigError, SceneError
+from ..fidelity.lossless import search_encoding
 from ..fidelity.quality import QUALITY_MAX, lowest_quality
-from ..fidelity.sample import Sample, Window4, write_sample
+from ..fidelity.sample import Sample, Window4, valid_ranges, write_sample
 from ..fidelity.ssim import ssim_map
 from ..fidelity.verify import check_output
 from ..gdal.env import gdal_env, scratch_dir
@@ -64,8 +66,9 @@ log = logging.getLogger(__name__)
 
 #: Columns of :attr:`Comparison.df`, one row per scene and profile.
 COLUMNS = [
-    "scene", "profile", "codec", "quality", "lossless", "raw_bytes", "bytes", "ratio",
-    "est_bytes", "bytes_in", "ssim", "psnr", "encode_s", "sample", "error",
+    "scene", "profile", "encoding", "codec", "quality", "lossless", "raw_bytes", "bytes",
+    "ratio", "est_bytes", "bytes_in", "ssim", "psnr", "max_error", "error_max", "encode_s",
+    "sample", "error",
 ]  # fmt: skip
 #: Columns of :meth:`Comparison.summary`, one row per profile.
 SUMMARY_COLUMNS = [
@@ -74,7 +77,7 @@ SUMMARY_COLUMNS = [
 ]  # fmt: skip
 #: Codec names a profile may start with: ``auto`` (the codec a run's ``codec: auto`` picks)
 #: and every codec of the registry.
-CODECS = ("auto", *REGISTRY)
+CODECS = ("auto", "lossless", *REGISTRY)
 
 
 # --- profiles ------------------------------------------------------------------------
@@ -82,32 +85,44 @@ CODECS = ("auto", *REGISTRY)
 
 @dataclass(frozen=True)
 class ProfileSpec:
-    """A profile as asked for: ``jpeg:75`` is codec ``jpeg`` at quality 75."""
+    """A profile as asked for: ``jpeg:75`` is codec ``jpeg`` at quality 75, ``zstd:19``
+    ZSTD at level 19, ``lerc:1`` LERC within 1 data unit, ``lossless:auto`` the smallest
+    lossless encoding of the sample (a run's encoding search)."""
 
     text: str
     codec: str
     quality: int | None = None
-    #: ``codec:auto``: the lowest quality that meets the SSIM bar on the sample.
+    #: ``codec:auto``: the lowest quality that meets the SSIM bar on the sample (lossy
+    #: codecs), or the smallest encoding of that codec (lossless ones, ``lossless``).
     auto: bool = False
+    #: ``zstd:19``, ``deflate:12``: the compression level.
+    level: int | None = None
+    #: ``lerc:2``: the largest error allowed on any valid pixel, in data units.
+    max_error: float | None = None
 
 
 def parse_spec(text: str) -> ProfileSpec:
-    """Check the syntax of a profile string (``codec``, ``codec:quality`` or
-    ``codec:auto``)."""
+    """Check the syntax of a profile string: ``codec``, ``codec:quality`` or ``codec:auto``
+    for lossy codecs; ``zstd:LEVEL``, ``deflate:LEVEL``, ``lerc:MAX_ERROR``, ``codec:auto``
+    and ``lossless:auto`` for lossless ones."""
     if not isinstance(text, str):
         raise ConfigError(f"a profile is a string like 'jpeg:75' or 'zstd', not {text!r}")
-    codec, sep, quality_text = text.strip().lower().partition(":")
-    codec = codec.strip()
+    codec, sep, value = text.strip().lower().partition(":")
+    codec, value = codec.strip(), value.strip()
     if codec not in CODECS:
         raise ConfigError(
             f"unknown codec {codec!r} in profile {text!r} (codecs: {', '.join(CODECS)})"
         )
+    if codec == "lossless":
+        if sep and value != "auto":
+            raise ConfigError(f"profile {text!r}: lossless takes only 'auto' (lossless:auto)")
+        return ProfileSpec("lossless:auto", codec, auto=True)
     if not sep:
         return ProfileSpec(codec, codec)
     if codec in LOSSLESS:
-        raise ConfigError(f"profile {text!r}: {codec} is lossless and takes no quality")
+        return _lossless_spec(text, codec, value)
     try:
-        quality = parse_quality(quality_text)
+        quality = parse_quality(value)
     except ValueError as err:
         raise ConfigError(f"profile {text!r}: {err}") from err
     if quality == "auto":
@@ -115,22 +130,74 @@ def parse_spec(text: str) -> ProfileSpec:
     return ProfileSpec(f"{codec}:{quality}", codec, quality)
 
 
+def _lossless_spec(text: str, codec: str, value: str) -> ProfileSpec:
+    if value == "auto":
+        return ProfileSpec(f"{codec}:auto", codec, auto=True)
+    if codec == "lerc":
+        try:
+            bound = parse_max_error(value)
+        except ValueError as err:
+            raise ConfigError(f"profile {text!r}: {err}") from err
+        if bound is not None and (bound.relative or len(bound.values) > 1):
+            raise ConfigError(f"profile {text!r}: give one error bound in data units (lerc:2)")
+        error = bound.values[0] if bound else 0.0
+        return ProfileSpec(f"lerc:{error:g}", codec, max_error=error)
+    levels = LEVELS.get(codec)
+    if levels is None:
+        raise ConfigError(f"profile {text!r}: {codec} is lossless and takes no level")
+    lo, hi = levels
+    if not value.isdigit() or not lo <= int(value) <= hi:
+        raise ConfigError(f"profile {text!r}: {codec} levels are whole numbers from {lo} to {hi}")
+    return ProfileSpec(f"{codec}:{int(value)}", codec, level=int(value))
+
+
+def spec_profile(
+    spec: ProfileSpec,
+    info: RasterInfo,
+    sample: Sample | None = None,
+    overviews: OverviewPolicy = "full",
+) -> Profile:
+    """The profile ``spec`` gives the raster ``info``: mask, alpha and overview resampling
+    chosen as a run would (:func:`~compactor.codec.profile.choose_profile`), overviews under
+    the policy given; ``lossless:auto`` and ``zstd:auto`` are searched on ``sample`` (a
+    lossy ``codec:auto`` is searched by :func:`compare`)."""
+    policy = overviews
+    ranges = None
+    codec = AUTO_LOSSLESS if spec.codec == "lossless" else spec.codec
+    bound = ErrorBound((spec.max_error,)) if spec.max_error else None
+    if sample is not None and needs_ranges(info, codec, bound, policy):
+        ranges = valid_ranges(sample)
+    elif policy == "lossy" and needs_ranges(info, codec, None, policy):
+        policy = "full"  # no sample to take the overviews' bound from
+    profile = choose_profile(
+        info, codec, spec.quality, max_error=bound, overviews=policy, ranges=ranges
+    )
+    if spec.level is not None:
+        profile = replace(profile, level=spec.level)
+    if spec.auto and profile.lossless:
+        if sample is None:
+            raise ConfigError(f"{spec.text!r} is searched on a sample; compare() does that")
+        only = None if spec.codec == "lossless" else spec.codec
+        profile, _ = search_encoding(sample, profile, "default", only)
+    return profile
+
+
 def parse_profile(text: str, info: RasterInfo) -> Profile:
-    """The encoding profile ``text`` (``"jpeg:75"``, ``"webp:80"``, ``"zstd"``, ``"lerc"``,
-    ``"auto"`` ...) gives the raster ``info``: its mask, alpha and overview resampling are
-    chosen as a run would (:func:`compactor.encode.choose_profile`). ``"auto"`` is the codec
-    a run's ``codec: auto`` picks (JPEG for 8-bit imagery of 1 or 3 colour bands, else ZSTD)
-    at the quality given or 75; the per-scene quality search of ``quality="auto"`` is a
-    run's, not a profile's. Raises
+    """The encoding profile ``text`` (``"jpeg:75"``, ``"webp:80"``, ``"zstd:19"``,
+    ``"lerc:1"``, ``"auto"`` ...) gives the raster ``info``: its mask, alpha and overview
+    resampling are chosen as a run would (:func:`compactor.codec.profile.choose_profile`).
+    ``"auto"`` is the codec a run's ``codec: auto`` picks (JPEG for 8-bit imagery of 1 or 3
+    colour bands, else ZSTD) at the quality given or 75; the searches (``jpeg:auto``,
+    ``lossless:auto``) are per scene, by :func:`compare`. Raises
     :class:`~compactor.errors.UnsupportedCodecError` for an impossible combination (JPEG on
     uint16) and :class:`~compactor.errors.ConfigError` for a malformed string."""
     spec = parse_spec(text)
     if spec.auto:
         raise ConfigError(
-            f"{text!r} is searched per scene by compare(); give a fixed quality here "
-            "(compare's row for it names the quality found)"
+            f"{text!r} is searched per scene by compare(); give a fixed profile here "
+            "(compare's row for it names the profile found)"
         )
-    return choose_profile(info, spec.codec, spec.quality)
+    return spec_profile(spec, info)
 
 
 # --- settings shared by compare and preview --------------------------------------------
@@ -172,8 +239,10 @@ def _parse_source(url: str) -> Location:
 def _row(scene: str, spec: ProfileSpec, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row.update(scene=scene, profile=spec.text, codec=spec.codec, quality=spec.quality)
-    if spec.codec != "auto":
-        row["lossless"] = spec.codec in LOSSLESS
+    if spec.codec not in ("auto", "lossless"):
+        row["lossless"] = spec.codec in LOSSLESS and not spec.max_error
+    elif spec.codec == "lossless":
+        row["lossless"] = True
     row.update(values)
     return row
 
@@ -185,6 +254,7 @@ def _measure(
     scratch: Path,
     index: int,
     min_ssim: float = 0.0,
+    overviews: OverviewPolicy = "full",
 ) -> dict[str, Any]:
     """Encode ``sample`` with one profile in scratch and measure it (one row). A
     ``codec:auto`` profile first bisects the lowest quality meeting ``min_ssim`` on the
@@ -192,8 +262,8 @@ def _measure(
     row = _row("", spec, raw_bytes=sample.raw_bytes, sample=not sample.whole)
     out = scratch / f"profile-{index}.cog.tif"
     try:
-        profile = choose_profile(info, spec.codec, spec.quality)
-        if spec.auto and not profile.lossless:
+        profile = spec_profile(spec, info, sample, overviews)
+        if spec.auto and profile.codec in LOSSY:
             if min_ssim <= 0:
                 raise ConfigError(f"{spec.text} searches for the SSIM bar; set min_ssim > 0")
             found, _ = lowest_quality(sample, profile, min_ssim, scratch / f"search-{index}")
@@ -203,7 +273,11 @@ def _measure(
                     f"quality {QUALITY_MAX}"
                 )
             profile = replace(profile, quality=found)
-        row.update(codec=profile.codec, quality=profile.quality, lossless=profile.lossless)
+        row.update(
+            codec=profile.codec, quality=profile.quality, lossless=profile.lossless,
+            encoding=profile.label,
+            max_error=profile.smallest_error if profile.bounded else None,
+        )  # fmt: skip
         started = time.perf_counter()
         write_cog(str(sample.path), out, profile, sample.info)
         row["encode_s"] = time.perf_counter() - started
@@ -214,6 +288,8 @@ def _measure(
         )
         fidelity = check_output(str(sample.path), str(out), sample.info, profile)
         row.update(ssim=fidelity.ssim, psnr=fidelity.psnr)
+        if fidelity.max_error is not None and not fidelity.exact:
+            row["error_max"] = max(fidelity.max_error)
     except CompactorError as err:
         row["error"] = str(err)
     finally:
@@ -251,8 +327,9 @@ def compare_scene(
                     )
                 windows = [(0, 0, info.width, info.height)]
             sample = write_sample(path, info, scratch / "sample", windows)
+            e = context.encoding
             for i, spec in enumerate(specs):
-                rows.append(_measure(sample, info, spec, scratch, i, context.encoding.min_ssim))
+                rows.append(_measure(sample, info, spec, scratch, i, e.min_ssim, e.overviews))
     except CompactorError as err:
         rows += [_row(source, s, error=str(err)) for s in specs[len(rows) :]]
     finally:
@@ -530,6 +607,10 @@ class Preview:
     exact: bool
     #: The images are a 2-98 % stretch of 16-bit or float data.
     stretched: bool = False
+    #: A bounded profile's bound (the difference image is then the error map: error over
+    #: bound, white at the bound) and the largest error in the crop, in data units.
+    max_error: float | None = None
+    error_max: float | None = None
     #: The crop in data units, with the scene's coordinates: ``original``, ``compressed``,
     #: ``difference`` (compressed - original) and ``ssim`` (the local SSIM map, the measure
     #: verification averages), each (band, y, x) and NaN where the source has no data:
@@ -553,7 +634,12 @@ class Preview:
         for which, caption in (
             ("original", "original"),
             ("compressed", self.profile),
-            ("difference", f"difference ×{self.gain:g}"),
+            (
+                "difference",
+                f"error map (white: at ±{self.max_error:g})"
+                if self.max_error
+                else f"difference ×{self.gain:g}",
+            ),
         ):
             data = base64.b64encode(self.png(which)).decode("ascii")
             figures.append(
@@ -564,11 +650,16 @@ class Preview:
                 f'<figcaption style="text-align:center">{esc(caption)}</figcaption></figure>'
             )
         col, row, cw, ch = self.window
-        fidelity = (
-            "identical to the original"
-            if self.exact
-            else f"SSIM {self.ssim:.4f}" + (f" · PSNR {self.psnr:.1f} dB" if self.psnr else "")
-        )
+        if self.exact:
+            fidelity = "identical to the original"
+        elif self.max_error:
+            fidelity = f"max error {self.error_max or 0:g} (bound {self.max_error:g})" + (
+                f" · PSNR {self.psnr:.1f} dB" if self.psnr else ""
+            )
+        else:
+            fidelity = f"SSIM {self.ssim:.4f}" + (
+                f" · PSNR {self.psnr:.1f} dB" if self.psnr else ""
+            )
         stretch = " · shown with a 2–98 % stretch" if self.stretched else ""
         return (
             (
@@ -651,7 +742,9 @@ def _images(
     diff = np.zeros(valid.shape, dtype=np.float64)
     for i in colour:
         d = np.abs(a[i].astype(np.float64) - b[kept.index(i)].astype(np.float64))
-        diff = np.maximum(diff, np.nan_to_num(d * scale[i][1] * gain, nan=0.0, posinf=255))
+        # A bounded scene's error map: white where a pixel's error reaches its band's bound.
+        k = 255.0 / profile.band_error(kept.index(i)) if profile.bounded else scale[i][1] * gain
+        diff = np.maximum(diff, np.nan_to_num(d * k, nan=0.0, posinf=255))
     diff[~valid] = 0
     difference = np.clip(np.rint(diff), 0, 255).astype(np.uint8)
     if len(bands) == 1:
@@ -676,8 +769,14 @@ def preview_scene(
         with gdal_env(context.gdal_options, tmpdir=str(scratch)):
             path, info = context.read_source(src, scratch)
             crop = _crop_window(info, window, size)
-            profile = parse_profile(profile_text, info)
             sample = write_sample(path, info, scratch, [crop])
+            spec = parse_spec(profile_text)
+            if spec.auto and spec.codec in LOSSY:
+                raise ConfigError(
+                    f"{profile_text!r} is searched per scene by compare(); give a fixed "
+                    "quality here (compare's row for it names the quality found)"
+                )
+            profile = spec_profile(spec, info, sample)
             out = write_cog(str(sample.path), scratch / "preview.cog.tif", profile, sample.info)
             fidelity = check_output(str(sample.path), str(out), sample.info, profile)
             with rasterio.open(sample.path) as s, rasterio.open(out) as o:
@@ -705,6 +804,8 @@ def preview_scene(
         exact=fidelity.exact,
         stretched=stretched,
         data=data,
+        max_error=profile.smallest_error if profile.bounded else None,
+        error_max=max(fidelity.max_error) if fidelity.max_error else None,
     )
 
 

@@ -64,6 +64,25 @@ class QualitySearch(BaseModel):
     chosen_bytes: int | None = None
 
 
+class CodecProbe(BaseModel):
+    """One encoding tried on a scene's sample by the encoding search."""
+
+    label: str
+    bytes: int
+    #: Encode speed measured on the sample, MB/s of raw pixels (one core).
+    mb_per_s: float
+
+
+class EncodingSearch(BaseModel):
+    """The search for a scene's smallest lossless (or bounded) encoding on its sample
+    (:mod:`compactor.fidelity.lossless`)."""
+
+    effort: str
+    sample_pixels: int
+    probes: list[CodecProbe]
+    chosen: str
+
+
 class SceneResult(BaseModel):
     source: str
     output: str | None = None
@@ -100,6 +119,23 @@ class SceneResult(BaseModel):
     #: Hex SHA-256 of the output and of the archive copy, as recorded.
     output_sha256: str | None = None
     archive_sha256: str | None = None
+    #: How the output is encoded beyond its codec: compression level, TIFF predictor (1 none,
+    #: 2 horizontal, 3 floating point), LERC's inner codec, the overview policy.
+    level: int | None = None
+    predictor: int | None = None
+    lerc_inner: str | None = None
+    overviews: str | None = None
+    #: ``--max-error`` as applied, per band in data units (``None``: lossless or SSIM-bound).
+    max_error: list[float] | None = None
+    #: Largest error measured on the valid pixels of each band, and the RMSE over them all.
+    error_max: list[float] | None = None
+    rmse: float | None = None
+    #: Tile bytes of the output at full resolution and in its overviews (the rest of
+    #: ``bytes_out`` is the header).
+    bytes_full: int | None = None
+    bytes_overviews: int | None = None
+    #: The search for the smallest lossless or bounded encoding on the sample.
+    encoding_search: EncodingSearch | None = None
     #: The quality search under ``--quality auto`` (``None`` for fixed qualities, lossless
     #: codecs, and scenes resumed past encoding).
     search: QualitySearch | None = None

@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from ..codec.profile import Profile, choose_profile
+from ..codec.profile import Profile
 from ..codec.write import write_cog
-from ..config import Settings, resolve_settings
+from ..config import Encoding, Settings, resolve_settings
 from ..errors import CompactorError
+from ..fidelity.lossless import choose_encoding
 from ..fidelity.quality import QualityPolicy, candidates
 from ..fidelity.sample import write_sample
 from ..fidelity.verify import check_output
@@ -51,11 +52,13 @@ PLAN_COLUMNS = [
 
 
 def _estimate_size(
-    src_path: str, info: Any, profile: Profile, scratch: Path, policy: QualityPolicy
+    src_path: str, info: Any, encoding: Encoding, scratch: Path, policy: QualityPolicy
 ) -> tuple[int, int, Profile, float | None]:
-    """Encode a sample of the scene the way a run would (quality search or SSIM ladder
-    included): (raw bytes of the sample, bytes of its COG, the profile kept, its SSIM)."""
+    """Encode a sample of the scene the way a run would (encoding search, quality search or
+    SSIM ladder included): (raw bytes of the sample, bytes of its COG, the profile kept, its
+    SSIM)."""
     sample = write_sample(src_path, info, scratch)
+    profile = choose_encoding(src_path, info, encoding, scratch, sample=sample).profile
     ladder = candidates(src_path, info, profile, policy, scratch, sample=sample)
     for candidate in ladder.profiles:
         out = write_cog(str(sample.path), scratch / "sample.cog.tif", candidate, sample.info)
@@ -99,9 +102,8 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
             path, info = context.read_source(src, scratch)
             row.update(width=info.width, height=info.height, bands=info.count, dtype=info.dtype,
                        raw_bytes=info.raw_bytes)  # fmt: skip
-            profile = choose_profile(info, context.encoding.codec, context.encoding.quality)
             raw, packed, kept, ssim = _estimate_size(
-                path, info, profile, scratch, context.quality_policy
+                path, info, context.encoding, scratch, context.quality_policy
             )
             row.update(
                 codec=kept.codec, quality=kept.quality, lossless=kept.lossless, est_ssim=ssim

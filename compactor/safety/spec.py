@@ -107,13 +107,12 @@ class RunContext:
         }
         if e.allow_webp and e.codec == "auto-lossy":  # the only codec it changes
             policy["allow_webp"] = True
-        # Only where they differ from the defaults, so records of older runs stay valid.
         if e.max_error is not None:
             policy["max_error"] = e.max_error.text()
-        if e.effort != "default":
-            policy["effort"] = e.effort
-        if e.overviews != "full":
-            policy["overviews"] = e.overviews
+        # Always: scenes left as they are before the encoding search and the overview
+        # policy existed are tried again once (they may be smaller now).
+        policy["effort"] = e.effort
+        policy["overviews"] = e.overviews
         return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod

@@ -104,6 +104,8 @@ class SceneState(BaseModel):
     lossless: bool | None = None
     ssim: float | None = None
     psnr: float | None = None
+    #: The error bound of a bounded output (LERC with ``--max-error``), per band.
+    max_error: list[float] | None = None
     #: Why the scene was left as it is (e.g. no saving), and the policy that decided it:
     #: a rerun with the same policy skips at once, a changed policy tries again.
     skip_reason: str | None = None

@@ -51,8 +51,9 @@ from .. import failpoints
 from ..chunked.assemble import ChunkedOutput, compact_chunked
 from ..chunked.checks import decoder_margin
 from ..chunked.resources import cluster_context
-from ..codec.profile import Profile, choose_profile
-from ..codec.write import uses_tile_writer, write_cog
+from ..codec.layout import EncodedCog
+from ..codec.profile import Profile, resolved_predictor
+from ..codec.write import encode_cog, uses_tile_writer
 from ..errors import (
     AccessDenied,
     ArchivedObjectError,
@@ -66,7 +67,9 @@ from ..errors import (
     StorageError,
     VerificationError,
 )
+from ..fidelity.lossless import choose_encoding
 from ..fidelity.quality import Ladder, candidates
+from ..fidelity.sample import Sample
 from ..fidelity.verify import Fidelity, check_output, validate_cog
 from ..gdal.env import gdal_env, scratch_dir
 from ..gdal.errors import gdal_errors
@@ -297,6 +300,8 @@ class Scene:
     #: The source as last seen by the walk, and whether the walk deleted it.
     live: ObjectInfo | None = None
     deleted: bool = False
+    #: The scene's sample, when choosing its encoding wrote one (the quality search reuses it).
+    sample: Sample | None = None
     _src_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -361,6 +366,7 @@ class Scene:
                 r.storage_class = state.archive.storage_class
                 r.archive_sha256 = state.archive.sha256
             r.codec, r.quality, r.lossless = state.codec, state.quality, state.lossless
+            r.max_error = state.max_error
             r.ssim, r.psnr = state.ssim, state.psnr
         return r
 
@@ -616,8 +622,18 @@ class Encoded:
 
     output: StoredObject
     profile: Profile
-    ssim: float | None
-    psnr: float | None
+    fidelity: Fidelity | None
+    #: Tile bytes at full resolution and in the overviews.
+    full_bytes: int | None = None
+    overview_bytes: int | None = None
+
+    @property
+    def ssim(self) -> float | None:
+        return self.fidelity.ssim if self.fidelity else None
+
+    @property
+    def psnr(self) -> float | None:
+        return self.fidelity.psnr if self.fidelity else None
 
 
 def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
@@ -662,17 +678,21 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
 
 
 def _profile(scene: Scene, info: RasterInfo) -> Profile:
-    e = scene.ctx.encoding
-    profile = choose_profile(info, e.codec, e.quality)
-    return replace(profile, force_bigtiff=e.bigtiff == "yes")
+    """The profile the scene starts with (:func:`choose_encoding`: codec policy, error bound,
+    overview policy, the smallest lossless or bounded encoding on the sample)."""
+    choice = choose_encoding(scene.src_path, info, scene.ctx.encoding, scene.scratch_dir())
+    scene.sample = choice.sample
+    scene.notes.encoding_search = choice.search
+    return choice.profile
 
 
 def _ladder(scene: Scene, info: RasterInfo, profile: Profile) -> Ladder:
     """The profiles to try in order: under ``--quality auto`` the searched one first
     (the search is noted in the result), else the fixed quality and its ladder."""
     ladder = candidates(
-        scene.src_path, info, profile, scene.ctx.quality_policy, scene.scratch_dir() / "search"
-    )
+        scene.src_path, info, profile, scene.ctx.quality_policy, scene.scratch_dir() / "search",
+        sample=scene.sample,
+    )  # fmt: skip
     scene.notes.search = ladder.search
     if ladder.search is not None:
         log.info(
@@ -686,7 +706,8 @@ def _ladder(scene: Scene, info: RasterInfo, profile: Profile) -> Ladder:
 def _tried(scene: Scene, profile: Profile, size: int, ssim: float | None) -> bool:
     """Note an attempt; whether it meets the bar."""
     bar = scene.ctx.encoding.min_ssim
-    ok = profile.lossless or bar == 0 or (ssim is not None and ssim >= bar)
+    # Lossless and bounded outputs reached here only if every pixel passed their check.
+    ok = profile.lossless or profile.bounded or bar == 0 or (ssim is not None and ssim >= bar)
     scene.notes.attempts.append(
         Attempt(codec=profile.codec, quality=profile.quality, bytes=size, ssim=ssim, accepted=ok)
     )
@@ -707,6 +728,27 @@ def _kept(scene: Scene, ladder: Ladder, kept: Profile) -> None:
 def _worth_keeping(scene: Scene, size: int, live: ObjectInfo) -> bool:
     """Whether an output of ``size`` is smaller than the original by ``min_saving``."""
     return size < live.size * (1 - scene.ctx.encoding.min_saving)
+
+
+def _may_drop_overviews(
+    scene: Scene, kept: Profile, out: EncodedCog | ChunkedOutput, live: ObjectInfo
+) -> bool:
+    """Under ``--overviews lossy`` an output that is not worth keeping is written again
+    without overviews when its full resolution alone is worth it: the original had none
+    to lose (or the scene would stay as it is, overviews and all)."""
+    if kept.overviews != "lossy" or not kept.lossy_overviews:
+        return False
+    if not out.full_bytes or not _worth_keeping(scene, out.full_bytes, live):
+        return False
+    log.info("%s: %s would not be smaller with its overviews; writing it without",
+             scene.src.url, kept.label)  # fmt: skip
+    return True
+
+
+def _accept_last(scene: Scene) -> None:
+    for attempt in scene.notes.attempts:
+        attempt.accepted = False
+    scene.notes.attempts[-1].accepted = True
 
 
 def _left_as_is(
@@ -734,15 +776,21 @@ def _encode_one_task(
     ctx, scratch = scene.ctx, scene.scratch_dir()
     ladder = _ladder(scene, info, profile)
 
-    def attempt(candidate: Profile) -> tuple[bool, float | None, tuple[Path, Fidelity]]:
+    def attempt(candidate: Profile) -> tuple[bool, float | None, tuple[EncodedCog, Fidelity]]:
         path = scratch / f"out-{len(scene.notes.attempts)}.tif"
-        write_cog(scene.src_path, path, candidate, info)
+        cog = encode_cog(scene.src_path, path, candidate, info)
         fidelity = check_output(scene.src_path, str(path), info, candidate)
         ok = _tried(scene, candidate, path.stat().st_size, fidelity.ssim)
-        return ok, fidelity.ssim, (path, fidelity)
+        return ok, fidelity.ssim, (cog, fidelity)
 
-    kept, (path, fidelity) = ladder.walk(attempt, lambda out: out[0].unlink())
+    kept, (cog, fidelity) = ladder.walk(attempt, lambda out: out[0].path.unlink())
     _kept(scene, ladder, kept)
+    if not _worth_keeping(scene, cog.size, live) and _may_drop_overviews(scene, kept, cog, live):
+        cog.path.unlink()
+        kept = replace(kept, overviews="none")
+        _, _, (cog, fidelity) = attempt(kept)
+        _accept_last(scene)
+    path = cog.path
     failpoints.hit("after-encode")
     size = path.stat().st_size
     if not _worth_keeping(scene, size, live):
@@ -758,7 +806,7 @@ def _encode_one_task(
         url=out.url, size=stored.size, sha256=sha, etag=stored.etag,
         checksum=stored.checksum_sha256,
     )  # fmt: skip
-    return Encoded(output, kept, fidelity.ssim, fidelity.psnr)
+    return Encoded(output, kept, fidelity, cog.full_bytes, cog.overview_bytes)
 
 
 def _upload(scene: Scene, handle: StateHandle, path: Path, out: Location, sha: str) -> ObjectInfo:
@@ -838,6 +886,13 @@ def _encode_chunked(
 
         kept, result = ladder.walk(attempt, lambda res: res.discard())
         _kept(scene, ladder, kept)
+        if not _worth_keeping(scene, result.size, live) and _may_drop_overviews(
+            scene, kept, result, live
+        ):
+            result.discard()
+            kept = replace(kept, overviews="none")
+            _, _, result = attempt(kept)
+            _accept_last(scene)
     notes.chunked, notes.chunks = True, result.chunks
     failpoints.hit("after-encode")
     if not _worth_keeping(scene, result.size, live):
@@ -849,7 +904,7 @@ def _encode_chunked(
         url=out.url, size=written.size, sha256=written.sha256, etag=written.etag,
         checksum=written.checksum,
     )  # fmt: skip
-    return Encoded(output, kept, result.fidelity_ssim, result.fidelity_psnr)
+    return Encoded(output, kept, result.fidelity, result.full_bytes, result.overview_bytes)
 
 
 def _output_create(ctx: RunContext) -> dict[str, Any]:
@@ -870,9 +925,11 @@ def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chun
     failpoints.hit("after-upload")
     scene.did_work = True
     ctx, p = scene.ctx, encoded.profile
+    _note_encoding(scene, encoded)
     state = handle.current.advanced(
         Step.ENCODED, ctx.run_id, output=encoded.output, codec=p.codec,
         quality=p.quality, lossless=p.lossless, ssim=encoded.ssim, psnr=encoded.psnr,
+        max_error=list(p.max_error) if p.bounded and p.max_error else None,
         skip_reason=None, policy=ctx.policy_digest(),
     )  # fmt: skip
     if chunked:
@@ -891,6 +948,17 @@ def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chun
     else:
         handle.keep(verified)
     failpoints.hit("after-verified")
+
+
+def _note_encoding(scene: Scene, encoded: Encoded) -> None:
+    """What the result says of the encoding: level, predictor, bound, errors, bytes."""
+    n, p, f = scene.notes, encoded.profile, encoded.fidelity
+    n.level, n.lerc_inner, n.overviews = p.level, p.lerc_inner, p.overviews
+    n.predictor = resolved_predictor(p, n.dtype or "uint8")
+    if f is not None and not f.exact and f.max_error is not None:
+        n.error_max = list(f.max_error)
+        n.rmse = f.rmse
+    n.bytes_full, n.bytes_overviews = encoded.full_bytes, encoded.overview_bytes
 
 
 def _digest_fields(digest: SourceDigest) -> dict[str, Any]:

@@ -1,0 +1,207 @@
+"""The smallest lossless (or bounded) encoding of a scene, searched on its sample.
+
+A lossless scene can be written with any of several codecs, levels and predictors, and which
+is smallest depends on the data: ZSTD with horizontal differencing on smooth 8-bit imagery,
+LERC on noisy 12-bit reflectance, no predictor on classes. So each candidate of the effort's
+:data:`CATALOG` encodes the sample's tiles (at most :data:`MAX_TILES` tiles, the same tile
+codec the writers use) and the smallest wins; ties go to the faster. The effort is a floor
+on each candidate's encode speed (:data:`EFFORT_FLOOR`): ``fast`` searches nothing and keeps
+``auto``'s ZSTD, ``max`` tries even the slowest levels. A bounded scene (``--max-error``) is
+searched the same way over LERC's inner codecs.
+
+The floor applies to speeds declared with each candidate (single core, 12-bit imagery,
+measured by ``bench/bench_science.py``), not to a clock read during the run: a scene gets
+the same encoding on a busy node as on an idle one. The speeds measured on the sample are
+reported next to the sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+
+from ..codec.profile import Profile, choose_profile, needs_ranges
+from ..codec.tiles import TILE, TileCodec, pad_tile
+from ..codecs import CODECS
+from ..config import Effort, Encoding
+from ..gdal.info import RasterInfo
+from ..report.models import CodecProbe, EncodingSearch
+from .sample import Sample, valid_ranges, write_sample
+
+log = logging.getLogger(__name__)
+
+#: The slowest nominal encode speed (MB/s of raw pixels, one core) each effort accepts;
+#: ``None``: no search.
+EFFORT_FLOOR: dict[str, float | None] = {"fast": None, "default": 40.0, "max": 0.0}
+#: Tiles of the sample encoded by each candidate (the 2x2 sample mosaic holds four).
+MAX_TILES = 4
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One encoding the search may try."""
+
+    codec: str
+    level: int | None
+    #: ``dtype``: the data type's predictor (2 for integers, 3 for floats); ``none``: 1.
+    predictor: Literal["dtype", "none"] | None
+    lerc_inner: Literal["zstd", "deflate"] | None
+    #: Typical encode speed, MB/s of raw pixels on one core (12-bit imagery).
+    speed: float
+
+    def profile(self, base: Profile) -> Profile:
+        return replace(
+            base,
+            codec=self.codec,
+            level=self.level,
+            predictor={"dtype": None, "none": 1, None: None}[self.predictor],
+            lerc_inner=self.lerc_inner,
+            max_error=base.max_error if self.codec == "lerc" else None,
+            quality=None,
+        )
+
+
+#: Every candidate, fastest first within a codec (ties in size go to the first).
+CATALOG: tuple[Candidate, ...] = (
+    Candidate("lerc", 3, None, "zstd", 120),
+    Candidate("lerc", None, None, None, 110),
+    Candidate("lerc", 9, None, "zstd", 64),
+    Candidate("lerc", 9, None, "deflate", 57),
+    Candidate("lerc", 12, None, "deflate", 33),
+    Candidate("lerc", 19, None, "zstd", 7),
+    Candidate("lzw", None, "dtype", None, 90),
+    Candidate("deflate", 6, "dtype", None, 75),
+    Candidate("deflate", 9, "dtype", None, 58),
+    Candidate("deflate", 9, "none", None, 60),
+    Candidate("deflate", 12, "dtype", None, 7),
+    Candidate("zstd", 9, "dtype", None, 45),
+    Candidate("zstd", 9, "none", None, 42),
+    Candidate("zstd", 19, "dtype", None, 4),
+    Candidate("zstd", 22, "dtype", None, 2),
+)  # fmt: skip
+
+
+def candidates_for(
+    profile: Profile, effort: Effort, dtype: str, only: str | None
+) -> list[Candidate]:
+    """The candidates a scene whose starting profile is ``profile`` tries under ``effort``
+    (``only``: the codec the user named; ``None``: any). Bounded profiles try LERC only."""
+    floor = EFFORT_FLOOR[effort]
+    if floor is None:
+        return []
+    lerc_ok = dtype in (CODECS["lerc"].dtypes or ())
+    found = []
+    for c in CATALOG:
+        if c.speed < floor or (c.codec == "lerc" and not lerc_ok):
+            continue
+        if profile.bounded and c.codec != "lerc":
+            continue
+        if only is not None and c.codec != only:
+            continue
+        found.append(c)
+    return found
+
+
+def sample_tiles(sample: Sample) -> list[np.ndarray]:
+    """Up to :data:`MAX_TILES` full tiles (rows, cols, bands) of the sample, padded as the
+    writers pad edge tiles."""
+    with rasterio.open(sample.path) as src:
+        pixels = src.read()
+    _, height, width = pixels.shape
+    tiles = []
+    for r in range(0, height, TILE):
+        for c in range(0, width, TILE):
+            block = np.moveaxis(pixels[:, r : r + TILE, c : c + TILE], 0, -1)
+            tiles.append(np.ascontiguousarray(pad_tile(block)))
+    if len(tiles) > MAX_TILES:  # spread over the sample
+        step = len(tiles) / MAX_TILES
+        tiles = [tiles[int(i * step)] for i in range(MAX_TILES)]
+    return tiles
+
+
+def search_encoding(
+    sample: Sample, profile: Profile, effort: Effort, only: str | None = None
+) -> tuple[Profile, EncodingSearch | None]:
+    """The smallest encoding of ``profile``'s kind on the sample (lossless stays lossless,
+    a bounded profile keeps its bound), and the record of the search (``None``: nothing to
+    search)."""
+    info = sample.info
+    found = candidates_for(profile, effort, info.dtype, only)
+    if len(found) < 2 or not (profile.lossless or profile.bounded):
+        return profile, None
+    tiles = sample_tiles(sample)
+    raw = sum(t.nbytes for t in tiles)
+    alpha = (info.alpha_index - 1) if info.alpha_index else None
+    probes: list[tuple[int, float, Candidate]] = []
+    for cand in found:
+        chosen = cand.profile(profile)
+        codec = TileCodec.from_profile(chosen, info.dtype, info.count, nodata=info.nodata,
+                                       alpha=alpha)  # fmt: skip
+        start = time.perf_counter()
+        size = sum(len(codec.encode(t)) for t in tiles)
+        seconds = time.perf_counter() - start
+        probes.append((size, raw / max(seconds, 1e-9) / 1e6, cand))
+    best = min(probes, key=lambda p: (p[0], -p[2].speed))[2]
+    kept = best.profile(profile)
+    record = EncodingSearch(
+        effort=effort,
+        sample_pixels=sum(t.shape[0] * t.shape[1] for t in tiles),
+        probes=[
+            CodecProbe(
+                label=replace(c.profile(profile), overviews="full").label,
+                bytes=size,
+                mb_per_s=round(speed, 1),
+            )
+            for size, speed, c in probes
+        ],
+        chosen=replace(kept, overviews="full").label,
+    )
+    log.debug("encoding search on %d tiles chose %s", len(tiles), kept.label)
+    return kept, record
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A scene's starting profile, the sample it was chosen on (``None``: none was needed),
+    and the encoding search (``None``: none)."""
+
+    profile: Profile
+    sample: Sample | None
+    search: EncodingSearch | None
+
+
+def choose_encoding(
+    src_path: str, info: RasterInfo, encoding: Encoding, scratch: Path, sample: Sample | None = None
+) -> Choice:
+    """The profile a scene starts with under the run's encoding settings: the codec policy,
+    the error bound (relative bounds resolved on the sample), the overview policy, and for
+    a lossless or bounded scene the smallest encoding on the sample (:func:`search_encoding`).
+    The sample is written once, only when something needs it. Call inside ``gdal_env``."""
+    e = encoding
+    only = e.codec if e.codec in CODECS else None
+
+    def get_sample() -> Sample:
+        nonlocal sample
+        if sample is None:
+            sample = write_sample(src_path, info, scratch / "sample")
+        return sample
+
+    ranges = None
+    if needs_ranges(info, e.codec, e.max_error, e.overviews):
+        ranges = valid_ranges(get_sample())
+    profile = choose_profile(
+        info, e.codec, e.quality, max_error=e.max_error, overviews=e.overviews, ranges=ranges
+    )
+    profile = replace(profile, force_bigtiff=e.bigtiff == "yes")
+    search = None
+    if len(candidates_for(profile, e.effort, info.dtype, only)) > 1 and (
+        profile.lossless or profile.bounded
+    ):
+        profile, search = search_encoding(get_sample(), profile, e.effort, only)
+    return Choice(profile, sample, search)
