@@ -20,17 +20,33 @@ Inputs, built at run time in a temporary directory from the real rasters of
 On each input: GDAL's COG driver (``rasterio.shutil.copy``, ``NUM_THREADS=1``, AVERAGE
 overviews as compactor's) with DEFLATE predictor 2 (3 for floats), ZSTD predictor 2/3 at
 levels 9 and 19, LERC_ZSTD lossless and with ``MAX_Z_ERROR`` 1 and 2, each with overviews
-(``OVERVIEWS=AUTO``) and without (``OVERVIEWS=NONE``); and the real ``compactor run`` on the
-directory of inputs, one local worker (``--workers 1``): lossless ``--codec auto`` under each
-overview policy (``--overviews full|lossy|none``) and ``--max-error 1`` and ``2``.
+(``OVERVIEWS=AUTO``) and without (``OVERVIEWS=NONE``); and the real ``compactor run`` (this
+checkout's code) on the directory of inputs with one local worker (``--workers 1``,
+``--codec auto``): lossless under each overview policy (``--overviews full|lossy|none``),
+``--max-error 1`` under the default policy and ``--max-error 2`` under each. A scene a run
+leaves as it is (its COG not smaller than the source) keeps that status in the table and is
+measured by a rerun of it alone with ``--min-saving -1``. Flags the installed compactor
+does not have yet are named and their rows skipped. Rows are grouped like with like:
+compactor's ``full`` and ``lossy`` policies beside GDAL's COGs with overviews, ``none``
+beside GDAL's ``OVERVIEWS=NONE``.
 
-Columns: bytes, size relative to the source COG, encode speed (MB of raw full-resolution
-pixels per second), the share of the bytes in overview levels, and the largest error over
-valid pixels, measured here by reading every output against its input (not taken from the
-tool's report); "mask" says whether every nodata pixel stayed nodata and no valid pixel
-became nodata. GDAL's time is the wall time of the copy (read, encode, overviews, write);
-compactor's is the scene's ``seconds`` from the run's scene log (read, lossless search,
-encode, overviews, verification of the output), without the Dask cluster's start-up.
+Columns: bytes, size relative to the source COG, the share of the bytes in overview levels
+(from the TIFF's IFDs), encode speed (MB of raw full-resolution pixels per second), and the
+largest error over valid pixels, measured here by reading every output against its input
+(a figure the run's report gives differently is shown beside it); "mask" says whether every
+nodata pixel stayed nodata and no valid pixel became nodata. GDAL's time is the wall time
+of the copy (read, encode, overviews, write); compactor's is the scene's ``seconds`` from
+the run's scene log (read, encoding search, encode, overviews, verification of every
+pixel), without the Dask cluster's start-up: the wall time of each run is printed above
+the tables.
+
+Targets (issue 16), on each Landsat-like scene: (a) compactor lossless smaller than every
+GDAL lossless preset with the same overview policy; (b) at least 10 % smaller than GDAL's
+DEFLATE predictor 2 COG; (c) ``--max-error 2`` at least 30 % smaller than the source COG
+with every valid pixel within 2 DN (one line per overview policy, the default named). And
+(d): the RGBA uint16 DEFLATE scene is compacted, not left as it is, by every run in which
+some output within that run's bar (same overview policy) is smaller than the source; its
+status is the run's own (report.json and its scene log).
 
 Usage::
 
@@ -326,35 +342,38 @@ def compactor_flags() -> set[str]:
 @dataclass
 class Config:
     label: str
-    policy: str
+    #: ``--overviews`` to pass; ``None``: the tool's default (read back from the report).
+    policy: str | None
     bound: float
     args: list[str]
     needs: list[str]
 
+    @property
+    def slug(self) -> str:
+        name = self.label.replace("compactor ", "").replace(" ", "_").replace(",", "")
+        return f"{name.strip('-')}-{self.policy or 'default'}"
 
-def compactor_configs(efforts: list[str]) -> list[Config]:
+
+def compactor_configs(efforts: list[str], flags: set[str]) -> list[Config]:
+    """Lossless under each overview policy (and any further effort with overviews full),
+    ``--max-error 1`` with the default policy and ``--max-error 2`` under each policy.
+    Without ``--overviews`` (older compactor) there is one policy: the tool's own."""
+    policies: list[str | None] = ["full", "lossy", "none"] if "--overviews" in flags else [None]
+
+    def pol(p: str | None) -> list[str]:
+        return [] if p is None else ["--overviews", p]
+
     configs = []
-    for effort in efforts:
+    for n, effort in enumerate(efforts):
         eff = [] if effort == "default" else ["--effort", effort]
         needs = [] if effort == "default" else ["--effort"]
         suffix = "" if effort == "default" else f", effort {effort}"
-        for policy in ("full", "lossy", "none") if effort == efforts[0] else ("full",):
-            pol = [] if policy == "full" else ["--overviews", policy]
-            configs.append(
-                Config(
-                    f"compactor lossless{suffix}",
-                    policy,
-                    0,
-                    eff + pol,
-                    needs + (["--overviews"] if pol else []),
-                )
-            )
-    for e in (1, 2):
-        configs.append(
-            Config(
-                f"compactor --max-error {e}", "full", e, ["--max-error", str(e)], ["--max-error"]
-            )
-        )
+        for p in policies if n == 0 else policies[:1]:
+            configs.append(Config(f"compactor lossless{suffix}", p, 0, eff + pol(p), needs))
+    for e, ps in ((1, [None]), (2, policies)):
+        for p in ps:
+            args = ["--max-error", str(e), *pol(p)]
+            configs.append(Config(f"compactor --max-error {e}", p, e, args, ["--max-error"]))
     return configs
 
 
@@ -382,9 +401,13 @@ def _codec_label(s: dict[str, Any]) -> str:
         parts.append(f"L{s['level']}")
     if s.get("predictor") is not None:
         parts.append(f"p{s['predictor']}")
+    if s.get("lerc_inner"):
+        parts[0] += f"+{s['lerc_inner']}"
     bound = s.get("max_error")
+    if isinstance(bound, list | tuple):
+        bound = max((float(x) for x in bound if x is not None), default=None)
     if bound:
-        parts.append(f"<= {bound}")
+        parts.append(f"<= {bound:g}")
     elif s.get("lossless"):
         parts.append("lossless")
     return " ".join(parts)
@@ -403,31 +426,20 @@ def _reported_error(s: dict[str, Any]) -> float | None:
 def run_compactor(
     cfg: Config, src_dir: Path, work: Path, workers: int, extra: list[str], tag: str = ""
 ) -> dict[str, Row]:
-    """One ``compactor run`` over ``src_dir``; a row per scene, by file stem."""
-    name = cfg.label.replace("compactor ", "").replace(" ", "_").replace(",", "").strip("-")
-    dest = work / f"compactor{tag}-{name}-{cfg.policy}"
-    report_dir = work / f"report{tag}-{name}-{cfg.policy}"
+    """One ``compactor run`` over ``src_dir`` (this checkout's code); a row per scene, by
+    file stem."""
+    dest = work / f"compactor{tag}-{cfg.slug}"
+    report_dir = work / f"report{tag}-{cfg.slug}"
     shutil.rmtree(dest, ignore_errors=True)
     shutil.rmtree(report_dir, ignore_errors=True)
-    cmd = [
-        str(BIN / "compactor"),
-        "-q",
-        "run",
-        "--source",
-        str(src_dir),
-        "--dest",
-        str(dest),
-        "--workers",
-        str(workers),
-        "--codec",
-        "auto",
-        "--report",
-        str(report_dir),
-        *cfg.args,
-        *extra,
-    ]
+    cmd = [str(BIN / "compactor"), "-q", "run", "--source", str(src_dir), "--dest", str(dest),
+           "--workers", str(workers), "--codec", "auto", "--report", str(report_dir),
+           *cfg.args, *extra]  # fmt: skip
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": path}
+    )
     wall = time.perf_counter() - t0
     if not (report_dir / "report.json").exists():
         print(
@@ -436,27 +448,21 @@ def run_compactor(
             file=sys.stderr,
         )
         return {}
+    settings = json.loads((report_dir / "report.json").read_text()).get("settings") or {}
+    policy = cfg.policy or settings.get("overviews") or "full"
     if not tag:
-        print(f"  {cfg.label}, overviews {cfg.policy}: {wall:.1f} s wall (exit {proc.returncode})")
+        print(f"  {cfg.label}, overviews {policy}: {wall:.1f} s wall (exit {proc.returncode})")
     rows = {}
     for fname, s in read_scenes(report_dir).items():
         out = dest / fname
         status = s.get("status", "?")
-        row = Row(
-            "compactor",
-            cfg.label,
-            cfg.policy,
-            cfg.bound,
-            out if out.exists() else None,
-            s.get("bytes_out"),
-            s.get("seconds"),
-            codec=_codec_label(s) if status != "skipped" else "",
-            status=status,
-            reported_error=_reported_error(s),
-            extra=s,
-        )
+        row = Row("compactor", cfg.label, policy, cfg.bound, out if out.exists() else None,
+                  s.get("bytes_out"), s.get("seconds"), codec=_codec_label(s), status=status,
+                  reported_error=_reported_error(s), extra=s)  # fmt: skip
         if status in ("failed", "skipped"):
             row.codec = (s.get("reason") or "")[:70]
+        elif s.get("overviews") and s["overviews"] != policy:
+            row.codec += f" (overviews {s['overviews']})"
         rows[Path(fname).stem] = row
     return rows
 
@@ -511,9 +517,10 @@ def print_input_table(inp: Input, rows: list[Row]) -> None:
             f"{r.overview_bytes / r.bytes:.1%}" if r.bytes and r.overview_bytes is not None else "-"
         )
         speed = f"{raw_mb(inp) / r.seconds:.1f}" if r.seconds else "-"
-        err = "-" if r.max_error is None else f"{r.max_error:g}"
-        if r.reported_error is not None:
-            err += f" (rep. {r.reported_error:g})"
+        err = "-" if r.max_error is None else f"{r.max_error:.4g}"
+        reported = r.reported_error
+        if reported is not None and r.max_error is not None and abs(reported - r.max_error) > 1e-6:
+            err += f" (report says {reported:.4g})"
         mask = "-" if r.mask_ok is None else ("ok" if r.mask_ok else "CHANGED")
         status = r.status
         if status == "compacted" and r.bytes and r.bytes >= inp.bytes:
@@ -533,6 +540,11 @@ def print_input_table(inp: Input, rows: list[Row]) -> None:
             ]
         )
     print(md_table(headers, body))
+    if any(r.status.endswith("*") for r in rows):
+        print(
+            "\n\\* left as it is by the run (its COG not smaller than the source); the row is "
+            "measured by a rerun of the scene alone with --min-saving below 0"
+        )
 
 
 def verdict(ok: bool | None) -> str:
@@ -559,7 +571,7 @@ def targets(
                 for r in rs
                 if r.tool == "gdal" and r.policy == policy and r.codec in lossless_gdal
             ]
-            if mine is None or not mine.bytes or mine.status != "compacted":
+            if mine is None or not mine.bytes or mine.path is None:
                 why = "no row" if mine is None else f"status {mine.status or '?'}"
                 lines.append(
                     f"SKIP (a)/(b) {inp.name} overviews {policy}: compactor lossless {why}"
@@ -570,27 +582,47 @@ def targets(
             lines.append(
                 f"{verdict(ok_a)} (a) {inp.name} {POLICY_LABEL[policy]}: compactor lossless "
                 f"{mine.bytes:,} B vs smallest GDAL lossless ({best.codec}) {best.bytes:,} B "
-                f"({mine.bytes / (best.bytes or 1) - 1:+.1%}); max error {mine.max_error:g}"
+                f"({mine.bytes / (best.bytes or 1) - 1:+.2%}); max error {mine.max_error:g}"
             )
             deflate = next(r for r in gdal if r.codec == "DEFLATE pred")
             ratio = mine.bytes / (deflate.bytes or 1)
             lines.append(
                 f"{verdict(ratio <= 0.9)} (b) {inp.name} {POLICY_LABEL[policy]}: compactor "
-                f"lossless {ratio - 1:+.1%} vs GDAL DEFLATE pred 2 ({deflate.bytes:,} B); "
+                f"lossless {ratio - 1:+.2%} vs GDAL DEFLATE pred 2 ({deflate.bytes:,} B); "
                 "target <= -10%"
             )
-        lossy = ours("compactor --max-error 2", "full")
-        if lossy is None or not lossy.bytes:
-            why = "no row (--max-error missing?)" if lossy is None else f"status {lossy.status}"
-            lines.append(f"SKIP (c) {inp.name}: compactor --max-error 2 {why}")
-        else:
+        # the tool's default policy, as lossless compared with GDAL's lossless COGs with
+        # overviews (informative: its overviews are not lossless)
+        default = next((r.policy for r in rs if r.variant == "compactor --max-error 1"), None)
+        mine = (
+            ours("compactor lossless", default) if default not in (None, "full", "none") else None
+        )
+        if mine is not None and mine.bytes and default is not None:
+            gdal = [r for r in rs if r.tool == "gdal" and r.policy == "full" and r.bound == 0]
+            best = min(gdal, key=lambda r: r.bytes or 0)
+            deflate = next(r for r in gdal if r.codec == "DEFLATE pred")
+            lines.append(
+                f"INFO {inp.name} overviews {default} (the default): compactor lossless "
+                f"{mine.bytes:,} B, {mine.bytes / (best.bytes or 1) - 1:+.1%} vs the smallest "
+                f"GDAL lossless with overviews ({best.codec}), "
+                f"{mine.bytes / (deflate.bytes or 1) - 1:+.1%} vs GDAL DEFLATE pred 2"
+            )
+        bounded = [r for r in rs if r.variant == "compactor --max-error 2"]
+        if not bounded:
+            lines.append(f"SKIP (c) {inp.name}: no compactor --max-error 2 row")
+        for lossy in bounded:
+            tag = " (the default)" if lossy.policy == default else ""
+            if not lossy.bytes or lossy.path is None:
+                lines.append(f"SKIP (c) {inp.name} overviews {lossy.policy}: status {lossy.status}")
+                continue
             change = lossy.bytes / inp.bytes - 1
             within = lossy.max_error is not None and lossy.max_error <= 2 and bool(lossy.mask_ok)
             err = "-" if lossy.max_error is None else f"{lossy.max_error:g}"
             lines.append(
-                f"{verdict(change <= -0.3 and within)} (c) {inp.name}: --max-error 2 (overviews "
-                f"full) {lossy.bytes:,} B, {change:+.1%} vs the source COG (target <= -30%), "
-                f"max error {err} DN (<= 2), nodata {'exact' if lossy.mask_ok else 'CHANGED'}"
+                f"{verdict(change <= -0.3 and within)} (c) {inp.name}: --max-error 2, overviews "
+                f"{lossy.policy}{tag}: {lossy.bytes:,} B, {change:+.1%} vs the source COG "
+                f"(target <= -30%), max error {err} DN (<= 2), nodata "
+                f"{'exact' if lossy.mask_ok else 'CHANGED'}"
             )
     for inp in (i for i in inputs if i.kind == "rgba16"):
         rs = rows[inp.name]
@@ -664,10 +696,11 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="compactor --workers")
     ap.add_argument(
         "--min-saving",
-        default="-1",
-        help="compactor --min-saving for the measured runs (default -1: keep "
-        "outputs up to twice the source's size, so every one is measured; "
-        "target (d) runs separately with the tool's default)",
+        type=float,
+        default=-1.0,
+        help="compactor --min-saving of the rerun that measures the scenes a run left as they "
+        "are (their COG not smaller): -1 (default) keeps outputs up to twice the source's "
+        "size; 0: no rerun, such rows stay empty",
     )
     args = ap.parse_args()
     if not RGB.exists():
@@ -700,29 +733,32 @@ def main() -> int:
         print(f"GDAL presets: {time.perf_counter() - t0:.1f} s")
 
         flags = compactor_flags()
-        t0 = time.perf_counter()
-        rgba = next((i for i in inputs if i.kind == "rgba16"), None)
+        by_stem = {i.name: i for i in inputs}
         statuses: dict[tuple[str, str], str] = {}
-        if rgba is not None:
-            alone = work / "inputs-rgba16"
-            alone.mkdir()
-            shutil.copy(rgba.path, alone / rgba.path.name)
-        for cfg in compactor_configs(efforts):
+        t0 = time.perf_counter()
+        for cfg in compactor_configs(efforts, flags):
             missing = [f for f in cfg.needs if f not in flags]
             if missing:
-                print(
-                    f"  skipped {cfg.label} (overviews {cfg.policy}): compactor run has no "
-                    f"{', '.join(missing)} yet"
-                )
+                print(f"  skipped {cfg.label}: compactor run has no {', '.join(missing)} yet")
                 continue
-            extra = ["--min-saving", str(args.min_saving)]
-            for stem, row in run_compactor(cfg, src_dir, work, args.workers, extra).items():
+            found = run_compactor(cfg, src_dir, work, args.workers, [])
+            # a scene left as it is (its COG not smaller) is measured by a rerun of it alone
+            # that keeps larger outputs; its status stays the one the real run gave it
+            left = [stem for stem, r in found.items() if r.status == "skipped"]
+            if left and args.min_saving < 0:
+                again = work / f"left-{cfg.slug}"
+                again.mkdir()
+                for stem in left:
+                    shutil.copy(by_stem[stem].path, again / by_stem[stem].path.name)
+                extra = ["--min-saving", str(args.min_saving)]
+                for stem, row in run_compactor(cfg, again, work, 1, extra, "-measured").items():
+                    row.status = "skipped*"
+                    found[stem] = row
+            for stem, row in found.items():
                 if stem in rows:
                     rows[stem].append(row)
-            if rgba is not None:
-                alone_rows = run_compactor(cfg, alone, work, 1, [], tag="-default")
-                if rgba.name in alone_rows:
-                    statuses[(cfg.label, cfg.policy)] = alone_rows[rgba.name].status
+                    if stem.startswith("rgba"):
+                        statuses[(row.variant, row.policy)] = row.status.rstrip("*")
         print(f"compactor runs: {time.perf_counter() - t0:.1f} s (cluster start-ups included)")
 
         t0 = time.perf_counter()
