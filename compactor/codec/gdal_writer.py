@@ -8,7 +8,9 @@ liblerc rounds its dequantised values to the data type (half an ULP past the bou
 keeps a nodata value exact only as the smallest value of its blocks, and rounds valid values
 within the bound of it onto it: a bounded output of a scene with a nodata value is asked for
 a bound under the distance of its lowest valid value (lossless if nodata is not below every
-valid value), where the tile writer tightens the tiles it must.
+valid value), where the tile writer tightens the tiles it must. Every metadata domain of the
+source is asked for where GDAL can copy them (``COPY_SRC_MDD``, see
+:func:`_needs_every_domain`).
 
 Masks are given to the driver through a VRT of the source carrying a ``<MaskBand>``:
 
@@ -38,6 +40,7 @@ from rasterio.windows import Window
 from ..errors import EncodeError
 from ..gdal.errors import clean, gdal_errors
 from ..gdal.info import RasterInfo, open_source
+from .layout import carried_domains
 from .profile import Profile
 
 
@@ -106,9 +109,12 @@ def write_cog_gdal(src_path: str, dst: Path, profile: Profile, info: RasterInfo)
 
 
 def creation_options(src: Any, profile: Profile, info: RasterInfo) -> dict[str, str]:
-    """The profile's COG creation options for this source: whole samples, and LERC bounds
-    that hold after liblerc's rounding and keep a nodata value exact."""
+    """The profile's COG creation options for this source: whole samples, the source's
+    metadata domains where GDAL can copy them, and LERC bounds that hold after liblerc's
+    rounding and keep a nodata value exact."""
     opts = profile.creation_options()
+    if _needs_every_domain(src):
+        opts["COPY_SRC_MDD"] = "YES"
     kind = np.dtype(info.dtype).kind
     if kind in "uif":
         opts["NBITS"] = str(np.dtype(info.dtype).itemsize * 8)
@@ -128,6 +134,20 @@ def creation_options(src: Any, profile: Profile, info: RasterInfo) -> dict[str, 
                 bound -= float(np.spacing(np.asarray(top + bound, dtype=info.dtype)))
             opts[key] = f"{max(0.0, bound):.17g}"
     return opts
+
+
+def _needs_every_domain(src: Any) -> bool:
+    """Whether GDAL is asked to copy every metadata domain (``COPY_SRC_MDD=YES``; by default
+    the COG driver copies the default domains only): when the source carries other domains,
+    of the dataset or of a band. Not when a band has items in its default domain: under
+    ``YES`` GDAL's GTiff ``CreateCopy`` copies every band domain but the default one (GDAL
+    3.10, and its master branch in 2026), so such a scene keeps its bands' default items
+    (``STATISTICS_*``) and loses its other domains, which verification reports."""
+    bands = range(1, src.count + 1)
+    other = bool(carried_domains(src.tag_namespaces())) or any(
+        carried_domains(src.tag_namespaces(b)) for b in bands
+    )
+    return other and not any(src.tags(b) for b in bands)
 
 
 def _nodata_bound(bound: float, lowest: float, nodata: float, kind: str) -> float:
