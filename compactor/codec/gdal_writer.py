@@ -37,7 +37,7 @@ import rasterio
 from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
 
-from ..errors import EncodeError
+from ..errors import EncodeError, UnsupportedCodecError
 from ..gdal.errors import clean, gdal_errors
 from ..gdal.info import RasterInfo, open_source
 from .layout import carried_domains
@@ -86,6 +86,13 @@ def masked_vrt(src_path: str, vrt_path: str, profile: Profile, info: RasterInfo)
 
 def write_cog_gdal(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> Path:
     """Encode with GDAL's COG driver."""
+    ovr = profile.overview if profile.overviews == "lossy" else None
+    if ovr is not None and ovr.codec == "lerc" and profile.codec != "lerc":
+        # GDAL's COG driver fails on them ("LERCPostEncode:lerc_encode() failed", GDAL 3.10).
+        raise UnsupportedCodecError(
+            f"GDAL's COG driver (scenes georeferenced by GCPs or RPCs) writes LERC overviews "
+            f"only under LERC at full resolution, not under {profile.codec.upper()}"
+        )
     dst.parent.mkdir(parents=True, exist_ok=True)
     for stale in (dst, dst.with_suffix(".vrt")):
         stale.unlink(missing_ok=True)
