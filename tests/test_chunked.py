@@ -131,11 +131,14 @@ def test_chunked_lossless_equals_per_scene_and_gdal(s3: S3, cli: Any, tmp_path: 
         str(tmp_path / "chunked"),
         "--codec",
         "zstd",
+        "--overviews",
+        "full",
         *CHUNKED,
     )
     single = cli(
-        "run", "--source", str(local), "--dest", str(tmp_path / "single"), "--codec", "zstd"
-    )
+        "run", "--source", str(local), "--dest", str(tmp_path / "single"), "--codec", "zstd",
+        "--overviews", "full",
+    )  # fmt: skip
     assert chunked.exit_code == 0, chunked.output
     assert single.exit_code == 0, single.output
     reference = tmp_path / "gdal.tif"

@@ -223,7 +223,7 @@ def test_profile_strings_are_checked_before_any_work() -> None:
         ("png", "unknown codec"),
         ("jpeg:0", "between 1 and 100"),
         ("jpeg:high", "whole number"),
-        ("zstd:9", "lossless"),
+        ("lzw:9", "takes no level"),
     ):
         with pytest.raises(ConfigError, match=words):
             compactor.compare(["s3://src-bucket/a.tif"], [bad])

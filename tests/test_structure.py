@@ -121,7 +121,7 @@ def test_the_registry_is_the_one_vocabulary() -> None:
     with pytest.raises(ConfigError, match=r"unknown codec 'png'.*jpeg"):
         resolve_settings({"codec": "png"}, environ={})
     # ... and so do the notebook's profiles.
-    assert ("auto", *CODECS) == explore.CODECS
+    assert ("auto", "lossless", *CODECS) == explore.CODECS
     assert explore.parse_spec("zstd").codec == "zstd"
 
 

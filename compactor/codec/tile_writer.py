@@ -438,11 +438,10 @@ def _overview_codec(
     profile: Profile, info: RasterInfo, bands: list[int], alpha: int | None
 ) -> TileCodec | None:
     """The overviews' own tile codec under ``overviews="lossy"`` (None: as full resolution)."""
-    if profile.overviews != "lossy":
+    if not profile.lossy_overviews:
         return None
     ovr = profile.overview
-    if ovr is None:
-        raise UnsupportedCodecError("lossy overviews need the overviews' own profile")
+    assert ovr is not None
     if ovr.codec in LOSSY:
         problem = _lossy_overview_problem(ovr.codec, info.dtype, len(bands))
         if problem:
