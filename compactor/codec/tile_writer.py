@@ -276,7 +276,7 @@ def encode_rows(
                 np.copyto(buffer, block)
                 tile = buffer
             else:
-                tile = pad_tile(block)
+                tile = pad_tile(block, fill=codec.pad_value)
             encoded = codec.encode(tile)
             if codec.codec == "jpeg":
                 dqt, encoded = split_jpeg(encoded)

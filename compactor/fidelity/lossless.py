@@ -109,8 +109,8 @@ def candidates_for(
 
 
 def sample_tiles(sample: Sample) -> list[np.ndarray]:
-    """Up to :data:`MAX_TILES` full tiles (rows, cols, bands) of the sample, padded as the
-    writers pad edge tiles."""
+    """Up to :data:`MAX_TILES` tiles (rows, cols, bands) of the sample (edge tiles not yet
+    padded: each codec pads them as the writers do)."""
     with rasterio.open(sample.path) as src:
         pixels = src.read()
     _, height, width = pixels.shape
@@ -118,7 +118,7 @@ def sample_tiles(sample: Sample) -> list[np.ndarray]:
     for r in range(0, height, TILE):
         for c in range(0, width, TILE):
             block = np.moveaxis(pixels[:, r : r + TILE, c : c + TILE], 0, -1)
-            tiles.append(np.ascontiguousarray(pad_tile(block)))
+            tiles.append(block)
     if len(tiles) > MAX_TILES:  # spread over the sample
         step = len(tiles) / MAX_TILES
         tiles = [tiles[int(i * step)] for i in range(MAX_TILES)]
@@ -136,7 +136,7 @@ def search_encoding(
     if len(found) < 2 or not (profile.lossless or profile.bounded):
         return profile, None
     tiles = sample_tiles(sample)
-    raw = sum(t.nbytes for t in tiles)
+    raw = len(tiles) * TILE * TILE * info.count * np.dtype(info.dtype).itemsize
     alpha = (info.alpha_index - 1) if info.alpha_index else None
     probes: list[tuple[int, float, Candidate]] = []
     for cand in found:
@@ -144,7 +144,7 @@ def search_encoding(
         codec = TileCodec.from_profile(chosen, info.dtype, info.count, nodata=info.nodata,
                                        alpha=alpha)  # fmt: skip
         start = time.perf_counter()
-        size = sum(len(codec.encode(t)) for t in tiles)
+        size = sum(len(codec.encode(pad_tile(t, fill=codec.pad_value))) for t in tiles)
         seconds = time.perf_counter() - start
         probes.append((size, raw / max(seconds, 1e-9) / 1e6, cand))
     best = min(probes, key=lambda p: (p[0], -p[2].speed))[2]
