@@ -51,9 +51,12 @@ status is the run's own (report.json and its scene log).
 Usage::
 
     python bench/bench_science.py [--size 2048] [--scenes 1] [--quick] [--keep DIR]
-                                  [--efforts default[,max]] [--workers 1]
+                                  [--efforts default[,max]] [--workers 1] [--min-saving -1]
 
-Ends with PASS/FAIL lines for the issue's targets on the Landsat-like scenes.
+Prints a markdown table per input, then PASS/FAIL lines for the issue's targets. ``--keep``
+leaves inputs, outputs, reports and ``results.json`` in DIR. About 4-5 minutes at 2048 on
+2 busy cores (GDAL's ZSTD level 19 is a quarter of it), 2 minutes with ``--quick``;
+``--efforts default,max`` adds a slow run (effort max tries ZSTD up to level 22).
 """
 
 from __future__ import annotations
