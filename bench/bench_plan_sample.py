@@ -65,19 +65,16 @@ def sample_keys(manifest: str, endpoint: str, n: int, seed: int) -> tuple[list[s
     and how long listing and sampling took in this process."""
     from compactor.config import resolve_settings
     from compactor.run.discover import discover
-    from compactor.run.strata import StratifiedSampler
-    from compactor.safety.spec import RunContext, SceneSpec
+    from compactor.run.planner import sample_scenes
+    from compactor.safety.spec import RunContext
 
     settings = resolve_settings(
         {"inventory": manifest, "dest": f"s3://{DST}/out/", "endpoint_url": endpoint}
     )
     context = RunContext.from_settings(settings, "bench")
     t = time.perf_counter()
-    sampler: StratifiedSampler[SceneSpec] = StratifiedSampler(n, seed=seed)
-    for item in discover(settings, context):
-        if isinstance(item, SceneSpec) and item.listed is not None:
-            sampler.add(item, item.listed.size)
-    keys = [d.item.source.removeprefix(f"s3://{SRC}/") for d in sampler.sample()]
+    _, draws, _ = sample_scenes(discover(settings, context), n, seed)
+    keys = [d.item.source.removeprefix(f"s3://{SRC}/") for d in draws]
     return keys, time.perf_counter() - t
 
 

@@ -121,3 +121,43 @@ def test_single_object_source(s3: S3) -> None:
 def test_location_usage_errors(args: dict[str, str], message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         _discover(**args)
+
+
+def test_pending_stream_builds_the_same_specs(s3: S3) -> None:
+    """A sampled plan builds specs only for the scenes it draws (``Discovery.pending`` and
+    ``spec_of``): the same specs, refusals and counts as the eager stream, colliding
+    outputs and archive copies included."""
+    for key in ["x/a.tif", "x/a.jp2", "x/a.TIF", "x/b.ntf", "x/deep/c.tif", "x/d..tif"]:
+        s3.put("src-bucket", key, b"0")
+    s3.put("src-bucket", "x/bad//e.tif", b"0")
+    args = {"source": "s3://src-bucket/x/", "dest": "s3://dst-bucket/out/",
+            "archive": "s3://dst-bucket/archive/"}  # fmt: skip
+    settings = resolve_settings(args)
+    eager = discover(settings, RunContext.from_settings(settings, "test-run"))
+    lazy = discover(settings, RunContext.from_settings(settings, "test-run"))
+    built = [i if isinstance(i, SceneResult) else lazy.spec_of(i) for i in lazy.pending()]
+    assert built == list(eager)
+    assert [s.listed for s in built if isinstance(s, SceneSpec)] == [
+        s.listed for s in list(discover(settings, RunContext.from_settings(settings, "t")))
+        if isinstance(s, SceneSpec)
+    ]  # fmt: skip
+    assert lazy.counts == eager.counts
+    outputs = {s.relative: s.output for s in built if isinstance(s, SceneSpec)}
+    assert outputs["a.jp2"] == "s3://dst-bucket/out/a.jp2.tif"
+    assert outputs["a.tif"] == "s3://dst-bucket/out/a.tif"
+    assert [r.source for r in built if isinstance(r, SceneResult)] == [
+        "s3://src-bucket/x/bad//e.tif"
+    ]
+
+
+def test_listed_object_info_is_the_dataclass() -> None:
+    from compactor.storage import ObjectInfo
+
+    made = ObjectInfo("s3://b/k", 3, '"e"', "2024-01-01T00:00:00+00:00", "GLACIER")
+    fast = ObjectInfo.listed("s3://b/k", 3, '"e"', "2024-01-01T00:00:00+00:00", "GLACIER")
+    assert fast == made
+    assert repr(fast) == repr(made)
+    assert fast.metadata == {}
+    assert fast.metadata is not ObjectInfo.listed("s3://b/j", 1).metadata
+    with pytest.raises(AttributeError):
+        fast.size = 4  # type: ignore[misc]

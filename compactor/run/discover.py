@@ -26,7 +26,7 @@ from ..config import META_PREFIX, Settings
 from ..errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError, UnsafeKeyError
 from ..keys import key_problem
 from ..report.models import SceneResult
-from ..safety.spec import RunContext, SceneSpec, assign_outputs
+from ..safety.spec import RunContext, SceneSpec, assign_outputs, output_relative
 from ..storage import Location, ObjectInfo, S3Options, S3Store, store_for
 from .finished import Conditions, FinishedIndex
 from .inventory import InventoryStats, Manifest, iter_inventory, read_manifest
@@ -54,11 +54,28 @@ class Counts:
     complete: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A listed object that passed the filters and the key checks and becomes a scene,
+    before its :class:`SceneSpec` is built (:meth:`Discovery.spec_of`): a sampled plan
+    builds specs only for the objects it draws."""
+
+    #: Its key below the listed prefix (checked).
+    relative: str
+    info: ObjectInfo
+    #: The keys whose outputs may collide with its own (:func:`collision_runs`), itself
+    #: included: its output name depends on them.
+    run: tuple[str, ...]
+
+
 @dataclass
 class Discovery:
     """The scenes of a run, as a stream: iterate it for :class:`SceneSpec` (a task each)
     and :class:`SceneResult` (an object or asset refused at discovery, with the reason).
-    :attr:`counts` fill in as it goes."""
+    :attr:`counts` fill in as it goes.
+
+    :meth:`pending` is the same stream with each scene's spec not yet built (iterate one
+    or the other, not both)."""
 
     #: The listed prefix (``None`` for a STAC search).
     source: Location | None
@@ -67,9 +84,24 @@ class Discovery:
     index: FinishedIndex = field(default_factory=FinishedIndex.empty)
     #: The original STAC items by id, spooled to disk (a STAC search only).
     items: ItemSpool | None = None
+    #: The stream before specs are built, and how one is built (listings only).
+    lazy: Iterator[Pending | SceneResult] | None = None
+    build: Callable[[Pending], SceneSpec] | None = None
 
     def __iter__(self) -> Iterator[SceneSpec | SceneResult]:
         return self.stream
+
+    def pending(self) -> Iterator[Pending | SceneSpec | SceneResult]:
+        """The scenes as :class:`Pending` (a listing) or :class:`SceneSpec` (a STAC
+        search), and the refused objects; :meth:`spec_of` turns a pending one into its
+        spec, exactly as the stream would have."""
+        return self.lazy if self.lazy is not None else self.stream
+
+    def spec_of(self, item: Pending | SceneSpec) -> SceneSpec:
+        if isinstance(item, SceneSpec):
+            return item
+        assert self.build is not None
+        return self.build(item)
 
     @property
     def finished_earlier(self) -> int:
@@ -368,11 +400,23 @@ def collision_runs(rels: Iterable[T], key: Callable[[T], str]) -> Iterator[list[
             continue
         if run:
             yield run
-        head, name = posixpath.split(rel)
-        anchor = posixpath.join(head, name.split(".", 1)[0]) + "."
+        anchor = _anchor(rel)
         run = [item]
     if run:
         yield run
+
+
+def _anchor(rel: str) -> str:
+    """The folder and first-dot stem of ``rel`` and a dot (``a/b.c.tif`` -> ``a/b.``),
+    as ``posixpath`` gives them; string slicing where the folder has no trailing or
+    leading ``/`` to strip (every key that passed :func:`key_problem`)."""
+    cut = rel.rfind("/")
+    if cut > 0 and rel[cut - 1] != "/":
+        return rel[: cut + 1] + rel[cut + 1 :].split(".", 1)[0] + "."
+    if cut < 0:
+        return rel.split(".", 1)[0] + "."
+    head, name = posixpath.split(rel)
+    return posixpath.join(head, name.split(".", 1)[0]) + "."
 
 
 def discover(
@@ -516,15 +560,50 @@ def _discovery(
         )
         if len(index):
             log.info("%d scenes in scope were finished by earlier runs", len(index))
+    lazy = _pending(listing, prefix, relative, settings, context, index, counts)
+    build = _builder(prefix, context)
     return Discovery(
         source=prefix,
-        stream=_stream(listing, prefix, relative, settings, context, index, counts),
+        stream=(item if isinstance(item, SceneResult) else build(item) for item in lazy),
         counts=counts,
         index=index,
+        lazy=lazy,
+        build=build,
     )
 
 
-def _stream(
+def _builder(prefix: Location, context: RunContext) -> Callable[[Pending], SceneSpec]:
+    """How a :class:`Pending` scene becomes its :class:`SceneSpec`: its URL, its output
+    (named without collisions within its run: :func:`assign_outputs`) and archive copy."""
+    dest = Location.parse(context.dest)
+    archive_root = (
+        Location.parse(context.archive)
+        if context.archive_mode == "prefix" and context.archive
+        else None
+    )
+    in_place = context.archive_mode == "in-place"
+
+    def build(p: Pending) -> SceneSpec:
+        rel = p.relative
+        named = output_relative(rel) if len(p.run) == 1 else assign_outputs(list(p.run))[rel]
+        src_loc = prefix.join(rel)
+        archive: str | None = None
+        if in_place:
+            archive = src_loc.url
+        elif archive_root is not None:
+            archive = archive_root.join(rel).url
+        return SceneSpec(
+            source=src_loc.url,
+            relative=rel,
+            output=dest.join(named).url,
+            archive=archive,
+            listed=p.info,
+        )
+
+    return build
+
+
+def _pending(
     listing: Iterable[ObjectInfo],
     prefix: Location,
     relative: Callable[[str], str | None],
@@ -532,14 +611,11 @@ def _stream(
     context: RunContext,
     index: FinishedIndex,
     counts: Counts,
-) -> Iterator[SceneSpec | SceneResult]:
-    dest = Location.parse(context.dest)
-    archive_root = (
-        Location.parse(context.archive)
-        if context.archive_mode == "prefix" and context.archive
-        else None
-    )
+) -> Iterator[Pending | SceneResult]:
     conditions = Conditions(context.finish_digest(), context.policy_digest())
+    # An S3 key below the prefix: the URL after ``s3://bucket/`` (listings give URLs in
+    # Location's own form).
+    key_at = len(f"s3://{prefix.bucket}/") if prefix.is_s3 else 0
 
     def candidates() -> Iterator[tuple[str, ObjectInfo] | SceneResult]:
         try:
@@ -549,13 +625,20 @@ def _stream(
                 if rel is None or not selected(info, settings):
                     counts.excluded += 1
                     continue
-                loc = Location.parse(info.url)
-                problem = key_problem(loc.key) if loc.is_s3 else None
-                try:
-                    if problem is None:
+                if prefix.is_s3:
+                    key = info.url[key_at:]
+                    problem = key_problem(key)
+                    if problem is None and rel != key:
+                        # What prefix.join(rel) checks on S3 (the same function on key
+                        # below a prefix of the whole bucket).
+                        below = key_problem(rel)
+                        problem = f"refused key {rel!r}: {below}" if below else None
+                else:
+                    problem = None
+                    try:
                         prefix.join(rel)  # local paths: must stay below --source once resolved
-                except UnsafeKeyError as err:
-                    problem = str(err)
+                    except UnsafeKeyError as err:
+                        problem = str(err)
                 if problem is not None:
                     log.warning("refused %r: %s", info.url, problem)
                     counts.refused += 1
@@ -567,30 +650,19 @@ def _stream(
         except StorageError as err:
             raise DiscoveryError(f"cannot list {prefix.url}: {err}") from err
 
-    def specs(batch: list[list[tuple[str, ObjectInfo]]]) -> Iterator[SceneSpec]:
+    def specs(batch: list[list[tuple[str, ObjectInfo]]]) -> Iterator[Pending]:
         flat = [pair for run in batch for pair in run]
         done = index.finished((info for _, info in flat), conditions)
-        named: dict[str, str] = {}
+        at = 0
         for run in batch:
-            named.update(assign_outputs([rel for rel, _ in run]))
-        for (rel, info), finished in zip(flat, done, strict=True):
-            if finished:
-                counts.finished += 1
-                continue
-            src_loc = prefix.join(rel)
-            archive: str | None = None
-            if context.archive_mode == "in-place":
-                archive = src_loc.url
-            elif archive_root is not None:
-                archive = archive_root.join(rel).url
-            counts.scenes += 1
-            yield SceneSpec(
-                source=src_loc.url,
-                relative=rel,
-                output=dest.join(named[rel]).url,
-                archive=archive,
-                listed=info,
-            )
+            rels = tuple(rel for rel, _ in run)
+            for (rel, info), finished in zip(run, done[at : at + len(run)], strict=True):
+                if finished:
+                    counts.finished += 1
+                    continue
+                counts.scenes += 1
+                yield Pending(rel, info, rels)
+            at += len(run)
 
     def scenes() -> Iterator[tuple[str, ObjectInfo]]:
         for item in candidates():

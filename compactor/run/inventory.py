@@ -505,7 +505,7 @@ def _objects(
         classes = pc.if_else(pc.equal(sc, ""), "STANDARD", sc).to_pylist()
     stats.objects += n
     stats.bytes += int(pc.sum(sizes).as_py() or 0)
-    return list(map(ObjectInfo, urls, size_list, etags, mtimes, classes))
+    return list(map(ObjectInfo.listed, urls, size_list, etags, mtimes, classes))
 
 
 def _iso_seconds(column: Any) -> Any:

@@ -4,6 +4,7 @@ its capabilities (server-side copies, conditional writes, abandoned uploads)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,26 @@ class ObjectInfo:
     lock_until: str | None = None
     legal_hold: bool = False
 
+    @classmethod
+    def listed(
+        cls,
+        url: str,
+        size: int,
+        etag: str | None = None,
+        mtime: str | None = None,
+        storage_class: str = "STANDARD",
+    ) -> ObjectInfo:
+        """``ObjectInfo(url, size, etag, mtime, storage_class)``, every other field its
+        default, built several times faster than the frozen dataclass's ``__init__`` (an
+        inventory builds one per row)."""
+        obj = object.__new__(cls)
+        fields = obj.__dict__
+        fields.update(_LISTED_DEFAULTS)
+        fields.update(
+            url=url, size=size, etag=etag, mtime=mtime, storage_class=storage_class, metadata={}
+        )
+        return obj
+
     @property
     def location(self) -> Location:
         return Location.parse(self.url)
@@ -61,6 +82,13 @@ class ObjectInfo:
         ETag (a local file's inode, size and mtime), size and storage class."""
         return f"{self.etag}|{self.size}|{self.storage_class}"
 
+
+#: The defaults of :meth:`ObjectInfo.listed` (``metadata`` gets a new dict each time).
+_LISTED_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(ObjectInfo)
+    if f.default is not dataclasses.MISSING
+}
 
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
