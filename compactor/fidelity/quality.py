@@ -86,7 +86,9 @@ def probe(sample: Sample, profile: Profile, scratch: Path) -> Probe:
     write_cog(str(sample.path), path, profile, sample.info)
     try:
         with rasterio.open(sample.path) as src, rasterio.open(path) as out:
-            fidelity = compare_pixels(src, out, sample.info, profile)
+            fidelity = compare_pixels(
+                src, out, sample.info, profile, ssim_only=True, reference=sample.reference
+            )
         size = path.stat().st_size
     finally:
         path.unlink(missing_ok=True)

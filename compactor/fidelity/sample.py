@@ -8,7 +8,7 @@ sample: every pixel of it, so what the sample says holds exactly for the scene.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ class Sample:
     raw_bytes: int
     #: The windows of the source it holds (col, row, w, h).
     windows: tuple[Window4, ...]
+    #: Its pixels as :func:`~compactor.fidelity.verify.compare_pixels` reads them for
+    #: lossy outputs, kept across the probes of a quality search.
+    reference: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def whole(self) -> bool:

@@ -259,11 +259,24 @@ def _pixel_validity(
     return None
 
 
-def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fidelity:
+def compare_pixels(
+    src: Any,
+    out: Any,
+    info: RasterInfo,
+    profile: Profile,
+    *,
+    ssim_only: bool = False,
+    reference: dict[Any, Any] | None = None,
+) -> Fidelity:
     """Compare pixels strip by strip. Lossless: raise unless every pixel is equal.
     Bounded: raise unless nodata is exact and every valid value within its band's bound;
     return the errors. Lossy: raise unless the validity masks are identical; return SSIM,
-    PSNR and the errors."""
+    PSNR and the errors.
+
+    For the probes of a quality search (lossy outputs of one source): ``ssim_only``
+    measures the SSIM alone (the same value; PSNR and errors are left ``None``), and
+    ``reference`` (an empty dict, then the same one for every output of ``src``) keeps
+    the source's strips as read and masked, so the source is read once."""
 
     bands = _kept_bands(info, profile)
     height, width = info.height, info.width
@@ -279,10 +292,33 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
         # (a last strip of 1-3 rows); extra rows above only add context.
         top = max(0, min(r0 - HALO, bottom - WIN))
         win = Window(0, top, width, bottom - top)
+        core = slice(r0 - top, r1 - top)
+        known = (top, bottom, tuple(bands))
+        if (
+            reference is not None
+            and known in reference
+            and not (profile.lossless or profile.bounded)
+        ):
+            s_valid, s_f = reference[known]
+            o_img = out.read(window=win)
+            o_valid = out.dataset_mask(window=win) > 0
+            _check_validity(s_valid[core], o_valid[core])
+            o_f = np.where(s_valid, o_img, 0).astype(np.float64)
+            if all_equal and not np.array_equal(s_f[:, core], o_f[:, core]):
+                all_equal = False
+            for k in range(len(bands)):
+                ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
+            if not ssim_only:
+                core_valid = s_valid[core]
+                for k in range(len(bands)):
+                    stats.add(k, s_f[k, core][core_valid], o_f[k, core][core_valid])
+                err = (s_f[:, core] - o_f[:, core])[:, core_valid]
+                sq_err += float(np.square(err).sum())
+                n_valid += err.size
+            continue
         s_all = src.read(window=win)
         o_img = out.read(window=win)
         s_img = s_all[[b - 1 for b in bands]]
-        core = slice(r0 - top, r1 - top)
         if profile.lossless:
             _require_equal(s_img[:, core], o_img[:, core], bands, r0)
             if info.has_dataset_mask:
@@ -301,15 +337,17 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
             continue
         s_valid = source_validity(src, info, win, s_all)
         o_valid = out.dataset_mask(window=win) > 0
-        if not np.array_equal(s_valid[core], o_valid[core]):
-            bad = int(np.count_nonzero(s_valid[core] != o_valid[core]))
-            raise VerificationError(f"output validity mask differs from the source in {bad} pixels")
+        _check_validity(s_valid[core], o_valid[core])
         s_f = np.where(s_valid, s_img, 0).astype(np.float64)
         o_f = np.where(s_valid, o_img, 0).astype(np.float64)
+        if reference is not None:
+            reference[known] = (s_valid, s_f)
         if not np.array_equal(s_f[:, core], o_f[:, core]):
             all_equal = False
         for k in range(len(bands)):
             ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
+        if ssim_only:
+            continue
         core_valid = s_valid[core]
         for k in range(len(bands)):
             stats.add(k, s_f[k, core][core_valid], o_f[k, core][core_valid])
@@ -321,9 +359,17 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
     if profile.bounded:
         return stats.fidelity(info.dtype, None)
     ssim = min(s.value(all_equal) for s in ssims) if ssims else 1.0
+    if ssim_only:
+        return Fidelity(exact=all_equal, ssim=ssim, psnr=None)
     psnr = None if sq_err == 0 or n_valid == 0 else 10 * math.log10(rng**2 / (sq_err / n_valid))
     measured = stats.fidelity(info.dtype, ssim)
     return replace(measured, exact=all_equal, psnr=psnr)
+
+
+def _check_validity(source: np.ndarray, output: np.ndarray) -> None:
+    if not np.array_equal(source, output):
+        bad = int(np.count_nonzero(source != output))
+        raise VerificationError(f"output validity mask differs from the source in {bad} pixels")
 
 
 def check_overviews(path: str, profile: Profile) -> None:
