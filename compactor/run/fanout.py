@@ -11,9 +11,10 @@ what is still pending (as any error or Ctrl-C here does).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -205,6 +206,55 @@ def cluster_for(
         yield c
 
 
+@contextmanager
+def early_cluster(
+    settings: Settings, client: Any = None, progress: Progress[Any] | None = None
+) -> Iterator[Callable[[], Any]]:
+    """The cluster of :func:`cluster_for`, a local one started now in a background thread
+    (while the caller lists: starting the scheduler and the worker processes takes
+    seconds): yields a function that waits for it and returns its client, to hand to
+    :func:`fan_out` as ``started``. The caller's client, or a cluster elsewhere, is
+    connected only when asked for. Closed on exit, whether asked for or not."""
+    with ExitStack() as stack:
+        if client is not None or settings.cluster.kind != "local":
+
+            def connected() -> Any:
+                if not box:
+                    box["client"] = stack.enter_context(cluster_for(settings, client, progress))
+                return box["client"]
+
+            box: dict[str, Any] = {}
+            yield connected
+            return
+
+        started: dict[str, Any] = {}
+
+        def start() -> None:
+            try:
+                started["client"] = stack.enter_context(cluster_for(settings))
+            except BaseException as err:  # raised where the client is asked for
+                started["error"] = err
+
+        thread = threading.Thread(target=start, name="compactor-cluster-start", daemon=True)
+        thread.start()
+        told: list[bool] = []
+
+        def ready() -> Any:
+            thread.join()
+            if "error" in started:
+                raise started["error"]
+            c = started["client"]
+            if not told and progress is not None and progress.dashboard and c.dashboard_link:
+                progress.dashboard(c.dashboard_link)
+            told.append(True)
+            return c
+
+        try:
+            yield ready
+        finally:
+            thread.join()
+
+
 def fan_out(
     items: Sequence[T],
     submit: Callable[[Any, int, T], Any],
@@ -213,10 +263,12 @@ def fan_out(
     client: Any = None,
     progress: Progress[R] | None = None,
     task_died: Callable[[T, BaseException], R] | None = None,
+    started: Callable[[], Any] | None = None,
 ) -> list[R]:
     """Run one task per item (``submit(client, index, item)`` returns its future) on
     ``client``, or on the cluster ``settings`` name (started for the call and closed
-    after); the results in the order of ``items``."""
+    after), or on the one ``started`` gives (:func:`early_cluster`); the results in the
+    order of ``items``."""
     progress = progress or Progress()
     if not items:
         return []
@@ -226,7 +278,8 @@ def fan_out(
         return task_died(pair[1], err)
 
     results: dict[int, R] = {}
-    with cluster_for(settings, client, progress) as c:
+    cluster = cluster_for(settings, client, progress) if started is None else nullcontext(started())
+    with cluster as c:
         for (index, _), result in stream(
             c,
             enumerate(items),

@@ -40,7 +40,7 @@ from ..safety.spec import RunContext, SceneSpec
 from ..safety.state import StateStore, Step
 from ..storage import ARCHIVE_CLASSES, Location, source_store_for, store_for
 from .discover import Discovery, Pending, check_locations, discover
-from .fanout import fan_out, progress_of
+from .fanout import early_cluster, fan_out, progress_of
 from .pipeline import new_run_id
 from .strata import Draw, Estimate, Outcome, StratifiedSampler, extrapolate
 
@@ -159,8 +159,13 @@ def plan(
         settings = resolve_settings(arguments, config_file=config_file)
     check_locations(settings)
     context = RunContext.from_settings(settings, new_run_id())
-    with progress_of("compactor plan", progress, on_start=on_start) as callbacks:
+    with (
+        progress_of("compactor plan", progress, on_start=on_start) as callbacks,
+        contextlib.ExitStack() as stack,
+    ):
         found = discover(settings, context)
+        # The cluster starts while the listing is read.
+        started = stack.enter_context(early_cluster(settings, client, callbacks))
         sampler: StratifiedSampler[Pending | SceneSpec] | None = None
         refused: list[SceneResult] = []
         specs: list[SceneSpec] = []
@@ -187,7 +192,9 @@ def plan(
         def submit(c: Any, _index: int, spec: SceneSpec) -> Any:
             return c.submit(plan_scene, spec, context, key="plan-" + spec.key(context), pure=False)
 
-        planned = fan_out(specs, submit, settings=settings, client=client, progress=callbacks)
+        planned = fan_out(
+            specs, submit, settings=settings, client=client, progress=callbacks, started=started
+        )
     rows = refused_rows + planned
     df = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     for col in ("quality", "width", "height", "bands", "bytes_in", "raw_bytes", "est_bytes_out"):
