@@ -140,7 +140,7 @@ def stream(
     of futures whatever the number of items, and ``items`` is consumed only as fast as
     the cluster works (a listing streams through). An item for which ``immediate`` gives a
     result becomes no task. Any error or Ctrl-C cancels the tasks in flight."""
-    queue = as_completed()
+    queue = as_completed(loop=client.loop)
     pending: dict[Any, tuple[T, int]] = {}
     ready: list[tuple[T, R]] = []
     source = iter(items)
@@ -227,21 +227,29 @@ def early_cluster(
             yield connected
             return
 
+        # The cluster is entered and left in its own thread: a Client is a context manager
+        # bound to the context (contextvars) it was entered in.
         started: dict[str, Any] = {}
+        up, done = threading.Event(), threading.Event()
 
-        def start() -> None:
+        def run() -> None:
             try:
-                started["client"] = stack.enter_context(cluster_for(settings))
-            except BaseException as err:  # raised where the client is asked for
+                with cluster_for(settings) as c:
+                    started["client"] = c
+                    up.set()
+                    done.wait()
+            except BaseException as err:  # raised where the client is asked for, or on exit
                 started["error"] = err
+            finally:
+                up.set()
 
-        thread = threading.Thread(target=start, name="compactor-cluster-start", daemon=True)
+        thread = threading.Thread(target=run, name="compactor-cluster", daemon=True)
         thread.start()
         told: list[bool] = []
 
         def ready() -> Any:
-            thread.join()
-            if "error" in started:
+            up.wait()
+            if "client" not in started:
                 raise started["error"]
             c = started["client"]
             if not told and progress is not None and progress.dashboard and c.dashboard_link:
@@ -252,7 +260,10 @@ def early_cluster(
         try:
             yield ready
         finally:
+            done.set()
             thread.join()
+        if told and "error" in started:
+            raise started["error"]  # closing the cluster failed
 
 
 def fan_out(
