@@ -62,12 +62,23 @@ def _estimate_size(
     sample = write_sample(src_path, info, scratch)
     profile = choose_encoding(src_path, info, encoding, scratch, sample=sample).profile
     ladder = candidates(src_path, info, profile, policy, scratch, sample=sample)
+    # The quality search encoded the sample at each quality it tried (the same writer, the
+    # same bytes) and measured its SSIM as the check does: a candidate it tried is not
+    # encoded again.
+    probed = {(p.codec, p.quality): p for p in ladder.search.probes} if ladder.search else {}
+    ssim: float | None
     for candidate in ladder.profiles:
-        out = write_cog(str(sample.path), scratch / "sample.cog.tif", candidate, sample.info)
-        fid = check_output(str(sample.path), str(out), sample.info, candidate)
-        if candidate.lossless or policy.min_ssim == 0 or (fid.ssim or 0) >= policy.min_ssim:
+        key = (candidate.codec, candidate.quality or 0)
+        known = None if candidate.lossless else probed.get(key)
+        if known is not None:
+            size, ssim = known.bytes, known.ssim
+        else:
+            out = write_cog(str(sample.path), scratch / "sample.cog.tif", candidate, sample.info)
+            fid = check_output(str(sample.path), str(out), sample.info, candidate)
+            size, ssim = out.stat().st_size, fid.ssim
+        if candidate.lossless or policy.min_ssim == 0 or (ssim or 0) >= policy.min_ssim:
             break
-    return sample.raw_bytes, out.stat().st_size, candidate, fid.ssim
+    return sample.raw_bytes, size, candidate, ssim
 
 
 def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
