@@ -208,13 +208,19 @@ def cluster_for(
 
 @contextmanager
 def early_cluster(
-    settings: Settings, client: Any = None, progress: Progress[Any] | None = None
+    settings: Settings,
+    client: Any = None,
+    progress: Progress[Any] | None = None,
+    *,
+    warm: Callable[[], None] | None = None,
 ) -> Iterator[Callable[[], Any]]:
     """The cluster of :func:`cluster_for`, a local one started now in a background thread
     (while the caller lists: starting the scheduler and the worker processes takes
     seconds): yields a function that waits for it and returns its client, to hand to
-    :func:`fan_out` as ``started``. The caller's client, or a cluster elsewhere, is
-    connected only when asked for. Closed on exit, whether asked for or not."""
+    :func:`fan_out` as ``started``. ``warm`` is then run on each of its workers (a
+    module-level function of the tasks' module: loading it loads what the tasks import).
+    The caller's client, or a cluster elsewhere, is connected only when asked for. Closed
+    on exit, whether asked for or not."""
     with ExitStack() as stack:
         if client is not None or settings.cluster.kind != "local":
 
@@ -235,6 +241,9 @@ def early_cluster(
         def run() -> None:
             try:
                 with cluster_for(settings) as c:
+                    if warm is not None:
+                        c.wait_for_workers(1)
+                        c.run(warm)
                     started["client"] = c
                     up.set()
                     done.wait()

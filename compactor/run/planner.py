@@ -81,6 +81,11 @@ def _estimate_size(
     return sample.raw_bytes, size, candidate, ssim
 
 
+def _loaded() -> None:
+    """Run on each worker of a cluster the plan starts, while it lists: unpickling it loads
+    this module, and so what :func:`plan_scene` needs (rasterio, GDAL, the codecs)."""
+
+
 def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
     """Dask task: what a run would do with one scene (reads only)."""
     row: dict[str, Any] = dict.fromkeys(PLAN_COLUMNS)
@@ -176,7 +181,7 @@ def plan(
     ):
         found = discover(settings, context)
         # The cluster starts while the listing is read.
-        started = stack.enter_context(early_cluster(settings, client, callbacks))
+        started = stack.enter_context(early_cluster(settings, client, callbacks, warm=_loaded))
         sampler: StratifiedSampler[Pending | SceneSpec] | None = None
         refused: list[SceneResult] = []
         specs: list[SceneSpec] = []
