@@ -35,6 +35,7 @@ import rasterio
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
+from .. import timing
 from ..codec.layout import carried_domains
 from ..codec.profile import Profile, dtype_range
 from ..errors import VerificationError
@@ -279,8 +280,10 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
         # (a last strip of 1-3 rows); extra rows above only add context.
         top = max(0, min(r0 - HALO, bottom - WIN))
         win = Window(0, top, width, bottom - top)
-        s_all = src.read(window=win)
-        o_img = out.read(window=win)
+        with timing.stage("verify source read"):
+            s_all = src.read(window=win)
+        with timing.stage("verify decode"):
+            o_img = out.read(window=win)
         s_img = s_all[[b - 1 for b in bands]]
         core = slice(r0 - top, r1 - top)
         if profile.lossless:
@@ -299,8 +302,10 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
                 )  # fmt: skip
                 stats.add(k, a_v, b_v)
             continue
-        s_valid = source_validity(src, info, win, s_all)
-        o_valid = out.dataset_mask(window=win) > 0
+        with timing.stage("verify source read"):
+            s_valid = source_validity(src, info, win, s_all)
+        with timing.stage("verify decode"):
+            o_valid = out.dataset_mask(window=win) > 0
         if not np.array_equal(s_valid[core], o_valid[core]):
             bad = int(np.count_nonzero(s_valid[core] != o_valid[core]))
             raise VerificationError(f"output validity mask differs from the source in {bad} pixels")
@@ -308,8 +313,9 @@ def compare_pixels(src: Any, out: Any, info: RasterInfo, profile: Profile) -> Fi
         o_f = np.where(s_valid, o_img, 0).astype(np.float64)
         if not np.array_equal(s_f[:, core], o_f[:, core]):
             all_equal = False
-        for k in range(len(bands)):
-            ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
+        with timing.stage("SSIM"):
+            for k in range(len(bands)):
+                ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
         core_valid = s_valid[core]
         for k in range(len(bands)):
             stats.add(k, s_f[k, core][core_valid], o_f[k, core][core_valid])
@@ -346,11 +352,14 @@ def check_overviews(path: str, profile: Profile) -> None:
 def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profile) -> Fidelity:
     """Run every check of this module on a local output; raise on the first failure."""
 
-    validate_cog(out_path)
+    with timing.stage("validate COG"):
+        validate_cog(out_path)
     try:
-        check_overviews(out_path, profile)
-        with open_source(src_path) as src, rasterio.open(out_path) as out:
+        with timing.stage("verify decode"):
+            check_overviews(out_path, profile)
+        with timing.stage("metadata"), open_source(src_path) as src, rasterio.open(out_path) as out:
             check_metadata(src, out, info, profile)
-            return compare_pixels(src, out, info, profile)
+            with timing.stage("compare"):
+                return compare_pixels(src, out, info, profile)
     except gdal_errors() as err:
         raise VerificationError(f"reading back failed: {clean(err)}") from err
