@@ -68,6 +68,9 @@ class Profile:
     max_error: tuple[float, ...] | None = None
     #: LERC's additional compression of its blobs (GDAL's LERC_ZSTD, LERC_DEFLATE).
     lerc_inner: Literal["zstd", "deflate"] | None = None
+    #: LERC's blob version: 4 (GDAL's, every reader), 5 (bands delta-coded against each
+    #: other; compactor's tile writer only; liblerc 2.1+ decodes it).
+    lerc_blob: int = 4
     #: How overviews are stored, and their encoding under ``lossy``.
     overviews: OverviewPolicy = "full"
     overview: Profile | None = None
@@ -103,6 +106,8 @@ class Profile:
     @property
     def label(self) -> str:
         text = self.codec
+        if self.codec == "lerc" and self.lerc_blob != 4:
+            text += f" v2.{self.lerc_blob}"
         if self.codec == "lerc" and self.lerc_inner:
             text += f"+{self.lerc_inner}"
         if self.quality is not None:

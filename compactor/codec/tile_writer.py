@@ -277,7 +277,7 @@ def encode_rows(
                 np.copyto(buffer, block)
                 tile = buffer
             else:
-                tile = pad_tile(block)
+                tile = pad_tile(block, fill=codec.pad_value)
             with timing.stage("encode"):
                 encoded = codec.encode(tile)
             if codec.codec == "jpeg":

@@ -54,6 +54,9 @@ class Candidate:
     lerc_inner: Literal["zstd", "deflate"] | None
     #: Typical encode speed, MB/s of raw pixels on one core (12-bit imagery).
     speed: float
+    #: LERC's blob version: 5 codes each band as a delta from the one before (multi-band
+    #: scenes, compactor's tile writer).
+    lerc_blob: int = 4
 
     def profile(self, base: Profile) -> Profile:
         return replace(
@@ -62,12 +65,13 @@ class Candidate:
             level=self.level,
             predictor={"dtype": None, "none": 1, None: None}[self.predictor],
             lerc_inner=self.lerc_inner,
+            lerc_blob=self.lerc_blob,
             max_error=base.max_error if self.codec == "lerc" else None,
             quality=None,
         )
 
 
-#: Every candidate, fastest first within a codec (ties in size go to the first).
+#: Every candidate (ties in size go to the faster, then to the first).
 CATALOG: tuple[Candidate, ...] = (
     Candidate("lerc", 3, None, "zstd", 120),
     Candidate("lerc", None, None, None, 110),
@@ -75,6 +79,11 @@ CATALOG: tuple[Candidate, ...] = (
     Candidate("lerc", 9, None, "deflate", 57),
     Candidate("lerc", 12, None, "deflate", 33),
     Candidate("lerc", 19, None, "zstd", 7),
+    Candidate("lerc", 3, None, "zstd", 100, lerc_blob=5),
+    Candidate("lerc", None, None, None, 95, lerc_blob=5),
+    Candidate("lerc", 9, None, "deflate", 45, lerc_blob=5),
+    Candidate("lerc", 12, None, "deflate", 27, lerc_blob=5),
+    Candidate("lerc", 19, None, "zstd", 6, lerc_blob=5),
     Candidate("lzw", None, "dtype", None, 90),
     Candidate("deflate", 6, "dtype", None, 75),
     Candidate("deflate", 9, "dtype", None, 58),
@@ -88,7 +97,7 @@ CATALOG: tuple[Candidate, ...] = (
 
 
 def candidates_for(
-    profile: Profile, effort: Effort, dtype: str, only: str | None
+    profile: Profile, effort: Effort, dtype: str, only: str | None, info: RasterInfo | None = None
 ) -> list[Candidate]:
     """The candidates a scene whose starting profile is ``profile`` tries under ``effort``
     (``only``: the codec the user named; ``None``: any). Bounded profiles try LERC only."""
@@ -104,13 +113,17 @@ def candidates_for(
             continue
         if only is not None and c.codec != only:
             continue
+        # Lerc2 v5 differs from v4 by its band deltas (nothing to gain on one band), and
+        # only compactor's tile writer writes it (GDAL's writes v4: GCP and RPC scenes).
+        if c.lerc_blob != 4 and info is not None and (info.count < 2 or info.has_gcps_or_rpcs):
+            continue
         found.append(c)
     return found
 
 
 def sample_tiles(sample: Sample) -> list[np.ndarray]:
-    """Up to :data:`MAX_TILES` full tiles (rows, cols, bands) of the sample, padded as the
-    writers pad edge tiles."""
+    """Up to :data:`MAX_TILES` tiles (rows, cols, bands) of the sample (edge tiles not yet
+    padded: each codec pads them as the writers do)."""
     with rasterio.open(sample.path) as src:
         pixels = src.read()
     _, height, width = pixels.shape
@@ -118,7 +131,7 @@ def sample_tiles(sample: Sample) -> list[np.ndarray]:
     for r in range(0, height, TILE):
         for c in range(0, width, TILE):
             block = np.moveaxis(pixels[:, r : r + TILE, c : c + TILE], 0, -1)
-            tiles.append(np.ascontiguousarray(pad_tile(block)))
+            tiles.append(block)
     if len(tiles) > MAX_TILES:  # spread over the sample
         step = len(tiles) / MAX_TILES
         tiles = [tiles[int(i * step)] for i in range(MAX_TILES)]
@@ -126,17 +139,21 @@ def sample_tiles(sample: Sample) -> list[np.ndarray]:
 
 
 def search_encoding(
-    sample: Sample, profile: Profile, effort: Effort, only: str | None = None
+    sample: Sample,
+    profile: Profile,
+    effort: Effort,
+    only: str | None = None,
+    scene: RasterInfo | None = None,
 ) -> tuple[Profile, EncodingSearch | None]:
     """The smallest encoding of ``profile``'s kind on the sample (lossless stays lossless,
     a bounded profile keeps its bound), and the record of the search (``None``: nothing to
     search)."""
     info = sample.info
-    found = candidates_for(profile, effort, info.dtype, only)
+    found = candidates_for(profile, effort, info.dtype, only, scene or info)
     if len(found) < 2 or not (profile.lossless or profile.bounded):
         return profile, None
     tiles = sample_tiles(sample)
-    raw = sum(t.nbytes for t in tiles)
+    raw = len(tiles) * TILE * TILE * info.count * np.dtype(info.dtype).itemsize
     alpha = (info.alpha_index - 1) if info.alpha_index else None
     probes: list[tuple[int, float, Candidate]] = []
     for cand in found:
@@ -144,7 +161,7 @@ def search_encoding(
         codec = TileCodec.from_profile(chosen, info.dtype, info.count, nodata=info.nodata,
                                        alpha=alpha)  # fmt: skip
         start = time.perf_counter()
-        size = sum(len(codec.encode(t)) for t in tiles)
+        size = sum(len(codec.encode(pad_tile(t, fill=codec.pad_value))) for t in tiles)
         seconds = time.perf_counter() - start
         probes.append((size, raw / max(seconds, 1e-9) / 1e6, cand))
     best = min(probes, key=lambda p: (p[0], -p[2].speed))[2]
@@ -203,5 +220,5 @@ def choose_encoding(
     if len(candidates_for(profile, e.effort, info.dtype, only)) > 1 and (
         profile.lossless or profile.bounded
     ):
-        profile, search = search_encoding(get_sample(), profile, e.effort, only)
+        profile, search = search_encoding(get_sample(), profile, e.effort, only, info)
     return Choice(profile, sample, search)

@@ -322,7 +322,7 @@ def _scene_rows(scenes: Sequence[SceneResult]) -> str:
         rows.append(
             f'<tr><td class="wrap">{esc(s.source)}{stac if s.item else ""}</td>'
             f'<td class="{s.status}">{s.status}</td>'
-            f"<td>{esc(s.codec)}{'' if s.quality is None else ' q' + str(s.quality)}</td>"
+            f"<td>{esc(s.encoding)}</td>"
             f"<td class=num>{human_bytes(s.bytes_in)}</td>"
             f"<td class=num>{human_bytes(s.bytes_out)}</td>"
             f"<td class=num>{num(s.ratio, '.2f')}</td><td class=num>{num(s.ssim, '.4f')}</td>"

@@ -127,6 +127,8 @@ class SceneResult(BaseModel):
     level: int | None = None
     predictor: int | None = None
     lerc_inner: str | None = None
+    #: LERC's blob version (4: Lerc2 v4, GDAL's; 5: bands delta-coded, liblerc 2.1+).
+    lerc_blob: int | None = None
     overviews: str | None = None
     #: ``--max-error`` as applied, per band in data units (``None``: lossless or SSIM-bound).
     max_error: list[float] | None = None
@@ -168,6 +170,25 @@ class SceneResult(BaseModel):
         if self.bytes_in and self.bytes_out:
             return self.bytes_in / self.bytes_out
         return None
+
+    @property
+    def encoding(self) -> str:
+        """The encoding in a few words: ``lerc+zstd L9 ±2``, ``zstd L9 p2``, ``jpeg q82``."""
+        if self.codec is None:
+            return ""
+        blob = f" v2.{self.lerc_blob}" if self.lerc_blob and self.lerc_blob != 4 else ""
+        parts = [self.codec + blob + (f"+{self.lerc_inner}" if self.lerc_inner else "")]
+        if self.quality is not None:
+            parts.append(f"q{self.quality}")
+        if self.level is not None:
+            parts.append(f"L{self.level}")
+        if self.predictor is not None:
+            parts.append(f"p{self.predictor}")
+        if self.max_error:
+            parts.append("±" + "/".join(f"{e:g}" for e in self.max_error))
+        if self.overviews and self.overviews != "full":
+            parts.append(f"(overviews {self.overviews})")
+        return " ".join(parts)
 
 
 class Totals(BaseModel):

@@ -963,6 +963,7 @@ def _note_encoding(scene: Scene, encoded: Encoded) -> None:
     """What the result says of the encoding: level, predictor, bound, errors, bytes."""
     n, p, f = scene.notes, encoded.profile, encoded.fidelity
     n.level, n.lerc_inner, n.overviews = p.level, p.lerc_inner, p.overviews
+    n.lerc_blob = p.lerc_blob if p.codec == "lerc" else None
     n.predictor = resolved_predictor(p, n.dtype or "uint8")
     if f is not None and not f.exact and f.max_error is not None:
         n.error_max = list(f.max_error)
