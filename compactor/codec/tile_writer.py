@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from rasterio.windows import Window
 
@@ -54,6 +55,8 @@ from .tiles import TILE, TileCodec, encode_mask, halve, jpeg_tables, pad_tile, s
 
 #: Most full-resolution tile rows in one strip (8192 rows).
 MAX_STRIP_TILES = 16
+#: Sample types whose bands :func:`encode_rows` interleaves with OpenCV.
+CV_INTERLEAVE = frozenset({"uint8", "int8", "uint16", "int16", "int32", "float32", "float64"})
 
 # --- the plan ----------------------------------------------------------------------------------
 
@@ -265,6 +268,11 @@ def encode_rows(
     lv = pyramid(job.plan.width, job.plan.height)[level]
     pixels = np.moveaxis(data, 0, -1)  # (rows, cols, bands)
     buffer = np.empty((TILE, TILE, pixels.shape[2]), dtype=pixels.dtype)  # reused per tile
+    interleave = (
+        2 <= pixels.shape[2] <= 4
+        and pixels.dtype.name in CV_INTERLEAVE
+        and data.strides[-1] == data.itemsize
+    )
     out = bytearray()
     sizes: list[tuple[int, int | None]] = []
     crcs: list[int] = []
@@ -274,8 +282,12 @@ def encode_rows(
             x0 = tc * TILE
             block = pixels[y0 : y0 + TILE, x0 : x0 + TILE]
             if block.shape[:2] == (TILE, TILE):
-                np.copyto(buffer, block)
-                tile = buffer
+                if interleave:  # OpenCV's SIMD interleave: ~10x numpy's strided copy
+                    planes = [band[y0 : y0 + TILE, x0 : x0 + TILE] for band in data]
+                    tile = np.asarray(cv2.merge(planes, buffer))  # into buffer when it can
+                else:
+                    np.copyto(buffer, block)
+                    tile = buffer
             else:
                 tile = pad_tile(block, fill=codec.pad_value)
             with timing.stage("encode"):
