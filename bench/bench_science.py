@@ -404,6 +404,8 @@ def _codec_label(s: dict[str, Any]) -> str:
         parts.append(f"L{s['level']}")
     if s.get("predictor") is not None:
         parts.append(f"p{s['predictor']}")
+    if s.get("lerc_blob") and s["lerc_blob"] != 4:
+        parts[0] += f" v2.{s['lerc_blob']}"
     if s.get("lerc_inner"):
         parts[0] += f"+{s['lerc_inner']}"
     bound = s.get("max_error")

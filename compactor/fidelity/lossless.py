@@ -100,7 +100,9 @@ def candidates_for(
     profile: Profile, effort: Effort, dtype: str, only: str | None, info: RasterInfo | None = None
 ) -> list[Candidate]:
     """The candidates a scene whose starting profile is ``profile`` tries under ``effort``
-    (``only``: the codec the user named; ``None``: any). Bounded profiles try LERC only."""
+    (``only``: the codec the user named; ``None``: any). A bounded profile tries LERC within
+    its bound and every lossless candidate too (lossless meets any bound; on nearly
+    constant data it can be the smaller)."""
     floor = EFFORT_FLOOR[effort]
     if floor is None:
         return []
@@ -108,8 +110,6 @@ def candidates_for(
     found = []
     for c in CATALOG:
         if c.speed < floor or (c.codec == "lerc" and not lerc_ok):
-            continue
-        if profile.bounded and c.codec != "lerc":
             continue
         if only is not None and c.codec != only:
             continue
@@ -146,8 +146,8 @@ def search_encoding(
     scene: RasterInfo | None = None,
 ) -> tuple[Profile, EncodingSearch | None]:
     """The smallest encoding of ``profile``'s kind on the sample (lossless stays lossless,
-    a bounded profile keeps its bound), and the record of the search (``None``: nothing to
-    search)."""
+    a bounded profile keeps its bound or becomes lossless where that is smaller), and the
+    record of the search (``None``: nothing to search)."""
     info = sample.info
     found = candidates_for(profile, effort, info.dtype, only, scene or info)
     if len(found) < 2 or not (profile.lossless or profile.bounded):
