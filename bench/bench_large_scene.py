@@ -363,6 +363,10 @@ def main() -> None:
         ours = next(r for r in runs if r.codec == codec and r.tool.startswith("compactor"))
         ref = next(r for r in runs if r.codec == codec and "ALL_CPUS" in r.tool)
         worst = max((v for k, v in ours.peak_rss_mb.items() if k.startswith("worker")), default=0.0)
+        if ours.returncode != 0 or ours.ssim is None:
+            print(f"{codec}: compactor failed (exit status {ours.returncode}; "
+                  f"{ours.pauses} pause events; see compactor-{codec}.log)")  # fmt: skip
+            continue
         floors[codec] = floor = codec_floor(src, codec, raw_mb)
         print(
             f"{codec}: speed {ref.seconds / ours.seconds:.2f}x GDAL ALL_CPUS (target >= 2x); "
