@@ -60,6 +60,8 @@ class Run:
     ssim: float | None = None
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     returncode: int = 0
+    #: Dask's "Pausing worker" events in the run's log (compactor only; None: not counted).
+    pauses: int | None = None
 
 
 def build_mosaic(path: Path, size_gb: float) -> tuple[int, int]:
@@ -134,11 +136,23 @@ def monitor(proc: subprocess.Popen[bytes]) -> tuple[int, dict[str, float]]:
     return rc, by_role
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, dict[str, float]]:
+def timed(
+    cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> tuple[float, int, dict[str, float]]:
+    """Run ``cmd``: wall seconds, return code, peak RSS by role; its stderr to ``log``."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
-    rc, peaks = monitor(proc)
+    with open(log or os.devnull, "wb") as err:
+        proc = subprocess.Popen(
+            cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err
+        )
+        rc, peaks = monitor(proc)
     return time.perf_counter() - t0, rc, peaks
+
+
+def pause_events(log: Path) -> int:
+    """Dask's memory pauses in a run's log ("Worker is at 88% memory usage. Pausing
+    worker"; the workers' warnings reach the CLI's stderr)."""
+    return log.read_text(errors="replace").count("Pausing worker") if log.exists() else 0
 
 
 def measure_ssim(src_path: Path, out_path: Path) -> float:
@@ -212,7 +226,8 @@ def run_compactor(src_dir: Path, out_dir: Path, codec: str, memory: str) -> Run:
     ]
     if codec == "jpeg":
         args += ["--quality", "75"]
-    seconds, rc, peaks = timed(args)
+    log = out_dir.parent / f"compactor-{codec}.log"
+    seconds, rc, peaks = timed(args, log=log)
     out = out_dir / "mosaic.tif"
     return Run(
         "compactor (2 workers)",
@@ -222,6 +237,7 @@ def run_compactor(src_dir: Path, out_dir: Path, codec: str, memory: str) -> Run:
         None,
         peaks,
         rc,
+        pause_events(log),
     )
 
 
@@ -325,7 +341,9 @@ def main() -> None:
 
     print()
     cols = ("tool", "codec", "wall s", "MB/s", "out MB", "size/GDAL", "SSIM", "speed/GDAL")
-    header = "{:32} {:7} {:>7} {:>6} {:>8} {:>9} {:>7} {:>10}  peak RSS MB".format(*cols)
+    header = "{:32} {:7} {:>7} {:>6} {:>8} {:>9} {:>7} {:>10} {:>6}  peak RSS MB".format(
+        *cols, "pauses"
+    )
     print(header)
     print("-" * len(header))
     for codec in args.codecs.split(","):
@@ -333,10 +351,11 @@ def main() -> None:
         for r in (x for x in runs if x.codec == codec):
             rss = ", ".join(f"{k} {v:.0f}" for k, v in r.peak_rss_mb.items())
             ssim = r.ssim if r.ssim is not None else float("nan")
+            pauses = "-" if r.pauses is None else str(r.pauses)
             print(
                 f"{r.tool:32} {r.codec:7} {r.seconds:7.1f} {raw_mb / r.seconds:6.1f} "
                 f"{r.out_bytes / 1e6:8.1f} {r.out_bytes / ref.out_bytes:9.3f} {ssim:7.4f} "
-                f"{ref.seconds / r.seconds:9.2f}x  {rss}"
+                f"{ref.seconds / r.seconds:9.2f}x {pauses:>6}  {rss}"
             )
     print()
     floors = {}
@@ -344,12 +363,17 @@ def main() -> None:
         ours = next(r for r in runs if r.codec == codec and r.tool.startswith("compactor"))
         ref = next(r for r in runs if r.codec == codec and "ALL_CPUS" in r.tool)
         worst = max((v for k, v in ours.peak_rss_mb.items() if k.startswith("worker")), default=0.0)
+        if ours.returncode != 0 or ours.ssim is None:
+            print(f"{codec}: compactor failed (exit status {ours.returncode}; "
+                  f"{ours.pauses} pause events; see compactor-{codec}.log)")  # fmt: skip
+            continue
         floors[codec] = floor = codec_floor(src, codec, raw_mb)
         print(
             f"{codec}: speed {ref.seconds / ours.seconds:.2f}x GDAL ALL_CPUS (target >= 2x); "
             f"size {ours.out_bytes / ref.out_bytes - 1:+.1%} (target within 5%); "
             f"SSIM {ours.ssim:.4f} vs {ref.ssim:.4f}; worst worker peak {worst:.0f} MB = "
-            f"{worst / limit:.2f}x the limit (target <= 1.25x)"
+            f"{worst / limit:.2f}x the limit (target <= 1.25x); {ours.pauses} pause events"
+            " (target 0)"
         )
         print(
             f"{codec}: codec-only floor {floor:.1f} s on {os.cpu_count()} cores (encoding the"

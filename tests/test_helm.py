@@ -355,6 +355,8 @@ def test_config_file_defaults() -> None:
         "storage_class": "GLACIER",
         "codec": "auto",
         "min_ssim": 0.95,
+        "effort": "default",
+        "overviews": "lossy",
         "cluster": {
             "kind": "kubernetes",
             "image": pod["containers"][0]["image"],

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ..codec.profile import dtype_range
@@ -93,6 +94,23 @@ class ErrorStats:
         self.n[band] += int(d.size)
         self.lo[band] = min(self.lo[band], float(a.min()))
         self.hi[band] = max(self.hi[band], float(a.max()))
+
+    def add_uint8(self, band: int, a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> None:
+        """:meth:`add` for 8-bit rasters, without copies: the pixels of ``a`` (source) and
+        ``b`` (output), 2-D, where ``valid`` (boolean, same shape) is True. The same
+        statistics exactly (integer sums, in one OpenCV pass each)."""
+        mask = valid.view(np.uint8)
+        n = int(cv2.countNonZero(mask))
+        if not n:
+            return
+        diff = cv2.absdiff(a, b)
+        worst = cv2.minMaxLoc(diff, mask)[1]
+        lo, hi = cv2.minMaxLoc(a, mask)[:2]
+        self.max_error[band] = max(self.max_error[band], float(worst))
+        self.sq[band] += float(cv2.norm(a, b, cv2.NORM_L2SQR, mask=mask))
+        self.n[band] += n
+        self.lo[band] = min(self.lo[band], float(lo))
+        self.hi[band] = max(self.hi[band], float(hi))
 
     def merge(self, other: ErrorStats) -> None:
         for k in range(self.bands):

@@ -130,13 +130,15 @@ def ssim_sum(
             np.add(B, c1, out=B)
             cv2.multiply(B, C, dst=B)
             cv2.divide(A, B, dst=A)
-            centres = None if valid is None else valid[r0:r1, col0:col1]
-            if centres is None or centres.all():
+            # Windows centred on valid pixels only: OpenCV's masked mean (double sums) times
+            # the count, with no copy of the selected values.
+            centres = None if valid is None else valid[r0:r1, col0:col1].view(np.uint8)
+            n = A.size if centres is None else cv2.countNonZero(centres)
+            if n == A.size:
                 total += cv2.sumElems(A)[0]
-                count += A.size
-            elif centres.any():
-                total += float(A[centres].sum(dtype=np.float64))
-                count += int(np.count_nonzero(centres))
+            elif n:
+                total += cv2.mean(A, mask=centres)[0] * n
+            count += n
     return total, count
 
 

@@ -35,6 +35,7 @@ import rasterio
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
+from .. import timing
 from ..codec.layout import carried_domains
 from ..codec.profile import Profile, dtype_range
 from ..errors import VerificationError
@@ -285,6 +286,7 @@ def compare_pixels(
     stats = ErrorStats(len(bands))
     sq_err = 0.0
     n_valid = 0
+    pooled = False  # 8-bit strips pool their squared errors in ``stats``
     all_equal = True
     for r0, r1 in _strips(height, width, len(bands)):
         bottom = min(height, r1 + HALO)
@@ -294,30 +296,30 @@ def compare_pixels(
         win = Window(0, top, width, bottom - top)
         core = slice(r0 - top, r1 - top)
         known = (top, bottom, tuple(bands))
-        if (
-            reference is not None
-            and known in reference
-            and not (profile.lossless or profile.bounded)
-        ):
-            s_valid, s_f = reference[known]
-            o_img = out.read(window=win)
-            o_valid = out.dataset_mask(window=win) > 0
+        lossy = not (profile.lossless or profile.bounded)
+        if lossy and reference is not None and known in reference:
+            s_valid, s_ref = reference[known]  # the source's strip, masked
+            with timing.stage("verify decode"):
+                o_img = out.read(window=win)
+                o_valid = out.dataset_mask(window=win) > 0
             _check_validity(s_valid[core], o_valid[core])
+            if s_ref.dtype == np.uint8 and o_img.dtype == np.uint8:
+                all_equal &= _lossy_uint8(
+                    s_ref, o_img, s_valid, core, ssims, None if ssim_only else stats,
+                    top, r0, r1, masked=True,
+                )  # fmt: skip
+                pooled = True
+                continue
             o_f = np.where(s_valid, o_img, 0).astype(np.float64)
-            if all_equal and not np.array_equal(s_f[:, core], o_f[:, core]):
-                all_equal = False
-            for k in range(len(bands)):
-                ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
-            if not ssim_only:
-                core_valid = s_valid[core]
-                for k in range(len(bands)):
-                    stats.add(k, s_f[k, core][core_valid], o_f[k, core][core_valid])
-                err = (s_f[:, core] - o_f[:, core])[:, core_valid]
-                sq_err += float(np.square(err).sum())
-                n_valid += err.size
+            sq, n, equal = _lossy_float(s_ref, o_f, s_valid, core, ssims, stats, top, r0, r1,
+                                        ssim_only)  # fmt: skip
+            all_equal &= equal
+            sq_err, n_valid = sq_err + sq, n_valid + n
             continue
-        s_all = src.read(window=win)
-        o_img = out.read(window=win)
+        with timing.stage("verify source read"):
+            s_all = src.read(window=win)
+        with timing.stage("verify decode"):
+            o_img = out.read(window=win)
         s_img = s_all[[b - 1 for b in bands]]
         if profile.lossless:
             _require_equal(s_img[:, core], o_img[:, core], bands, r0)
@@ -335,25 +337,26 @@ def compare_pixels(
                 )  # fmt: skip
                 stats.add(k, a_v, b_v)
             continue
-        s_valid = source_validity(src, info, win, s_all)
-        o_valid = out.dataset_mask(window=win) > 0
+        with timing.stage("verify source read"):
+            s_valid = source_validity(src, info, win, s_all)
+        with timing.stage("verify decode"):
+            o_valid = out.dataset_mask(window=win) > 0
         _check_validity(s_valid[core], o_valid[core])
+        if s_img.dtype == np.uint8 and o_img.dtype == np.uint8:
+            all_equal &= _lossy_uint8(
+                s_img, o_img, s_valid, core, ssims, None if ssim_only else stats, top, r0, r1
+            )
+            if reference is not None:
+                reference[known] = (s_valid, s_img)  # masked in place
+            pooled = True
+            continue
         s_f = np.where(s_valid, s_img, 0).astype(np.float64)
         o_f = np.where(s_valid, o_img, 0).astype(np.float64)
         if reference is not None:
             reference[known] = (s_valid, s_f)
-        if not np.array_equal(s_f[:, core], o_f[:, core]):
-            all_equal = False
-        for k in range(len(bands)):
-            ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
-        if ssim_only:
-            continue
-        core_valid = s_valid[core]
-        for k in range(len(bands)):
-            stats.add(k, s_f[k, core][core_valid], o_f[k, core][core_valid])
-        err = (s_f[:, core] - o_f[:, core])[:, core_valid]
-        sq_err += float(np.square(err).sum())
-        n_valid += err.size
+        sq, n, equal = _lossy_float(s_f, o_f, s_valid, core, ssims, stats, top, r0, r1, ssim_only)
+        all_equal &= equal
+        sq_err, n_valid = sq_err + sq, n_valid + n
     if profile.lossless:
         return Fidelity.identical(len(bands))
     if profile.bounded:
@@ -361,9 +364,72 @@ def compare_pixels(
     ssim = min(s.value(all_equal) for s in ssims) if ssims else 1.0
     if ssim_only:
         return Fidelity(exact=all_equal, ssim=ssim, psnr=None)
+    if pooled:
+        sq_err, n_valid = sum(stats.sq), sum(stats.n)
     psnr = None if sq_err == 0 or n_valid == 0 else 10 * math.log10(rng**2 / (sq_err / n_valid))
     measured = stats.fidelity(info.dtype, ssim)
     return replace(measured, exact=all_equal, psnr=psnr)
+
+
+def _lossy_uint8(
+    s_img: np.ndarray,
+    o_img: np.ndarray,
+    s_valid: np.ndarray,
+    core: slice,
+    ssims: list[_SSIMSum],
+    stats: ErrorStats | None,
+    top: int,
+    r0: int,
+    r1: int,
+    *,
+    masked: bool = False,
+) -> bool:
+    """One strip of an 8-bit lossy comparison, in place on the arrays just read (no float
+    copies): invalid pixels set to 0 in both (``masked``: the source's already are), SSIM
+    on OpenCV's integer box sums, the errors of the valid pixels summed exactly (not with
+    ``stats=None``). Whether the strip's core is identical."""
+    with timing.stage("compare"):
+        if not masked:
+            np.multiply(s_img, s_valid, out=s_img, casting="unsafe")
+        np.multiply(o_img, s_valid, out=o_img, casting="unsafe")
+        equal = bool(np.array_equal(s_img[:, core], o_img[:, core]))
+    with timing.stage("SSIM"):
+        for k, acc in enumerate(ssims):
+            acc.add(s_img[k], o_img[k], top, r0, r1, s_valid)
+    if stats is not None:
+        with timing.stage("compare"):
+            core_valid = s_valid[core]
+            for k in range(len(ssims)):
+                stats.add_uint8(k, s_img[k, core], o_img[k, core], core_valid)
+    return equal
+
+
+def _lossy_float(
+    s_f: np.ndarray,
+    o_f: np.ndarray,
+    s_valid: np.ndarray,
+    core: slice,
+    ssims: list[_SSIMSum],
+    stats: ErrorStats,
+    top: int,
+    r0: int,
+    r1: int,
+    ssim_only: bool,
+) -> tuple[float, int, bool]:
+    """One strip of a lossy comparison in float64 (invalid pixels 0 in both): the squared
+    error and count of its valid pixels (none with ``ssim_only``), and whether its core is
+    identical."""
+    equal = bool(np.array_equal(s_f[:, core], o_f[:, core]))
+    with timing.stage("SSIM"):
+        for k in range(len(ssims)):
+            ssims[k].add(s_f[k], o_f[k], top, r0, r1, s_valid)
+    if ssim_only:
+        return 0.0, 0, equal
+    core_valid = s_valid[core]
+    for k in range(len(ssims)):
+        stats.add(k, s_f[k, core][core_valid], o_f[k, core][core_valid])
+    err = (s_f[:, core] - o_f[:, core])[:, core_valid]
+    return float(np.square(err).sum()), int(err.size), equal
 
 
 def _check_validity(source: np.ndarray, output: np.ndarray) -> None:
@@ -392,11 +458,14 @@ def check_overviews(path: str, profile: Profile) -> None:
 def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profile) -> Fidelity:
     """Run every check of this module on a local output; raise on the first failure."""
 
-    validate_cog(out_path)
+    with timing.stage("validate COG"):
+        validate_cog(out_path)
     try:
-        check_overviews(out_path, profile)
-        with open_source(src_path) as src, rasterio.open(out_path) as out:
+        with timing.stage("verify decode"):
+            check_overviews(out_path, profile)
+        with timing.stage("metadata"), open_source(src_path) as src, rasterio.open(out_path) as out:
             check_metadata(src, out, info, profile)
-            return compare_pixels(src, out, info, profile)
+            with timing.stage("compare"):
+                return compare_pixels(src, out, info, profile)
     except gdal_errors() as err:
         raise VerificationError(f"reading back failed: {clean(err)}") from err

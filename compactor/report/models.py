@@ -100,6 +100,9 @@ class SceneResult(BaseModel):
     #: dB over valid pixels; ``None`` when the output is identical (infinite PSNR).
     psnr: float | None = None
     seconds: float = 0.0
+    #: Where the task's seconds went, by stage (:mod:`compactor.timing`: read, encode,
+    #: verification decode, SSIM ...; exclusive, so they add up to at most ``seconds``).
+    stages: dict[str, float] = Field(default_factory=dict)
     #: Last durable step reached (see :mod:`compactor.state`).
     step: str | None = None
     #: Storage class of the archive copy.
@@ -454,6 +457,10 @@ class Report(BaseModel):
     scene_log: SceneLog | None = None
     cost: CostEstimate | None = None
     versions: dict[str, str] = Field(default_factory=dict)
+    #: Where the run's wall time went on the client, in seconds: ``preflight``, ``listing``
+    #: (the first page), ``cluster start``, ``scenes`` (first task submitted to last result,
+    #: listing the rest included), ``cluster stop``.
+    stages: dict[str, float] = Field(default_factory=dict)
     #: Where report.json and report.html were written.
     location: str | None = None
     stac: StacSummary | None = None

@@ -142,6 +142,7 @@ class RunRecorder:
         finished_earlier: int = 0,
         hours: float | None = None,
         workers: int | None = None,
+        stages: dict[str, float] | None = None,
     ) -> Report:
         """The run's report. ``settings`` as recorded (``Settings.redacted()``: no secrets);
         ``finished_earlier``: scenes earlier runs had finished, which this run did not take
@@ -160,6 +161,7 @@ class RunRecorder:
             skipped=list(self.skipped),
             held=list(self.held),
             scene_log=scene_log,
+            stages=dict(stages or {}),
             cost=self.costs.estimate(
                 hours=hours, workers=workers, node_hour_price=self.node_hour_price
             ),

@@ -82,8 +82,18 @@ def run(
     location = report_location(settings, run_id)
     # The client's own requests (preflight, listing pages, the finished index, the scene
     # log): the run's share of the one-time cost, next to what each scene's task counted.
+    stages: dict[str, float] = {}
+    tick = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal tick
+        now = time.perf_counter()
+        stages[name] = round(stages.get(name, 0.0) + now - tick, 4)
+        tick = now
+
     with counting_requests() as run_requests:
         checked = preflight(context, settings.source)
+        lap("preflight")
         dest = Location.parse(context.dest)
         conditions = Conditions(context.finish_digest(), context.policy_digest())
         index = IndexWriter(store_for(dest, context.s3), dest, run_id, conditions)
@@ -131,12 +141,14 @@ def run(
             # The first listing page is read before a cluster starts: a listing that fails or
             # matches nothing says so at once, and a sweep with nothing new starts no cluster.
             first = list(islice(found, 1))
+            lap("listing")
             workers = 0
             try:
                 if first:
                     with cluster_for(settings, client, callbacks) as c:
                         bound = Bound(c, settings)
                         workers = len(c.nthreads())
+                        lap("cluster start")
                         for _, result in stream(
                             c, counted(chain(first, found)), submit, bound=bound,
                             weight=lambda item: _weight(item, settings, bound),
@@ -147,6 +159,8 @@ def run(
                             index.add(result)
                             if callbacks.advance is not None:
                                 callbacks.advance(result)
+                        lap("scenes")
+                    lap("cluster stop")
             finally:
                 index.close()
             if callbacks.start is not None:
@@ -168,6 +182,7 @@ def run(
         finished_earlier=found.finished_earlier,
         hours=(time.monotonic() - clock) / 3600,
         workers=workers,
+        stages=stages,
     )
     if report.cost is not None:  # versions kept or not change what the run costs
         report.cost.notes.extend(checked.notes(settings.keep_versions))

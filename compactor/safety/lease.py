@@ -32,6 +32,7 @@ import time
 import uuid
 from types import TracebackType
 
+from .. import timing
 from ..errors import LeaseHeldError, ObjectNotFound, PreconditionFailed, StorageError
 from ..storage import Location, Store
 
@@ -159,7 +160,8 @@ class Lease:
             log.debug("releasing lease %s failed: %s", self.location.url, err)
 
     def __enter__(self) -> Lease:
-        self.acquire()
+        with timing.stage("lease"):
+            self.acquire()
         self._thread = threading.Thread(target=self._renew_loop, name="lease-renew", daemon=True)
         self._thread.start()
         return self
@@ -170,4 +172,5 @@ class Lease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        with timing.stage("lease"):
+            self.release()

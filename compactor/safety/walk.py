@@ -47,7 +47,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .. import failpoints
+from .. import failpoints, timing
 from ..chunked.assemble import ChunkedOutput, compact_chunked
 from ..chunked.checks import decoder_margin
 from ..chunked.resources import cluster_context
@@ -246,7 +246,8 @@ class StateHandle:
     etag: str | None
 
     def save(self, state: SceneState) -> SceneState:
-        self.etag = self.store.save(state, self.etag)
+        with timing.stage("state"):
+            self.etag = self.store.save(state, self.etag)
         self.state = state
         return state
 
@@ -435,9 +436,11 @@ def walk(scene: Scene) -> SceneResult:
     """Take the scene as far as the run's settings say (see :func:`decide`)."""
     ctx = scene.ctx
     handle = StateHandle(StateStore(ctx.dest_location, scene.dest_store), None, None)
-    handle.state, handle.etag = handle.store.load(scene.src)
+    with timing.stage("state"):
+        handle.state, handle.etag = handle.store.load(scene.src)
     final = final_step(ctx.archive_mode, scene.spec)
-    live = scene.observe(handle.state, final)
+    with timing.stage("read"):
+        live = scene.observe(handle.state, final)
     if live is not None:
         scene.notes.bytes_in = live.size
         final = _final_if_worth_it(scene, live, handle.state, final)
@@ -650,7 +653,10 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
     for attempt in range(1, attempts + 1):
         scene.notes.attempts.clear()
         try:
-            with gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())):
+            with (
+                gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())),
+                timing.stage("open source"),
+            ):
                 scene._src_path, info = ctx.read_source(scene.src, scene.scratch_dir(), local)
                 n = scene.notes
                 n.width, n.height, n.bands, n.dtype = (
@@ -680,7 +686,8 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
 def _profile(scene: Scene, info: RasterInfo) -> Profile:
     """The profile the scene starts with (:func:`choose_encoding`: codec policy, error bound,
     overview policy, the smallest lossless or bounded encoding on the sample)."""
-    choice = choose_encoding(scene.src_path, info, scene.ctx.encoding, scene.scratch_dir())
+    with timing.stage("encoding choice"):
+        choice = choose_encoding(scene.src_path, info, scene.ctx.encoding, scene.scratch_dir())
     scene.sample = choice.sample
     scene.notes.encoding_search = choice.search
     return choice.profile
@@ -795,13 +802,15 @@ def _encode_one_task(
     size = path.stat().st_size
     if not _worth_keeping(scene, size, live):
         raise _left_as_is(scene, handle, size, kept, live)
-    sha = sha256_file(path)
+    with timing.stage("hashing"):
+        sha = sha256_file(path)
     state = handle.current
     out = Location.parse(state.output.url) if state.output else scene.out
     scene.check_lease("uploading the output")
     if size > ctx.transfers.multipart_upload_threshold:
         scene.dest_store.abort_stale_uploads(out)
-    stored = _upload(scene, handle, path, out, sha)
+    with timing.stage("write"):
+        stored = _upload(scene, handle, path, out, sha)
     output = StoredObject(
         url=out.url, size=stored.size, sha256=sha, etag=stored.etag,
         checksum=stored.checksum_sha256,
@@ -983,10 +992,11 @@ def confirm(scene: Scene, handle: StateHandle) -> None:
     state = handle.current
     assert state.output is not None
     out = Location.parse(state.output.url)
-    if not scene.dest_store.holds(out, state.output):
-        raise VerificationError(f"stored output {out.url} does not match what was verified")
-    with gdal_env(scene.ctx.gdal_options):
-        validate_cog(out.gdal_path)
+    with timing.stage("confirm"):
+        if not scene.dest_store.holds(out, state.output):
+            raise VerificationError(f"stored output {out.url} does not match what was verified")
+        with gdal_env(scene.ctx.gdal_options):
+            validate_cog(out.gdal_path)
     handle.advance(Step.VERIFIED, scene.ctx.run_id)
     failpoints.hit("after-verified")
 
@@ -1139,7 +1149,7 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
         context.run_id,
         ttl=context.lease_ttl,
     )
-    with counting_requests() as requests:
+    with counting_requests() as requests, timing.collecting() as stages:
         try:
             with scene.lease:
                 result = walk(scene)
@@ -1153,7 +1163,9 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
             log.warning("%s failed: %s", spec.source, err)
             result = scene.result("failed", str(err), None)
         finally:
-            scene.cleanup()
+            with timing.stage("cleanup"):
+                scene.cleanup()
     result.seconds = round(time.monotonic() - started, 3)
+    result.stages = {k: round(v, 4) for k, v in sorted(stages.items())}
     result.requests = dict(sorted(requests.items()))
     return result
