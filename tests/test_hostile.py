@@ -229,9 +229,10 @@ def test_a_chunk_that_cannot_fit_a_worker_is_refused_not_planned() -> None:
 def test_gdal_written_scenes_above_the_chunk_threshold_are_bounded(
     s3: S3, cli: Any, tmp_path: Path
 ) -> None:
-    """LERC and GCP-georeferenced scenes go through GDAL's COG driver in one task: above
+    """GCP-georeferenced scenes go through GDAL's COG driver in one task: above
     --chunk-threshold they fail with that reason instead of taking a worker whatever their
-    size."""
+    size. LERC goes through compactor's tile writer now, so a LERC scene above it is
+    chunked like any other."""
     s3.put("src-bucket", "scenes/gcps.tif", rasters.with_gcps(tmp_path / "gcps.tif").read_bytes())
     s3.put("src-bucket", "scenes/u16.tif", rasters.uint16(tmp_path / "u16.tif").read_bytes())
     result = cli(
@@ -247,8 +248,9 @@ def test_gdal_written_scenes_above_the_chunk_threshold_are_bounded(
         "--include", "u16.tif", "--codec", "lerc",
     )  # fmt: skip
     scenes = by_name(load_report(s3, result.stdout))
-    assert scenes["u16.tif"]["status"] == "failed"
-    assert "lerc scenes" in scenes["u16.tif"]["reason"]
+    assert scenes["u16.tif"]["status"] == "compacted", scenes["u16.tif"]["reason"]
+    assert scenes["u16.tif"]["chunked"]
+    assert scenes["u16.tif"]["codec"] == "lerc"
 
 
 # --- STAC -------------------------------------------------------------------------------------
