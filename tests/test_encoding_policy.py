@@ -321,3 +321,30 @@ def test_sample_ranges_leave_out_nodata(tmp_path: Path) -> None:
     for (lo, hi), band in zip(ranges, data, strict=True):
         assert lo == band[band > 0].min()
         assert hi == band.max()
+
+
+def test_lossy_overviews_are_dropped_where_they_alone_would_leave_a_scene(
+    tmp_path: Path, dask_scheduler: str
+) -> None:
+    """A float DEM shipped as DEFLATE + floating-point predictor without overviews: with
+    its (lossy) overviews the COG would be larger than the original, without them smaller;
+    under the default policy it is written without, and the result says so."""
+    base = rasters.float32_nan(tmp_path / "base.tif", size=1024)
+    with rasterio.open(base) as src:
+        data, profile = src.read(), src.profile
+    profile.update(
+        tiled=True, blockxsize=512, blockysize=512, compress="deflate", predictor=3, zlevel=9
+    )
+    source = tmp_path / "src" / "dem.tif"
+    source.parent.mkdir()
+    with rasterio.open(source, "w", **profile) as dst:
+        dst.write(data)
+    [r] = _run(tmp_path / "src", tmp_path / "dst", dask_scheduler)
+    assert r.status == "compacted", r.reason
+    assert r.overviews == "none"
+    assert r.bytes_overviews == 0
+    assert [a.accepted for a in r.attempts] == [False, True]
+    assert r.attempts[0].bytes >= source.stat().st_size > r.attempts[1].bytes
+    with rasterio.open(source) as a, rasterio.open(tmp_path / "dst" / "dem.tif") as b:
+        assert not b.overviews(1)
+        assert np.array_equal(a.read(), b.read(), equal_nan=True)

@@ -743,7 +743,7 @@ def _may_drop_overviews(
     """Under ``--overviews lossy`` an output that is not worth keeping is written again
     without overviews when its full resolution alone is worth it: the original had none
     to lose (or the scene would stay as it is, overviews and all)."""
-    if kept.overviews != "lossy" or not kept.lossy_overviews:
+    if not kept.lossy_overviews:
         return False
     if not out.full_bytes or not _worth_keeping(scene, out.full_bytes, live):
         return False
