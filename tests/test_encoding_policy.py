@@ -348,3 +348,17 @@ def test_lossy_overviews_are_dropped_where_they_alone_would_leave_a_scene(
     with rasterio.open(source) as a, rasterio.open(tmp_path / "dst" / "dem.tif") as b:
         assert not b.overviews(1)
         assert np.array_equal(a.read(), b.read(), equal_nan=True)
+
+
+def test_only_scenes_that_start_lossless_need_ranges_for_their_overviews() -> None:
+    from compactor.codec.profile import needs_ranges
+
+    rgb_collar = _info(count=3, dtype="uint8", colorinterp=("red", "green", "blue"))
+    assert not needs_ranges(rgb_collar, "auto", None, "lossy")  # JPEG: overviews lossy anyway
+    assert needs_ranges(rgb_collar, "zstd", None, "lossy")  # lossless: LERC overviews
+    assert needs_ranges(_info(), "auto", None, "lossy")  # uint16
+    assert not needs_ranges(_info(), "auto", None, "full")
+    assert needs_ranges(_info(), "auto", ErrorBound((0.001,), relative=True), "full")
+    jpeg = choose_profile(rgb_collar, "auto", overviews="lossy")  # no ranges, no error
+    assert jpeg.codec == "jpeg"
+    assert not jpeg.lossy_overviews

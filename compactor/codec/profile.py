@@ -275,9 +275,20 @@ def needs_ranges(
     info: RasterInfo, codec: str, max_error: ErrorBound | None, overviews: OverviewPolicy
 ) -> bool:
     """Whether :func:`choose_profile` needs the bands' valid ranges on the sample: a
-    relative error bound, or lossy overviews held to a relative bound."""
+    relative error bound, or lossy overviews held to a relative bound on a scene that
+    starts lossless (a JPEG or WEBP scene's overviews are lossy already: it reads no sample
+    for them, and its lossless fallback, if it comes to that, keeps full overviews)."""
     relative = max_error is not None and max_error.relative and bound_applies(info, codec)
-    return relative or (overviews == "lossy" and _overview_kind(info) == "lerc")
+    return relative or (
+        overviews == "lossy" and _overview_kind(info) == "lerc" and not _starts_lossy(info, codec)
+    )
+
+
+def _starts_lossy(info: RasterInfo, codec: str) -> bool:
+    """Whether ``codec`` gives this scene a lossy (JPEG/WEBP) starting profile."""
+    if codec in ("auto", "auto-lossy"):
+        return lossy_problem("jpeg", info) is None
+    return codec in LOSSY
 
 
 def _overview_kind(info: RasterInfo) -> Literal["jpeg", "lerc"] | None:
@@ -339,7 +350,9 @@ def choose_profile(
     if codec in ("auto", "auto-lossy"):
         codec = "jpeg" if lossy_problem("jpeg", info) is None else AUTO_LOSSLESS
     resampling = _resampling(info)
-    ovr = overview_profile(info, None, ranges) if overviews == "lossy" else None
+    ovr = None
+    if overviews == "lossy" and (ranges is not None or _overview_kind(info) != "lerc"):
+        ovr = overview_profile(info, None, ranges)
     if codec in LOSSY:
         problem = lossy_problem(codec, info)
         if problem:
