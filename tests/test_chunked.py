@@ -198,6 +198,12 @@ def test_chunked_local_destination(cli: Any, tmp_path: Path) -> None:
         assert (valid, errors) == (True, []), name
         fid = gdal_fidelity(files[name], str(out), scene["codec"], scene["quality"])
         assert fid.exact if scene["lossless"] else fid.ssim >= 0.95
+        # Where the chunk tasks' time went: every task reads, encodes and checks its tiles;
+        # the lossy ones decode again for the SSIM. The scene waited for them.
+        tasks = scene["task_stages"]
+        assert {"read", "encode", "tile checks"} <= set(tasks), tasks
+        assert ("SSIM" in tasks and "verification decode" in tasks) == (not scene["lossless"])
+        assert scene["stages"]["chunk tasks"] > 0
     # no part files or temporaries left next to the outputs
     assert not [p for p in (tmp_path / "out").rglob(".*") if p.name != "_compactor"]
 

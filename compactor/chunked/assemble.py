@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import timing
 from ..codec.layout import COG_MEDIA_TYPE
 from ..codec.profile import Profile
 from ..codec.tile_writer import build_job, layout, level_bytes, put_parts
@@ -48,6 +49,8 @@ class ChunkedOutput:
     #: Tile bytes (image and mask tiles) at full resolution and in the overviews.
     full_bytes: int = 0
     overview_bytes: int = 0
+    #: Seconds the chunk and merge tasks spent, summed over the tasks, by stage.
+    task_stages: dict[str, float] | None = None
 
 
 def compact_chunked(
@@ -83,11 +86,14 @@ def compact_chunked(
         output = DirectoryParts.create(Path(dest.key), scratch)
     try:
         job, spec = build_job(src_path, info, profile, plan, gdal, output)
-        chunks, merges = run_tasks(job, client)
-        fidelity = scene_quality(job, chunks)
+        with timing.stage("chunk tasks"):
+            chunks, merges = run_tasks(job, client)
+        with timing.stage("scene fidelity"):
+            fidelity = scene_quality(job, chunks)
         segments = [g for c in chunks for g in c.segments] + [g for m in merges for g in m.segments]
         parts, total = layout(job, spec, segments)
-        check_header(src_path, parts[0].header, total, info, profile, gdal, scratch)
+        with timing.stage("header check"):
+            check_header(src_path, parts[0].header, total, info, profile, gdal, scratch)
     except BaseException:
         output.abort()
         raise
@@ -98,14 +104,19 @@ def compact_chunked(
 
     def finish() -> Written:
         try:
-            sent = put_parts(job, parts)
-            return output.complete(sent, total, None if dest.is_s3 else check)
+            with timing.stage("assemble"):
+                sent = put_parts(job, parts)
+                return output.complete(sent, total, None if dest.is_s3 else check)
         except BaseException:
             output.abort()
             raise
 
     tiles = level_bytes(segments)
+    task_stages: dict[str, float] = {}
+    for stages in [c.stages for c in chunks] + [m.stages for m in merges]:
+        for name, seconds in stages.items():
+            task_stages[name] = task_stages.get(name, 0.0) + seconds
     return ChunkedOutput(
         total, fidelity.ssim, fidelity.psnr, fidelity.exact, job.plan.nstrips, finish,
-        output.abort, fidelity, tiles.full, tiles.overview,
+        output.abort, fidelity, tiles.full, tiles.overview, task_stages,
     )  # fmt: skip

@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .. import failpoints
+from .. import failpoints, timing
 from ..codec.profile import dtype_range
 from ..codec.tile_writer import (
     Leftover,
@@ -66,12 +66,15 @@ class ChunkResult:
     segments: list[Segment]
     leftover: Leftover | None
     quality: Quality
+    #: Where the task's seconds went (:mod:`compactor.timing`).
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class MergeResult:
     segments: list[Segment]
     leftover: Leftover | None
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def _check_tile(
@@ -121,13 +124,21 @@ def _check_tile(
 def encode_chunk(job: TileJob, chunk: int) -> ChunkResult:
     """Dask task: one strip of the scene, its overview levels up to k, its checks."""
     failpoints.hit("chunk-encode")
-    data, valid = read_strip(job, *job.plan.rows(chunk))
+    with timing.collecting() as stages:
+        segments, leftover, quality = _encode_chunk(job, chunk)
+    return ChunkResult(chunk, segments, leftover, quality, dict(stages))
+
+
+def _encode_chunk(job: TileJob, chunk: int) -> tuple[list[Segment], Leftover | None, Quality]:
+    with timing.stage("read"):
+        data, valid = read_strip(job, *job.plan.rows(chunk))
     quality = Quality(errors=ErrorStats(len(job.keep_bands)))
 
     def measure(seg: Segment) -> None:
         if not job.lossy:
             return
-        decoded = decode_strip(job, seg, data.shape)
+        with timing.stage("verification decode"):
+            decoded = decode_strip(job, seg, data.shape)
         if valid is not None:
             # Invalid pixels count as 0 in SSIM; the overviews made from the strip next
             # weight them 0 anyway, so the strip is zeroed in place (no copy).
@@ -137,10 +148,11 @@ def encode_chunk(job: TileJob, chunk: int) -> ChunkResult:
 
     def check(level: int, tr: int, tc: int, block: np.ndarray, encoded: bytes,
               mask_tile: np.ndarray | None, mask_bytes: bytes | None) -> None:  # fmt: skip
-        _check_tile(job, level, tr, tc, block, encoded, mask_tile, mask_bytes, quality.errors)
+        with timing.stage("tile checks"):
+            _check_tile(job, level, tr, tc, block, encoded, mask_tile, mask_bytes, quality.errors)
 
     segments, leftover = encode_strip(job, chunk, data, valid, check=check, on_level0=measure)
-    return ChunkResult(chunk, segments, leftover, quality)
+    return segments, leftover, quality
 
 
 def _measure(
@@ -149,11 +161,18 @@ def _measure(
     """SSIM sums over this strip's interior rows, seam rows, and squared error (``src`` and
     ``dec`` already hold 0 at invalid pixels)."""
     rng = dtype_range(job.codec.dtype)
+    with timing.stage("SSIM"):
+        for b in range(src.shape[0]):
+            total, count = ssim_sum(src[b], dec[b], rng, valid=valid)
+            q.ssim_total.append(total)
+            q.ssim_count = count
+    with timing.stage("compare"):
+        _errors(src, dec, valid, q)
+
+
+def _errors(src: np.ndarray, dec: np.ndarray, valid: np.ndarray | None, q: Quality) -> None:
+    """Squared error, error statistics and seam rows of a strip."""
     rows = src.shape[1]
-    for b in range(src.shape[0]):
-        total, count = ssim_sum(src[b], dec[b], rng, valid=valid)
-        q.ssim_total.append(total)
-        q.ssim_count = count
     # Squared error band by band (OpenCV sums integer data exactly, in one SIMD pass).
     sq = 0
     for b in range(src.shape[0]):
@@ -163,23 +182,27 @@ def _measure(
     q.n_valid += src.shape[0] * (int(valid.sum()) if valid is not None else src[0].size)
     if q.errors is not None:
         for b in range(src.shape[0]):
+            if src.dtype == np.uint8:
+                q.errors.add_uint8(b, src[b], dec[b], valid)  # no copies of the strip
+                continue
             a = src[b] if valid is None else src[b][valid]
             d = dec[b] if valid is None else dec[b][valid]
             q.errors.add(b, a.astype(np.float64).ravel(), d.astype(np.float64).ravel())
     keep = min(SEAM, rows)
-    if valid is None:
-        valid = np.ones(src.shape[1:], dtype=bool)
-    q.top = (src[:, :keep].copy(), dec[:, :keep].copy(), valid[:keep].copy())
-    q.bottom = (
-        src[:, rows - keep :].copy(), dec[:, rows - keep :].copy(), valid[rows - keep :].copy()
-    )  # fmt: skip
+
+    def seam(rows_: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ok = np.ones((keep, src.shape[2]), bool) if valid is None else valid[rows_].copy()
+        return src[:, rows_].copy(), dec[:, rows_].copy(), ok
+
+    q.top, q.bottom = seam(slice(0, keep)), seam(slice(rows - keep, rows))
 
 
 def merge(job: TileJob, level: int, node: int, *children: ChunkResult | MergeResult) -> MergeResult:
     """Dask task: one node of the merge tree (:func:`~compactor.codec.tile_writer.merge_node`)."""
     handed = [c.leftover for c in children if c.leftover is not None]
-    segments, leftover = merge_node(job, level, node, handed)
-    return MergeResult(segments, leftover)
+    with timing.collecting() as stages:
+        segments, leftover = merge_node(job, level, node, handed)
+    return MergeResult(segments, leftover, dict(stages))
 
 
 def light(result: ChunkResult | MergeResult) -> ChunkResult | MergeResult:

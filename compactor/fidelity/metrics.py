@@ -95,12 +95,12 @@ class ErrorStats:
         self.lo[band] = min(self.lo[band], float(a.min()))
         self.hi[band] = max(self.hi[band], float(a.max()))
 
-    def add_uint8(self, band: int, a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> None:
+    def add_uint8(self, band: int, a: np.ndarray, b: np.ndarray, valid: np.ndarray | None) -> None:
         """:meth:`add` for 8-bit rasters, without copies: the pixels of ``a`` (source) and
-        ``b`` (output), 2-D, where ``valid`` (boolean, same shape) is True. The same
-        statistics exactly (integer sums, in one OpenCV pass each)."""
-        mask = valid.view(np.uint8)
-        n = int(cv2.countNonZero(mask))
+        ``b`` (output), 2-D, where ``valid`` (boolean, same shape; None: everywhere) is True.
+        The same statistics exactly (integer sums, in one OpenCV pass each)."""
+        mask = None if valid is None else valid.view(np.uint8)
+        n = a.size if mask is None else int(cv2.countNonZero(mask))
         if not n:
             return
         diff = cv2.absdiff(a, b)

@@ -103,6 +103,9 @@ class SceneResult(BaseModel):
     #: Where the task's seconds went, by stage (:mod:`compactor.timing`: read, encode,
     #: verification decode, SSIM ...; exclusive, so they add up to at most ``seconds``).
     stages: dict[str, float] = Field(default_factory=dict)
+    #: A chunked scene's chunk and merge tasks: their seconds by stage, summed over the
+    #: tasks (worker time, spent while the scene's own stage "chunk tasks" waited).
+    task_stages: dict[str, float] | None = None
     #: Last durable step reached (see :mod:`compactor.state`).
     step: str | None = None
     #: Storage class of the archive copy.

@@ -903,6 +903,7 @@ def _encode_chunked(
             _, _, result = attempt(kept)
             _accept_last(scene)
     notes.chunked, notes.chunks = True, result.chunks
+    notes.task_stages = {k: round(v, 4) for k, v in sorted((result.task_stages or {}).items())}
     failpoints.hit("after-encode")
     if not _worth_keeping(scene, result.size, live):
         result.discard()
