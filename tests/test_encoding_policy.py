@@ -20,7 +20,14 @@ from compactor.codec.write import encode_cog
 from compactor.codecs import ErrorBound, parse_max_error
 from compactor.config import Encoding
 from compactor.errors import ConfigError, UnsupportedCodecError
-from compactor.fidelity.lossless import candidates_for, choose_encoding
+from compactor.fidelity.lossless import (
+    CATALOG,
+    EFFORT_WORTH,
+    Candidate,
+    candidates_for,
+    choose_encoding,
+    pick,
+)
 from compactor.fidelity.sample import write_sample
 from compactor.fidelity.verify import check_output
 from compactor.gdal.info import RasterInfo, read_info
@@ -362,3 +369,28 @@ def test_only_scenes_that_start_lossless_need_ranges_for_their_overviews() -> No
     jpeg = choose_profile(rgb_collar, "auto", overviews="lossy")  # no ranges, no error
     assert jpeg.codec == "jpeg"
     assert not jpeg.lossy_overviews
+
+
+def _cand(codec: str, level: int) -> Candidate:
+    return next(c for c in CATALOG if (c.codec, c.level, c.predictor) == (codec, level, "dtype"))
+
+
+@pytest.mark.parametrize(
+    ("effort", "sizes", "kept"),
+    [
+        # DEFLATE 9 a fraction of a percent smaller than 6 is not worth half the speed...
+        ("default", {6: 1000, 9: 997, 12: 996}, 6),
+        # ... one percent smaller is.
+        ("default", {6: 1000, 9: 990, 12: 985}, 9),
+        # max effort takes the smallest at any speed; equal sizes keep the faster.
+        ("max", {6: 1000, 9: 997, 12: 996}, 12),
+        ("max", {6: 1000, 9: 1000, 12: 1000}, 6),
+        # a faster candidate that is smaller always wins.
+        ("default", {6: 990, 9: 1000, 12: 1000}, 6),
+    ],
+)
+def test_a_slower_encoding_must_be_worth_its_time(
+    effort: str, sizes: dict[int, int], kept: int
+) -> None:
+    probes = [(size, _cand("deflate", level)) for level, size in sizes.items()]
+    assert pick(probes[::-1], EFFORT_WORTH[effort]) == _cand("deflate", kept)

@@ -256,17 +256,22 @@ class TileCodec:
             return np.asarray(ic.webp_decode(data))
         if self.codec == "lerc":
             return self._decode_lerc(data)
-        if self.codec == "deflate":
-            raw = ic.deflate_decode(data)
-        elif self.codec == "lzw":
-            raw = ic.lzw_decode(data)
-        else:
-            raw = ic.zstd_decode(data)
         shape = (TILE, TILE, self.bands) if self.bands > 1 else (TILE, TILE)
-        arr = np.frombuffer(raw, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(shape)
+        little = np.dtype(self.dtype).newbyteorder("<")
+        # Into a buffer of the known size: libdeflate and LZW otherwise guess the size and
+        # retry (decoding 2-3x slower); the predictor is then undone in place.
+        buf = np.empty(math.prod(shape) * little.itemsize, np.uint8)
+        if self.codec == "deflate":
+            ic.deflate_decode(data, out=buf.data)
+        elif self.codec == "lzw":
+            ic.lzw_decode(data, out=buf.data)
+        else:
+            ic.zstd_decode(data, out=buf.data)
+        arr = buf.view(little).reshape(shape)
         axis = -2 if self.bands > 1 else -1
         if self.predictor == 2:
-            arr = ic.delta_decode(_as_uint(arr), axis=axis).view(arr.dtype)
+            as_uint = _as_uint(arr)
+            ic.delta_decode(as_uint, axis=axis, out=as_uint)
         elif self.predictor == 3:
             arr = ic.floatpred_decode(arr, axis=axis)
         arr = arr.astype(self.dtype, copy=False)
