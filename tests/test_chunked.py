@@ -11,16 +11,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 import rasterio
+import tifffile
 from rasterio.shutil import copy as gdal_copy
 from rio_cogeo.cogeo import cog_validate
 
+from compactor.chunked.plan import MEMORY_FACTOR, plan_chunks
+from compactor.chunked.resources import HEADROOM, Budget, memory_threshold
 from compactor.codec.profile import choose_profile
 from compactor.fidelity.verify import check_output
 from compactor.gdal.env import gdal_env, gdal_options
-from compactor.gdal.info import read_info
+from compactor.gdal.info import RasterInfo, read_info
 
 from . import rasters
 from .conftest import S3
@@ -268,3 +272,73 @@ def test_chunk_failing_for_good_aborts_and_leaves_nothing(s3: S3, tmp_path: Path
     assert proc.returncode == 1
     leftovers = [p for p in (tmp_path / "out").rglob("*") if "_compactor" not in p.parts]
     assert leftovers == []
+
+
+def test_chunk_budget_stays_below_the_pause_threshold() -> None:
+    """The budget is the room between a worker's memory now and Dask's pause threshold,
+    less the margin: chunks planned with it keep the worker below the threshold."""
+    mb = 10**6
+    with dask.config.set({"distributed.worker.memory.pause": 0.8}):
+        budget = Budget(limit=450 * mb, threshold=memory_threshold(), baseline=150 * mb,
+                        threads_per_worker=1)  # fmt: skip
+        assert budget.per_task == int((450 * 0.8 - 150) * mb * HEADROOM)
+    with dask.config.set(
+        {"distributed.worker.memory.pause": False, "distributed.worker.memory.terminate": 0.95}
+    ):
+        assert memory_threshold() == 0.95
+    # Two threads share the room; a worker already past its threshold has none.
+    assert (
+        Budget(450 * mb, 0.8, 150 * mb, 2).per_task
+        == Budget(450 * mb, 0.8, 150 * mb, 1).per_task // 2
+    )
+    assert Budget(450 * mb, 0.8, 400 * mb, 1).per_task == 0
+    # make bench's scene (24521 pixels of RGB across) at its 450 MB limit: one tile row per
+    # chunk, within the budget with the plan's memory model.
+    info = RasterInfo(
+        driver="GTiff", width=24521, height=25130, count=3, dtype="uint8", nodata=0.0,
+        colorinterp=("red", "green", "blue"), descriptions=(None,) * 3, block_shape=(512, 512),
+        has_colormap=False, has_dataset_mask=False,
+    )  # fmt: skip
+    plan = plan_chunks(info, budget=budget.per_task, threads=2)
+    rows = plan.rows(1)
+    assert rows[1] - rows[0] == 512
+    assert budget.per_task >= 512 * 24521 * 3 * MEMORY_FACTOR
+
+
+def test_chunked_ssim_over_column_blocks_is_the_whole_image_value(tmp_path: Path) -> None:
+    """A scene wider than a block of tile columns (the chunk tasks decode and measure a
+    block at a time) and several strips tall: the SSIM and the error statistics the chunks
+    report are those of the whole decoded image, every window counted once."""
+    from compactor.chunked.assemble import compact_chunked
+    from compactor.chunked.tasks import BLOCK_TILES
+    from compactor.codec.tiles import TILE
+    from compactor.fidelity.ssim import ssim
+    from compactor.storage.location import Location
+    from compactor.storage.s3client import S3Options
+
+    size = BLOCK_TILES * TILE + 700  # two blocks, the second narrower than a block
+    src = rasters.rgb(tmp_path / "wide.tif", size=size)
+    out = tmp_path / "out" / "wide.tif"
+    out.parent.mkdir()
+    opts = gdal_options()
+    with gdal_env(opts):
+        info = read_info(str(src))
+        profile = choose_profile(info, "jpeg", 75)
+        result = compact_chunked(
+            str(src), Location.parse(str(out)), info, profile, gdal=opts, s3=S3Options(),
+            client=None, budget=64 * 2**20, threads=2, scratch=tmp_path,
+        )  # fmt: skip
+        result.finish()
+        with rasterio.open(src) as a:
+            x, valid = a.read(), a.read_masks(1) > 0
+    # The output's pixels as the chunk tasks decode them (libjpeg-turbo through
+    # imagecodecs; GDAL's own JPEG decoder may differ by a level here and there).
+    y = np.moveaxis(tifffile.imread(out, level=0), -1, 0)
+    assert result.chunks >= 3
+    x[:, ~valid] = 0
+    y[:, ~valid] = 0
+    whole = min(ssim(x[k], y[k], 255.0, valid) for k in range(3))
+    assert result.fidelity_ssim == pytest.approx(whole, abs=1e-9)
+    assert result.fidelity is not None
+    worst = max(int(np.abs(x[k][valid].astype(int) - y[k][valid]).max()) for k in range(3))
+    assert max(result.fidelity.max_error or [0]) == worst

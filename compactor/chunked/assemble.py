@@ -28,7 +28,7 @@ from ..storage.location import Location
 from ..storage.multipart import DirectoryParts, PartsWriter, S3Parts, Written
 from ..storage.s3 import S3Store
 from ..storage.s3client import S3Options
-from .checks import check_header, check_tile_crcs, scene_quality
+from .checks import SceneQuality, check_header, check_tile_crcs
 from .plan import plan_chunks
 from .tasks import run_tasks
 
@@ -86,10 +86,10 @@ def compact_chunked(
         output = DirectoryParts.create(Path(dest.key), scratch)
     try:
         job, spec = build_job(src_path, info, profile, plan, gdal, output)
+        quality = SceneQuality(job)
         with timing.stage("chunk tasks"):
-            chunks, merges = run_tasks(job, client)
-        with timing.stage("scene fidelity"):
-            fidelity = scene_quality(job, chunks)
+            chunks, merges = run_tasks(job, client, quality.add)
+        fidelity = quality.fidelity()
         segments = [g for c in chunks for g in c.segments] + [g for m in merges for g in m.segments]
         parts, total = layout(job, spec, segments)
         with timing.stage("header check"):

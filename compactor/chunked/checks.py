@@ -4,7 +4,6 @@ chunks' shares and their seams, the header, and (for a folder of parts) every ti
 from __future__ import annotations
 
 import io
-import itertools
 import math
 import tempfile
 import uuid
@@ -44,49 +43,80 @@ def decoder_margin(profile: Profile, info: RasterInfo) -> float:
     return DECODER_MARGIN
 
 
-def scene_quality(job: TileJob, chunks: list[ChunkResult]) -> Fidelity:
-    """The scene's fidelity from the chunks' shares (and, for SSIM, their seams): exact
-    outputs are identical, bounded ones give their errors (their SSIM is None), lossy ones
-    their SSIM, PSNR and errors."""
-    bands = len(job.keep_bands)
-    errors = ErrorStats(bands)
-    for c in chunks:
-        if c.quality.errors is not None:
-            errors.merge(c.quality.errors)
-    if job.exact:
-        return Fidelity.identical(bands)
-    if job.bounded:
-        return errors.fidelity(job.codec.dtype, None)
-    rng = dtype_range(job.codec.dtype)
-    totals = [0.0] * bands
-    count = 0
-    sq, n, exact = 0.0, 0, True
-    for c in chunks:
-        q = c.quality
-        for b in range(bands):
-            totals[b] += q.ssim_total[b]
-        count += q.ssim_count
-        sq += q.sq_err
-        n += q.n_valid
-        exact &= q.exact
-    for upper, lower in itertools.pairwise(chunks):
-        assert upper.quality.bottom is not None
-        assert lower.quality.top is not None
-        src = np.concatenate([upper.quality.bottom[0], lower.quality.top[0]], axis=1)
-        dec = np.concatenate([upper.quality.bottom[1], lower.quality.top[1]], axis=1)
-        seam_valid = np.concatenate([upper.quality.bottom[2], lower.quality.top[2]], axis=0)
+class SceneQuality:
+    """The scene's fidelity from the chunks' shares (and, for SSIM, their seams), taken as
+    the chunks finish in any order: exact outputs are identical, bounded ones give their
+    errors (their SSIM is None), lossy ones their SSIM, PSNR and errors. A chunk's seam
+    rows are measured against its neighbour's as soon as both are in and then dropped, so
+    the scene task holds the seams of the chunks still waiting for a neighbour only."""
+
+    def __init__(self, job: TileJob) -> None:
+        self.job = job
+        self.bands = len(job.keep_bands)
+        self.errors = ErrorStats(self.bands)
+        self.totals = [0.0] * self.bands
+        self.count = 0
+        self.sq, self.n, self.exact = 0.0, 0, True
+        #: Seam rows (source, decoded, validity) waiting for the chunk below or above.
+        self._bottoms: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._tops: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.chunks = 0
+
+    def add(self, chunk: ChunkResult) -> None:
+        q = chunk.quality
+        self.chunks += 1
+        if q.errors is not None:
+            self.errors.merge(q.errors)
+        if self.job.exact or self.job.bounded:
+            return
+        for b in range(self.bands):
+            self.totals[b] += q.ssim_total[b]
+        self.count += q.ssim_count
+        self.sq += q.sq_err
+        self.n += q.n_valid
+        self.exact &= q.exact
+        assert q.top is not None
+        assert q.bottom is not None
+        self._tops[chunk.chunk], self._bottoms[chunk.chunk] = q.top, q.bottom
+        q.top = q.bottom = None
+        for upper in (chunk.chunk - 1, chunk.chunk):
+            if upper in self._bottoms and upper + 1 in self._tops:
+                self._seam(self._bottoms.pop(upper), self._tops.pop(upper + 1))
+
+    def _seam(
+        self,
+        bottom: tuple[np.ndarray, np.ndarray, np.ndarray],
+        top: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        rng = dtype_range(self.job.codec.dtype)
+        src = np.concatenate([bottom[0], top[0]], axis=1)
+        dec = np.concatenate([bottom[1], top[1]], axis=1)
+        seam_valid = np.concatenate([bottom[2], top[2]], axis=0)
         # Count the rows within HALO of the boundary: those each side's strip left out.
-        a = upper.quality.bottom[0].shape[1]
+        a = bottom[0].shape[1]
         lo = max(0, a - HALO - HALO)
         hi = min(src.shape[1], a + HALO + HALO)
         seam_count = 0
-        for b in range(bands):
+        for b in range(self.bands):
             t, seam_count = ssim_sum(src[b, lo:hi], dec[b, lo:hi], rng, valid=seam_valid[lo:hi])
-            totals[b] += t
-        count += seam_count
-    ssim = min(t / count for t in totals) if count else (1.0 if exact else 0.0)
-    psnr = None if sq == 0 or n == 0 else 10 * math.log10(rng**2 / (sq / n))
-    return replace(errors.fidelity(job.codec.dtype, ssim), exact=exact, psnr=psnr)
+            self.totals[b] += t
+        self.count += seam_count
+
+    def fidelity(self) -> Fidelity:
+        if self.job.exact:
+            return Fidelity.identical(self.bands)
+        if self.job.bounded:
+            return self.errors.fidelity(self.job.codec.dtype, None)
+        # Every boundary measured: what is left is the scene's top and bottom edge.
+        assert len(self._tops) == len(self._bottoms) == 1, "a chunk is missing"
+        rng = dtype_range(self.job.codec.dtype)
+        count, totals = self.count, self.totals
+        ssim = min(t / count for t in totals) if count else (1.0 if self.exact else 0.0)
+        sq, n = self.sq, self.n
+        psnr = None if sq == 0 or n == 0 else 10 * math.log10(rng**2 / (sq / n))
+        return replace(
+            self.errors.fidelity(self.job.codec.dtype, ssim), exact=self.exact, psnr=psnr
+        )
 
 
 def _image_ifds(tf: tifffile.TiffFile) -> list[tifffile.TiffPage]:

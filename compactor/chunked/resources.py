@@ -1,42 +1,89 @@
 """What a scene task may use for its chunk tasks: a client to submit them with, and the
-memory budget of one task."""
+memory budget of one task.
+
+The budget is Dask's own arithmetic, not a guess: a worker pauses when its process memory
+reaches ``distributed.worker.memory.pause`` of its limit (and is restarted at
+``terminate``), so a chunk task may use what lies between the worker's memory now (Python,
+GDAL, OpenCV, Dask and whatever it keeps) and that threshold, less a margin, shared among
+the worker's threads. Chunk tasks sized to it never make a worker pause.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import dask
 from distributed import get_worker, worker_client
+
+log = logging.getLogger(__name__)
 
 #: Per-worker memory assumed when neither the settings nor Dask know it.
 DEFAULT_WORKER_MEMORY = 4 * 1024**3
-#: Share of a worker's memory limit its tasks may plan to use: the rest is the worker
-#: itself (Python, GDAL, OpenCV, Dask) and headroom.
-TASK_SHARE = 0.5
+#: Share of the room below the pause threshold that chunk tasks plan to use: the rest is the
+#: margin for the allocator's fragmentation, the scene task's own data and measurement noise.
+HEADROOM = 0.85
+#: What a worker's process holds before any task (measured: 135 MB with compactor, GDAL and
+#: OpenCV loaded), for a worker whose memory Dask has not reported yet.
+BASELINE = 150 * 1024**2
+
+
+def memory_threshold() -> float:
+    """The fraction of its limit at which a Dask worker stops taking tasks: ``pause``,
+    else ``terminate``, else the limit itself (both disabled)."""
+    for name in ("pause", "terminate"):
+        value = dask.config.get(f"distributed.worker.memory.{name}", default=False)
+        if value:
+            return float(value)
+    return 1.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The arithmetic behind a chunk task's memory budget (bytes), for the log and tests."""
+
+    limit: int
+    threshold: float
+    baseline: int
+    threads_per_worker: int
+
+    @property
+    def per_task(self) -> int:
+        room = self.limit * self.threshold - self.baseline
+        return max(0, int(room * HEADROOM / max(1, self.threads_per_worker)))
 
 
 @contextmanager
 def cluster_context(worker_memory: int | None) -> Iterator[tuple[Any, int, int]]:
     """Inside a Dask task: (a client to submit sub-tasks with, the memory budget of one
     task in bytes, the number of worker threads in the cluster). The worker memory limit
-    comes from the run's settings (``worker_memory``) or else from the cluster itself.
+    comes from the run's settings (``worker_memory``) or else from the cluster itself; the
+    baseline is the largest process memory the scheduler knows of a worker now.
     Outside a worker: no client (sub-tasks run in this process), and this machine's share."""
     try:
         worker = get_worker()
     except ValueError:
-        yield None, int((worker_memory or DEFAULT_WORKER_MEMORY) * TASK_SHARE), 1
+        budget = Budget(worker_memory or DEFAULT_WORKER_MEMORY, memory_threshold(), BASELINE, 1)
+        yield None, budget.per_task, 1
         return
     with worker_client() as client:
-        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        workers = list(client.scheduler_info(n_workers=-1)["workers"].values())
         threads = sum(int(w.get("nthreads", 1)) for w in workers) or 1
-        limits = [
-            int(w.get("memory_limit") or 0) / max(1, int(w.get("nthreads", 1))) for w in workers
-        ]
-        known = [v for v in limits if v > 0]
-        per_thread = (
-            worker_memory / max(1, worker.state.nthreads)
-            if worker_memory
-            else (min(known) if known else DEFAULT_WORKER_MEMORY)
+        known = [int(w.get("memory_limit") or 0) for w in workers if w.get("memory_limit")]
+        limit = worker_memory or (min(known) if known else DEFAULT_WORKER_MEMORY)
+        measured = [int(w.get("metrics", {}).get("memory") or 0) for w in workers]
+        budget = Budget(
+            limit=int(limit),
+            threshold=memory_threshold(),
+            baseline=max([*measured, BASELINE]),
+            threads_per_worker=max(1, int(worker.state.nthreads)),
         )
-        yield client, int(per_thread * TASK_SHARE), threads
+        log.debug(
+            "chunk budget %d MB per task: (%d MB x %.2f - %d MB now) x %.2f / %d threads",
+            budget.per_task // 10**6, budget.limit // 10**6, budget.threshold,
+            budget.baseline // 10**6, HEADROOM, budget.threads_per_worker,
+        )  # fmt: skip
+        yield client, budget.per_task, threads

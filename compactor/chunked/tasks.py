@@ -9,19 +9,21 @@ valid value within its band's bound (:func:`compactor.fidelity.metrics.check_ban
 definition whole outputs are verified by), and give their error statistics; for lossy
 codecs it decodes its full-resolution tiles again and returns its share of the SSIM sums
 plus the rows at each of its edges, from which the seams between chunks are computed
-(:func:`compactor.chunked.checks.scene_quality`): the scene's SSIM is exactly the
+(:class:`compactor.chunked.checks.SceneQuality`): the scene's SSIM is exactly the
 whole-image value.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclasses_replace
 from typing import Any
 
 import cv2
 import numpy as np
+from distributed import as_completed
 
 from .. import failpoints, timing
 from ..codec.profile import dtype_range
@@ -29,7 +31,7 @@ from ..codec.tile_writer import (
     Leftover,
     Segment,
     TileJob,
-    decode_strip,
+    decode_columns,
     encode_strip,
     merge_node,
     read_strip,
@@ -137,14 +139,11 @@ def _encode_chunk(job: TileJob, chunk: int) -> tuple[list[Segment], Leftover | N
     def measure(seg: Segment) -> None:
         if not job.lossy:
             return
-        with timing.stage("verification decode"):
-            decoded = decode_strip(job, seg, data.shape)
         if valid is not None:
             # Invalid pixels count as 0 in SSIM; the overviews made from the strip next
             # weight them 0 anyway, so the strip is zeroed in place (no copy).
             np.multiply(data, valid, out=data, casting="unsafe")
-            np.multiply(decoded, valid, out=decoded, casting="unsafe")
-        _measure(job, data, decoded, valid, quality)
+        _measure(job, seg, data, valid, quality)
 
     def check(level: int, tr: int, tc: int, block: np.ndarray, encoded: bytes,
               mask_tile: np.ndarray | None, mask_bytes: bytes | None) -> None:  # fmt: skip
@@ -155,46 +154,78 @@ def _encode_chunk(job: TileJob, chunk: int) -> tuple[list[Segment], Leftover | N
     return segments, leftover, quality
 
 
+#: Tile columns decoded and compared at a time: the decoded pixels of a block, not of the
+#: whole strip, are in memory, and still in the cache when the SSIM reads them.
+BLOCK_TILES = 4
+
+
 def _measure(
-    job: TileJob, src: np.ndarray, dec: np.ndarray, valid: np.ndarray | None, q: Quality
+    job: TileJob, seg: Segment, src: np.ndarray, valid: np.ndarray | None, q: Quality
 ) -> None:
-    """SSIM sums over this strip's interior rows, seam rows, and squared error (``src`` and
-    ``dec`` already hold 0 at invalid pixels)."""
+    """Decode the strip's full-resolution tiles block of tile columns by block and measure
+    them against ``src`` (which holds 0 at invalid pixels already): the SSIM sums over the
+    strip's interior rows, squared error, error statistics and the seam rows. Each block
+    keeps the last ``WIN - 1`` decoded columns of the one before as context, so every SSIM
+    window of the strip is counted exactly once."""
+    bands, rows, cols = src.shape
     rng = dtype_range(job.codec.dtype)
-    with timing.stage("SSIM"):
-        for b in range(src.shape[0]):
-            total, count = ssim_sum(src[b], dec[b], rng, valid=valid)
-            q.ssim_total.append(total)
-            q.ssim_count = count
-    with timing.stage("compare"):
-        _errors(src, dec, valid, q)
+    context = 2 * HALO
+    width = BLOCK_TILES * TILE
+    dec = np.empty((bands, rows, context + width), dtype=src.dtype)
+    tile = np.empty((TILE, TILE, bands), dtype=src.dtype)
+    keep = min(SEAM, rows)
+    seams = [np.empty((bands, keep, cols), dtype=src.dtype) for _ in range(2)]
+    totals = [0.0] * bands
+    count = 0
+    ctx = used = 0  # decoded columns carried over from the block before; columns in use
+    for c0 in range(0, cols, width):
+        c1 = min(cols, c0 + width)
+        if ctx:
+            dec[:, :, :ctx] = dec[:, :, used - ctx : used]
+        used = ctx + c1 - c0
+        with timing.stage("verification decode"):
+            decode_columns(job, seg, c0, dec[:, :, ctx:used], tile)
+        x, y = src[:, :, c0 - ctx : c1], dec[:, :, :used]
+        ok = None if valid is None else valid[:, c0 - ctx : c1]
+        if ok is not None:
+            np.multiply(y[:, :, ctx:], ok[:, ctx:], out=y[:, :, ctx:], casting="unsafe")
+        with timing.stage("SSIM"):
+            for b in range(bands):
+                total, n = ssim_sum(x[b], y[b], rng, valid=ok)
+                totals[b] += total
+            count += n
+        with timing.stage("compare"):
+            new = slice(ctx, used)
+            _errors(x[:, :, new], y[:, :, new], None if ok is None else ok[:, new], q)
+            seams[0][:, :, c0:c1] = y[:, :keep, new]
+            seams[1][:, :, c0:c1] = y[:, rows - keep :, new]
+        ctx = min(context, used)
+    q.ssim_total, q.ssim_count = totals, count
+    ones = np.ones((keep, cols), bool)
+    q.top = (src[:, :keep].copy(), seams[0], ones if valid is None else valid[:keep].copy())
+    q.bottom = (
+        src[:, rows - keep :].copy(), seams[1],
+        ones if valid is None else valid[rows - keep :].copy(),
+    )  # fmt: skip
 
 
 def _errors(src: np.ndarray, dec: np.ndarray, valid: np.ndarray | None, q: Quality) -> None:
-    """Squared error, error statistics and seam rows of a strip."""
-    rows = src.shape[1]
-    # Squared error band by band (OpenCV sums integer data exactly, in one SIMD pass).
+    """Squared error and error statistics of a block of a strip."""
     sq = 0
     for b in range(src.shape[0]):
         sq += int(cv2.norm(src[b], dec[b], cv2.NORM_L2SQR))
     q.sq_err += float(sq)
     q.exact = q.exact and sq == 0
-    q.n_valid += src.shape[0] * (int(valid.sum()) if valid is not None else src[0].size)
+    n = src[0].size if valid is None else int(cv2.countNonZero(valid.view(np.uint8)))
+    q.n_valid += src.shape[0] * n
     if q.errors is not None:
         for b in range(src.shape[0]):
             if src.dtype == np.uint8:
-                q.errors.add_uint8(b, src[b], dec[b], valid)  # no copies of the strip
+                q.errors.add_uint8(b, src[b], dec[b], valid)  # no copies of the block
                 continue
             a = src[b] if valid is None else src[b][valid]
             d = dec[b] if valid is None else dec[b][valid]
             q.errors.add(b, a.astype(np.float64).ravel(), d.astype(np.float64).ravel())
-    keep = min(SEAM, rows)
-
-    def seam(rows_: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ok = np.ones((keep, src.shape[2]), bool) if valid is None else valid[rows_].copy()
-        return src[:, rows_].copy(), dec[:, rows_].copy(), ok
-
-    q.top, q.bottom = seam(slice(0, keep)), seam(slice(rows - keep, rows))
 
 
 def merge(job: TileJob, level: int, node: int, *children: ChunkResult | MergeResult) -> MergeResult:
@@ -210,11 +241,16 @@ def light(result: ChunkResult | MergeResult) -> ChunkResult | MergeResult:
     return dataclasses_replace(result, leftover=None)
 
 
-def run_tasks(job: TileJob, client: Any) -> tuple[list[ChunkResult], list[MergeResult]]:
-    """Chunk tasks and the merge tree, on Dask if ``client`` is given, else in this process."""
+def run_tasks(
+    job: TileJob, client: Any, on_chunk: Callable[[ChunkResult], None]
+) -> tuple[list[ChunkResult], list[MergeResult]]:
+    """Chunk tasks and the merge tree, on Dask if ``client`` is given, else in this process.
+    ``on_chunk`` sees each chunk's result as it arrives (in any order), before the rest."""
     plan = job.plan
     if client is None:
         chunks = [encode_chunk(job, c) for c in range(plan.nstrips)]
+        for chunk in chunks:
+            on_chunk(chunk)
         merges: list[MergeResult] = []
         below: list[ChunkResult | MergeResult] = list(chunks)
         for level, nodes in tree(plan):
@@ -226,8 +262,12 @@ def run_tasks(job: TileJob, client: Any) -> tuple[list[ChunkResult], list[MergeR
             below = list(layer)
         return chunks, merges
     summaries = _submit_graph(job, client, uuid.uuid4().hex[:10])
+    done: dict[str, ChunkResult | MergeResult] = {}
     try:
-        results = client.gather(summaries)
+        for future, result in as_completed(summaries, with_results=True):
+            if isinstance(result, ChunkResult):
+                on_chunk(result)
+            done[future.key] = result
     except CompactorError:
         raise
     except Exception as err:
@@ -236,7 +276,10 @@ def run_tasks(job: TileJob, client: Any) -> tuple[list[ChunkResult], list[MergeR
         raise EncodeError(f"a chunk task failed for good: {type(err).__name__}: {err}") from err
     finally:
         client.cancel(summaries)
-    return results[: plan.nstrips], results[plan.nstrips :]
+    results = [done[f.key] for f in summaries]
+    chunks = [r for r in results[: plan.nstrips] if isinstance(r, ChunkResult)]
+    merges = [r for r in results[plan.nstrips :] if isinstance(r, MergeResult)]
+    return chunks, merges
 
 
 def _submit_graph(job: TileJob, client: Any, key: str) -> list[Any]:

@@ -313,29 +313,29 @@ def encode_rows(
     return Segment(level, producer, first_tile, sizes, crcs, len(out), bytes(out))
 
 
-def decode_strip(job: TileJob, segment: Segment, shape: tuple[int, int, int]) -> np.ndarray:
-    """Decode a level-0 segment back into (bands, rows, cols), each band contiguous (the
-    SSIM filters read bands; one transposing copy per tile is cheaper than strided reads)."""
+def decode_columns(
+    job: TileJob, segment: Segment, c0: int, out: np.ndarray, buffer: np.ndarray
+) -> None:
+    """Decode the level-0 tiles of ``segment`` from column ``c0`` (a tile boundary) across
+    ``out``'s width into ``out`` (bands, rows of the segment, columns), each band
+    contiguous per row; ``buffer``: a reused (TILE, TILE, bands) tile buffer."""
     assert segment.data is not None
-    bands, rows, cols = shape
-    lv = pyramid(job.plan.width, job.plan.height)[0]
-    out = np.empty((bands, rows, cols), dtype=job.codec.dtype)
-    buffer = np.empty((TILE, TILE, bands), dtype=job.codec.dtype)  # reused per tile
+    assert c0 % TILE == 0
+    _bands, rows, width = out.shape
+    across = pyramid(job.plan.width, job.plan.height)[0].across
+    first_row = segment.first_tile // across
+    t0, t1 = c0 // TILE, -(-(c0 + width) // TILE)
     pos = 0
     for i, (size, mask_size) in enumerate(segment.sizes):
-        tile_index = segment.first_tile + i
-        tr, tc = divmod(tile_index, lv.across)
-        pos += 4
-        data = segment.data[pos : pos + size]
-        pos += size + 4
-        if mask_size is not None:
-            pos += 4 + mask_size + 4
-        decoded = job.codec.decode(data, job.tables, out=buffer)
-        y0 = tr * TILE - segment.first_tile // lv.across * TILE
-        x0 = tc * TILE
-        h, w = min(TILE, rows - y0), min(TILE, cols - x0)
+        tr, tc = divmod(segment.first_tile + i, across)
+        start = pos + 4
+        pos += 4 + size + 4 + (0 if mask_size is None else 4 + mask_size + 4)
+        if not t0 <= tc < t1:
+            continue
+        decoded = job.codec.decode(segment.data[start : start + size], job.tables, out=buffer)
+        y0, x0 = (tr - first_row) * TILE, tc * TILE - c0
+        h, w = min(TILE, rows - y0), min(TILE, width - x0)
         np.copyto(out[:, y0 : y0 + h, x0 : x0 + w], np.moveaxis(decoded[:h, :w], -1, 0))
-    return out
 
 
 def ship(job: TileJob, seg: Segment) -> Segment:

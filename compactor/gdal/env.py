@@ -101,11 +101,27 @@ def endpoint_options(endpoint_url: str | None) -> dict[str, str]:
     }
 
 
+#: GDAL's block cache per worker process: this share of the worker's memory limit, within
+#: bounds. Compactor reads each source block once (strips in order), so the cache only has
+#: to hold the blocks of the window being read; more is memory a small worker lacks (a
+#: strip of blocks would otherwise sit in the cache beside its copy in the task's array).
+CACHE_SHARE = 0.05
+CACHE_MB = (16, 256)
+
+
+def cache_mb_for(worker_memory: int | None) -> int:
+    """``GDAL_CACHEMAX`` (MB) for workers with ``worker_memory`` bytes (None: unknown)."""
+    low, high = CACHE_MB
+    if not worker_memory:
+        return high
+    return max(low, min(high, int(worker_memory * CACHE_SHARE / 2**20)))
+
+
 def gdal_options(
     *,
     endpoint_url: str | None = None,
     region: str | None = None,
-    cache_mb: int = 256,
+    cache_mb: int = CACHE_MB[1],
     request_payer: str | None = None,
     overrides: Mapping[str, str] | None = None,
 ) -> dict[str, str]:

@@ -19,7 +19,7 @@ from dask.utils import parse_bytes
 
 from ..config import Encoding, Limits, Settings, Transfers
 from ..fidelity.quality import QualityPolicy
-from ..gdal.env import gdal_options
+from ..gdal.env import cache_mb_for, gdal_options
 from ..gdal.info import RasterInfo, check_limits, read_info
 from ..report.prices import PriceTable, prices_for
 from ..storage import HttpPolicy, Location, ObjectInfo, S3Options, readable_path
@@ -151,6 +151,7 @@ class RunContext:
                     gdal_options(
                         endpoint_url=settings.endpoint_url,
                         region=settings.region,
+                        cache_mb=cache_mb_for(int(parse_bytes(memory)) if memory else None),
                         request_payer=settings.request_payer,
                         overrides=settings.gdal_options,
                     ).items()
