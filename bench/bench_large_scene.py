@@ -149,6 +149,30 @@ def timed(
     return time.perf_counter() - t0, rc, peaks
 
 
+def stage_breakdown(report: Path) -> list[str]:
+    """Where compactor's time went (the scene log's ``stages``, wall seconds of the scene
+    task, and ``task_stages``, seconds of its chunk and merge tasks summed over the tasks)."""
+    import gzip
+
+    lines: list[str] = []
+    for part in sorted((report / "scenes").glob("*.ndjson.gz")):
+        with gzip.open(part, "rt") as fh:
+            for line in fh:
+                scene = json.loads(line)
+                tasks = scene.get("task_stages") or {}
+                total = sum(tasks.values()) or 1.0
+                lines.append(f"| chunk tasks ({scene.get('chunks')}), summed | seconds | share |")
+                lines.append("| --- | --- | --- |")
+                for name, sec in sorted(tasks.items(), key=lambda kv: -kv[1]):
+                    lines.append(f"| {name} | {sec:.1f} | {sec / total:.1%} |")
+                lines.append(f"| all | {total:.1f} | |")
+                walls = scene.get("stages") or {}
+                ordered = sorted(walls.items(), key=lambda kv: -kv[1])
+                shown = ", ".join(f"{k} {v:.2f}" for k, v in ordered if v >= 0.01)
+                lines.append(f"scene task, wall s: {shown}")
+    return lines
+
+
 def pause_events(log: Path) -> int:
     """Dask's memory pauses in a run's log ("Worker is at 88% memory usage. Pausing
     worker"; the workers' warnings reach the CLI's stderr)."""
@@ -375,6 +399,7 @@ def main() -> None:
             f"{worst / limit:.2f}x the limit (target <= 1.25x); {ours.pauses} pause events"
             " (target 0)"
         )
+        print("\n".join(stage_breakdown(work / codec / f"report-{codec}")))
         print(
             f"{codec}: codec-only floor {floor:.1f} s on {os.cpu_count()} cores (encoding the"
             f" full resolution and overviews, nothing else): {ref.seconds / floor:.2f}x"
