@@ -97,7 +97,9 @@ def connect(
 
 
 #: What the fork server of a local cluster imports once, before it forks each worker.
-WORKER_PRELOAD = ("distributed", "compactor.safety.walk", "compactor.chunked.tasks")
+WORKER_PRELOAD = (
+    "distributed", "compactor.safety.walk", "compactor.chunked.tasks", "compactor.cluster._preload",
+)  # fmt: skip
 
 
 def _forkserver_preloaded(kwargs: dict[str, Any]) -> dict[str, Any]:
