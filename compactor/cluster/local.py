@@ -97,9 +97,7 @@ def connect(
 
 
 #: What the fork server of a local cluster imports once, before it forks each worker.
-WORKER_PRELOAD = (
-    "distributed", "compactor.safety.walk", "compactor.chunked.tasks", "compactor.cluster._preload",
-)  # fmt: skip
+WORKER_PRELOAD = ("distributed", "compactor.safety.walk", "compactor.chunked.tasks")
 
 
 def _forkserver_preloaded(kwargs: dict[str, Any]) -> dict[str, Any]:
