@@ -244,11 +244,28 @@ def read_strip(job: TileJob, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray |
             valid = src.read_masks(1, window=win) > 0
         elif job.mask_source == "nodata" and job.nodata is not None:
             # (with a nodata value every band is kept: no alpha to drop)
-            valid = np.zeros(data.shape[1:], dtype=bool)
-            nd = job.nodata
-            for band in data:
-                valid |= ~np.isnan(band) if math.isnan(nd) else band != np.asarray(nd, band.dtype)
+            valid = nodata_validity(data, job.nodata)
     return data, valid
+
+
+#: Rows of a strip compared with nodata at a time: the comparison's temporary stays small
+#: instead of the size of a band.
+VALIDITY_ROWS = 64
+
+
+def nodata_validity(data: np.ndarray, nodata: float) -> np.ndarray:
+    """Where any band of ``data`` (bands, rows, cols) differs from ``nodata`` (NaN: is a
+    number), block of rows by block of rows."""
+    valid = np.zeros(data.shape[1:], dtype=bool)
+    rows = data.shape[1]
+    for r0 in range(0, rows, VALIDITY_ROWS):
+        block = valid[r0 : r0 + VALIDITY_ROWS]
+        for band in data[:, r0 : r0 + VALIDITY_ROWS]:
+            if math.isnan(nodata):
+                block |= ~np.isnan(band)
+            else:
+                block |= band != np.asarray(nodata, band.dtype)
+    return valid
 
 
 def encode_rows(
