@@ -51,7 +51,7 @@ browser:
 
 test: lint browser pytest
 
-# The large-scene benchmark (needs ../shared/data/rasterio-cc0/; about 8 minutes).
+# The large-scene benchmark (needs ../shared/data/rasterio-cc0/; 10-15 minutes).
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_large_scene.py $(BENCH_ARGS)
 
