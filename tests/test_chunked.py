@@ -20,7 +20,7 @@ from rasterio.shutil import copy as gdal_copy
 from rio_cogeo.cogeo import cog_validate
 
 from compactor.chunked.plan import MEMORY_FACTOR, plan_chunks
-from compactor.chunked.resources import HEADROOM, Budget, memory_threshold
+from compactor.chunked.resources import BASELINE, HEADROOM, Budget, memory_threshold
 from compactor.codec.profile import choose_profile
 from compactor.fidelity.verify import check_output
 from compactor.gdal.env import gdal_env, gdal_options
@@ -292,8 +292,9 @@ def test_chunk_budget_stays_below_the_pause_threshold() -> None:
         == Budget(450 * mb, 0.8, 150 * mb, 1).per_task // 2
     )
     assert Budget(450 * mb, 0.8, 400 * mb, 1).per_task == 0
-    # make bench's scene (24521 pixels of RGB across) at its 450 MB limit: one tile row per
-    # chunk, within the budget with the plan's memory model.
+    # make bench's scene (24521 pixels of RGB across) at its 450 MB limit, with the measured
+    # footprint of a worker: one tile row per chunk, within the budget of the plan's model.
+    budget = Budget(450 * mb, 0.8, BASELINE, 1)
     info = RasterInfo(
         driver="GTiff", width=24521, height=25130, count=3, dtype="uint8", nodata=0.0,
         colorinterp=("red", "green", "blue"), descriptions=(None,) * 3, block_shape=(512, 512),
@@ -342,3 +343,37 @@ def test_chunked_ssim_over_column_blocks_is_the_whole_image_value(tmp_path: Path
     assert result.fidelity is not None
     worst = max(int(np.abs(x[k][valid].astype(int) - y[k][valid]).max()) for k in range(3))
     assert max(result.fidelity.max_error or [0]) == worst
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "deflate"])
+def test_a_chunk_without_a_result_fails_the_scene(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str
+) -> None:
+    """If a chunk's result never reaches the scene's checks (lost, cancelled), the scene
+    fails verification instead of being judged on the other chunks, lossy or lossless."""
+    from compactor.chunked import assemble
+    from compactor.chunked.assemble import compact_chunked
+    from compactor.errors import VerificationError
+    from compactor.storage.location import Location
+    from compactor.storage.s3client import S3Options
+
+    real = assemble.run_tasks
+
+    def losing_the_first(job: Any, client: Any, on_chunk: Any) -> Any:
+        return real(job, client, lambda c: None if c.chunk == 0 else on_chunk(c))
+
+    monkeypatch.setattr(assemble, "run_tasks", losing_the_first)
+    src = rasters.rgb(tmp_path / "rgb.tif", size=1300)
+    out = tmp_path / "out" / "rgb.tif"
+    out.parent.mkdir()
+    opts = gdal_options()
+    with gdal_env(opts):
+        info = read_info(str(src))
+        profile = choose_profile(info, codec, 75 if codec == "jpeg" else None)
+        with pytest.raises(VerificationError, match=r"no result from chunks \[0\]"):
+            compact_chunked(
+                str(src), Location.parse(str(out)), info, profile, gdal=opts,
+                s3=S3Options(), client=None, budget=16 * 2**20, threads=2, scratch=tmp_path,
+            )  # fmt: skip
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir()]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import imagecodecs as ic
+import numpy as np
 import pytest
 
 from compactor.codec.profile import choose_profile, fallback_profiles
-from compactor.errors import UnsupportedCodecError
+from compactor.codec.tiles import TileCodec
+from compactor.errors import UnsupportedCodecError, VerificationError
 from compactor.gdal.info import RasterInfo
 
 
@@ -100,3 +103,18 @@ def test_fallback_ladder_climbs_then_goes_lossless() -> None:
     assert (
         fallback_profiles(choose_profile(info(dtype="uint16"), "auto"), info(dtype="uint16")) == []
     )
+
+
+@pytest.mark.parametrize("codec", ["deflate", "zstd", "lzw"])
+def test_a_short_lossless_tile_is_refused_not_compared(codec: str) -> None:
+    """A tile stream that decodes to fewer bytes than a tile (LZW stops short without an
+    error) must fail its check: the rest of the buffer is never compared as if decoded,
+    even where it would happen to equal the source (here: a nodata collar of zeros)."""
+    tile_codec = TileCodec.for_profile(codec, None, "uint8", 3, level=None, predictor=2)
+    tile = np.zeros((512, 512, 3), np.uint8)
+    tile[:100] = np.random.default_rng(0).integers(0, 200, (100, 512, 3), dtype=np.uint8)
+    assert np.array_equal(tile_codec.decode(tile_codec.encode(tile)), tile)
+    first_rows = ic.delta_encode(tile, axis=-2)[:100].tobytes()
+    encode = {"deflate": ic.deflate_encode, "zstd": ic.zstd_encode, "lzw": ic.lzw_encode}[codec]
+    with pytest.raises(VerificationError, match="decodes to 153600 bytes"):
+        tile_codec.decode(bytes(encode(first_rows)))

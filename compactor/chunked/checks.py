@@ -60,11 +60,13 @@ class SceneQuality:
         #: Seam rows (source, decoded, validity) waiting for the chunk below or above.
         self._bottoms: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._tops: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self.chunks = 0
+        self.received: set[int] = set()
 
     def add(self, chunk: ChunkResult) -> None:
         q = chunk.quality
-        self.chunks += 1
+        if chunk.chunk in self.received:
+            raise VerificationError(f"chunk {chunk.chunk} reported twice")
+        self.received.add(chunk.chunk)
         if q.errors is not None:
             self.errors.merge(q.errors)
         if self.job.exact or self.job.bounded:
@@ -103,12 +105,15 @@ class SceneQuality:
         self.count += seam_count
 
     def fidelity(self) -> Fidelity:
+        missing = sorted(set(range(self.job.plan.nstrips)) - self.received)
+        if missing:
+            raise VerificationError(f"no result from chunks {missing}: the scene is not checked")
         if self.job.exact:
             return Fidelity.identical(self.bands)
         if self.job.bounded:
             return self.errors.fidelity(self.job.codec.dtype, None)
-        # Every boundary measured: what is left is the scene's top and bottom edge.
-        assert len(self._tops) == len(self._bottoms) == 1, "a chunk is missing"
+        # Every chunk in, every boundary measured: left are the scene's top and bottom edge.
+        assert len(self._tops) == len(self._bottoms) == 1
         rng = dtype_range(self.job.codec.dtype)
         count, totals = self.count, self.totals
         ssim = min(t / count for t in totals) if count else (1.0 if self.exact else 0.0)

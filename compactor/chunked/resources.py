@@ -3,9 +3,11 @@ memory budget of one task.
 
 The budget is Dask's own arithmetic, not a guess: a worker pauses when its process memory
 reaches ``distributed.worker.memory.pause`` of its limit (and is restarted at
-``terminate``), so a chunk task may use what lies between the worker's memory now (Python,
-GDAL, OpenCV, Dask and whatever it keeps) and that threshold, less a margin, shared among
-the worker's threads. Chunk tasks sized to it never make a worker pause.
+``terminate``), so a chunk task may plan on what lies between a worker's own footprint
+(:data:`BASELINE`: Python, GDAL, OpenCV, Dask, measured) and that threshold, less a margin,
+shared among the worker's threads. The footprint is a constant, not the memory a worker
+reports at the moment: that moment's reading includes other scenes' running tasks, and a
+plan must not change with them (nor refuse a scene because a worker was busy).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ DEFAULT_WORKER_MEMORY = 4 * 1024**3
 #: Share of the room below the pause threshold that chunk tasks plan to use: the rest is the
 #: margin for the allocator's fragmentation, the scene task's own data and measurement noise.
 HEADROOM = 0.85
-#: What a worker's process holds before any task (measured: 135 MB with compactor, GDAL and
-#: OpenCV loaded), for a worker whose memory Dask has not reported yet.
-BASELINE = 150 * 1024**2
+#: What a worker's process holds besides its tasks (measured: 135 MB idle with compactor,
+#: GDAL and OpenCV loaded; about 170 MB after a few chunk tasks, what the allocator keeps).
+BASELINE = 170 * 1024**2
 
 
 def memory_threshold() -> float:
@@ -60,8 +62,8 @@ class Budget:
 def cluster_context(worker_memory: int | None) -> Iterator[tuple[Any, int, int]]:
     """Inside a Dask task: (a client to submit sub-tasks with, the memory budget of one
     task in bytes, the number of worker threads in the cluster). The worker memory limit
-    comes from the run's settings (``worker_memory``) or else from the cluster itself; the
-    baseline is the largest process memory the scheduler knows of a worker now.
+    comes from the run's settings (``worker_memory``) or else from the cluster itself; on a
+    cluster of unequal workers the smallest budget counts (chunk tasks go anywhere).
     Outside a worker: no client (sub-tasks run in this process), and this machine's share."""
     try:
         worker = get_worker()
@@ -72,17 +74,20 @@ def cluster_context(worker_memory: int | None) -> Iterator[tuple[Any, int, int]]
     with worker_client() as client:
         workers = list(client.scheduler_info(n_workers=-1)["workers"].values())
         threads = sum(int(w.get("nthreads", 1)) for w in workers) or 1
-        known = [int(w.get("memory_limit") or 0) for w in workers if w.get("memory_limit")]
-        limit = worker_memory or (min(known) if known else DEFAULT_WORKER_MEMORY)
-        measured = [int(w.get("metrics", {}).get("memory") or 0) for w in workers]
-        budget = Budget(
-            limit=int(limit),
-            threshold=memory_threshold(),
-            baseline=max([*measured, BASELINE]),
-            threads_per_worker=max(1, int(worker.state.nthreads)),
-        )
+        threshold = memory_threshold()
+        budgets = [
+            Budget(
+                limit=int(worker_memory or w.get("memory_limit") or DEFAULT_WORKER_MEMORY),
+                threshold=threshold,
+                baseline=BASELINE,
+                threads_per_worker=max(1, int(w.get("nthreads", 1))),
+            )
+            for w in workers
+        ] or [Budget(worker_memory or DEFAULT_WORKER_MEMORY, threshold, BASELINE,
+                     max(1, int(worker.state.nthreads)))]  # fmt: skip
+        budget = min(budgets, key=lambda b: b.per_task)
         log.debug(
-            "chunk budget %d MB per task: (%d MB x %.2f - %d MB now) x %.2f / %d threads",
+            "chunk budget %d MB per task: (%d MB x %.2f - %d MB) x %.2f / %d threads",
             budget.per_task // 10**6, budget.limit // 10**6, budget.threshold,
             budget.baseline // 10**6, HEADROOM, budget.threads_per_worker,
         )  # fmt: skip

@@ -213,7 +213,8 @@ def _errors(src: np.ndarray, dec: np.ndarray, valid: np.ndarray | None, q: Quali
     """Squared error and error statistics of a block of a strip."""
     sq = 0
     for b in range(src.shape[0]):
-        sq += int(cv2.norm(src[b], dec[b], cv2.NORM_L2SQR))
+        # OpenCV sums in double: a whole number, give or take its last bit.
+        sq += round(cv2.norm(src[b], dec[b], cv2.NORM_L2SQR))
     q.sq_err += float(sq)
     q.exact = q.exact and sq == 0
     n = src[0].size if valid is None else int(cv2.countNonZero(valid.view(np.uint8)))
@@ -264,7 +265,11 @@ def run_tasks(
     summaries = _submit_graph(job, client, uuid.uuid4().hex[:10])
     done: dict[str, ChunkResult | MergeResult] = {}
     try:
-        for future, result in as_completed(summaries, with_results=True):
+        for future in as_completed(summaries):
+            # result() raises for a task that failed, was cancelled or whose data was lost.
+            result = future.result()
+            if not isinstance(result, ChunkResult | MergeResult):
+                raise EncodeError(f"chunk task {future.key} returned {type(result).__name__}")
             if isinstance(result, ChunkResult):
                 on_chunk(result)
             done[future.key] = result

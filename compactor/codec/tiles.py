@@ -48,7 +48,7 @@ import imagecodecs as ic
 import numpy as np
 
 from ..codecs import CODECS, TILE_WRITER
-from ..errors import UnsupportedCodecError
+from ..errors import UnsupportedCodecError, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -259,15 +259,22 @@ class TileCodec:
         shape = (TILE, TILE, self.bands) if self.bands > 1 else (TILE, TILE)
         little = np.dtype(self.dtype).newbyteorder("<")
         # Into a buffer of the known size: libdeflate and LZW otherwise guess the size and
-        # retry (decoding 2-3x slower); the predictor is then undone in place.
-        buf = np.empty(math.prod(shape) * little.itemsize, np.uint8)
+        # retry (decoding 2-3x slower); the predictor is then undone in place. One byte
+        # more than a tile: a stream decoding to any other length (LZW stops short or cuts
+        # a long one without an error) is refused, never compared with stale bytes.
+        size = math.prod(shape) * little.itemsize
+        buf = np.empty(size + 1, np.uint8)
         if self.codec == "deflate":
-            ic.deflate_decode(data, out=buf.data)
+            got = len(ic.deflate_decode(data, out=buf.data))
         elif self.codec == "lzw":
-            ic.lzw_decode(data, out=buf.data)
+            got = len(ic.lzw_decode(data, out=buf.data))
         else:
-            ic.zstd_decode(data, out=buf.data)
-        arr = buf.view(little).reshape(shape)
+            got = len(ic.zstd_decode(data, out=buf.data))
+        if got != size:
+            raise VerificationError(
+                f"a {self.codec.upper()} tile decodes to {got} bytes, not the tile's {size}"
+            )
+        arr = buf[:size].view(little).reshape(shape)
         axis = -2 if self.bands > 1 else -1
         if self.predictor == 2:
             as_uint = _as_uint(arr)

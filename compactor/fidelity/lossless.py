@@ -4,7 +4,8 @@ A lossless scene can be written with any of several codecs, levels and predictor
 is smallest depends on the data: ZSTD with horizontal differencing on smooth 8-bit imagery,
 LERC on noisy 12-bit reflectance, no predictor on classes. So each candidate of the effort's
 :data:`CATALOG` encodes the sample's tiles (at most :data:`MAX_TILES` tiles, the same tile
-codec the writers use) and the smallest wins; ties go to the faster. The effort is a floor
+codec the writers use) and the smallest wins, unless a faster candidate is within
+:data:`EFFORT_WORTH` of it (:func:`pick`); ties go to the faster. The effort is a floor
 on each candidate's encode speed (:data:`EFFORT_FLOOR`): ``fast`` searches nothing and keeps
 ``auto``'s ZSTD, ``max`` tries even the slowest levels. A bounded scene (``--max-error``) is
 searched the same way over LERC's inner codecs.
@@ -150,9 +151,10 @@ def search_encoding(
     only: str | None = None,
     scene: RasterInfo | None = None,
 ) -> tuple[Profile, EncodingSearch | None]:
-    """The smallest encoding of ``profile``'s kind on the sample (lossless stays lossless,
-    a bounded profile keeps its bound or becomes lossless where that is smaller), and the
-    record of the search (``None``: nothing to search)."""
+    """The smallest encoding of ``profile``'s kind on the sample, as :func:`pick` weighs
+    size against speed (lossless stays lossless, a bounded profile keeps its bound or
+    becomes lossless where that is smaller), and the record of the search (``None``:
+    nothing to search)."""
     info = sample.info
     found = candidates_for(profile, effort, info.dtype, only, scene or info)
     if len(found) < 2 or not (profile.lossless or profile.bounded):

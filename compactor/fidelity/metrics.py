@@ -107,7 +107,8 @@ class ErrorStats:
         worst = cv2.minMaxLoc(diff, mask)[1]
         lo, hi = cv2.minMaxLoc(a, mask)[:2]
         self.max_error[band] = max(self.max_error[band], float(worst))
-        self.sq[band] += float(cv2.norm(a, b, cv2.NORM_L2SQR, mask=mask))
+        # OpenCV sums squares of integers in double: round off its last-bit error.
+        self.sq[band] += float(round(cv2.norm(a, b, cv2.NORM_L2SQR, mask=mask)))
         self.n[band] += n
         self.lo[band] = min(self.lo[band], float(lo))
         self.hi[band] = max(self.hi[band], float(hi))
