@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclasses_replace
 from typing import Any
 
-import cv2
 import numpy as np
 from distributed import as_completed
 
@@ -210,23 +209,23 @@ def _measure(
 
 
 def _errors(src: np.ndarray, dec: np.ndarray, valid: np.ndarray | None, q: Quality) -> None:
-    """Squared error and error statistics of a block of a strip."""
-    sq = 0
+    """Error statistics of a block of a strip, and from them its squared error and valid
+    count (``src`` and ``dec`` hold 0 at invalid pixels, so all-pixel and valid-pixel sums
+    agree)."""
+    errors = q.errors
+    assert errors is not None
+    sq0, n0 = sum(errors.sq), sum(errors.n)
     for b in range(src.shape[0]):
-        # OpenCV sums in double: a whole number, give or take its last bit.
-        sq += round(cv2.norm(src[b], dec[b], cv2.NORM_L2SQR))
-    q.sq_err += float(sq)
+        if src.dtype == np.uint8:
+            errors.add_uint8(b, src[b], dec[b], valid)  # no copies of the block
+            continue
+        a = src[b] if valid is None else src[b][valid]
+        d = dec[b] if valid is None else dec[b][valid]
+        errors.add(b, a.astype(np.float64).ravel(), d.astype(np.float64).ravel())
+    sq = sum(errors.sq) - sq0
+    q.sq_err += sq
     q.exact = q.exact and sq == 0
-    n = src[0].size if valid is None else int(cv2.countNonZero(valid.view(np.uint8)))
-    q.n_valid += src.shape[0] * n
-    if q.errors is not None:
-        for b in range(src.shape[0]):
-            if src.dtype == np.uint8:
-                q.errors.add_uint8(b, src[b], dec[b], valid)  # no copies of the block
-                continue
-            a = src[b] if valid is None else src[b][valid]
-            d = dec[b] if valid is None else dec[b][valid]
-            q.errors.add(b, a.astype(np.float64).ravel(), d.astype(np.float64).ravel())
+    q.n_valid += sum(errors.n) - n0
 
 
 def merge(job: TileJob, level: int, node: int, *children: ChunkResult | MergeResult) -> MergeResult:

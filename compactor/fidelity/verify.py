@@ -38,6 +38,7 @@ from rio_cogeo.cogeo import cog_validate
 from .. import timing
 from ..codec.layout import carried_domains
 from ..codec.profile import Profile, dtype_range
+from ..codec.tile_writer import nodata_validity
 from ..errors import VerificationError
 from ..gdal.errors import clean, gdal_errors
 from ..gdal.info import RasterInfo, open_source
@@ -170,10 +171,7 @@ def source_validity(src: Any, info: RasterInfo, window: Any, data: np.ndarray) -
     if info.has_dataset_mask:
         return np.asarray(src.read_masks(1, window=window) > 0)
     if info.nodata is not None:
-        nd = info.nodata
-        if isinstance(nd, float) and math.isnan(nd):
-            return np.asarray(np.any(~np.isnan(data), axis=0))
-        return np.asarray(np.any(data != np.asarray(nd, dtype=data.dtype), axis=0))
+        return nodata_validity(data, info.nodata)
     return np.ones(data.shape[1:], dtype=bool)
 
 
