@@ -114,7 +114,8 @@ def test_state_keys_of_signed_urls_hold_no_secret_and_are_stable() -> None:
     url = "https://cdn.example.com/a/b.tif?" + _query(SIGNED)
     rel = state_relative_key(Location.parse(url))
     assert all(v not in rel for v in SIGNED.values())
-    assert rel.startswith("https/cdn.example.com/a/b.tif.q-") and rel.endswith(".json")
+    assert rel.startswith("https/cdn.example.com/a/b.tif.q-")
+    assert rel.endswith(".json")
     # The same key from the URL, from its redacted form (what the record holds), and from
     # the same URL signed again; another non-secret query value is another object.
     assert state_relative_key(Location.parse(redact_url(url))) == rel
@@ -254,7 +255,8 @@ def test_fetch_stops_at_the_listed_size(s3: S3, tmp_path: Path) -> None:
         store.fetch(loc, target, max_bytes=listed.size)
     assert not target.exists() or target.stat().st_size <= listed.size + 1
     got = store.fetch(loc, tmp_path / "ok.tif", max_bytes=5_000_000)
-    assert got is not None and got.info.size == 5_000_000
+    assert got is not None
+    assert got.info.size == 5_000_000
 
 
 def test_a_source_replaced_by_a_bigger_one_after_its_listing_fails_its_scene(
