@@ -172,6 +172,8 @@ def test_default_values_render_the_nightly_sweep_only() -> None:
         "CronJob",
         "NetworkPolicy",
         "NetworkPolicy",
+        "NetworkPolicy",
+        "NetworkPolicy",
         "Role",
         "RoleBinding",
         "ServiceAccount",
@@ -635,7 +637,11 @@ def admitted(
 ) -> bool:
     """Whether NetworkPolicies in NAMESPACE let a pod labelled ``source`` (in namespace
     ``source_namespace``) connect to ``port`` of a pod labelled ``target``."""
-    selecting = [p for p in policies if selects(p["spec"]["podSelector"], target)]
+    selecting = [
+        p
+        for p in policies
+        if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], target)
+    ]
     if not selecting:
         return True  # not isolated
     ns_labels = {"kubernetes.io/metadata.name": source_namespace}
@@ -786,3 +792,143 @@ def test_secret_env_reaches_the_runner_and_the_dask_pods_as_references(tmp_path:
         kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
     with pytest.raises(Exception, match=r"secretEnv\.STAC_API_TOKEN must be"):
         render({"secretEnv": {"STAC_API_TOKEN": "no-key-given"}})
+
+
+# --- egress ---------------------------------------------------------------------------
+
+#: A pod of the cluster DNS, as EKS runs it.
+KUBE_DNS = ({"k8s-app": "kube-dns"}, "kube-system")
+
+
+def egress_allowed(
+    policies: list[dict[str, Any]],
+    source: dict[str, str],
+    port: int,
+    *,
+    ip: str | None = None,
+    pod: tuple[dict[str, str], str] | None = None,
+    protocol: str = "TCP",
+) -> bool:
+    """Whether egress NetworkPolicies in NAMESPACE let a pod labelled ``source`` connect to
+    ``ip`` (an address outside the cluster) or ``pod`` (labels, namespace) on ``port``."""
+    import ipaddress
+
+    selecting = [
+        p
+        for p in policies
+        if "Egress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], source)
+    ]
+    if not selecting:
+        return True  # not isolated
+    for policy in selecting:
+        for rule in policy["spec"].get("egress") or []:
+            ports = rule.get("ports")
+            if ports and not any(
+                p.get("port") == port and p.get("protocol", "TCP") == protocol for p in ports
+            ):
+                continue
+            for peer in rule.get("to") or []:
+                if "ipBlock" in peer:
+                    if ip is None:
+                        continue
+                    address = ipaddress.ip_address(ip)
+                    block = peer["ipBlock"]
+                    net = ipaddress.ip_network(block["cidr"])
+                    if address.version != net.version or address not in net:
+                        continue
+                    excepted = [ipaddress.ip_network(e) for e in block.get("except", [])]
+                    for e in excepted:  # Kubernetes refuses an except outside its CIDR
+                        assert e.version == net.version
+                        assert e.subnet_of(net)  # type: ignore[arg-type]
+                    if any(address in e for e in excepted):
+                        continue
+                    return True
+                if pod is None:
+                    continue
+                labels, namespace = pod
+                if "namespaceSelector" in peer:
+                    ns_ok = selects(
+                        peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}
+                    )
+                else:
+                    ns_ok = namespace == NAMESPACE
+                if ns_ok and selects(peer.get("podSelector") or {}, labels):
+                    return True
+    return False
+
+
+def test_egress_keeps_every_pod_from_the_instance_metadata_service(
+    case: Any, tmp_path: Path
+) -> None:
+    """The Dask pods (they read hostile data) and the runner reach DNS, S3 over HTTPS and
+    each other as they must; never the instance metadata service (IPv4 or IPv6), private
+    addresses or other pods."""
+    _, objects = case
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    spec = dask_cluster(objects, tmp_path)
+    scheduler = dask_pod_labels(spec, "scheduler")
+    worker = dask_pod_labels(spec, "worker")
+    runners = runner_labels(objects)
+    s3_address = "52.216.8.10"  # an address of s3.amazonaws.com
+    for source in (scheduler, worker, *runners):
+        assert egress_allowed(policies, source, 53, pod=KUBE_DNS, protocol="UDP")
+        assert egress_allowed(policies, source, 53, pod=KUBE_DNS, protocol="TCP")
+        assert egress_allowed(policies, source, 443, ip=s3_address)
+        assert egress_allowed(policies, source, 443, ip="2600:1fa0:80d8::1")
+        for metadata in ("169.254.169.254", "fd00:ec2::254"):
+            for port in (80, 443):
+                assert not egress_allowed(policies, source, port, ip=metadata), (source, metadata)
+        assert not egress_allowed(policies, source, 80, ip=s3_address)
+        assert not egress_allowed(policies, source, 22, ip=s3_address)
+        assert not egress_allowed(policies, source, 53, pod=({"app": "notebook"}, NAMESPACE))
+    for source in (scheduler, worker):
+        for target in (scheduler, worker):
+            assert egress_allowed(policies, source, 40123, pod=(target, NAMESPACE))
+        for private in ("10.0.3.7", "192.168.1.1", "172.20.0.10"):
+            assert not egress_allowed(policies, source, 443, ip=private)
+        assert not egress_allowed(policies, source, 8786, pod=(runners[0], NAMESPACE))
+        assert not egress_allowed(policies, source, 443, pod=({"app": "notebook"}, NAMESPACE))
+    for runner in runners:
+        assert egress_allowed(policies, runner, 8786, pod=(scheduler, NAMESPACE))
+        assert not egress_allowed(policies, runner, 40123, pod=(worker, NAMESPACE))
+        assert egress_allowed(policies, runner, 443, ip="10.0.3.7")  # the EKS API, in the VPC
+
+
+def test_egress_destinations_are_values() -> None:
+    objects = render(
+        {
+            "networkPolicy": {
+                "egress": {
+                    "s3Except": [],
+                    "extraCidrs": ["10.96.0.0/12"],
+                    "extraPorts": [9000],
+                    "dns": {"podLabels": {"k8s-app": None, "app": "coredns"}},
+                }
+            }
+        }
+    )
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    worker = {
+        "app.kubernetes.io/name": "compactor",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": "dask-cluster",
+        "dask.org/component": "worker",
+    }
+    assert egress_allowed(policies, worker, 443, ip="10.0.3.7")  # VPC endpoints
+    assert egress_allowed(policies, worker, 9000, ip="10.100.0.5")  # an in-cluster MinIO
+    assert not egress_allowed(policies, worker, 9000, ip="52.216.8.10")
+    assert not egress_allowed(policies, worker, 443, ip="169.254.169.254")
+    assert egress_allowed(
+        policies, worker, 53, pod=({"app": "coredns"}, "kube-system"), protocol="UDP"
+    )
+    assert not egress_allowed(policies, worker, 53, pod=KUBE_DNS, protocol="UDP")
+    names = [o["metadata"]["name"] for o in policies]
+    assert [n for n in names if n.endswith("-out")] != []
+    # A CIDR that could hold the metadata address cannot be listed past it.
+    for cidr in ("169.254.0.0/16", "128.0.0.0/1", "fd00::/8"):
+        with pytest.raises(helm.HelmError, match="instance metadata"):
+            render({"networkPolicy": {"egress": {"extraCidrs": [cidr]}}})
+    off = render({"networkPolicy": {"egress": {"create": False}}})
+    assert [o["metadata"]["name"] for o in off if o["kind"] == "NetworkPolicy"] == [
+        n for n in names if not n.endswith("-out")
+    ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from ..redact import redact_text, redact_url
 from ..storage.s3client import S3Options
 from .bins import Bins
 from .html import render_html
@@ -160,6 +161,18 @@ class SceneResult(BaseModel):
     #: more to do for it under these settings (``"-"``: archived and gone from the source).
     #: ``None`` while the scene needs another look. What the finished index records.
     finished_version: str | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _redacted_source(cls, value: str) -> str:
+        """A source URL as every reader of a result sees it (report, scene log, finished
+        index, updated STAC items, the CLI): signatures, keys and tokens masked."""
+        return redact_url(value)
+
+    @field_validator("reason")
+    @classmethod
+    def _redacted_reason(cls, value: str | None) -> str | None:
+        return None if value is None else redact_text(value, ())
 
     @classmethod
     def refused(

@@ -21,10 +21,11 @@ import logging
 from datetime import UTC, datetime
 from enum import IntEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..config import META_PREFIX
 from ..errors import ObjectNotFound, PreconditionFailed
+from ..redact import redact_url, url_identity
 from ..storage import Location, ObjectInfo, Store
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class StoredObject(BaseModel):
 
 class SceneState(BaseModel):
     version: int = STATE_VERSION
+    #: The source's URL, redacted (:func:`~compactor.redact.redact_url`): its state key is
+    #: the same from either.
     source: str
     fingerprint: Fingerprint
     step: Step
@@ -116,6 +119,11 @@ class SceneState(BaseModel):
     run_id: str
     updated: str
 
+    @field_validator("source")
+    @classmethod
+    def _redacted_source(cls, value: str) -> str:
+        return redact_url(value)
+
     def advanced(self, step: Step, run_id: str, **changes: object) -> SceneState:
         return self.model_copy(
             update={"step": step, "run_id": run_id, "updated": now_iso(), **changes}
@@ -141,11 +149,15 @@ def state_relative_key(source: Location) -> str:
         rel = f"s3/{source.bucket}/{source.key}.json"
     elif source.is_http:  # origin "https://host:port" -> "https/host:port"
         proto, _, host = source.bucket.partition("://")
-        rel = f"{proto}/{host}/{source.key}.json"
+        # A query becomes a digest of it as redacted: no signature in a key, and the same
+        # key from the record's own (redacted) source.
+        base, query = url_identity(source.url)
+        key = base.partition("://")[2].partition("/")[2] + f".q-{query}" if query else source.key
+        rel = f"{proto}/{host}/{key}.json"
     else:
         rel = "file/" + source.key.lstrip("/") + ".json"
     if len(rel.encode()) > MAX_KEY_BYTES:
-        rel = "hashed/" + hashlib.sha256(source.url.encode()).hexdigest() + ".json"
+        rel = "hashed/" + hashlib.sha256(redact_url(source.url).encode()).hexdigest() + ".json"
     return rel
 
 

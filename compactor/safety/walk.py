@@ -74,6 +74,7 @@ from ..fidelity.verify import Fidelity, check_output, validate_cog
 from ..gdal.env import gdal_env, scratch_dir
 from ..gdal.errors import gdal_errors
 from ..gdal.info import RasterInfo
+from ..redact import redact_text, redact_url
 from ..report.costs import archive_skip_reason, worth_archiving
 from ..report.format import human_bytes
 from ..report.models import Attempt, SceneResult, Status
@@ -354,7 +355,8 @@ class Scene:
 
     def result(self, status: Status, reason: str | None, state: SceneState | None) -> SceneResult:
         """The scene's result: what the walk noted, and what the state records."""
-        r = self.notes.model_copy(update={"status": status, "reason": reason})
+        shown = None if reason is None else redact_text(reason, ())  # signed URLs masked
+        r = self.notes.model_copy(update={"status": status, "reason": shown})
         if state is not None:
             r.step = state.step.label
             r.bytes_in = state.fingerprint.size
@@ -392,8 +394,9 @@ class Scene:
             target = self.scratch_dir() / ("source" + _safe_suffix(self.src.key))
             try:
                 self.fetched = owned.fetch(
-                    self.src, target, digest=final >= Step.ARCHIVED, part_size=part_size
-                )
+                    self.src, target, digest=final >= Step.ARCHIVED, part_size=part_size,
+                    max_bytes=listed.size if listed is not None else limit,
+                )  # fmt: skip
             except ArchivedObjectError:
                 pass  # in an archive class since it was listed: the HEAD says so
             else:
@@ -465,7 +468,7 @@ def walk(scene: Scene) -> SceneResult:
             in_place=ctx.archive_mode == "in-place", storage_class=ctx.storage_class,
             same_bytes=same, output_intact=intact,
         )  # fmt: skip
-        log.debug("%s: %s", scene.src.url, action.value)
+        log.debug("%s: %s", redact_url(scene.src.url), action.value)
         if action is Action.DONE:
             assert state is not None
             assert live is not None
@@ -484,7 +487,9 @@ def walk(scene: Scene) -> SceneResult:
             handle.state = handle.current.model_copy(update={"fingerprint": fp})
         elif action is Action.RESTART:
             old = handle.current
-            log.info("%s changed since run %s; starting over", scene.src.url, old.run_id)
+            log.info(
+                "%s changed since run %s; starting over", redact_url(scene.src.url), old.run_id
+            )
             handle.state = _fresh_state(scene, fp, old.output.url if old.output else scene.out.url)
             confirmed = False
         elif action is Action.SKIP_COLD:
@@ -513,7 +518,10 @@ def walk(scene: Scene) -> SceneResult:
                 handle.current,
             )
         elif action is Action.REENCODE:
-            log.info("output of %s is missing or not as recorded; encoding again", scene.src.url)
+            log.info(
+                "output of %s is missing or not as recorded; encoding again",
+                redact_url(scene.src.url),
+            )
             handle.state = handle.current.advanced(Step.DISCOVERED, ctx.run_id)
             confirmed = False
         elif action is Action.CONFIRM:
@@ -677,7 +685,7 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
                     raise type(err)(f"{err} (after {attempt} attempts)") from err
                 raise
             delay = READ_RETRY_DELAY * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-            log.info("%s: %s; retrying in %.1fs", scene.src.url, err, delay)
+            log.info("%s: %s; retrying in %.1fs", redact_url(scene.src.url), err, delay)
             time.sleep(delay)
     encoded = _encode_chunked(scene, handle, live, info, profile)
     _record_encoded(scene, handle, encoded, chunked=True)
@@ -1131,7 +1139,7 @@ def _delete_pending(scene: Scene, handle: StateHandle, version: str) -> str | No
 def _held(scene: Scene, why: str) -> str:
     arc = scene.arc.url if scene.arc is not None else "the archive"
     reason = f"{why}; the original is archived at {arc}, a later run deletes it once allowed"
-    log.info("%s held: %s", scene.src.url, reason)
+    log.info("%s held: %s", redact_url(scene.src.url), reason)
     return reason
 
 
@@ -1161,7 +1169,7 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
         except LeaseHeldError as err:
             result = scene.result("skipped", str(err), None)
         except CompactorError as err:
-            log.warning("%s failed: %s", spec.source, err)
+            log.warning("%s failed: %s", redact_url(spec.source), err)
             result = scene.result("failed", str(err), None)
         finally:
             with timing.stage("cleanup"):

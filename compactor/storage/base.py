@@ -240,11 +240,19 @@ class Store(Source, Protocol):
     ) -> tuple[str, list[str]]: ...
 
     def fetch(
-        self, loc: Location, target: Path, *, digest: bool = True, part_size: int | None = None
+        self,
+        loc: Location,
+        target: Path,
+        *,
+        digest: bool = True,
+        part_size: int | None = None,
+        max_bytes: int | None = None,
     ) -> Fetched | None:
         """Read an object whole, once, into ``target`` (a local source stays where it is),
         hashing it on the way when ``digest``; ``None`` if it does not exist. Raises
-        :class:`~compactor.errors.ArchivedObjectError` for an object in an archive class."""
+        :class:`~compactor.errors.ArchivedObjectError` for an object in an archive class,
+        :class:`~compactor.errors.SceneTooLargeError` for one larger than ``max_bytes``
+        (the size it was listed with)."""
         ...
 
     def put_bytes(

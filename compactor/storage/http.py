@@ -4,9 +4,11 @@ host they were configured for. GDAL never opens them."""
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import os
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -59,28 +61,35 @@ class HttpPolicy:
                 return entry, False
         return None
 
-    def check(self, url: str) -> None:
+    def check(self, url: str) -> str:
         """Raise :class:`ForbiddenSourceError` unless ``url`` may be read: an ``http(s)``
-        URL at an allowed host whose every address is public, or that is named exactly."""
+        URL at an allowed host whose every address is public, or that is named exactly.
+        Returns the address the request must connect to: the host is resolved here once,
+        and the connection goes to the address vetted, never to a second answer (a name
+        answering a public address, then a loopback one, reaches nothing else)."""
         parts = urlsplit(url)
+        shown = redact_url(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ForbiddenSourceError(f"refused {url}: only http(s) URLs with a host are read")
+            raise ForbiddenSourceError(f"refused {shown}: only http(s) URLs with a host are read")
         if parts.username or parts.password:
-            raise ForbiddenSourceError(f"refused {redact_url(url)}: credentials in the URL")
+            raise ForbiddenSourceError(f"refused {shown}: credentials in the URL")
         found = self._entry(url)
         if found is None:
             raise ForbiddenSourceError(
-                f"refused {url}: host {parts.netloc} is not allowed (--allow-host; by default "
+                f"refused {shown}: host {parts.netloc} is not allowed (--allow-host; by default "
                 "only the STAC API's own host)"
             )
-        if found[1]:  # named exactly: the user vouches for it, private address or not
-            return
-        for address in _addresses(parts.hostname):
-            if not address.is_global:
-                raise ForbiddenSourceError(
-                    f"refused {url}: {parts.hostname} resolves to the non-public address "
-                    f"{address}; name the host exactly with --allow-host to read it"
-                )
+        addresses = _addresses(parts.hostname)
+        if not addresses:
+            raise TransientStorageError(f"cannot resolve {parts.hostname}: no address")
+        if not found[1]:  # named exactly: the user vouches for it, private address or not
+            for address in addresses:
+                if not address.is_global:
+                    raise ForbiddenSourceError(
+                        f"refused {shown}: {parts.hostname} resolves to the non-public address "
+                        f"{address}; name the host exactly with --allow-host to read it"
+                    )
+        return str(addresses[0])
 
     def request_headers(self, url: str, environ: Mapping[str, str]) -> dict[str, str]:
         """Headers configured for ``url``'s host entry, ``${VAR}`` values read from
@@ -129,8 +138,46 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
                          newurl: str) -> None:  # fmt: skip
         raise ForbiddenSourceError(
-            f"refused {req.full_url}: it answers HTTP {code}, a redirect to {newurl}; "
-            "redirects are not followed"
+            f"refused {redact_url(req.full_url)}: it answers HTTP {code}, a redirect to "
+            f"{redact_url(newurl)}; redirects are not followed"
+        )
+
+
+def _pinned(base: type[http.client.HTTPConnection], address: str) -> Any:
+    """A connection class of ``base`` that connects to ``address`` whatever host it is
+    given: the Host header, TLS's server name (SNI) and the certificate check still use
+    the host name."""
+
+    def create(target: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        return socket.create_connection((address, target[1]), *args, **kwargs)
+
+    def make(host: str, *args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = base(host, *args, **kwargs)
+        conn._create_connection = create  # type: ignore[attr-defined]
+        return conn
+
+    return make
+
+
+class _PinnedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, address: str):
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_pinned(http.client.HTTPConnection, self.address), req)
+
+
+class _PinnedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, address: str):
+        super().__init__(context=ssl.create_default_context())
+        self.address = address
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(
+            _pinned(http.client.HTTPSConnection, self.address),
+            req,
+            context=self._context,  # type: ignore[attr-defined]
         )
 
 
@@ -146,18 +193,24 @@ class HttpStore:
         self.policy = policy or HttpPolicy()
 
     def _open(self, loc: Location, method: str) -> Any:
-        self.policy.check(loc.url)
+        address = self.policy.check(loc.url)
         headers = self.policy.request_headers(loc.url, os.environ)
         request = urllib.request.Request(loc.url, method=method, headers=headers)
-        opener = urllib.request.build_opener(_NoRedirect())
+        # No proxy (the vetted address is where the request goes), no redirect, and the
+        # connection made to the address check() vetted.
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), _NoRedirect(), _PinnedHTTP(address),
+            _PinnedHTTPS(address),
+        )  # fmt: skip
+        shown = redact_url(loc.url)
         try:
             return opener.open(request, timeout=self.policy.timeout)
         except urllib.error.HTTPError as err:
             if err.code in (404, 410):
-                raise ObjectNotFound(f"{loc.url} not found (HTTP {err.code})", url=loc.url) from err
+                raise ObjectNotFound(f"{shown} not found (HTTP {err.code})", url=shown) from err
             raise translate_http_error(loc.url, err) from err
         except (urllib.error.URLError, OSError) as err:
-            raise TransientStorageError(f"{method} {loc.url} failed: {err}", url=loc.url) from err
+            raise TransientStorageError(f"{method} {shown} failed: {err}", url=shown) from err
 
     def head(self, loc: Location, version_id: str | None = None) -> ObjectInfo | None:
         try:
@@ -178,15 +231,16 @@ class HttpStore:
         """Fetch the object into ``dest``; refuse more than ``max_bytes``."""
         with self._open(loc, "GET") as resp, open(dest, "wb") as out:
             declared = resp.headers.get("Content-Length")
+            shown = redact_url(loc.url)
             if declared and int(declared) > max_bytes:
                 raise ForbiddenSourceError(
-                    f"refused {loc.url}: {int(declared):,} bytes, more than {max_bytes:,}"
+                    f"refused {shown}: {int(declared):,} bytes, more than {max_bytes:,}"
                 )
             total = 0
             while block := resp.read(IO_CHUNK):
                 total += len(block)
                 if total > max_bytes:
-                    raise ForbiddenSourceError(f"refused {loc.url}: more than {max_bytes:,} bytes")
+                    raise ForbiddenSourceError(f"refused {shown}: more than {max_bytes:,} bytes")
                 out.write(block)
 
     def listing(self, prefix: Location) -> Iterator[ObjectInfo]:
@@ -194,6 +248,7 @@ class HttpStore:
 
 
 def translate_http_error(url: str, err: Any) -> StorageError:
+    url = redact_url(url)
     reason = f"HTTP {err.code} {getattr(err, 'reason', '')}".strip()
     if err.code >= 500 or err.code == 429:
         return TransientStorageError(f"{reason} from {url}", url=url)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import ObjectNotFound, PreconditionFailed, StorageError
+from ..errors import ObjectNotFound, PreconditionFailed, SceneTooLargeError, StorageError
 from .base import IO_CHUNK, Capabilities, Digester, Fetched, ObjectInfo, Recorded, sha256_file
 from .location import Location
 
@@ -92,13 +92,24 @@ class LocalStore:
         return sha256_file(loc.key), []
 
     def fetch(
-        self, loc: Location, target: Path, *, digest: bool = True, part_size: int | None = None
+        self,
+        loc: Location,
+        target: Path,
+        *,
+        digest: bool = True,
+        part_size: int | None = None,
+        max_bytes: int | None = None,
     ) -> Fetched | None:
         """A local source is read where it is (``target`` is not used); hashed when asked."""
         path = Path(loc.key)
         info = self.head(loc)
         if info is None:
             return None
+        if max_bytes is not None and info.size > max_bytes:
+            raise SceneTooLargeError(
+                f"{loc.url}: the object grew after it was listed ({max_bytes:,} bytes listed, "
+                f"it holds {info.size:,}); nothing was written"
+            )
         if not digest:
             return Fetched(info, path)
         digester = Digester(part_size)

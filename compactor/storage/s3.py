@@ -17,6 +17,7 @@ from .. import failpoints
 from ..errors import (
     ArchivedObjectError,
     ObjectNotFound,
+    SceneTooLargeError,
     StorageError,
     TransientStorageError,
     s3_errors,
@@ -224,13 +225,22 @@ class S3Store:
         return digester.finish()
 
     def fetch(
-        self, loc: Location, target: Path, *, digest: bool = True, part_size: int | None = None
+        self,
+        loc: Location,
+        target: Path,
+        *,
+        digest: bool = True,
+        part_size: int | None = None,
+        max_bytes: int | None = None,
     ) -> Fetched | None:
         """One GetObject, streamed into ``target`` and hashed on the way. The response
         describes exactly the bytes read (size, ETag, checksum, metadata, tag count), so no
         HEAD is needed. A read cut off midway is retried pinned to the first ETag (and the
         version, in a versioned bucket): a source replaced in between fails with
-        PreconditionFailed instead of mixing versions."""
+        PreconditionFailed instead of mixing versions. ``max_bytes`` (the size the object
+        was listed with): an object answering more, or sending more, is refused with
+        :class:`SceneTooLargeError` after at most ``max_bytes + 1`` bytes, whatever its
+        Content-Length says (the scratch disk is sized by the listing)."""
         pinned: list[str] = []
         version: list[str] = []
 
@@ -253,15 +263,26 @@ class S3Store:
                 pinned.append(info.etag)
             if info.version_id and not version:
                 version.append(info.version_id)
+            body = r["Body"]
+            if max_bytes is not None and info.size > max_bytes:
+                body.close()
+                raise _grew(loc, max_bytes, info.size)
             digester = Digester(part_size) if digest else None
             written = 0
+            cap = info.size if max_bytes is None else max_bytes
             try:
                 with open(target, "wb") as fh:
-                    for block in r["Body"].iter_chunks(IO_CHUNK):
-                        fh.write(block)
+                    # Never more than one byte past what is expected, whatever arrives.
+                    while block := body.read(max(1, min(IO_CHUNK, cap + 1 - written))):
                         written += len(block)
+                        if max_bytes is not None and written > max_bytes:
+                            body.close()
+                            raise _grew(loc, max_bytes, None)
+                        fh.write(block)
                         if digester is not None:
                             digester.update(block)
+                        if max_bytes is None and written > cap:
+                            break  # more than its Content-Length: a short/long read below
             except s3_errors() as err:
                 raise translate_s3_error(err, loc.url, "GET") from err
             if written != info.size:
@@ -537,3 +558,11 @@ def _copy_source(src: Location, version_id: str | None) -> dict[str, str]:
     if version_id:
         source["VersionId"] = version_id
     return source
+
+
+def _grew(loc: Location, listed: int, now: int | None) -> SceneTooLargeError:
+    answered = f"it answers {now:,}" if now is not None else "more arrived"
+    return SceneTooLargeError(
+        f"{loc.url}: the object grew after it was listed ({listed:,} bytes listed, "
+        f"{answered}); nothing was written"
+    )

@@ -256,3 +256,71 @@ volumes:
     emptyDir:
       sizeLimit: {{ .Values.tmpSizeLimit }}
 {{- end }}
+
+{{/*
+ipBlock peers for the CIDRs in .cidrs. A CIDR of all addresses (/0) excepts the CIDRs of
+.except of its own address family (IPv6 ones hold ":"); Kubernetes takes an except only
+inside its CIDR, and templates cannot tell, so any other CIDR that could hold the instance
+metadata address (169.254.169.254, fd00:ec2::254) is refused.
+*/}}
+{{- define "compactor.ipBlocks" -}}
+{{- $except := .except | default list }}
+{{- range .cidrs }}
+{{- $v6 := contains ":" . }}
+{{- $bits := int (last (splitList "/" .)) }}
+{{- $mine := list }}
+{{- if eq $bits 0 }}
+{{- range $except }}
+{{- if eq (contains ":" .) $v6 }}
+{{- $mine = append $mine . }}
+{{- end }}
+{{- end }}
+{{- else if or (lt $bits 8) (hasPrefix "169." .) (hasPrefix "fc" (lower .)) (hasPrefix "fd" (lower .)) }}
+{{- fail (printf "networkPolicy.egress: %s could hold the instance metadata address; give narrower CIDRs, or 0.0.0.0/0 or ::/0 (which except it)" .) }}
+{{- end }}
+- ipBlock:
+    cidr: {{ . | quote }}
+    {{- if $mine }}
+    except:
+      {{- range $mine }}
+      - {{ . | quote }}
+      {{- end }}
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Egress rules of every pod of this release: DNS, S3 and the STAC hosts (never the instance
+metadata service), the extra CIDRs of the values.
+*/}}
+{{- define "compactor.egressCommon" -}}
+{{- $e := .Values.networkPolicy.egress }}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $e.dns.namespace | quote }}
+      podSelector:
+        matchLabels:
+          {{- toYaml $e.dns.podLabels | nindent 10 }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+- to:
+    {{- include "compactor.ipBlocks" (dict "cidrs" $e.s3Cidrs "except" (concat $e.metadataCidrs $e.s3Except)) | nindent 4 }}
+  ports:
+    {{- range $e.s3Ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+{{- if $e.extraCidrs }}
+- to:
+    {{- include "compactor.ipBlocks" (dict "cidrs" $e.extraCidrs "except" $e.metadataCidrs) | nindent 4 }}
+  ports:
+    {{- range $e.extraPorts }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+{{- end }}
+{{- end }}
