@@ -158,7 +158,11 @@ def check_header(
         with open(probe, "wb") as fh:
             fh.write(header)
             fh.truncate(total)
-        with gdal_env(gdal), open_source(src_path) as src, rasterio.open(probe) as out:
+        with (
+            gdal_env(gdal),
+            open_source(src_path) as src,
+            rasterio.open(probe, driver="GTiff") as out,
+        ):
             check_metadata(src, out, info, profile)
     finally:
         probe.unlink(missing_ok=True)

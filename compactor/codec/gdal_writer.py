@@ -12,23 +12,25 @@ valid value), where the tile writer tightens the tiles it must. Every metadata d
 source is asked for where GDAL can copy them (``COPY_SRC_MDD``, see
 :func:`_needs_every_domain`).
 
-Masks are given to the driver through a VRT of the source carrying a ``<MaskBand>``:
+The source is opened once, by :func:`~compactor.gdal.info.open_source`, and the driver
+is given that dataset: never its path (GDAL would open it again with any driver it has) and
+never a GDAL VRT naming it (the VRT driver is not even registered: :mod:`compactor.gdal.drivers`).
+Where the profile asks for a mask, the driver is given a local GeoTIFF written from that
+dataset strip by strip: the kept bands, the source's metadata, GCPs and RPCs, and an
+internal mask:
 
 * ``alpha``: the alpha band itself (and the alpha band is dropped from the bands);
 * ``dataset``: the source's per-dataset mask;
-* ``nodata``: for one band its nodata mask; for several bands a derived band, the maximum
-  of the per-band nodata masks, so a pixel is valid where any band differs from nodata
-  (rasterio's ``dataset_mask`` rule).
+* ``nodata``: valid where any band differs from nodata (rasterio's ``dataset_mask`` rule).
 
 The COG driver writes such a mask as an internal 1-bit mask, stored losslessly, so nodata
-areas come through a lossy codec exactly. The source is still read lazily through the VRT.
+areas come through a lossy codec exactly.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -40,48 +42,56 @@ from rasterio.windows import Window
 from ..errors import EncodeError, UnsupportedCodecError
 from ..gdal.errors import clean, gdal_errors
 from ..gdal.info import RasterInfo, open_source
-from .layout import carried_domains
+from .layout import carried_domains, copy_metadata
 from .profile import Profile
+from .tile_writer import nodata_validity
+
+#: Pixels per strip while the masked copy is written.
+COPY_PIXELS = 4_000_000
 
 
-def _mask_band_xml(src_path: str, profile: Profile, info: RasterInfo) -> ET.Element:
-    mask = ET.Element("MaskBand")
-    band = ET.SubElement(mask, "VRTRasterBand", dataType="Byte")
+def masked_copy(src: Any, path: str, profile: Profile, info: RasterInfo) -> str:
+    """Write a local GeoTIFF of the opened source ``src`` with the profile's mask and
+    without a dropped alpha band; returns ``path``."""
+    bands = [
+        b for b in range(1, info.count + 1) if not (profile.drop_alpha and b == info.alpha_index)
+    ]
+    gcps, gcp_crs = src.gcps
+    kw: dict[str, Any] = {
+        "driver": "GTiff", "width": info.width, "height": info.height, "count": len(bands),
+        "dtype": info.dtype, "nodata": src.nodata, "tiled": True, "blockxsize": 512,
+        "blockysize": 512, "BIGTIFF": "IF_SAFER",
+    }  # fmt: skip
+    if gcps:
+        kw.update(gcps=gcps, crs=gcp_crs)
+    elif not src.transform.is_identity or src.crs is not None:
+        kw.update(crs=src.crs, transform=src.transform)
+    if bands == [1] and info.has_colormap:
+        kw["photometric"] = "palette"
+    rows = max(1, COPY_PIXELS // max(1, info.width * info.count))
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **kw) as dst:
+        copy_metadata(src, dst, bands)
+        if src.rpcs is not None:
+            dst.rpcs = src.rpcs
+        for r0 in range(0, info.height, rows):
+            win = Window(0, r0, info.width, min(rows, info.height - r0))
+            data = src.read(window=win)
+            dst.write(data[[b - 1 for b in bands]], window=win)
+            if profile.mask != "none":
+                dst.write_mask(_valid(src, data, win, profile, info), window=win)
+    return path
 
-    def source(parent: ET.Element, band_ref: str) -> None:
-        s = ET.SubElement(parent, "SimpleSource")
-        ET.SubElement(s, "SourceFilename", relativeToVRT="0").text = src_path
-        ET.SubElement(s, "SourceBand").text = band_ref
 
-    if profile.mask == "alpha":
-        source(band, str(info.alpha_index))
-    elif profile.mask == "dataset" or info.count == 1:
-        source(band, "mask,1")
-    else:  # nodata: valid where any band is valid
-        # (A derived band needs two or more sources: the COG driver fails on one.)
-        band.set("subClass", "VRTDerivedRasterBand")
-        ET.SubElement(band, "PixelFunctionType").text = "max"
-        for i in range(1, info.count + 1):
-            source(band, f"mask,{i}")
-    return mask
-
-
-def masked_vrt(src_path: str, vrt_path: str, profile: Profile, info: RasterInfo) -> str:
-    """Write a VRT of ``src_path`` carrying the profile's mask; returns ``vrt_path``."""
-    with open_source(src_path) as src:
-        gdal_copy(src, vrt_path, driver="VRT")
-    tree = ET.parse(vrt_path)
-    root = tree.getroot()
-    for existing in root.findall("MaskBand"):
-        root.remove(existing)
-    if profile.drop_alpha and info.alpha_index:
-        for band in root.findall("VRTRasterBand"):
-            if band.get("band") == str(info.alpha_index):
-                root.remove(band)
-    if profile.mask != "none":
-        root.append(_mask_band_xml(src_path, profile, info))
-    tree.write(vrt_path, encoding="unicode")
-    return vrt_path
+def _valid(src: Any, data: np.ndarray, win: Window, profile: Profile, info: RasterInfo) -> Any:
+    """The profile's mask of one strip of the source (255: valid)."""
+    if profile.mask == "alpha" and info.alpha_index:
+        valid = data[info.alpha_index - 1] > 0
+    elif profile.mask == "dataset":
+        valid = src.read_masks(1, window=win) > 0
+    else:
+        assert info.nodata is not None
+        valid = nodata_validity(data, info.nodata)
+    return np.where(valid, 255, 0).astype("uint8")
 
 
 def write_cog_gdal(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> Path:
@@ -94,22 +104,24 @@ def write_cog_gdal(src_path: str, dst: Path, profile: Profile, info: RasterInfo)
             f"only under LERC at full resolution, not under {profile.codec.upper()}"
         )
     dst.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (dst, dst.with_suffix(".vrt")):
+    masked = dst.with_name(dst.name + ".masked.tif")
+    for stale in (dst, masked):
         stale.unlink(missing_ok=True)
-    source = src_path
     try:
-        if profile.mask != "none" or profile.drop_alpha:
-            source = masked_vrt(src_path, str(dst.with_suffix(".vrt")), profile, info)
-        with rasterio.open(source) as src:
-            gdal_copy(src, str(dst), driver="COG", **creation_options(src, profile, info))
+        with open_source(src_path) as src:
+            if profile.mask != "none" or profile.drop_alpha:
+                with rasterio.open(masked_copy(src, str(masked), profile, info),
+                                   driver="GTiff") as copy:  # fmt: skip
+                    gdal_copy(copy, str(dst), driver="COG", **creation_options(copy, profile, info))
+            else:
+                gdal_copy(src, str(dst), driver="COG", **creation_options(src, profile, info))
     except gdal_errors() as err:
         dst.unlink(missing_ok=True)
         raise EncodeError(
             f"GDAL could not read or encode the scene ({profile.label}): {clean(err)}"
         ) from err
     finally:
-        if source != src_path:
-            Path(source).unlink(missing_ok=True)
+        masked.unlink(missing_ok=True)
     if not dst.exists() or os.path.getsize(dst) == 0:
         raise EncodeError(f"GDAL wrote no output for {profile.label}")
     return dst

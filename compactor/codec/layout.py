@@ -436,26 +436,33 @@ def template_tags(
         profile.update(compress="LERC", max_z_error=max_z_error)
     with MemoryFile() as mem:
         with rasterio.open(mem.name, "w", **profile) as dst:
-            dst.update_tags(**src.tags())
-            for ns in carried_domains(src.tag_namespaces()):
-                dst.update_tags(ns=ns, **src.tags(ns=ns))
-            dst.colorinterp = [src.colorinterp[b - 1] for b in bands]
-            for i, b in enumerate(bands, start=1):
-                if src.descriptions[b - 1]:
-                    dst.set_band_description(i, src.descriptions[b - 1])
-                if src.units and src.units[b - 1]:
-                    dst.set_band_unit(i, src.units[b - 1])
-                band_tags = src.tags(b)
-                if band_tags:
-                    dst.update_tags(i, **band_tags)
-                for ns in carried_domains(src.tag_namespaces(b)):
-                    dst.update_tags(i, ns=ns, **src.tags(b, ns=ns))
-            dst.scales = [src.scales[b - 1] for b in bands]
-            dst.offsets = [src.offsets[b - 1] for b in bands]
-            if bands == [1] and _has_colormap(src):
-                dst.write_colormap(1, src.colormap(1))
+            copy_metadata(src, dst, bands)
         raw = mem.read()
     return {tag: value for tag, value in raw_tags(raw).items() if tag in TEMPLATE_TAGS_MAIN}
+
+
+def copy_metadata(src: Any, dst: Any, bands: list[int]) -> None:
+    """Give ``dst`` (open for writing, with ``len(bands)`` bands) the metadata of ``src``'s
+    ``bands``: the tags of the default and every carried domain (dataset and bands), colour
+    interpretation, descriptions, units, scales, offsets and a single band's colour table."""
+    dst.update_tags(**src.tags())
+    for ns in carried_domains(src.tag_namespaces()):
+        dst.update_tags(ns=ns, **src.tags(ns=ns))
+    dst.colorinterp = [src.colorinterp[b - 1] for b in bands]
+    for i, b in enumerate(bands, start=1):
+        if src.descriptions[b - 1]:
+            dst.set_band_description(i, src.descriptions[b - 1])
+        if src.units and src.units[b - 1]:
+            dst.set_band_unit(i, src.units[b - 1])
+        band_tags = src.tags(b)
+        if band_tags:
+            dst.update_tags(i, **band_tags)
+        for ns in carried_domains(src.tag_namespaces(b)):
+            dst.update_tags(i, ns=ns, **src.tags(b, ns=ns))
+    dst.scales = [src.scales[b - 1] for b in bands]
+    dst.offsets = [src.offsets[b - 1] for b in bands]
+    if bands == [1] and _has_colormap(src):
+        dst.write_colormap(1, src.colormap(1))
 
 
 def raw_tags(data: bytes, page: int = 0) -> dict[int, tuple[int, int, bytes]]:

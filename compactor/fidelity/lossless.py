@@ -130,7 +130,7 @@ def candidates_for(
 def sample_tiles(sample: Sample) -> list[np.ndarray]:
     """Up to :data:`MAX_TILES` tiles (rows, cols, bands) of the sample (edge tiles not yet
     padded: each codec pads them as the writers do)."""
-    with rasterio.open(sample.path) as src:
+    with rasterio.open(sample.path, driver="GTiff") as src:
         pixels = src.read()
     _, height, width = pixels.shape
     tiles = []

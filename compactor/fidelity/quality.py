@@ -85,7 +85,10 @@ def probe(sample: Sample, profile: Profile, scratch: Path) -> Probe:
     path = scratch / f"probe-{profile.codec}-{profile.quality}.tif"
     write_cog(str(sample.path), path, profile, sample.info)
     try:
-        with rasterio.open(sample.path) as src, rasterio.open(path) as out:
+        with (
+            rasterio.open(sample.path, driver="GTiff") as src,
+            rasterio.open(path, driver="GTiff") as out,
+        ):
             fidelity = compare_pixels(
                 src, out, sample.info, profile, ssim_only=True, reference=sample.reference
             )
@@ -131,7 +134,7 @@ def lowest_quality(
 def colour_pixels(sample: Sample) -> np.ndarray:
     """The sample's colour bands (no alpha), as the tile encoder takes them."""
 
-    with rasterio.open(sample.path) as src:
+    with rasterio.open(sample.path, driver="GTiff") as src:
         return np.asarray(src.read(list(range(1, sample.info.colour_bands + 1))))
 
 

@@ -124,7 +124,7 @@ def valid_ranges(sample: Sample) -> list[tuple[float, float]]:
     is a fraction of."""
     info = sample.info
     out = []
-    with rasterio.open(sample.path) as src:
+    with rasterio.open(sample.path, driver="GTiff") as src:
         mask = src.dataset_mask() > 0 if info.has_dataset_mask or info.alpha_index else None
         for b in range(1, info.count + 1):
             band = src.read(b)

@@ -40,6 +40,7 @@ from ..codec.layout import carried_domains
 from ..codec.profile import Profile, dtype_range
 from ..codec.tile_writer import nodata_validity
 from ..errors import VerificationError
+from ..gdal.drivers import restrict_drivers
 from ..gdal.errors import clean, gdal_errors
 from ..gdal.info import RasterInfo, open_source
 from .metrics import ErrorStats, Fidelity, check_band
@@ -54,8 +55,17 @@ STRIP_PIXELS = 4_000_000
 
 
 def validate_cog(path: str) -> None:
-    """Raise :class:`VerificationError` unless ``path`` is a valid COG."""
+    """Raise :class:`VerificationError` unless ``path`` is a valid COG. ``cog_validate``
+    opens the path with no driver named (an output read back may be forged): in a GDAL
+    without the drivers that read other files, and only once GDAL's GeoTIFF driver opened
+    it (a TIFF no driver registered before GeoTIFF's takes)."""
 
+    try:
+        restrict_drivers()
+        with rasterio.open(path, driver="GTiff"):
+            pass
+    except gdal_errors() as err:
+        raise VerificationError(f"output is not a GeoTIFF: {clean(err)}") from err
     try:
         valid, errors, _warnings = cog_validate(path, quiet=True)
     except Exception as err:
@@ -439,7 +449,7 @@ def _check_validity(source: np.ndarray, output: np.ndarray) -> None:
 def check_overviews(path: str, profile: Profile) -> None:
     """GDAL decodes every overview level of ``path`` whole (strip by strip), and there are
     none where the profile says so. Raises :class:`VerificationError`."""
-    with rasterio.open(path) as out:
+    with rasterio.open(path, driver="GTiff") as out:
         factors = out.overviews(1)
         big = out.width > 512 or out.height > 512
     if profile.overviews == "none" and factors:
@@ -447,7 +457,7 @@ def check_overviews(path: str, profile: Profile) -> None:
     if profile.overviews != "none" and big and not factors:
         raise VerificationError("output has no overviews")
     for level in range(len(factors)):
-        with rasterio.open(path, OVERVIEW_LEVEL=level) as ovr:
+        with rasterio.open(path, driver="GTiff", OVERVIEW_LEVEL=level) as ovr:
             rows = max(1, STRIP_PIXELS // max(1, ovr.width * ovr.count))
             for r0 in range(0, ovr.height, rows):
                 ovr.read(window=Window(0, r0, ovr.width, min(rows, ovr.height - r0)))
@@ -461,7 +471,11 @@ def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profil
     try:
         with timing.stage("verify decode"):
             check_overviews(out_path, profile)
-        with timing.stage("metadata"), open_source(src_path) as src, rasterio.open(out_path) as out:
+        with (
+            timing.stage("metadata"),
+            open_source(src_path) as src,
+            rasterio.open(out_path, driver="GTiff") as out,
+        ):
             check_metadata(src, out, info, profile)
             with timing.stage("compare"):
                 return compare_pixels(src, out, info, profile)

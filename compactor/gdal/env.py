@@ -22,6 +22,8 @@ import rasterio
 from distributed import get_worker
 from rasterio.session import DummySession
 
+from .drivers import UNSAFE_DRIVERS, restrict_drivers
+
 #: option -> (value, why). Values are strings, as GDAL wants them.
 BASE_OPTIONS: dict[str, tuple[str, str]] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": (
@@ -77,8 +79,13 @@ BASE_OPTIONS: dict[str, tuple[str, str]] = {
     "GDAL_VRT_ENABLE_RAWRASTERBAND": (
         "NO",
         "a VRT's raw raster band reads any file by name; sources are never opened as VRT"
-        " (compactor.cog.SOURCE_DRIVERS), and this closes the door again where GDAL >= 3.11"
-        " knows the option",
+        " (compactor.gdal.info.SOURCE_DRIVERS), and this closes the door again where"
+        " GDAL >= 3.11 knows the option",
+    ),
+    "GDAL_SKIP": (
+        " ".join(UNSAFE_DRIVERS),
+        "drivers whose files name other files or URLs are never registered (and are"
+        " deregistered where GDAL registered them before: compactor.gdal.drivers)",
     ),
 }
 
@@ -158,6 +165,7 @@ def gdal_env(options: Mapping[str, str], tmpdir: str | None = None) -> Iterator[
         # scratch directory, not to the current directory or a small /tmp.
         opts["CPL_TMPDIR"] = tmpdir
     with rasterio.Env(session=DummySession(), **opts):
+        restrict_drivers()
         yield
 
 

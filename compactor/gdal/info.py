@@ -3,6 +3,8 @@ an allow-list of drivers, nothing it names outside itself, size limits checked f
 
 from __future__ import annotations
 
+import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,7 @@ from rasterio.io import DatasetReader
 
 from ..config import Limits
 from ..errors import SceneTooLargeError, UnreadableSceneError
+from .drivers import restrict_drivers
 from .errors import clean, gdal_errors
 
 
@@ -118,12 +121,16 @@ SOURCE_FORMATS = "a GeoTIFF, JPEG 2000, NITF or Erdas Imagine file"
 
 
 def open_source(src_path: str) -> Any:
-    """Open a source raster (a GDAL path) with :data:`SOURCE_DRIVERS` only, and refuse it
-    unless every file GDAL opened for it is the object itself or a sidecar next to it with
-    its name (an Erdas Imagine spill file, say). Every read of a source goes through here.
-    Raises :class:`UnreadableSceneError` with a clear reason."""
+    """Open a source raster (a GDAL path) with :data:`SOURCE_DRIVERS` only, in a GDAL
+    without the drivers that read other files (:func:`~compactor.gdal.drivers.restrict_drivers`),
+    and refuse it unless every file GDAL opened for it is the object itself or a sidecar
+    next to it with its name (an Erdas Imagine spill file, say), GDAL can list those files,
+    and it is no polyglot (:func:`_polyglot`). Every read of a source goes through here.
+    Raises :class:`UnreadableSceneError` with a clear reason that quotes nothing the
+    object holds."""
 
     def opened() -> Any:
+        restrict_drivers()
         return DatasetReader(_parse_path(src_path), driver=list(SOURCE_DRIVERS))
 
     try:
@@ -136,15 +143,60 @@ def open_source(src_path: str) -> Any:
             ) from err
         raise UnreadableSceneError(f"not a raster GDAL can open: {clean(err)}") from err
     try:
-        foreign = [f for f in ds.files if not _own_file(src_path, f)]
-    except gdal_errors():
-        foreign = []
-    if foreign:
+        try:
+            foreign = [f for f in ds.files if not _own_file(src_path, f)]
+        except gdal_errors() as err:
+            raise UnreadableSceneError(
+                f"refused: GDAL cannot list the files of the {ds.driver} dataset, so it"
+                " cannot be shown to read nothing but itself"
+            ) from err
+        if foreign:
+            raise UnreadableSceneError(
+                f"refused: the {ds.driver} dataset refers to files other than itself ({foreign[0]})"
+            )
+        problem = _polyglot(ds)
+        if problem:
+            raise UnreadableSceneError(f"refused: {problem}")
+    except BaseException:
         ds.close()
-        raise UnreadableSceneError(
-            f"refused: the {ds.driver} dataset refers to files other than itself ({foreign[0]})"
-        )
+        raise
     return ds
+
+
+#: Markup in a header's text: what GDAL's XML formats (VRT, WMS, GTI, ...) look for.
+MARKUP = re.compile(rb"<\s*[A-Za-z_!?/]")
+
+#: Bytes at the start of a file GDAL's drivers look at to claim it (``GDALOpenInfo``).
+IDENTIFY_BYTES = 1024
+
+
+def _polyglot(ds: Any) -> str | None:
+    """Why the opened source may also be read as another format (None: it may not). A NITF
+    header is text: its title, comments and other fields can hold a GDAL VRT (or another
+    XML format) that a GDAL opening the object by its name, or sniffing its first bytes,
+    would take instead. Such a NITF is refused, naming the field, never its text. GeoTIFF,
+    JPEG 2000 and Erdas Imagine files start with bytes no text format claims."""
+    if ds.driver != "NITF":
+        return None
+    for key, value in ds.tags().items():
+        if key.startswith("NITF_") and MARKUP.search(str(value).encode("utf-8", "replace")):
+            return f"the NITF header field {key.removeprefix('NITF_')} holds markup"
+    raw = b""
+    for name in ("NITFFileHeader", "NITFImageSubheader"):
+        raw += _nitf_raw(ds.tags(ns="NITF_METADATA").get(name, ""))
+    if MARKUP.search(raw[:IDENTIFY_BYTES]):
+        return "the NITF header holds markup another GDAL format could be read from"
+    return None
+
+
+def _nitf_raw(value: str) -> bytes:
+    """The raw bytes of a header GDAL reports in its ``NITF_METADATA`` domain
+    (``"<length> <base64>"``)."""
+    _, _, encoded = value.partition(" ")
+    try:
+        return base64.b64decode(encoded)
+    except ValueError:
+        return b""
 
 
 def _own_file(src_path: str, name: str) -> bool:

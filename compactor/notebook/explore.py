@@ -779,7 +779,10 @@ def preview_scene(
             profile = spec_profile(spec, info, sample)
             out = write_cog(str(sample.path), scratch / "preview.cog.tif", profile, sample.info)
             fidelity = check_output(str(sample.path), str(out), sample.info, profile)
-            with rasterio.open(sample.path) as s, rasterio.open(out) as o:
+            with (
+                rasterio.open(sample.path, driver="GTiff") as s,
+                rasterio.open(out, driver="GTiff") as o,
+            ):
                 a, b = s.read(), o.read()
                 valid = s.dataset_mask() > 0
                 # The sample keeps the scene's georeferencing: the crop starts at its window.
