@@ -220,3 +220,59 @@ def test_check_output_refuses_a_lost_crs(tmp_path: Path) -> None:
     out = _write_like(tmp_path / "out.tif", src, data, crs=None)
     with pytest.raises(VerificationError, match="CRS"):
         check_output(str(src), str(out), info, Profile(codec="zstd"))
+
+
+def _with_gcps(path: Path, source: Path) -> Path:
+    """``source``'s bands, colour interpretation and pixels, georeferenced by GCPs (so GDAL's
+    COG driver writes it, not the tile writer)."""
+    from rasterio.control import GroundControlPoint
+
+    with rasterio.open(source) as s:
+        data, ci, crs = s.read(), s.colorinterp, s.crs
+    size = data.shape[1]
+    gcps = [
+        GroundControlPoint(row=r, col=c, x=500000 + 10 * c, y=4200000 - 10 * r)
+        for r, c in ((0, 0), (0, size), (size, 0), (size, size))
+    ]
+    with rasterio.open(
+        path, "w", driver="GTiff", width=size, height=size, count=data.shape[0],
+        dtype="uint8", gcps=gcps, crs=crs,
+    ) as dst:  # fmt: skip
+        dst.write(data)
+        dst.colorinterp = ci
+    return path
+
+
+@pytest.mark.parametrize("graded", [True, False], ids=["graded", "binary"])
+def test_gdal_writer_keeps_alpha(tmp_path: Path, graded: bool) -> None:
+    """Scenes georeferenced by GCPs go through GDAL's COG driver: a graded alpha stays an
+    identical band (the scene lossless), a binary one becomes an equal mask."""
+    from compactor.codec.write import uses_tile_writer, write_cog
+    from compactor.config import Encoding
+    from compactor.fidelity.lossless import choose_encoding
+    from compactor.gdal.env import gdal_env
+
+    make = graded_rgba if graded else binary_rgba
+    plain, alpha = make(tmp_path / "plain.tif", 256)
+    src = _with_gcps(tmp_path / "src.tif", plain)
+    info = read_info(str(src))
+    assert info.alpha_index == 4
+    with gdal_env({}):
+        encoding = Encoding(
+            codec="auto", quality=90, min_ssim=0.0, allow_webp=False, min_saving=0.0,
+            chunk_threshold=1 << 30, bigtiff="auto", overviews="full",
+        )  # fmt: skip
+        choice = choose_encoding(str(src), info, encoding, tmp_path / "scratch")
+    profile = choice.profile
+    assert not uses_tile_writer(profile, info)
+    assert profile.lossless == graded
+    out = write_cog(str(src), tmp_path / "out.tif", profile, info)
+    fid = check_output(str(src), str(out), info, profile)
+    with rasterio.open(out) as o:
+        if graded:
+            assert fid.exact
+            assert o.count == 4
+            assert np.array_equal(o.read(4), alpha)
+        else:
+            assert o.count == 3
+            assert np.array_equal(o.dataset_mask(), alpha)
