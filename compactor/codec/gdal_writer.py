@@ -8,8 +8,9 @@ liblerc rounds its dequantised values to the data type (half an ULP past the bou
 keeps a nodata value exact only as the smallest value of its blocks, and rounds valid values
 within the bound of it onto it: a bounded output of a scene with a nodata value is asked for
 a bound under the distance of its lowest valid value (lossless if nodata is not below every
-valid value), where the tile writer tightens the tiles it must. Every metadata domain of the
-source is asked for where GDAL can copy them (``COPY_SRC_MDD``, see
+valid value), where the tile writer tightens the tiles it must. A scene with an alpha band is
+written with no error at all: GDAL has one bound for every band, and alpha stays exact. Every
+metadata domain of the source is asked for where GDAL can copy them (``COPY_SRC_MDD``, see
 :func:`_needs_every_domain`).
 
 The source is opened once, by :func:`~compactor.gdal.info.open_source`, and the driver
@@ -152,6 +153,9 @@ def creation_options(src: Any, profile: Profile, info: RasterInfo) -> dict[str, 
             if kind == "f" and bound > 0:
                 bound -= float(np.spacing(np.asarray(top + bound, dtype=info.dtype)))
             opts[key] = f"{max(0.0, bound):.17g}"
+    if info.alpha_index and "MAX_Z_ERROR" in opts:
+        # GDAL gives LERC one bound for every band, and an alpha band must stay exact.
+        opts["MAX_Z_ERROR"] = "0"
     return opts
 
 

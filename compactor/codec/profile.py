@@ -1,11 +1,18 @@
 """Encoding profiles: how one scene is written, and which profile a scene gets.
 
 ``--codec auto`` gives 8-bit imagery with 1 or 3 colour bands (plus an optional alpha band)
-JPEG, YCbCr for RGB, with the alpha band or nodata value turned into an internal mask so
-nodata areas stay exact; everything else (16-bit, float, many bands, palettes) is stored
-losslessly with ZSTD and the predictor that suits the data type. Explicit codecs are
-checked against the raster (:data:`~compactor.codec.registry.CODECS`) and refused with a
-clear reason when they cannot encode it.
+JPEG, YCbCr for RGB, with the nodata value, the per-dataset mask or a **binary** alpha band
+(only 0 and 255) turned into an internal mask so nodata areas stay exact; everything else
+(16-bit, float, many bands, palettes, a **graded** alpha band, an alpha band together with a
+nodata value or a mask) is stored losslessly with ZSTD and the predictor that suits the data
+type, every band kept. Explicit codecs are checked against the raster
+(:data:`~compactor.codec.registry.CODECS`) and refused with a clear reason when they cannot
+encode it.
+
+Why a graded alpha makes the whole scene lossless rather than JPEG colour plus a lossless
+alpha band: a TIFF holds one compression per image, JPEG has no alpha channel, and a 1-bit
+mask keeps only transparent/opaque. Lossless keeps the alpha and the colour under it exactly,
+and verification compares them exactly; it is the simplest option that loses nothing.
 """
 
 from __future__ import annotations
@@ -203,8 +210,11 @@ def _resampling(info: RasterInfo) -> str:
     return "NEAREST" if info.has_colormap else "AVERAGE"
 
 
-def lossy_problem(codec: str, info: RasterInfo) -> str | None:
-    """Why lossy ``codec`` cannot encode this raster, or ``None`` if it can."""
+def lossy_problem(codec: str, info: RasterInfo, *, graded_alpha: bool = False) -> str | None:
+    """Why lossy ``codec`` cannot encode this raster, or ``None`` if it can. A lossy output
+    carries an alpha band as its 1-bit mask: not when the alpha is graded (``graded_alpha``,
+    :func:`~compactor.codec.alpha.alpha_is_graded`), nor when the scene also has a nodata
+    value or a mask of its own (one mask cannot hold both)."""
     spec = CODECS[codec]
     name = codec.upper()
     if spec.dtypes is not None and info.dtype not in spec.dtypes:
@@ -214,6 +224,14 @@ def lossy_problem(codec: str, info: RasterInfo) -> str | None:
         return f"{name} would blur palette indices; this scene has a colour table"
     if info.alpha_index and info.alpha_index != info.count:
         return f"{name} needs the alpha band last"
+    if info.alpha_index and graded_alpha:
+        return (
+            f"{name} would flatten the graded alpha band (partly transparent pixels) into a "
+            "1-bit mask; it is kept exactly only by a lossless codec"
+        )
+    if info.alpha_index and (info.nodata is not None or info.has_dataset_mask):
+        what = "a nodata value" if info.nodata is not None else "a mask"
+        return f"{name} keeps an alpha band only as the mask; this scene also has {what}"
     if spec.colour_bands is not None and info.colour_bands not in spec.colour_bands:
         bands = " or ".join(str(n) for n in sorted(spec.colour_bands))
         return f"{name} encodes {bands} colour bands (+alpha); this scene is {info.describe()}"
@@ -334,13 +352,16 @@ def choose_profile(
     max_error: ErrorBound | None = None,
     overviews: OverviewPolicy = "full",
     ranges: Sequence[BandRange] | None = None,
+    graded_alpha: bool = False,
 ) -> Profile:
     """The profile for ``info`` under ``--codec``/``--quality``/``--max-error``/
     ``--overviews`` (``auto-lossy`` starts as ``auto`` does; :mod:`compactor.fidelity.quality`
     may then pick WEBP; an ``"auto"`` quality starts at the default and is searched there;
     the lossless codec, level and predictor are then searched on the sample by
     :mod:`compactor.fidelity.lossless`). ``ranges``: each band's valid range on the sample,
-    where :func:`needs_ranges` says so.
+    where :func:`needs_ranges` says so. ``graded_alpha``: the alpha band holds values other
+    than 0 and opaque (:func:`~compactor.codec.alpha.alpha_is_graded`): it stays a band,
+    and the scene lossless (a lossy codec asked for is refused).
 
     Raises :class:`UnsupportedCodecError` for an impossible combination.
     """
@@ -348,13 +369,14 @@ def choose_profile(
         quality = None
     asked = codec
     if codec in ("auto", "auto-lossy"):
-        codec = "jpeg" if lossy_problem("jpeg", info) is None else AUTO_LOSSLESS
+        lossy_ok = lossy_problem("jpeg", info, graded_alpha=graded_alpha) is None
+        codec = "jpeg" if lossy_ok else AUTO_LOSSLESS
     resampling = _resampling(info)
     ovr = None
     if overviews == "lossy" and (ranges is not None or _overview_kind(info) != "lerc"):
         ovr = overview_profile(info, None, ranges)
     if codec in LOSSY:
-        problem = lossy_problem(codec, info)
+        problem = lossy_problem(codec, info, graded_alpha=graded_alpha)
         if problem:
             raise UnsupportedCodecError(problem)
         mask = _mask_source(info)

@@ -36,10 +36,11 @@ from rasterio.windows import Window
 
 from .. import timing
 from ..codecs import LOSSY
-from ..errors import EncodeError, UnsupportedCodecError
+from ..errors import EncodeError, UnsupportedCodecError, VerificationError
 from ..gdal.env import gdal_env
 from ..gdal.info import RasterInfo, open_source
 from ..storage.multipart import DirectoryParts, PartSent, PartsWriter
+from .alpha import graded_values
 from .layout import (
     CogSpec,
     EncodedCog,
@@ -230,7 +231,8 @@ TileCheck = Callable[[int, int, int, np.ndarray, bytes, np.ndarray | None, bytes
 
 
 def read_strip(job: TileJob, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Source rows r0:r1 of the written bands, and their validity."""
+    """Source rows r0:r1 of the written bands, and their validity. An alpha band dropped
+    for the mask must be binary (0 or opaque): raises :class:`VerificationError` otherwise."""
     with gdal_env(dict(job.gdal)), open_source(job.source) as src:
         win = Window(0, r0, job.plan.width, r1 - r0)
         data = src.read(indexes=list(job.keep_bands), window=win)
@@ -239,7 +241,14 @@ def read_strip(job: TileJob, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray |
             if job.alpha_index in job.keep_bands:
                 valid = data[job.keep_bands.index(job.alpha_index)] > 0
             else:
-                valid = src.read(job.alpha_index, window=win) > 0
+                alpha = src.read(job.alpha_index, window=win)
+                graded = graded_values(alpha)
+                if graded:  # the 1-bit mask would flatten it: never written
+                    raise VerificationError(
+                        f"the alpha band has {graded} partly transparent pixels in rows "
+                        f"{r0}-{r1 - 1}; a 1-bit mask would lose them"
+                    )
+                valid = alpha > 0
         elif job.mask_source == "dataset":
             valid = src.read_masks(1, window=win) > 0
         elif job.mask_source == "nodata" and job.nodata is not None:

@@ -27,8 +27,8 @@ held), so integer tiles carry no mask and their nodata pixels are encoded as val
   bound holds exactly.
 * Each bounded tile is decoded again and kept only if every value is within its band's
   bound, nodata and NaN pixels come back exactly, no valid pixel comes back as nodata
-  (LERC rounds values within ``E`` of a nodata value at a block's edge onto it) and alpha
-  keeps its transparent pixels; else it is encoded again tighter (``E/4``, then lossless).
+  (LERC rounds values within ``E`` of a nodata value at a block's edge onto it) and an
+  alpha band comes back exactly; else it is encoded again tighter (``E/4``, then lossless).
 
 Overviews are made 2x2 at a time: AVERAGE over the valid pixels for continuous data, or the
 pixel GDAL's NEAREST would pick for classes; an overview pixel is valid where any of its
@@ -94,7 +94,7 @@ class TileCodec:
     #: The value of nodata pixels: a LERC tile gives them back exactly and no other pixel
     #: becomes it.
     nodata: float | None = None
-    #: 0-based band holding alpha: a LERC tile keeps exactly its transparent pixels.
+    #: 0-based band holding alpha: a LERC tile gives it back exactly.
     alpha: int | None = None
 
     @property
@@ -365,7 +365,7 @@ class TileCodec:
     def within(self, tile: np.ndarray, decoded: np.ndarray) -> bool:
         """Whether ``decoded`` keeps ``tile`` (both (rows, cols, bands)) within this codec's
         bounds: every value within its band's error, NaN, infinities and nodata exactly
-        where they were and nowhere else, alpha's transparent pixels exactly."""
+        where they were and nowhere else, an alpha band exactly (:meth:`band_error`)."""
         nodata = self.nodata
         for b in range(self.bands):
             x, d = tile[..., b], decoded[..., b]
@@ -384,8 +384,6 @@ class TileCodec:
             err = np.abs(d[ok].astype(np.float64) - x[ok].astype(np.float64))
             if err.size and float(err.max()) > self.band_error(b):
                 return False
-            if b == self.alpha and not np.array_equal(x > 0, d > 0):
-                return False
         return True
 
     @property
@@ -401,7 +399,10 @@ class TileCodec:
         return 0
 
     def band_error(self, band: int) -> float:
-        """The bound of 0-based ``band`` (0: exact)."""
+        """The bound of 0-based ``band`` (0: exact). An alpha band is always exact: a
+        partly transparent pixel must keep its transparency."""
+        if band == self.alpha:
+            return 0.0
         return self.max_error[band] if self.max_error else 0.0
 
 

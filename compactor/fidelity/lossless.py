@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 import rasterio
 
+from ..codec.alpha import alpha_is_graded
 from ..codec.profile import Profile, choose_profile, needs_ranges
 from ..codec.tiles import TILE, TileCodec, pad_tile
 from ..codecs import CODECS
@@ -219,6 +220,8 @@ def choose_encoding(
     """The profile a scene starts with under the run's encoding settings: the codec policy,
     the error bound (relative bounds resolved on the sample), the overview policy, and for
     a lossless or bounded scene the smallest encoding on the sample (:func:`search_encoding`).
+    A scene whose alpha band would become the mask has it read whole first: a graded alpha
+    keeps its band, losslessly (:mod:`compactor.codec.alpha`).
     The sample is written once, only when something needs it. Call inside ``gdal_env``."""
     e = encoding
     only = e.codec if e.codec in CODECS else None
@@ -235,6 +238,12 @@ def choose_encoding(
     profile = choose_profile(
         info, e.codec, e.quality, max_error=e.max_error, overviews=e.overviews, ranges=ranges
     )
+    if profile.drop_alpha and alpha_is_graded(src_path, info):
+        # The alpha band would become a 1-bit mask: only a binary one survives that.
+        profile = choose_profile(
+            info, e.codec, e.quality, max_error=e.max_error, overviews=e.overviews,
+            ranges=ranges, graded_alpha=True,
+        )  # fmt: skip
     profile = replace(profile, force_bigtiff=e.bigtiff == "yes")
     search = None
     if len(candidates_for(profile, e.effort, info.dtype, only)) > 1 and (

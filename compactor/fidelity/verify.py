@@ -2,17 +2,24 @@
 
 1. It opens and ``rio_cogeo.cog_validate`` reports no errors; GDAL decodes every overview
    level, and there are none where the profile says so.
-2. It keeps width, height, dtype, CRS, transform, GCPs, RPCs, nodata, band descriptions,
-   units, colour interpretation, colour table, scales and offsets, and exactly the items of
-   every metadata domain of the dataset and of each band that a GeoTIFF carries (the
-   default domain with ``STATISTICS_*`` and ``TIFFTAG_*`` items, ``IMD``, custom domains;
-   not the structural ones, :data:`~compactor.codec.layout.STRUCTURAL_DOMAINS`). The band
-   count may drop by one where an alpha band became the mask.
-3. Pixels: lossless codecs equal the source everywhere (NaN equals NaN). Bounded codecs
-   (LERC with an error) keep the source's mask, nodata, NaN and infinities exactly, and
-   every valid value within its band's bound (:mod:`compactor.fidelity.metrics`); their
-   largest error per band, RMSE and PSNR are reported. Lossy codecs have exactly the
-   source's validity mask, and their SSIM is measured. Every pixel of every band is read.
+2. It keeps width, height, dtype, CRS, transform, GCPs, RPCs, nodata (of every band), band
+   descriptions, units, colour interpretation, colour table, scales and offsets, and
+   exactly the items of every metadata domain of the dataset and of each band that a
+   GeoTIFF carries (the default domain with ``STATISTICS_*`` and ``TIFFTAG_*`` items,
+   ``IMD``, custom domains; not the structural ones,
+   :data:`~compactor.codec.layout.STRUCTURAL_DOMAINS`). Masks as GDAL sees them
+   (``mask_flag_enums``): an exact or bounded output has the source's kind of mask on
+   every band, a lossy one a mask wherever the source has one. The band count may drop by
+   one where a binary alpha band became the mask.
+3. Pixels, against what GDAL reads from the source (its dataset mask: per-band nodata, an
+   alpha band, an internal or sidecar ``.msk`` mask; not what the scene's ``RasterInfo``
+   assumed): lossless codecs equal the source everywhere (NaN equals NaN) and have its
+   masks; bounded codecs (LERC with an error) keep the source's masks, nodata, NaN,
+   infinities and alpha band exactly, and every valid value within its band's bound
+   (:mod:`compactor.fidelity.metrics`); their largest error per band, RMSE and PSNR are
+   over the valid pixels. Lossy codecs have exactly the source's dataset mask (an alpha
+   band they dropped must have been binary: only 0 and 255), and their SSIM, PSNR and
+   errors are over the pixels it says are valid. Every pixel of every band is read.
 
 SSIM is ``skimage.metrics.structural_similarity`` with its default 7x7 window, per
 band, ``data_range`` the dtype's range, invalid pixels set to 0 in both images; a
@@ -32,10 +39,12 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
 from .. import timing
+from ..codec.alpha import graded_values
 from ..codec.layout import carried_domains
 from ..codec.profile import Profile, dtype_range
 from ..codec.tile_writer import nodata_validity
@@ -125,12 +134,50 @@ def check_metadata(src: Any, out: Any, info: RasterInfo, profile: Profile) -> No
         out_units = [u or None for u in out.units] if out.units else [None] * len(bands)
         if out_units != src_units:
             problems.append(f"units {out_units} != {src_units}")
+        src_nodata = [src.nodatavals[b - 1] for b in bands]
+        if not all(_same_nodata(a, o) for a, o in zip(src_nodata, out.nodatavals, strict=True)):
+            problems.append(f"nodata of each band {list(out.nodatavals)} != {src_nodata}")
+        problems += _mask_problems(src, out, bands, lossy=not (profile.lossless or profile.bounded))
         for i, b in enumerate(bands, start=1):
             problems += _lost_items(src, out, f"band {b}", b, i)
     problems += _lost_items(src, out, "dataset", None, None)
     problems += _georeferencing(src, out)
     if problems:
         raise VerificationError("output metadata differs from the source: " + "; ".join(problems))
+
+
+ALL_VALID = frozenset({MaskFlags.all_valid})
+NODATA = frozenset({MaskFlags.nodata})
+ALPHA = frozenset({MaskFlags.per_dataset, MaskFlags.alpha})
+
+
+def _mask_kind(flags: frozenset[MaskFlags]) -> str:
+    if flags == ALL_VALID:
+        return "none"
+    if flags == NODATA:
+        return "nodata"
+    if flags == ALPHA:
+        return "alpha"
+    if MaskFlags.per_dataset in flags:
+        return "per-dataset mask"
+    return "per-band mask"
+
+
+def _mask_problems(src: Any, out: Any, bands: list[int], *, lossy: bool) -> list[str]:
+    """The masks GDAL sees (``mask_flag_enums``) on each kept band: an exact or bounded
+    output has the source's kind of mask on every band (nodata, an alpha band, a per-dataset
+    or a per-band mask); a lossy one a mask (its internal mask, which holds the source's
+    nodata, alpha or mask) wherever the source has one. Their pixels are compared by
+    :func:`compare_pixels`."""
+    problems: list[str] = []
+    src_flags = [frozenset(src.mask_flag_enums[b - 1]) for b in bands]
+    out_flags = [frozenset(f) for f in out.mask_flag_enums]
+    for b, s_f, o_f in zip(bands, src_flags, out_flags, strict=True):
+        if lossy and s_f != ALL_VALID and o_f == ALL_VALID:
+            problems.append(f"band {b} lost its mask (the source's: {_mask_kind(s_f)})")
+        elif not lossy and s_f != o_f:
+            problems.append(f"band {b}: mask {_mask_kind(o_f)} != the source's {_mask_kind(s_f)}")
+    return problems
 
 
 def _lost_items(
@@ -175,14 +222,40 @@ def _strips(height: int, width: int, bands: int) -> Iterator[tuple[int, int]]:
 
 
 def source_validity(src: Any, info: RasterInfo, window: Any, data: np.ndarray) -> np.ndarray:
-    """Boolean validity of the source pixels in ``window`` (``data``: all bands, read)."""
-    if info.alpha_index:
+    """Boolean validity of the source pixels in ``window`` (``data``: all bands, read) as
+    GDAL reports it, whatever ``info`` says: its dataset mask (``dataset_mask() > 0``: the
+    internal or sidecar mask, the alpha band, or valid where any band is not its nodata),
+    taken from ``data`` where GDAL's rule allows (nodata, alpha) rather than read again."""
+    flags = [frozenset(f) for f in src.mask_flag_enums]
+    if all(f == ALL_VALID for f in flags):
+        return np.ones(data.shape[1:], dtype=bool)
+    nodata = src.nodatavals[0]
+    one_nodata = all(_same_nodata(nodata, v) for v in src.nodatavals)
+    if nodata is not None and one_nodata and all(f == NODATA for f in flags):
+        return nodata_validity(data, nodata)
+    if info.alpha_index and flags[0] == ALPHA and data.dtype == np.uint8:
         return np.asarray(data[info.alpha_index - 1] > 0)
-    if info.has_dataset_mask:
-        return np.asarray(src.read_masks(1, window=window) > 0)
-    if info.nodata is not None:
-        return nodata_validity(data, info.nodata)
-    return np.ones(data.shape[1:], dtype=bool)
+    return np.asarray(src.dataset_mask(window=window) > 0)
+
+
+def _check_masks(src: Any, out: Any, bands: list[int], win: Any, core: slice) -> None:
+    """Exact and bounded outputs: each band's mask as GDAL reads it equals the source's,
+    where pixels do not decide it already (nodata values and an alpha band are compared as
+    pixels): a per-dataset mask once, per-band masks band by band."""
+    seen_dataset = False
+    for i, b in enumerate(bands, start=1):
+        flags = frozenset(src.mask_flag_enums[b - 1])
+        if flags in (ALL_VALID, NODATA, ALPHA):
+            continue
+        if MaskFlags.per_dataset in flags:
+            if seen_dataset:
+                continue
+            seen_dataset = True
+        s_mask = src.read_masks(b, window=win)[core] > 0
+        if not np.array_equal(s_mask, out.read_masks(i, window=win)[core] > 0):
+            raise VerificationError(
+                f"output's mask differs from the source's ({_mask_kind(flags)}, band {b})"
+            )
 
 
 class _SSIMSum:
@@ -248,24 +321,16 @@ def _pixel_validity(
     win: Any,
     core: slice,
     s_all: np.ndarray,
-    o_img: np.ndarray,
 ) -> np.ndarray | None:
-    """The pixels an exact or bounded output's mask says are data, checked to be the
-    source's: its dataset mask, or its alpha band (None: every pixel)."""
-    if info.has_dataset_mask:
-        s_mask = src.read_masks(1, window=win)[core] > 0
-        if not np.array_equal(s_mask, out.read_masks(1, window=win)[core] > 0):
-            raise VerificationError("output's mask differs from the source's")
-        return np.asarray(s_mask)
-    if info.alpha_index and info.alpha_index in bands:
-        s_alpha = s_all[info.alpha_index - 1][core] > 0
-        o_alpha = o_img[bands.index(info.alpha_index)][core] > 0
-        if not np.array_equal(s_alpha, o_alpha):
-            raise VerificationError(
-                "output's transparent pixels (alpha 0) differ from the source's"
-            )
-        return np.asarray(s_alpha)
-    return None
+    """The pixels a bounded output's values are held to: the source's dataset mask as GDAL
+    reports it (its per-dataset mask or alpha band; the masks checked equal first), None
+    where nodata values alone say it (:func:`~compactor.fidelity.metrics.check_band`
+    handles those) or every pixel is data."""
+    _check_masks(src, out, bands, win, core)
+    flags = [frozenset(f) for f in src.mask_flag_enums]
+    if all(f in (ALL_VALID, NODATA) for f in flags):
+        return None
+    return source_validity(src, info, win, s_all)[core]
 
 
 def compare_pixels(
@@ -331,20 +396,20 @@ def compare_pixels(
         s_img = s_all[[b - 1 for b in bands]]
         if profile.lossless:
             _require_equal(s_img[:, core], o_img[:, core], bands, r0)
-            if info.has_dataset_mask:
-                s_mask = src.read_masks(1, window=win)[core] > 0
-                if not np.array_equal(s_mask, out.read_masks(1, window=win)[core] > 0):
-                    raise VerificationError("lossless output's mask differs from the source's")
+            _check_masks(src, out, bands, win, core)
             continue
         if profile.bounded:
-            px = _pixel_validity(src, out, info, bands, win, core, s_all, o_img)
+            px = _pixel_validity(src, out, info, bands, win, core, s_all)
             for k, b in enumerate(bands):
+                # An alpha band is exact: partly transparent pixels keep their transparency.
+                bound = 0.0 if b == info.alpha_index else profile.band_error(k)
                 a_v, b_v = check_band(
-                    s_img[k, core], o_img[k, core], px, info.nodata, profile.band_error(k),
-                    f"band {b}", r0,
+                    s_img[k, core], o_img[k, core], px, info.nodata, bound, f"band {b}", r0,
                 )  # fmt: skip
                 stats.add(k, a_v, b_v)
             continue
+        if info.alpha_index and info.alpha_index not in bands:
+            _require_binary_alpha(s_all[info.alpha_index - 1][core], r0)
         with timing.stage("verify source read"):
             s_valid = source_validity(src, info, win, s_all)
         with timing.stage("verify decode"):
@@ -438,6 +503,16 @@ def _lossy_float(
         stats.add(k, s_f[k, core][core_valid], o_f[k, core][core_valid])
     err = (s_f[:, core] - o_f[:, core])[:, core_valid]
     return float(np.square(err).sum()), int(err.size), equal
+
+
+def _require_binary_alpha(alpha: np.ndarray, first_row: int) -> None:
+    """An alpha band that became the output's 1-bit mask must hold only 0 and opaque."""
+    graded = graded_values(alpha)
+    if graded:
+        raise VerificationError(
+            f"the source's alpha band has {graded} partly transparent pixels (from row "
+            f"{first_row}) that the output's 1-bit mask loses"
+        )
 
 
 def _check_validity(source: np.ndarray, output: np.ndarray) -> None:
