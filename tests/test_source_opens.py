@@ -132,16 +132,6 @@ def test_a_dataset_whose_files_cannot_be_listed_is_refused(
         open_source(str(src))
 
 
-def _open_vrt(path: str, options: dict[str, str]) -> str:
-    """A Dask task: open a plain .vrt with rasterio, with no driver given."""
-    with gdal_env(options):
-        try:
-            with rasterio.open(path) as ds:
-                return f"opened as {ds.driver}"
-        except rasterio.errors.RasterioIOError as err:
-            return f"refused: {err}"
-
-
 def test_no_worker_process_can_open_a_vrt(dask_scheduler: str, tmp_path: Path) -> None:
     tif = rasters.gray(tmp_path / "g.tif", size=64)
     vrt = tmp_path / "g.vrt"
@@ -150,13 +140,24 @@ def test_no_worker_process_can_open_a_vrt(dask_scheduler: str, tmp_path: Path) -
         f'<SimpleSource><SourceFilename relativeToVRT="0">{tif}</SourceFilename>'
         "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>"
     )
+
+    def open_vrt(path: str, options: dict[str, str]) -> str:
+        """A Dask task (a closure: it travels by value, the workers cannot import tests):
+        open a plain .vrt with rasterio, with no driver given."""
+        with gdal_env(options):
+            try:
+                with rasterio.open(path) as ds:
+                    return f"opened as {ds.driver}"
+            except rasterio.errors.RasterioIOError as err:
+                return f"refused: {err}"
+
     with Client(dask_scheduler) as client:
         workers = list(client.scheduler_info()["workers"])
         # Each worker opens a GeoTIFF first, without compactor's environment (its GDAL
         # registers every driver), then the VRT under it.
         client.run(lambda: rasterio.open(str(tif)).close())
         answers = [
-            client.submit(_open_vrt, str(vrt), gdal_options(), workers=[w], pure=False).result()
+            client.submit(open_vrt, str(vrt), gdal_options(), workers=[w], pure=False).result()
             for w in workers
         ]
     assert len(answers) == 2, answers
