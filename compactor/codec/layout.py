@@ -430,7 +430,8 @@ def template_tags(
     }
     if photometric:
         profile["photometric"] = photometric
-    if bands == [1] and _has_colormap(src):
+    palette = _palette(src, bands)
+    if palette:
         profile["photometric"] = "palette"
     if max_z_error is not None:
         profile.update(compress="LERC", max_z_error=max_z_error)
@@ -452,7 +453,7 @@ def template_tags(
                     dst.update_tags(i, ns=ns, **src.tags(b, ns=ns))
             dst.scales = [src.scales[b - 1] for b in bands]
             dst.offsets = [src.offsets[b - 1] for b in bands]
-            if bands == [1] and _has_colormap(src):
+            if palette:
                 dst.write_colormap(1, src.colormap(1))
         raw = mem.read()
     return {tag: value for tag, value in raw_tags(raw).items() if tag in TEMPLATE_TAGS_MAIN}
@@ -473,6 +474,13 @@ def raw_tags(data: bytes, page: int = 0) -> dict[int, tuple[int, int, bytes]]:
             )
             for tag in found.tags.values()
         }
+
+
+def _palette(src: Any, bands: list[int]) -> bool:
+    """Whether the output's bands are the source's palette band, alone or with alpha bands
+    after it (a TIFF palette image with extra samples): the colour table is written."""
+    alpha = all(src.colorinterp[b - 1].name == "alpha" for b in bands[1:])
+    return bands[:1] == [1] and alpha and _has_colormap(src)
 
 
 def _has_colormap(src: Any) -> bool:
