@@ -119,11 +119,14 @@ def test_palette_alpha_keeps_colour_table_and_alpha(cli: Any, tmp_path: Path) ->
 EXTREME = ("--min-saving", "-100")
 
 
-def test_one_bit_one_pixel_wide(cli: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunked", [False, True])
+def test_one_bit_one_pixel_wide(cli: Any, tmp_path: Path, chunked: bool) -> None:
     """1 x 65537 bilevel CCITT G4 (image-tiff's big_g4.tif): once ``KeyError: (5, 4)``
-    (a last strip of one row had a merge node of its own)."""
-    run = run_folder(cli, tmp_path, lambda d: rasters.one_bit(d / "g4.tif", 1, 65537), *EXTREME)
+    (a last strip of one row had a merge node of its own), in one task and in chunks."""
+    extra = [*EXTREME, *(("--chunk-threshold", "1KiB") if chunked else ())]
+    run = run_folder(cli, tmp_path, lambda d: rasters.one_bit(d / "g4.tif", 1, 65537), *extra)
     source, out = compacted(run)
+    assert run["scene"]["chunked"] is chunked
     assert run["scene"]["lossless"]
     assert_same_pixels(source, out, colormap=True)
     with rasterio.open(out) as o:
