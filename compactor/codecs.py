@@ -31,7 +31,7 @@ class Codec:
     writer: Writer
     #: What it is, in a few words (``--help``, error messages).
     summary: str
-    #: Data types it encodes; ``None``: every non-complex type.
+    #: Data types it encodes; ``None``: every non-complex type (complex: :data:`COMPLEX`).
     dtypes: frozenset[str] | None = None
     #: Numbers of colour bands (alpha excluded) it encodes; ``None``: any.
     colour_bands: frozenset[int] | None = None
@@ -58,7 +58,7 @@ CODECS: dict[str, Codec] = {
 
 #: Codec choices that pick a codec per scene.
 POLICIES: dict[str, str] = {
-    "auto": "JPEG for 8-bit imagery with 1 or 3 bands (+alpha), lossless ZSTD for the rest",
+    "auto": "JPEG for 8-bit greyscale or RGB(A), lossless ZSTD for the rest",
     "auto-lossy": "as auto, but per scene JPEG or WEBP, whichever is smaller at the SSIM bar "
     "(WEBP only with --allow-webp)",
 }
@@ -69,6 +69,10 @@ LOSSY = frozenset(name for name, c in CODECS.items() if c.lossy)
 LOSSLESS = frozenset(name for name, c in CODECS.items() if not c.lossy)
 #: Codecs compactor's tile writer encodes (the rest go through GDAL's COG driver).
 TILE_WRITER = frozenset(name for name, c in CODECS.items() if c.writer == "tiles")
+#: Codecs that encode complex data (GDAL's CInt16, CInt32, CFloat32, CFloat64), without a
+#: predictor and through GDAL's COG driver: numpy has no complex integer type, so the tile
+#: writer takes no complex samples; LERC, JPEG and WEBP encode no complex numbers at all.
+COMPLEX = frozenset({"deflate", "zstd", "lzw"})
 #: TIFF ``Compression`` tag of each codec.
 COMPRESSION: dict[str, int] = {name: c.tiff for name, c in CODECS.items()}
 

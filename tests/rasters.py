@@ -217,3 +217,91 @@ def with_gcps(path: Path, size: int = 256) -> Path:
     ) as dst:  # fmt: skip
         dst.write((shade * 254 + 1).astype("uint8")[None])
     return path
+
+
+# --- real-world shapes that once aborted a run (issue 23) ------------------------------------
+
+
+def _write_first(path: Path, data: np.ndarray, colorinterp: Any = None, **profile: Any) -> Path:
+    """:func:`write` with the colour interpretation (and colour table) set before the pixels:
+    GTiff records an alpha band's ExtraSamples only until pixels are written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colormap = profile.pop("colormap", None)
+    base: dict[str, Any] = {
+        "driver": "GTiff", "width": data.shape[2], "height": data.shape[1],
+        "count": data.shape[0], "dtype": data.dtype.name, "crs": CRS, "transform": TRANSFORM,
+    }  # fmt: skip
+    base.update(profile)
+    with rasterio.open(path, "w", **base) as dst:
+        if colorinterp:
+            dst.colorinterp = colorinterp
+        if colormap:
+            dst.write_colormap(1, colormap)
+        dst.write(data)
+    return path
+
+
+def complex_int16(path: Path, size: int = 200, seed: int = 12) -> Path:
+    """A CInt16 GeoTIFF (a SAR single-look complex scene, like rio-cogeo's ``slc.tif``):
+    numpy has no complex integer type; rasterio reads it as complex64."""
+    rng = np.random.default_rng(seed)
+    shade = hillshade(terrain(size, seed), 10.0)
+    re = (2000 * shade - 1000).round()
+    im = rng.integers(-3000, 3000, (size, size))
+    data = (re + 1j * im).astype("complex64")[None]
+    return _write_first(path, data, dtype="complex_int16")
+
+
+def grey_alpha(path: Path, size: int = 256, seed: int = 13) -> Path:
+    """8-bit grey + a graded alpha band (PHOTOMETRIC=MINISBLACK, ALPHA=YES): transparent
+    outside a footprint, an anti-aliased ramp of every value 1-254 inside its edge."""
+    grey = (hillshade(terrain(size, seed), 10.0) * 254 + 1).astype("uint8")
+    ramp = np.clip(np.arange(size) * 2 - 64, 0, 255)
+    alpha = np.broadcast_to(ramp, (size, size)).astype("uint8")
+    return _write_first(
+        path, np.stack([grey, alpha]), colorinterp=[ColorInterp.gray, ColorInterp.alpha],
+        photometric="MINISBLACK", alpha="YES",
+    )  # fmt: skip
+
+
+def palette_alpha(path: Path, size: int = 256) -> Path:
+    """Palette indices with a colour table and a graded alpha band (Pillow's ``rdf.tif``)."""
+    classes = (fractal_surface(size, seed=14) * 5).astype("uint8")
+    alpha = np.broadcast_to(np.clip(np.arange(size) * 3 - 100, 0, 255), (size, size))
+    cmap = {i: (40 * i, 255 - 40 * i, 30 * i, 255) for i in range(5)}
+    return _write_first(
+        path, np.stack([classes, alpha.astype("uint8")]),
+        colorinterp=[ColorInterp.palette, ColorInterp.alpha], colormap=cmap,
+        photometric="palette",
+    )  # fmt: skip
+
+
+def one_bit(path: Path, width: int, height: int, seed: int = 15) -> Path:
+    """A bilevel image, ``NBITS=1`` and CCITT G4 (a fax scan, image-tiff's ``big_g4.tif``):
+    runs of black and white (GDAL gives it a black and white colour table)."""
+    rng = np.random.default_rng(seed)
+    flips = np.cumsum(rng.random(width * height) < 0.02) % 2
+    data = flips.astype("uint8").reshape(1, height, width)
+    return _write_first(path, data, nbits=1, compress="CCITTFAX4")
+
+
+def strip(path: Path, width: int, height: int) -> Path:
+    """An 8-bit scene one pixel high or wide (a profile, node-gdal's ``sample_bigtiff.tif``)."""
+    values = (128 + 100 * np.sin(np.arange(width * height) / 300)).astype("uint8")
+    return _write_first(path, values.reshape(1, height, width))
+
+
+def nitf_without_image(path: Path) -> Path:
+    """A NITF 2.1 file header and nothing else (``NUMI=000``: no image segment; nitro's
+    ``test_blank.ntf``). GDAL opens it as a dataset of no band."""
+    security = b" " * (2 + 11 + 2 + 20 + 2 + 8 + 4 + 1 + 8 + 43 + 1 + 40 + 1 + 8 + 15)
+    fields = [
+        b"NITF", b"02.10", b"03", b"BF01", b"COMPACTOR ", b"20240101000000", b" " * 80,
+        b"U", security, b"00000", b"00000", b"0", b"\0\0\0", b" " * 24, b" " * 18,
+    ]  # fmt: skip
+    # NUMI, NUMS, NUMX, NUMT, NUMDES, NUMRES all 000; no user or extended header data.
+    counts = b"000" * 6 + b"00000" + b"00000"
+    size = sum(map(len, fields)) + 12 + 6 + len(counts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(fields) + b"%012d" % size + b"%06d" % size + counts)
+    return path

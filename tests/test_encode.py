@@ -44,6 +44,8 @@ def info(dtype: str = "uint8", count: int = 3, **kw: object) -> RasterInfo:
         (info(count=2), "zstd", "none", False),
         (info(count=6), "zstd", "none", False),
         (info(count=1, has_colormap=True), "zstd", "none", False),
+        (info(count=2, colorinterp=("gray", "alpha")), "zstd", "none", False),
+        (info(dtype="complex_int16", count=1), "zstd", "none", False),
     ],
 )
 def test_auto_codec(raster: RasterInfo, codec: str, mask: str, drop_alpha: bool) -> None:
@@ -65,7 +67,9 @@ def test_paletted_rasters_use_nearest_overviews() -> None:
         (info(count=1), "webp", "3 colour bands"),
         (info(count=2), "jpeg", "1 or 3 colour bands"),
         (info(count=1, has_colormap=True), "jpeg", "palette"),
-        (info(dtype="complex64", count=1), "zstd", "complex"),
+        (info(dtype="complex64", count=1), "lerc", "complex"),
+        (info(dtype="complex_int16", count=1), "jpeg", "8-bit"),
+        (info(count=2, colorinterp=("gray", "alpha")), "jpeg", "1-bit mask"),
     ],
 )
 def test_impossible_combinations_are_scene_errors(
@@ -118,3 +122,16 @@ def test_a_short_lossless_tile_is_refused_not_compared(codec: str) -> None:
     encode = {"deflate": ic.deflate_encode, "zstd": ic.zstd_encode, "lzw": ic.lzw_encode}[codec]
     with pytest.raises(VerificationError, match="decodes to 153600 bytes"):
         tile_codec.decode(bytes(encode(first_rows)))
+
+
+@pytest.mark.parametrize("dtype", ["complex_int16", "complex64", "complex128"])
+def test_complex_data_is_lossless_without_a_predictor_through_gdal(dtype: str) -> None:
+    from compactor.codec.write import uses_tile_writer
+
+    raster = info(dtype=dtype, count=1)
+    for codec in ("auto", "zstd", "deflate", "lzw"):
+        p = choose_profile(raster, codec)
+        assert p.lossless
+        assert p.predictor == 1
+        assert p.creation_options()["PREDICTOR"] == "NO"
+        assert not uses_tile_writer(p, raster)

@@ -42,7 +42,7 @@ from rasterio.windows import Window
 
 from ..errors import EncodeError, UnsupportedCodecError
 from ..gdal.errors import clean, gdal_errors
-from ..gdal.info import RasterInfo, open_source
+from ..gdal.info import RasterInfo, is_complex, open_source
 from .layout import carried_domains, copy_metadata
 from .profile import Profile
 from .tile_writer import nodata_validity
@@ -135,7 +135,7 @@ def creation_options(src: Any, profile: Profile, info: RasterInfo) -> dict[str, 
     opts = profile.creation_options()
     if _needs_every_domain(src):
         opts["COPY_SRC_MDD"] = "YES"
-    kind = np.dtype(info.dtype).kind
+    kind = "c" if is_complex(info.dtype) else np.dtype(info.dtype).kind
     if kind in "uif":
         opts["NBITS"] = str(np.dtype(info.dtype).itemsize * 8)
     bounded = [

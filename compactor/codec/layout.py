@@ -430,7 +430,8 @@ def template_tags(
     }
     if photometric:
         profile["photometric"] = photometric
-    if bands == [1] and _has_colormap(src):
+    palette = _palette(src, bands)
+    if palette:
         profile["photometric"] = "palette"
     if max_z_error is not None:
         profile.update(compress="LERC", max_z_error=max_z_error)
@@ -444,7 +445,8 @@ def template_tags(
 def copy_metadata(src: Any, dst: Any, bands: list[int]) -> None:
     """Give ``dst`` (open for writing, with ``len(bands)`` bands) the metadata of ``src``'s
     ``bands``: the tags of the default and every carried domain (dataset and bands), colour
-    interpretation, descriptions, units, scales, offsets and a single band's colour table."""
+    interpretation, descriptions, units, scales, offsets and the colour table of a palette
+    band (alone or with alpha bands after it)."""
     dst.update_tags(**src.tags())
     for ns in carried_domains(src.tag_namespaces()):
         dst.update_tags(ns=ns, **src.tags(ns=ns))
@@ -461,7 +463,7 @@ def copy_metadata(src: Any, dst: Any, bands: list[int]) -> None:
             dst.update_tags(i, ns=ns, **src.tags(b, ns=ns))
     dst.scales = [src.scales[b - 1] for b in bands]
     dst.offsets = [src.offsets[b - 1] for b in bands]
-    if bands == [1] and _has_colormap(src):
+    if _palette(src, bands):
         dst.write_colormap(1, src.colormap(1))
 
 
@@ -480,6 +482,13 @@ def raw_tags(data: bytes, page: int = 0) -> dict[int, tuple[int, int, bytes]]:
             )
             for tag in found.tags.values()
         }
+
+
+def _palette(src: Any, bands: list[int]) -> bool:
+    """Whether the output's bands are the source's palette band, alone or with alpha bands
+    after it (a TIFF palette image with extra samples): the colour table is written."""
+    alpha = all(src.colorinterp[b - 1].name == "alpha" for b in bands[1:])
+    return bands[:1] == [1] and alpha and _has_colormap(src)
 
 
 def _has_colormap(src: Any) -> bool:

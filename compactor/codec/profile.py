@@ -1,18 +1,28 @@
 """Encoding profiles: how one scene is written, and which profile a scene gets.
 
-``--codec auto`` gives 8-bit imagery with 1 or 3 colour bands (plus an optional alpha band)
+``--codec auto`` gives 8-bit greyscale and RGB imagery (plus an optional alpha band for RGB)
 JPEG, YCbCr for RGB, with the nodata value, the per-dataset mask or a **binary** alpha band
 (only 0 and 255) turned into an internal mask so nodata areas stay exact; everything else
-(16-bit, float, many bands, palettes, a **graded** alpha band, an alpha band together with a
-nodata value or a mask) is stored losslessly with ZSTD and the predictor that suits the data
-type, every band kept. Explicit codecs are checked against the raster
-(:data:`~compactor.codec.registry.CODECS`) and refused with a clear reason when they cannot
-encode it.
+(16-bit, float, many bands, palettes, grey + alpha, a **graded** alpha band, an alpha band
+together with a nodata value or a mask, complex data) is stored losslessly with ZSTD and the
+predictor that suits the data type, every band kept. Explicit codecs are checked against the
+raster (:data:`~compactor.codec.registry.CODECS`) and refused with a clear reason when they
+cannot encode it.
 
 Why a graded alpha makes the whole scene lossless rather than JPEG colour plus a lossless
 alpha band: a TIFF holds one compression per image, JPEG has no alpha channel, and a 1-bit
 mask keeps only transparent/opaque. Lossless keeps the alpha and the colour under it exactly,
 and verification compares them exactly; it is the simplest option that loses nothing.
+
+**Grey + alpha** (2 bands) is kept lossless whatever its alpha holds. JPEG keeps an alpha
+band only as the output's 1-bit mask (alpha > 0; GDAL's COG driver turns the alpha of a
+2-band JPEG into the same mask). Grey + alpha is how graded transparency usually ships
+(anti-aliased edges of scanned maps, rendered overlays), so its alpha stays a band and every
+value of it is verified.
+
+**Complex data** (GDAL's CInt16, CInt32, CFloat32, CFloat64) is stored with ZSTD, DEFLATE or
+LZW (:data:`~compactor.codecs.COMPLEX`) without a predictor, through GDAL's COG driver, and
+verified exactly; no other codec takes it.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import numpy as np
 from ..codecs import (
     AUTO_LOSSLESS,
     CODECS,
+    COMPLEX,
     DEFAULT_QUALITY,
     LOSSLESS,
     LOSSY,
@@ -35,7 +46,7 @@ from ..codecs import (
     ErrorBound,
 )
 from ..errors import UnsupportedCodecError
-from ..gdal.info import RasterInfo
+from ..gdal.info import RasterInfo, is_complex
 
 #: Rungs tried above the asked quality when the SSIM bar is missed; then lossless.
 QUALITY_LADDER = (85, 90, 95)
@@ -224,6 +235,8 @@ def lossy_problem(codec: str, info: RasterInfo, *, graded_alpha: bool = False) -
         return f"{name} would blur palette indices; this scene has a colour table"
     if info.alpha_index and info.alpha_index != info.count:
         return f"{name} needs the alpha band last"
+    if info.alpha_index and info.colour_bands == 1:
+        return f"{name} would keep the alpha band of a grey + alpha scene only as a 1-bit mask"
     if info.alpha_index and graded_alpha:
         return (
             f"{name} would flatten the graded alpha band (partly transparent pixels) into a "
@@ -239,7 +252,9 @@ def lossy_problem(codec: str, info: RasterInfo, *, graded_alpha: bool = False) -
 
 
 def lossless_problem(codec: str, info: RasterInfo) -> str | None:
-    if info.dtype.startswith("complex"):
+    if is_complex(info.dtype):
+        if codec in COMPLEX:
+            return None
         return f"{codec.upper()} does not encode complex data; this scene is {info.describe()}"
     spec = CODECS[codec]
     if spec.dtypes is not None and info.dtype not in spec.dtypes:
@@ -405,7 +420,11 @@ def choose_profile(
     problem = lossless_problem(codec, info)
     if problem:
         raise UnsupportedCodecError(problem)
-    return Profile(codec=codec, resampling=resampling, overviews=overviews, overview=ovr)
+    # Complex samples take no TIFF predictor (libtiff's floating-point one wants real floats).
+    predictor = 1 if is_complex(info.dtype) else None
+    return Profile(
+        codec=codec, resampling=resampling, overviews=overviews, overview=ovr, predictor=predictor
+    )
 
 
 def lossless_fallback(profile: Profile) -> Profile:
@@ -432,7 +451,9 @@ def fallback_profiles(profile: Profile, info: RasterInfo) -> list[Profile]:
 
 
 def dtype_range(dtype: str) -> float:
-    """The ``data_range`` of SSIM/PSNR: the full range of the data type."""
+    """The ``data_range`` of SSIM/PSNR: the full range of the data type (NaN: complex)."""
+    if is_complex(dtype):
+        return math.nan
     dt = np.dtype(dtype)
     if dt.kind in "ui":
         info = np.iinfo(dt)

@@ -444,10 +444,15 @@ def merge_node(
 
 def tree(plan: StripPlan) -> Iterator[tuple[int, list[range]]]:
     """The merge tree bottom up, one layer per level: (level, for each node the indices of
-    its children in the layer below, the strips first)."""
+    its children in the layer below, the strips first). A node makes one tile row of its
+    level, so a level has as many as it has tile rows: where halving drops an odd last row
+    (a last strip of one row, 65537 = 8 x 8192 + 1), the last children hold only rows past
+    the level's end and have no node."""
+    levels = pyramid(plan.width, plan.height)
     below = plan.nstrips
     for level in plan.merge_levels:
-        nodes = [range(2 * m, min(below, 2 * m + 2)) for m in range(-(-below // 2))]
+        count = min(-(-below // 2), levels[level].down)
+        nodes = [range(2 * m, min(below, 2 * m + 2)) for m in range(count)]
         yield level, nodes
         below = len(nodes)
 
@@ -460,8 +465,8 @@ def _photometric(info: RasterInfo, codec: str, bands: list[int]) -> tuple[int, s
     ci = [info.colorinterp[b - 1] for b in bands]
     if codec == "jpeg" and len(bands) == 3:
         return 6, "RGB"
-    if info.has_colormap and len(bands) == 1:
-        return 3, None
+    if info.has_colormap and bands[0] == 1 and all(c == "alpha" for c in ci[1:]):
+        return 3, None  # a palette band, alone or with alpha (as layout.template_tags)
     if len(ci) >= 3 and ci[:3] == ["red", "green", "blue"]:
         return 2, "RGB"
     if codec == "webp":

@@ -491,13 +491,14 @@ def halve(
 
     AVERAGE averages the valid pixels of each 2x2 block (rounded for integers, as GDAL);
     NEAREST takes the pixel GDAL would (the lower right one of the block, clamped at the
-    edge). Where no pixel is valid the result is ``nodata`` (0 if none) and invalid."""
+    edge). Where no pixel is valid the result is ``nodata`` (0 if none) and invalid. A side
+    of 1 pixel stays 1 (its pixel counts twice); the other side still drops its odd one."""
     _bands, rows, cols = data.shape
     out_r, out_c = max(1, rows // 2), max(1, cols // 2)
-    if rows >= 2 and cols >= 2:
-        data = data[:, : 2 * out_r, : 2 * out_c]
-        valid = valid[: 2 * out_r, : 2 * out_c] if valid is not None else None
-        rows, cols = 2 * out_r, 2 * out_c
+    # Each side of at least 2 is cut to an even length on its own (a 1 x 3125 strip: 1 x 3124).
+    rows, cols = (2 * out_r if rows >= 2 else rows), (2 * out_c if cols >= 2 else cols)
+    data = data[:, :rows, :cols]
+    valid = valid[:rows, :cols] if valid is not None else None
     if nearest:
         ri = np.minimum(np.arange(out_r) * 2 + 1, rows - 1)
         ci = np.minimum(np.arange(out_c) * 2 + 1, cols - 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..codecs import TILE_WRITER
 from ..errors import EncodeError
 from ..gdal.errors import clean, gdal_errors
-from ..gdal.info import RasterInfo
+from ..gdal.info import RasterInfo, is_complex
 from .gdal_writer import write_cog_gdal
 from .layout import EncodedCog, tile_bytes
 from .profile import Profile
@@ -16,9 +16,9 @@ from .tile_writer import write_local
 
 def uses_tile_writer(profile: Profile, info: RasterInfo) -> bool:
     """compactor's tile writer (libjpeg-turbo, libwebp, libdeflate, zstd, LZW, LERC; one
-    pass) where it can; GDAL's COG driver for scenes georeferenced by GCPs or RPCs (and any
-    codec the tile writer lacks)."""
-    return profile.codec in TILE_WRITER and not info.has_gcps_or_rpcs
+    pass) where it can; GDAL's COG driver for scenes georeferenced by GCPs or RPCs, complex
+    data (:data:`~compactor.codecs.COMPLEX`), and any codec the tile writer lacks."""
+    return profile.codec in TILE_WRITER and not info.has_gcps_or_rpcs and not is_complex(info.dtype)
 
 
 def encode_cog(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> EncodedCog:

@@ -32,7 +32,7 @@ from ..codec.profile import Profile, choose_profile, needs_ranges
 from ..codec.tiles import TILE, TileCodec, pad_tile
 from ..codecs import CODECS
 from ..config import Effort, Encoding
-from ..gdal.info import RasterInfo
+from ..gdal.info import RasterInfo, is_complex
 from ..report.models import CodecProbe, EncodingSearch
 from .sample import Sample, valid_ranges, write_sample
 
@@ -109,9 +109,10 @@ def candidates_for(
     """The candidates a scene whose starting profile is ``profile`` tries under ``effort``
     (``only``: the codec the user named; ``None``: any). A bounded profile tries LERC within
     its bound and every lossless candidate too (lossless meets any bound; on nearly
-    constant data it can be the smaller)."""
+    constant data it can be the smaller). Complex data: none (the candidates are measured
+    with the tile writer's codecs, which take no complex samples)."""
     floor = EFFORT_FLOOR[effort]
-    if floor is None:
+    if floor is None or is_complex(dtype):
         return []
     lerc_ok = dtype in (CODECS["lerc"].dtypes or ())
     found = []

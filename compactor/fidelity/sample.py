@@ -82,6 +82,7 @@ def write_sample(
                 "transform": src.transform,
             }
             colorinterp = src.colorinterp
+            colormap = src.colormap(1) if info.has_colormap else None
     except gdal_errors() as err:
         raise UnreadableSceneError(
             f"GDAL could not read the scene's pixels: {_clean(err)}"
@@ -106,8 +107,11 @@ def write_sample(
     with rasterio.open(
         path, "w", width=mosaic.shape[2], height=mosaic.shape[1], **profile_kw
     ) as dst:
-        dst.write(mosaic)
+        # Before the pixels: GTiff takes an alpha band's ExtraSamples only until then.
         dst.colorinterp = colorinterp
+        if colormap is not None:
+            dst.write_colormap(1, colormap)
+        dst.write(mosaic)
         if masks is not None:
             full = np.zeros(mosaic.shape[1:], dtype="uint8")
             for (r, c), m in zip(cells, masks, strict=True):

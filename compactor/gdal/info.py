@@ -19,6 +19,21 @@ from ..errors import SceneTooLargeError, UnreadableSceneError
 from .drivers import restrict_drivers
 from .errors import clean, gdal_errors
 
+#: Bytes of one sample of the GDAL data types numpy has no name for, as rasterio names them
+#: (GDAL's CInt16, two int16 parts; rasterio reads it as complex64).
+_SAMPLE_BYTES = {"complex_int16": 4}
+
+
+def sample_bytes(dtype: str) -> int:
+    """Bytes of one sample of ``dtype`` (a rasterio data type name) as the source stores it."""
+    return _SAMPLE_BYTES.get(dtype) or np.dtype(dtype).itemsize
+
+
+def is_complex(dtype: str) -> bool:
+    """Whether ``dtype`` (a rasterio data type name) holds complex numbers (GDAL's CInt16,
+    CInt32, CFloat32, CFloat64)."""
+    return dtype.startswith("complex")
+
 
 @dataclass(frozen=True)
 class RasterInfo:
@@ -54,11 +69,15 @@ class RasterInfo:
 
     @property
     def raw_bytes(self) -> int:
-        return self.width * self.height * self.count * np.dtype(self.dtype).itemsize
+        return self.width * self.height * self.count * sample_bytes(self.dtype)
 
     @classmethod
     def from_dataset(cls, ds: Any) -> RasterInfo:
-
+        """Raises :class:`UnreadableSceneError` for a dataset without a raster band (a NITF
+        file holding no image segment, only text or graphics, opens with none)."""
+        if ds.count == 0:
+            what = "NITF: it has no image segment" if ds.driver == "NITF" else ds.driver
+            raise UnreadableSceneError(f"no raster in this {what} (nothing to compact)")
         flags = ds.mask_flag_enums
         has_colormap = False
         if ds.count >= 1:
