@@ -24,7 +24,7 @@ from distributed import Client
 import compactor
 from compactor.config import resolve_settings
 from compactor.run import finished
-from compactor.run.finished import FinishedIndex, read_part
+from compactor.run.finished import FinishedIndex
 from compactor.safety.spec import RunContext
 from compactor.storage import Location, S3Options, S3Store
 
@@ -164,6 +164,8 @@ def test_hostile_index_parts_are_ignored_and_the_run_goes_on(
 def test_reading_a_bomb_stays_bounded(s3: S3) -> None:
     """Each hostile part alone: ignored (``None``) or its readable lines only, in bounded
     memory; a part decompressing past MAX_PART_BYTES is ignored even with valid lines."""
+    from compactor.run.finished import read_part  # new with the bounds
+
     for body in HOSTILE_PARTS.values():
         entries, _ = read_part(body, "s3://x/part")
         assert entries is None or entries == []
