@@ -69,7 +69,12 @@ def sample_keys(manifest: str, endpoint: str, n: int, seed: int) -> tuple[list[s
     from compactor.safety.spec import RunContext
 
     settings = resolve_settings(
-        {"inventory": manifest, "dest": f"s3://{DST}/out/", "endpoint_url": endpoint}
+        {
+            "inventory": manifest,
+            "source": f"s3://{SRC}/",
+            "dest": f"s3://{DST}/out/",
+            "endpoint_url": endpoint,
+        }
     )
     context = RunContext.from_settings(settings, "bench")
     t = time.perf_counter()
@@ -143,7 +148,7 @@ def main() -> None:
         env = {**os.environ, "AWS_ENDPOINT_URL": ep.server.endpoint_url}
         cmd = [
             str(REPO / ".venv/bin/compactor"), "-q", "plan", "--inventory", manifest,
-            "--dest", f"s3://{DST}/out/", "--sample", str(args.sample),
+            "--source", f"s3://{SRC}/", "--dest", f"s3://{DST}/out/", "--sample", str(args.sample),
             "--seed", str(args.seed), "--workers", "2",
         ]  # fmt: skip
         out, seconds, rss, workers = measured(cmd, env)

@@ -262,8 +262,8 @@ class Settings(BaseModel):
 
     source: str | None = None
     #: An S3 Inventory report listing the source instead of a listing:
-    #: ``s3://bucket/.../manifest.json`` (CSV, ORC or Parquet). ``source`` then narrows it
-    #: to a prefix (default: the inventoried bucket).
+    #: ``s3://bucket/.../manifest.json`` (CSV, ORC or Parquet). ``source`` is required with
+    #: it: the inventoried bucket (and a prefix in it), which the manifest must name.
     inventory: str | None = None
     dest: str | None = None
     #: ``s3://bucket/prefix/``, ``in-place``, a local directory, or ``None`` (leave originals).

@@ -294,7 +294,8 @@ def test_a_sweep_makes_no_request_for_finished_scenes(
     assert not [path for _, path in trace if "/old" in path]  # not one request
     assert dict(_by_scene(trace, "new.tif")) == PLAIN_SCENE["prefix"]
     ops = Counter(op for op, _ in trace)
-    assert ops["ListObjects"] == 2  # the source; the finished index
+    # The source; the finished index; the state records its entries are confirmed by.
+    assert ops["ListObjects"] == 3
 
 
 # --- an S3 Inventory report instead of a listing ---------------------------------------------

@@ -201,7 +201,7 @@ def test_search_compacts_matching_items_and_writes_updated_items(
     assert sorted(i["id"] for i in ndjson) == ["a", "b", "c"]
     original_items = {i["id"]: i for i in items}
     for name, asset in (("a", "image"), ("b", "image"), ("c", "data")):
-        new = json.loads(s3.read("dst-bucket", f"{stac_key}{name}.json"))
+        new = json.loads(s3.read("dst-bucket", f"{stac_key}{COLLECTION}/{name}.json"))
         assert new == next(i for i in ndjson if i["id"] == name)
         pystac.Item.from_dict(new)  # readable by pystac
         old = original_items[name]

@@ -77,15 +77,18 @@ def selection_options(func: F) -> F:
         click.option(
             "--source",
             metavar="URL",
-            help="Where the originals are: s3://bucket/prefix/ or a local directory (recursive).",
+            help="Where the originals are: s3://bucket/prefix/ or a local directory (recursive). "
+            "With --inventory: the inventoried bucket (and a prefix in it), required.",
         ),
         click.option(
             "--inventory",
             metavar="URL",
             help="List the source from an S3 Inventory report instead of listing it: "
             "s3://bucket/.../manifest.json (CSV, ORC or Parquet); how archives of millions "
-            "of objects are backfilled. --source then narrows it to a prefix.  [default: "
-            "the whole inventoried bucket]",
+            "of objects are backfilled. Needs --source s3://BUCKET/[PREFIX/]: the report "
+            "must be the inventory of that bucket (its sourceBucket, and S3 Inventory's "
+            "<prefix>/BUCKET/<configuration>/ layout), and only objects under --source "
+            "are taken. The manifest never chooses the bucket.",
         ),
         click.option(
             "--dest",

@@ -123,6 +123,8 @@ class SceneResult(BaseModel):
     #: STAC item id and asset key when the scene came from a STAC search.
     item: str | None = None
     asset: str | None = None
+    #: The item's collection: items are told apart by (collection, id).
+    collection: str | None = None
     #: Hex SHA-256 of the output and of the archive copy, as recorded.
     output_sha256: str | None = None
     archive_sha256: str | None = None
@@ -161,6 +163,9 @@ class SceneResult(BaseModel):
     #: more to do for it under these settings (``"-"``: archived and gone from the source).
     #: ``None`` while the scene needs another look. What the finished index records.
     finished_version: str | None = None
+    #: With ``finished_version``: the ETag of the scene's state record as the task left it
+    #: (``None``: no record), what the index entry is confirmed against on later runs.
+    finished_record: str | None = None
 
     @field_validator("source")
     @classmethod

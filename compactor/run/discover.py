@@ -28,8 +28,8 @@ from ..keys import key_problem
 from ..report.models import SceneResult
 from ..safety.spec import RunContext, SceneSpec, assign_outputs, output_relative
 from ..storage import Location, ObjectInfo, S3Options, S3Store, store_for
-from .finished import Conditions, FinishedIndex
-from .inventory import InventoryStats, Manifest, iter_inventory, read_manifest
+from .finished import Conditions, FinishedIndex, Records
+from .inventory import InventoryStats, Manifest, iter_inventory, layout_problem, read_manifest
 from .stac import ItemSpool, discover_stac
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,6 @@ def check_locations(settings: Settings) -> None:
         return
     if settings.inventory:
         check_inventory(settings)
-        if not settings.source:
-            return  # the inventoried bucket: checked once the manifest is read
     if not settings.source:
         raise ConfigError(
             "a source is required (--source s3://bucket/prefix/ or a directory, --inventory "
@@ -211,7 +209,17 @@ def check_inventory(settings: Settings) -> None:
             f"--inventory must name an S3 Inventory manifest: s3://bucket/.../manifest.json, "
             f"not {settings.inventory}"
         )
-    if settings.source and not Location.parse(settings.source).is_s3:
+    if not settings.source:
+        raise ConfigError(
+            "--inventory needs --source s3://BUCKET/ (or s3://BUCKET/PREFIX/): the bucket the "
+            "inventory lists, which the manifest must name; a manifest alone does not choose "
+            "which bucket's objects are archived and deleted"
+        )
+    try:
+        source = Location.parse(settings.source)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if not source.is_s3:
         raise ConfigError("--source with --inventory must be an s3:// prefix of the inventory")
     if not settings.dest:
         raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
@@ -482,16 +490,21 @@ def _counted_stac(
 
 
 def _inventory_source(settings: Settings, manifest: Manifest) -> Location:
-    """The prefix an inventory run takes: ``--source`` (in the inventoried bucket), or the
-    whole inventoried bucket."""
-    if not settings.source:
-        return Location("s3", manifest.source_bucket, "")
+    """The prefix an inventory run takes: ``--source``, whose bucket the manifest must
+    name as its ``sourceBucket`` and sit under as S3 Inventory lays reports out
+    (:func:`~compactor.run.inventory.layout_problem`). The manifest is data: it never
+    chooses the bucket."""
+    assert settings.source is not None  # check_inventory
     source = Location.parse(settings.source).as_prefix()
     if source.bucket != manifest.source_bucket:
         raise ConfigError(
-            f"--source {source.url} is not in the inventoried bucket s3://"
-            f"{manifest.source_bucket}/ (the manifest's sourceBucket)"
+            f"--source {source.url} is not in the inventoried bucket: {manifest.url} is the "
+            f"inventory of s3://{manifest.source_bucket}/ (its sourceBucket); give the "
+            "manifest of an inventory of s3://" + source.bucket + "/"
         )
+    problem = layout_problem(manifest)
+    if problem is not None:
+        raise ConfigError(f"{manifest.url} is not where S3 Inventory puts it: {problem}")
     return source
 
 
@@ -560,6 +573,11 @@ def _discovery(
         )
         if len(index):
             log.info("%d scenes in scope were finished by earlier runs", len(index))
+            # Entries count only as confirmed by the scenes' state records (read back
+            # from the destination like the index: either may be forged).
+            records = Records.load(store_for(dest, context.s3), dest, prefix)
+            log.info("%d state records in scope", len(records))
+            index.confirm_with(records)
     lazy = _pending(listing, prefix, relative, settings, context, index, counts)
     build = _builder(prefix, context)
     return Discovery(
@@ -690,6 +708,12 @@ def _pending(
         counts.scenes, prefix.url, counts.listed, counts.excluded, counts.refused,
         index.earlier,
     )  # fmt: skip
+    if index.unconfirmed:
+        log.info(
+            "%d scenes in the finished index got a task: no state record confirms their "
+            "entry (entries of older runs, records rewritten since, or forged entries)",
+            index.unconfirmed,
+        )
     if not counts.scenes and not counts.refused and not counts.finished and not index.earlier:
         what = f"{counts.listed} object{'s' if counts.listed != 1 else ''} listed"
         raise DiscoveryError(

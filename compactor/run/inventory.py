@@ -244,6 +244,30 @@ def _parse_manifest(url: str, bucket: str, doc: dict[str, Any]) -> Manifest:
     )
 
 
+def layout_problem(manifest: Manifest) -> str | None:
+    """Why a manifest does not sit where S3 Inventory writes the report of its
+    ``sourceBucket``: ``<destination prefix>/<source bucket>/<configuration id>/<date>/
+    manifest.json``, its data files under ``<destination prefix>/<source bucket>/
+    <configuration id>/data/``; ``None`` when it does. A manifest copied elsewhere, or
+    one written to look like another bucket's inventory, is refused."""
+    parts = Location.parse(manifest.url).key.split("/")
+    # [..., source bucket, configuration id, date, "manifest.json"]
+    if len(parts) < 4 or parts[-4] != manifest.source_bucket:
+        return (
+            f"S3 Inventory writes the report of s3://{manifest.source_bucket}/ to "
+            f"<prefix>/{manifest.source_bucket}/<configuration id>/<date>/manifest.json; "
+            "give the manifest where the inventory configuration delivered it"
+        )
+    config = "/".join(parts[:-2]) + "/"
+    outside = [f.key for f in manifest.files if not f.key.startswith(config + "data/")]
+    if outside:
+        return (
+            f"its data file {outside[0]} is not under {config}data/ with the reports of "
+            "this inventory configuration"
+        )
+    return None
+
+
 def _created(value: Any) -> str | None:
     """``creationTimestamp`` (epoch milliseconds, as a string) as ISO 8601."""
     try:

@@ -25,7 +25,7 @@ from ..storage import Location, counting_requests, store_for
 from .discover import check_locations, discover, preflight
 from .fanout import Bound, cluster_for, progress_of, stream
 from .finished import Conditions, IndexWriter
-from .stac import write_items
+from .stac import ItemKey, write_items
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,22 @@ def run(
                         callbacks.start(n)
                     yield item
 
+            def guarded(
+                stream: Iterable[SceneSpec | SceneResult],
+            ) -> Iterator[SceneSpec | SceneResult]:
+                """The rest of the stream; discovery failing midway (a listing page, an
+                inventory data file, a STAC page) ends it with a failed result saying so:
+                the scenes already submitted finish and the report is written."""
+                try:
+                    yield from stream
+                except CompactorError as err:
+                    where = found.source.url if found.source is not None else settings.stac.url
+                    log.error("discovery stopped: %s", err)
+                    yield SceneResult.refused(
+                        redact_url(where or ""), f"discovery stopped, scenes after this were "
+                        f"not listed: {err}",
+                    )  # fmt: skip
+
             def submit(c: Any, _index: int, spec: SceneSpec | SceneResult) -> Any:
                 assert isinstance(spec, SceneSpec)
                 return c.submit(
@@ -149,12 +165,14 @@ def run(
                         bound = Bound(c, settings)
                         workers = len(c.nthreads())
                         lap("cluster start")
-                        for _, result in stream(
-                            c, counted(chain(first, found)), submit, bound=bound,
+                        for item, result in stream(
+                            c, counted(chain(first, guarded(found))), submit, bound=bound,
                             weight=lambda item: _weight(item, settings, bound),
                             immediate=lambda item: item if isinstance(item, SceneResult) else None,
                             task_died=task_died,
                         ):  # fmt: skip
+                            if isinstance(item, SceneSpec) and result.collection is None:
+                                result.collection = item.collection
                             recorder.add(result)
                             index.add(result)
                             if callbacks.advance is not None:
@@ -190,7 +208,7 @@ def run(
 
 
 def _write_stac(
-    items: Mapping[str, Any],
+    items: Mapping[ItemKey, Any],
     results: Iterable[SceneResult],
     settings: Settings,
     run_id: str,

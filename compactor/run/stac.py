@@ -36,7 +36,7 @@ from pystac_client import Client
 from pystac_client.exceptions import APIError
 
 from ..config import Settings, StacSettings
-from ..errors import ConfigError, DiscoveryError, ForbiddenSourceError
+from ..errors import ConfigError, DiscoveryError, ForbiddenSourceError, StorageError
 from ..keys import key_problem
 from ..redact import redact_text, redact_url
 from ..report.models import SceneResult, StacSummary
@@ -244,40 +244,56 @@ def _pages(items: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         raise DiscoveryError(f"the STAC search failed: {_short(err)}") from err
 
 
-class ItemSpool(Mapping[str, dict[str, Any]]):
-    """The original items of a run by id, kept in a temporary SQLite file rather than in
-    memory (a search may match millions): what the updated items are made from."""
+#: An item's identity in a search: (collection, item id). Ids are unique only within a
+#: collection: two collections may each hold an item ``scene-42``.
+ItemKey = tuple[str, str]
+
+
+class ItemSpool(Mapping[ItemKey, dict[str, Any]]):
+    """The original items of a run by (collection, id), kept in a temporary SQLite file
+    rather than in memory (a search may match millions): what the updated items are made
+    from."""
 
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="compactor-stac-")
         self._db = sqlite3.connect(Path(self._dir.name, "items.sqlite"), check_same_thread=False)
-        self._db.execute("CREATE TABLE items (id TEXT PRIMARY KEY, item TEXT)")
+        self._db.execute(
+            "CREATE TABLE items (collection TEXT, id TEXT, item TEXT, PRIMARY KEY (collection, id))"
+        )
         self.count = 0
 
-    def add(self, item_id: str, item: dict[str, Any]) -> None:
+    def add(self, key: ItemKey, item: dict[str, Any]) -> None:
         with self._db:
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO items VALUES (?, ?)", (item_id, json.dumps(item))
+                "INSERT OR IGNORE INTO items VALUES (?, ?, ?)", (*key, json.dumps(item))
             )
         self.count += cur.rowcount
 
-    def __contains__(self, item_id: object) -> bool:
-        row = self._db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone()
+    def __contains__(self, key: object) -> bool:
+        if not (isinstance(key, tuple) and len(key) == 2):
+            return False
+        row = self._db.execute(
+            "SELECT 1 FROM items WHERE collection = ? AND id = ?", key
+        ).fetchone()
         return row is not None
 
-    def __getitem__(self, item_id: str) -> dict[str, Any]:
-        row = self._db.execute("SELECT item FROM items WHERE id = ?", (item_id,)).fetchone()
+    def __getitem__(self, key: ItemKey) -> dict[str, Any]:
+        row = self._db.execute(
+            "SELECT item FROM items WHERE collection = ? AND id = ?", key
+        ).fetchone()
         if row is None:
-            raise KeyError(item_id)
+            raise KeyError(key)
         item: dict[str, Any] = json.loads(row[0])
         return item
 
     def __len__(self) -> int:
         return self.count
 
-    def __iter__(self) -> Iterator[str]:
-        for (item_id,) in self._db.execute("SELECT id FROM items ORDER BY id"):
-            yield str(item_id)
+    def __iter__(self) -> Iterator[ItemKey]:
+        for collection, item_id in self._db.execute(
+            "SELECT collection, id FROM items ORDER BY collection, id"
+        ):
+            yield str(collection), str(item_id)
 
     def close(self) -> None:
         self._db.close()
@@ -332,7 +348,8 @@ def discover_stac(
 ) -> Iterator[SceneSpec | SceneResult]:
     """Scenes of a STAC search as the result pages arrive, and the assets refused (unsafe
     ids, hrefs GDAL must not be given, hosts not allowed) as failed scenes with the
-    reason. The original items with an asset to compact go to ``items_by_id``."""
+    reason. The original items with an asset to compact go to ``items_by_id``, by
+    (collection, id)."""
 
     stac = settings.stac
     collections, items = search_items(stac)
@@ -391,12 +408,17 @@ def _stac_scenes(
                 why = f"href {href!r}: {err}"
             except ForbiddenSourceError as err:
                 why = str(err)
+            except StorageError as err:  # a host that does not resolve, say: this asset only
+                why = f"href {href!r}: {err}"
             if why is not None:
                 log.warning("item %s asset %s refused: %s", item_id, key, why)
                 rejected += 1
-                yield SceneResult.refused(href, f"refused: {why}", item=item_id, asset=key)
+                yield SceneResult.refused(
+                    href, f"refused: {why}", item=item_id, asset=key,
+                    collection=collection if isinstance(collection, str) else None,
+                )  # fmt: skip
                 continue
-            items_by_id.add(item_id, item)
+            items_by_id.add((str(collection), item_id), item)
             archive: str | None = None
             read_only: str | None = None
             if src.is_http:
@@ -538,20 +560,28 @@ def source_key(assets: dict[str, Any], key: str) -> str:
     return name
 
 
+def safe_name(text: str) -> str:
+    """A safe file or folder name for an item or collection id: ``[A-Za-z0-9._-]`` kept,
+    anything else ``_``, and ``_`` before a name that starts with a dot."""
+    name = re.sub(r"[^A-Za-z0-9._\-]", "_", text)
+    return "_" + name if name.startswith(".") else name
+
+
 def item_filename(item_id: str) -> str:
     """A safe file name for an item id (ids may hold ``/``)."""
-    return re.sub(r"[^A-Za-z0-9._\-]", "_", item_id) + ".json"
+    return safe_name(item_id) + ".json"
 
 
 def write_items(
-    items: Mapping[str, Any],
+    items: Mapping[ItemKey, Any],
     results: Iterable[SceneResult],
     report_location: str,
     settings: Settings,
     s3: Any,
 ) -> tuple[StacSummary, list[dict[str, Any]]]:
-    """Write ``stac/<item id>.json`` and ``stac/items.ndjson`` under the report location
-    for every item with a compacted asset; push them back with ``--stac-update``.
+    """Write ``stac/<collection>/<item id>.json`` and ``stac/items.ndjson`` under the
+    report location for every item with a compacted asset (items are told apart by
+    collection and id); push them back with ``--stac-update``.
 
     ``results`` needs to hold only the compacted scenes that have an item (others are
     ignored), and is read once: the run gives the ones its recorder kept
@@ -559,20 +589,25 @@ def write_items(
     log (:func:`~compactor.report.scene_log.read_scene_log`) serves as well.
     """
 
-    by_item: dict[str, list[SceneResult]] = {}
+    by_item: dict[ItemKey, list[SceneResult]] = {}
     for r in results:
-        if r.item is not None and r.status == "compacted":
-            by_item.setdefault(r.item, []).append(r)
+        if r.item is not None and r.collection is not None and r.status == "compacted":
+            by_item.setdefault((r.collection, r.item), []).append(r)
     assert settings.stac.url is not None
     summary = StacSummary(api=redact_url(settings.stac.url))
-    updated = [updated_item(items[i], rs, s3) for i, rs in sorted(by_item.items()) if i in items]
+    written = [
+        (key, updated_item(items[key], rs, s3))
+        for key, rs in sorted(by_item.items())
+        if key in items
+    ]
+    updated = [item for _, item in written]
     if not updated:
         return summary, []
     base = Location.parse(report_location).as_prefix().join("stac/")
     store = store_for(base, s3)
-    for item in updated:
+    for (collection, item_id), item in written:
         store.put_bytes(
-            base.join(item_filename(str(item["id"]))),
+            base.join(f"{safe_name(collection)}/{item_filename(item_id)}"),
             (json.dumps(item, indent=2, ensure_ascii=False) + "\n").encode(),
             content_type="application/geo+json",
         )

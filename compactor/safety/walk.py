@@ -299,6 +299,8 @@ class Scene:
     copied_here: bool = False
     #: The step the walk goes to (see :func:`final_step` and :func:`_final_if_worth_it`).
     final: Step = Step.VERIFIED
+    #: The scene's state record as the walk read and wrote it (set when the walk starts).
+    handle: StateHandle | None = None
     #: The source as last seen by the walk, and whether the walk deleted it.
     live: ObjectInfo | None = None
     deleted: bool = False
@@ -439,6 +441,7 @@ def walk(scene: Scene) -> SceneResult:
     """Take the scene as far as the run's settings say (see :func:`decide`)."""
     ctx = scene.ctx
     handle = StateHandle(StateStore(ctx.dest_location, scene.dest_store), None, None)
+    scene.handle = handle
     with timing.stage("state"):
         handle.state, handle.etag = handle.store.load(scene.src)
     final = final_step(ctx.archive_mode, scene.spec)
@@ -1174,6 +1177,8 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
         finally:
             with timing.stage("cleanup"):
                 scene.cleanup()
+    if result.finished_version is not None and scene.handle is not None:
+        result.finished_record = scene.handle.etag  # what the index entry is confirmed by
     result.seconds = round(time.monotonic() - started, 3)
     result.stages = {k: round(v, 4) for k, v in sorted(stages.items())}
     result.requests = dict(sorted(requests.items()))
