@@ -462,10 +462,9 @@ def test_passwords_in_urls_are_masked_in_the_report_and_the_log(
 # --- restore ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("layout", ["scene log", "scenes in report.json"])
-def test_restore_checks_the_paths_a_report_gives(cli: Any, tmp_path: Path, layout: str) -> None:
-    """The archive paths come from the run's scene log next to its report.json (or from
-    ``scenes[]`` in a report written before there was a scene log)."""
+def test_restore_checks_the_paths_a_report_gives(cli: Any, tmp_path: Path) -> None:
+    """The archive paths come from the run's scene log next to its report.json (never from
+    anything inside report.json: tests/test_records.py)."""
     arch, back, outside = tmp_path / "arch", tmp_path / "back", tmp_path / "outside"
     for d in (arch, back, outside):
         d.mkdir()
@@ -477,14 +476,11 @@ def test_restore_checks_the_paths_a_report_gives(cli: Any, tmp_path: Path, layou
                     archive=f"{arch}/../outside/private.tif"),
     ]  # fmt: skip
     report = tmp_path / "report.json"
-    if layout == "scene log":
-        # the log names no folder of its own: it is always scenes/ next to report.json
-        report.write_text(json.dumps({"scene_log": {"location": str(outside), "parts": 1}}))
-        with SceneLogWriter(str(tmp_path / "scenes"), S3Options()) as log:
-            for scene in scenes:
-                log.append(scene)
-    else:
-        report.write_text(json.dumps({"scenes": [s.model_dump(mode="json") for s in scenes]}))
+    # the log names no folder of its own: it is always scenes/ next to report.json
+    report.write_text(json.dumps({"scene_log": {"location": str(outside), "parts": 1}}))
+    with SceneLogWriter(str(tmp_path / "scenes"), S3Options()) as log:
+        for scene in scenes:
+            log.append(scene)
     before = sorted(p for p in tmp_path.rglob("*"))
 
     result = cli("restore", "--archive", str(arch), "--to", str(back), "--report", str(report))

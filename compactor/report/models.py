@@ -90,6 +90,9 @@ class SceneResult(BaseModel):
     archive: str | None = None
     status: Status
     reason: str | None = None
+    #: For a scene failed by an unexpected exception: its traceback (the scene log keeps it;
+    #: the reason is its one line).
+    traceback: str | None = None
     codec: str | None = None
     quality: int | None = None
     lossless: bool | None = None
@@ -174,7 +177,7 @@ class SceneResult(BaseModel):
         index, updated STAC items, the CLI): signatures, keys and tokens masked."""
         return redact_url(value)
 
-    @field_validator("reason")
+    @field_validator("reason", "traceback")
     @classmethod
     def _redacted_reason(cls, value: str | None) -> str | None:
         return None if value is None else redact_text(value, ())

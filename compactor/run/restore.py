@@ -1,6 +1,7 @@
 """``compactor restore``: bring archived originals back.
 
-For every original under ``--archive`` (or only those of one run's report):
+For every original under ``--archive`` (or only those of one run: the archive copies its
+scene log names, never a list inside report.json, and still only below ``--archive``):
 
 * archived in GLACIER or DEEP_ARCHIVE without a restore: a restore is requested
   (``--tier``, ``--days``) and the original counts as pending;
@@ -15,7 +16,6 @@ holds something else is never overwritten. Rerun until nothing is pending.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -61,23 +61,13 @@ class RestoreResult:
 
 
 def _from_report(report: str, s3: S3Options) -> list[str]:
-    """The archive copies a run's report names: of every scene not failed, from the scene
-    log next to report.json (``scenes/``, never a location the report's contents give), or
-    from ``scenes[]`` in a report written before there was a scene log."""
+    """The archive copies of every scene not failed in one run: from its scene log, the
+    ``scenes/`` folder next to its report.json (``report`` names the report or its folder).
+    Nothing inside report.json is read: it may have been edited, and no list or location it
+    holds is trusted (the caller still keeps every path below ``--archive``)."""
     loc = Location.parse(report)
     if not loc.key.endswith(".json"):
         loc = loc.as_prefix().join("report.json")
-    store = store_for(loc, s3)
-    try:
-        data = json.loads(store.read_bytes(loc))
-    except (StorageError, ValueError) as err:
-        raise ConfigError(f"cannot read the run report {loc.url}: {err}") from err
-    if isinstance(data, dict) and isinstance(data.get("scenes"), list):
-        return [
-            s["archive"]
-            for s in data["scenes"]
-            if isinstance(s, dict) and s.get("archive") and s.get("status") != "failed"
-        ]
     folder = loc.url[: -len(loc.name)]
     try:
         return [

@@ -331,16 +331,18 @@ def recheck_before_delete(
     src_store: Store,
     dest_store: Store,
     src: Location,
+    out: Location,
+    arc: Location,
     state: SceneState,
 ) -> ObjectInfo | None:
     """Before deleting an original on the strength of an earlier record, check with the
-    stores that the verified output and the archive copy exist with the recorded sizes and
-    checksums, and that the source is still the version that was archived. Returns the
-    source as it is (``None``: already gone)."""
+    stores that the verified output (at ``out``, the scene's own output key) and the
+    archive copy (at ``arc``, the scene's own archive key) exist with the recorded sizes
+    and checksums, and that the source is still the version that was archived. Returns the
+    source as it is (``None``: already gone). The record may be forged: before the delete,
+    :func:`archive_holds` checks the copy against the live source's own bytes."""
     if state.output is None or state.archive is None or state.source_sha256 is None:
         raise ArchiveError("refusing to delete the original: its state is incomplete")
-    out = Location.parse(state.output.url)
-    arc = Location.parse(state.archive.url)
     if not dest_store.holds(out, state.output):
         raise ArchiveError(f"refusing to delete the original: output {out.url} is not as verified")
     if not src_store.holds(arc, state.archive):
@@ -351,11 +353,68 @@ def recheck_before_delete(
     if live is None:
         return None  # already gone (an earlier attempt deleted it)
     changed = live.etag != state.fingerprint.etag or live.size != state.fingerprint.size
-    if not changed and not src_store.capabilities.content_etags:
-        changed = src_store.sha256(src)[0] != state.source_sha256
     if changed:
         raise ArchiveError("refusing to delete the original: it changed after it was archived")
     return live
+
+
+def archive_holds(
+    store: Store, src: Location, arc: Location, live: ObjectInfo, part_size: int | None
+) -> None:
+    """Raise unless the archive copy at ``arc`` holds the very bytes of the source version
+    ``live``: the source is hashed again (``part_size``: how a multipart copy was split)
+    and compared with the SHA-256 the store reports for the copy (a directory: the copy's
+    own hash), or, where the store reports none, single-part ETags (MD5s)."""
+    copy = store.head(arc)
+    refuse = f"refusing to delete the original: archive copy {arc.url}"
+    if copy is None or copy.size != live.size:
+        raise ArchiveError(f"{refuse} is not there with the original's size")
+    if store.server_copier() is None:
+        if store.sha256(arc)[0] != store.sha256(src)[0]:
+            raise ArchiveError(f"{refuse} does not hold the original's bytes")
+        return
+    reported = copy.checksum_sha256
+    if reported:
+        split = part_size if "-" in reported else None
+        digest = digest_source(store, src, live.etag, split, live.version_id)
+        if not digest.accepts(reported):
+            raise ArchiveError(f"{refuse} does not hold the original's bytes")
+        return
+    etags = (copy.etag or "-") + (live.etag or "-")
+    if "-" in etags or copy.etag != live.etag:
+        raise ArchiveError(f"{refuse} reports no checksum to compare with the original's")
+
+
+def pending_problem(
+    store: Store, src: Location, version: str, storage_class: str, part_size: int | None
+) -> str | None:
+    """Why the version ``version`` of ``src`` may not be deleted as the one an in-place
+    archive copy replaced (``None``: it may): it must be another version than the current
+    one, no newer than it, the current one in ``storage_class``, and its bytes those of the
+    current one (hashed, against the SHA-256 the store reports for the current version)."""
+    old = store.head(src, version)
+    if old is None:
+        return None  # already gone
+    now = store.head(src)
+    if now is None:
+        return "the archive-class copy that replaced it is not there"
+    if now.version_id is None or now.version_id == version:
+        return "it is the current version, not one the archive-class copy replaced"
+    if (now.storage_class or "STANDARD") != storage_class:
+        return f"the current version is in {now.storage_class or 'STANDARD'}, not {storage_class}"
+    if old.mtime and now.mtime and _when(old.mtime) > _when(now.mtime):
+        return "it is newer than the archive-class copy"
+    if old.size != now.size or not now.checksum_sha256:
+        return "its bytes cannot be shown to be those of the archive-class copy"
+    split = part_size if "-" in now.checksum_sha256 else None
+    digest = digest_source(store, src, old.etag, split, version)
+    if not digest.accepts(now.checksum_sha256):
+        return "its bytes differ from the archive-class copy's"
+    return None
+
+
+def _when(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 def delete_exactly(

@@ -30,9 +30,28 @@ as a table. Each step is a function of its own, doing the I/O and advancing the
 
 The whole walk happens under the scene's lease (:mod:`compactor.safety.lease`), checked
 again before every step that writes or deletes. A rerun resumes from the last durable step;
-a source that changed since it was recorded starts over. Problems with the scene (every
-:class:`~compactor.errors.CompactorError`) become its result; anything else is a bug and
-propagates.
+a source that changed since it was recorded starts over. Any exception while handling a
+scene becomes that scene's failure, with a one-line reason (``<ExceptionType>: message``
+for anything but a :class:`~compactor.errors.CompactorError`; its traceback in the scene log):
+one bad object never stops a run.
+
+**A record says where a scene is in its walk, never where things go.** Everything under
+``<dest>/_compactor/`` may be forged, so a record is checked by :func:`record_problem` as
+soon as it is read, before :func:`decide` sees it. The source, the output and the archive
+copy are always the scene's own (:class:`SceneSpec`: built from the listing and the run's
+settings); a record that names any other place is refused: its scene fails with the
+reason, nothing is written or deleted, and the record is left for a person. Refused are a
+record whose source, output or archive URL differs from the spec's; an archive copy that
+is the source (except in place, where it is the source key by design), outside
+``--archive``, or not in the run's archive storage class; and a ``pending_version`` a run
+could not have written (only in place, once archived, never the archived copy's own
+version). Whatever else a record says (fingerprint, step, checksums, encoding, a reason to
+skip) can at most make a scene encode again, skip, or fail: nothing is deleted on a
+record's word. A walk that resumes at a delete first checks with the stores that the
+output at the spec's key is as recorded and that the archive copy at the spec's archive
+key holds the live source's very bytes (hashed again); a pending version is deleted only
+when the store shows it is another, older version of the same key with the bytes of the
+archive-class copy that replaced it. A restart always claims the spec's output key.
 """
 
 from __future__ import annotations
@@ -41,6 +60,7 @@ import logging
 import random
 import shutil
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -57,6 +77,7 @@ from ..codec.write import encode_cog, uses_tile_writer
 from ..errors import (
     AccessDenied,
     ArchivedObjectError,
+    ArchiveError,
     CompactorError,
     LeaseHeldError,
     LeftAsIs,
@@ -92,11 +113,13 @@ from ..storage import (
 )
 from .archive import (
     SourceDigest,
+    archive_holds,
     archive_link,
     copy_part_size,
     delete_exactly,
     digest_source,
     lock_reason,
+    pending_problem,
     recheck_before_delete,
     server_copy,
     source_metadata_header,
@@ -104,6 +127,7 @@ from .archive import (
 from .lease import Lease
 from .spec import RunContext, SceneSpec
 from .state import (
+    STATE_VERSION,
     Fingerprint,
     SceneState,
     StateStore,
@@ -234,6 +258,63 @@ def reads_whole(state: SceneState | None, listed: ObjectInfo | None, *, final: S
     return final >= Step.ARCHIVED and state.step < Step.ARCHIVED and state.source_sha256 is None
 
 
+def _place(url: str | None) -> str | None:
+    """A URL as the walk spells it (``Location``'s own form); ``"?"`` if it is not one."""
+    if url is None:
+        return None
+    try:
+        return Location.parse(url).url
+    except ValueError:
+        return "?"
+
+
+def record_problem(state: SceneState, spec: SceneSpec, ctx: RunContext) -> str | None:
+    """Why the scene's recorded ``state`` cannot be acted on (``None``: it may be): a
+    record says where the scene is in its walk, never where things go (see the module's
+    docstring). Pure: the stores are asked nothing."""
+    source, output, archive = _place(spec.source), _place(spec.output), _place(spec.archive)
+    if state.version != STATE_VERSION:
+        return f"the state record has version {state.version}, not {STATE_VERSION}"
+    if _place(state.source) != source:
+        return f"the state record is of {state.source!r}, not of {spec.source}"
+    if state.output is not None and _place(state.output.url) != output:
+        return f"the state record names output {state.output.url!r}, not {spec.output}"
+    in_place = ctx.archive_mode == "in-place" and archive == source
+    if state.archive is not None:
+        got = _place(state.archive.url)
+        if archive is None:
+            return (
+                f"the state record names archive copy {state.archive.url!r}, but this run "
+                "archives no original of this scene"
+            )
+        if got != archive:
+            return f"the state record names archive copy {state.archive.url!r}, not {archive}"
+        if got == source and not in_place:
+            return "the state record's archive copy is the source itself"
+        if ctx.archive_mode == "prefix" and not (
+            ctx.archive and Location.parse(archive).is_under(Location.parse(ctx.archive))
+        ):
+            return f"the state record's archive copy {archive} is outside --archive"
+        wanted = ctx.storage_class if Location.parse(archive).is_s3 else None
+        got_class = state.archive.storage_class
+        if wanted is not None:
+            got_class = got_class or "STANDARD"
+        if got_class != wanted:
+            return (
+                f"the state record's archive copy is in {got_class or 'no storage class'}, "
+                f"not this run's {wanted or 'none'}"
+            )
+    pending = state.pending_version
+    if pending is not None:
+        if not in_place:
+            return "the state record names a version to delete, which only in place is kept"
+        if state.step < Step.ARCHIVED or state.archive is None:
+            return "the state record names a version to delete before the original is archived"
+        if state.fingerprint.version_id in (None, pending):
+            return f"the state record's version to delete ({pending}) is not a replaced one"
+    return None
+
+
 # --- the state and the scene -------------------------------------------------------------------
 
 
@@ -297,6 +378,8 @@ class Scene:
     #: delete needs no second look (a resumed walk re-checks both with the stores).
     stored_here: bool = False
     copied_here: bool = False
+    #: In place in a versioned bucket: the version this walk's archive-class copy replaced.
+    replaced: str | None = None
     #: The step the walk goes to (see :func:`final_step` and :func:`_final_if_worth_it`).
     final: Step = Step.VERIFIED
     #: The scene's state record as the walk read and wrote it (set when the walk starts).
@@ -353,7 +436,7 @@ class Scene:
     def output_intact(self, state: SceneState) -> bool:
         if state.output is None or not state.output.size:
             return False
-        return self.dest_store.holds(Location.parse(state.output.url), state.output)
+        return self.dest_store.holds(self.out, state.output)  # the spec's key
 
     def result(self, status: Status, reason: str | None, state: SceneState | None) -> SceneResult:
         """The scene's result: what the walk noted, and what the state records."""
@@ -444,6 +527,14 @@ def walk(scene: Scene) -> SceneResult:
     scene.handle = handle
     with timing.stage("state"):
         handle.state, handle.etag = handle.store.load(scene.src)
+    if handle.state is not None:
+        problem = record_problem(handle.state, scene.spec, ctx)
+        if problem is not None:
+            where = handle.store.location(scene.src).url
+            log.warning("%s: refusing its state record %s: %s", scene.src.url, where, problem)
+            return scene.result(
+                "failed", f"{problem}; nothing done, the record {where} is left for a person", None
+            )
     final = final_step(ctx.archive_mode, scene.spec)
     with timing.stage("read"):
         live = scene.observe(handle.state, final)
@@ -493,7 +584,7 @@ def walk(scene: Scene) -> SceneResult:
             log.info(
                 "%s changed since run %s; starting over", redact_url(scene.src.url), old.run_id
             )
-            handle.state = _fresh_state(scene, fp, old.output.url if old.output else scene.out.url)
+            handle.state = _fresh_state(scene, fp, scene.out.url)  # never the record's
             confirmed = False
         elif action is Action.SKIP_COLD:
             cold = scene.result(
@@ -590,10 +681,11 @@ def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
         return scene.result(
             "skipped", "the source was removed before it was archived; its output is kept", state
         )
-    arc = Location.parse(state.archive.url)
-    if not scene.owned_source().holds(arc, state.archive):
+    arc = scene.arc  # the spec's archive key (record_problem: the record names no other)
+    if arc is None or not scene.owned_source().holds(arc, state.archive):
+        where = arc.url if arc is not None else state.archive.url
         return scene.result(
-            "failed", f"the original is neither at its source nor as archived at {arc.url}", state
+            "failed", f"the original is neither at its source nor as archived at {where}", state
         )
     gone = scene.result(
         "skipped", f"already compacted (run {state.run_id}); original archived", state
@@ -815,8 +907,7 @@ def _encode_one_task(
         raise _left_as_is(scene, handle, size, kept, live)
     with timing.stage("hashing"):
         sha = sha256_file(path)
-    state = handle.current
-    out = Location.parse(state.output.url) if state.output else scene.out
+    out = scene.out  # the spec's output key, never a record's
     scene.check_lease("uploading the output")
     if size > ctx.transfers.multipart_upload_threshold:
         scene.dest_store.abort_stale_uploads(out)
@@ -872,8 +963,7 @@ def _encode_chunked(
             f"GDAL in one task; this one has {human_bytes(info.raw_bytes)} of raw pixels, "
             f"more than --chunk-threshold ({threshold}), which raises the limit"
         )
-    state = handle.current
-    out = Location.parse(state.output.url) if state.output else scene.out
+    out = scene.out  # the spec's output key, never a record's
     check_output_key(scene, out, handle)
     with gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())):
         ladder = _ladder(scene, info, profile)
@@ -1003,7 +1093,7 @@ def confirm(scene: Scene, handle: StateHandle) -> None:
     (S3 checked the SHA-256 on upload), and a valid COG read back over the network."""
     state = handle.current
     assert state.output is not None
-    out = Location.parse(state.output.url)
+    out = scene.out  # the spec's key (record_problem: the record names no other)
     with timing.stage("confirm"):
         if not scene.dest_store.holds(out, state.output):
             raise VerificationError(f"stored output {out.url} does not match what was verified")
@@ -1074,6 +1164,7 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
             if replaced and now.version_id and replaced != now.version_id:
                 # The copy is a new version: the one it replaced goes, exactly that one.
                 update["pending_version"] = replaced
+                scene.replaced = replaced
             live = now
     handle.advance(Step.ARCHIVED, ctx.run_id, **update)
     failpoints.hit("after-archived")
@@ -1098,11 +1189,19 @@ def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> str | None:
         and fetched is not None
         and fetched.info.etag == live.etag == state.fingerprint.etag
     )
-    current = live if straight else recheck_before_delete(store, scene.dest_store, scene.src, state)
+    arc = scene.arc
+    assert arc is not None  # final_step: no delete without an archive URL
+    current = (
+        live
+        if straight
+        else recheck_before_delete(store, scene.dest_store, scene.src, scene.out, arc, state)
+    )
     if current is not None:
         held = lock_reason(current) if not keep else None
         if held is not None:
             return _held(scene, f"not deleted: {held}")
+        if not straight:  # a record may be forged: the copy must hold these very bytes
+            archive_holds(store, scene.src, arc, current, _part_size(scene, state, current))
         try:
             delete_exactly(store, scene.src, current, keep_version=keep)
         except AccessDenied as err:
@@ -1128,6 +1227,13 @@ def _delete_pending(scene: Scene, handle: StateHandle, version: str) -> str | No
         held = lock_reason(old)
         if held is not None:
             return _held(scene, f"the replaced version {version} not deleted: {held}")
+        if not (scene.copied_here and scene.replaced == version):
+            # Not replaced by this walk: the store must show it is the original's bytes.
+            why = pending_problem(
+                store, scene.src, version, scene.ctx.storage_class, _part_size(scene, state, old)
+            )
+            if why is not None:
+                raise ArchiveError(f"refusing to delete version {version} of the original: {why}")
         try:
             failpoints.hit("before-delete")
             store.delete(scene.src, version_id=version)
@@ -1137,6 +1243,13 @@ def _delete_pending(scene: Scene, handle: StateHandle, version: str) -> str | No
     scene.did_work = True
     handle.save(state.model_copy(update={"pending_version": None}))
     return None
+
+
+def _part_size(scene: Scene, state: SceneState, live: ObjectInfo) -> int:
+    """How the original was split for a multipart archive copy (as recorded, else as this
+    run would split it: a wrong one only makes a check fail)."""
+    t = scene.ctx.transfers
+    return state.source_part_size or copy_part_size(live.size, t.multipart_copy_part_size)
 
 
 def _held(scene: Scene, why: str) -> str:
@@ -1150,36 +1263,62 @@ def _held(scene: Scene, why: str) -> str:
 
 
 def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
-    """Dask task: take one scene as far as the run's settings say, under its lease. A
-    problem with the scene (any :class:`~compactor.errors.CompactorError`) is its result;
-    anything else is a bug and propagates."""
+    """Dask task: take one scene as far as the run's settings say, under its lease. Any
+    exception is the scene's failure, never the run's: a
+    :class:`~compactor.errors.CompactorError` with its message, anything else as
+    ``<ExceptionType>: message`` with its traceback in the result (the scene log keeps it)."""
     started = time.monotonic()
-    scene = Scene(spec, context)
-    scene.lease = Lease(
-        scene.dest_store,
-        lease_location(context.dest_location, scene.src),
-        context.run_id,
-        ttl=context.lease_ttl,
-    )
+    scene: Scene | None = None
     with counting_requests() as requests, timing.collecting() as stages:
         try:
+            scene = Scene(spec, context)
+            scene.lease = Lease(
+                scene.dest_store,
+                lease_location(context.dest_location, scene.src),
+                context.run_id,
+                ttl=context.lease_ttl,
+            )
             with scene.lease:
                 result = walk(scene)
         except LeftAsIs as decision:
+            assert scene is not None
             result = scene.result("skipped", decision.reason, None)
             if scene.live is not None:
                 result.finished_version = scene.live.version
         except LeaseHeldError as err:
-            result = scene.result("skipped", str(err), None)
+            result = _failed(scene, spec, str(err), status="skipped")
         except CompactorError as err:
             log.warning("%s failed: %s", redact_url(spec.source), err)
-            result = scene.result("failed", str(err), None)
+            result = _failed(scene, spec, str(err))
+        except Exception as err:  # one bad object is one failed scene, never a crashed run
+            reason = scene_reason(err)
+            log.warning("%s failed: %s", redact_url(spec.source), reason)
+            result = _failed(scene, spec, reason)
+            result.traceback = redact_text("".join(traceback.format_exception(err)), ())
         finally:
-            with timing.stage("cleanup"):
-                scene.cleanup()
-    if result.finished_version is not None and scene.handle is not None:
+            if scene is not None:
+                with timing.stage("cleanup"):
+                    scene.cleanup()
+    if result.finished_version is not None and scene is not None and scene.handle is not None:
         result.finished_record = scene.handle.etag  # what the index entry is confirmed by
     result.seconds = round(time.monotonic() - started, 3)
     result.stages = {k: round(v, 4) for k, v in sorted(stages.items())}
     result.requests = dict(sorted(requests.items()))
     return result
+
+
+def scene_reason(err: BaseException) -> str:
+    """An unexpected exception as a scene's one-line reason: ``<ExceptionType>: message``."""
+    message = " ".join(str(err).split())
+    name = type(err).__name__
+    return f"{name}: {message}" if message else name
+
+
+def _failed(
+    scene: Scene | None, spec: SceneSpec, reason: str, *, status: Status = "failed"
+) -> SceneResult:
+    if scene is not None:
+        return scene.result(status, reason, None)
+    return SceneResult(
+        source=spec.source, status=status, reason=reason, item=spec.item, asset=spec.asset
+    )
