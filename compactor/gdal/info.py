@@ -15,6 +15,7 @@ from rasterio.io import DatasetReader
 from ..config import Limits
 from ..errors import SceneTooLargeError, UnreadableSceneError
 from .errors import clean, gdal_errors
+from .sidecars import is_sidecar_of
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,15 @@ def open_source(src_path: str) -> Any:
 
 def _own_file(src_path: str, name: str) -> bool:
     """Whether ``name`` (from GDAL's file list) is the source or a sidecar beside it that
-    carries its name (``scene.img`` -> ``scene.ige``, ``scene.tif.aux.xml``)."""
+    carries its name (``scene.img`` -> ``scene.ige``, ``scene.tif.aux.xml``, and the
+    sidecars of :func:`~compactor.gdal.sidecars.sidecar_names`, ``scene_rpc.txt``)."""
     folder, _, base = src_path.rpartition("/")
     other_folder, _, other = name.rpartition("/")
     stem = base.rsplit(".", 1)[0]
     return name == src_path or (
-        other_folder == folder and other.startswith((f"{base}.", f"{stem}.")) and ".." not in other
+        other_folder == folder
+        and (other.startswith((f"{base}.", f"{stem}.")) or is_sidecar_of(base, other))
+        and ".." not in other
     )
 
 
