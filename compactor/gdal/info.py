@@ -18,6 +18,7 @@ from ..config import Limits
 from ..errors import SceneTooLargeError, UnreadableSceneError
 from .drivers import restrict_drivers
 from .errors import clean, gdal_errors
+from .sidecars import is_sidecar_of
 
 #: Bytes of one sample of the GDAL data types numpy has no name for, as rasterio names them
 #: (GDAL's CInt16, two int16 parts; rasterio reads it as complex64).
@@ -220,12 +221,15 @@ def _nitf_raw(value: str) -> bytes:
 
 def _own_file(src_path: str, name: str) -> bool:
     """Whether ``name`` (from GDAL's file list) is the source or a sidecar beside it that
-    carries its name (``scene.img`` -> ``scene.ige``, ``scene.tif.aux.xml``)."""
+    carries its name (``scene.img`` -> ``scene.ige``, ``scene.tif.aux.xml``, and the
+    sidecars of :func:`~compactor.gdal.sidecars.sidecar_names`, ``scene_rpc.txt``)."""
     folder, _, base = src_path.rpartition("/")
     other_folder, _, other = name.rpartition("/")
     stem = base.rsplit(".", 1)[0]
     return name == src_path or (
-        other_folder == folder and other.startswith((f"{base}.", f"{stem}.")) and ".." not in other
+        other_folder == folder
+        and (other.startswith((f"{base}.", f"{stem}.")) or is_sidecar_of(base, other))
+        and ".." not in other
     )
 
 

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from ..config import META_PREFIX, Settings
 from ..errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError, UnsafeKeyError
+from ..gdal.sidecars import group_sidecars, is_sidecar_shaped
 from ..keys import key_problem
 from ..report.models import SceneResult
 from ..safety.spec import RunContext, SceneSpec, assign_outputs, output_relative
@@ -50,6 +51,10 @@ class Counts:
     finished: int = 0
     #: Scenes handed on to become tasks.
     scenes: int = 0
+    #: Listed sidecars (``.aux.xml``, ``.ovr``, ``.msk``, ``.rpb``...: never scenes), and
+    #: of those the ones no single raster in the listing claims (left where they are).
+    sidecars: int = 0
+    lone_sidecars: int = 0
     #: The stream is exhausted.
     complete: bool = False
 
@@ -66,6 +71,8 @@ class Pending:
     #: The keys whose outputs may collide with its own (:func:`collision_runs`), itself
     #: included: its output name depends on them.
     run: tuple[str, ...]
+    #: Its sidecars' keys below the listed prefix (:func:`group_sidecars`).
+    sidecars: tuple[str, ...] = ()
 
 
 @dataclass
@@ -550,8 +557,9 @@ def _discovery(
     owned = tuple(p.as_prefix().url for p in own)
     include, exclude = _globs(settings.include), _globs(settings.exclude)
 
-    def relative(url: str) -> str | None:
-        """The key below the source prefix of a URL the run may take, else ``None``."""
+    def relative(url: str, sidecar: bool = False) -> str | None:
+        """The key below the source prefix of a URL the run may take, else ``None``
+        (``sidecar``: of a sidecar-shaped key, which ``--include`` does not select)."""
         # Plain strings (listings and the index give URLs in Location's own form): this
         # is called for every listed object and every finished scene.
         if not url.startswith(base) or url.startswith(owned):
@@ -559,7 +567,7 @@ def _discovery(
         rel = url[len(base) :]
         if not prefix.is_s3:
             rel = rel.replace(os.sep, "/")
-        if "/_compactor/" in f"/{rel}" or not include.match(rel):
+        if "/_compactor/" in f"/{rel}" or not (sidecar or include.match(rel)):
             return None
         return None if exclude.match(rel) else rel
 
@@ -616,6 +624,7 @@ def _builder(prefix: Location, context: RunContext) -> Callable[[Pending], Scene
             output=dest.join(named).url,
             archive=archive,
             listed=p.info,
+            sidecars=tuple(prefix.join(side).url for side in p.sidecars),
         )
 
     return build
@@ -624,7 +633,7 @@ def _builder(prefix: Location, context: RunContext) -> Callable[[Pending], Scene
 def _pending(
     listing: Iterable[ObjectInfo],
     prefix: Location,
-    relative: Callable[[str], str | None],
+    relative: Callable[..., str | None],
     settings: Settings,
     context: RunContext,
     index: FinishedIndex,
@@ -635,12 +644,15 @@ def _pending(
     # Location's own form).
     key_at = len(f"s3://{prefix.bucket}/") if prefix.is_s3 else 0
 
-    def candidates() -> Iterator[tuple[str, ObjectInfo] | SceneResult]:
+    def candidates() -> Iterator[tuple[str, ObjectInfo, bool] | SceneResult]:
         try:
             for info in listing:
                 counts.listed += 1
-                rel = relative(info.url)
-                if rel is None or not selected(info, settings):
+                name = info.url.rsplit("/", 1)[-1]
+                sidecar = is_sidecar_shaped(name.rsplit(os.sep, 1)[-1])
+                # A sidecar goes with its raster whatever the globs and filters say of it.
+                rel = relative(info.url, sidecar)
+                if rel is None or not (sidecar or selected(info, settings)):
                     counts.excluded += 1
                     continue
                 if prefix.is_s3:
@@ -657,32 +669,46 @@ def _pending(
                         prefix.join(rel)  # local paths: must stay below --source once resolved
                     except UnsafeKeyError as err:
                         problem = str(err)
+                if problem is not None and sidecar:
+                    log.warning("not taking the sidecar %r: %s", info.url, problem)
+                    counts.excluded += 1
+                    continue
                 if problem is not None:
                     log.warning("refused %r: %s", info.url, problem)
                     counts.refused += 1
                     yield SceneResult.refused(info.url, f"refused key: {problem}", info.size)
                     continue
-                yield rel, info
+                yield rel, info, sidecar
         except ObjectNotFound as err:
             raise DiscoveryError(f"cannot list {prefix.url}: it does not exist") from err
         except StorageError as err:
             raise DiscoveryError(f"cannot list {prefix.url}: {err}") from err
 
-    def specs(batch: list[list[tuple[str, ObjectInfo]]]) -> Iterator[Pending]:
-        flat = [pair for run in batch for pair in run]
+    def specs(batch: list[list[tuple[str, ObjectInfo, bool]]]) -> Iterator[Pending]:
+        # A raster's sidecars are next to it in key order (``a.rpb``, ``a.tif``,
+        # ``a.tif.aux.xml``), within its run or, for ``a_rpc.txt``, a few keys on: grouped
+        # within the batch (one at a batch's edge stays where it is, as a lone sidecar).
+        groups, lone = group_sidecars([rel for run in batch for rel, _, _ in run])
+        sidecars = {g.raster: g.sidecars for g in groups}
+        counts.sidecars += sum(side for run in batch for _, _, side in run)
+        counts.lone_sidecars += len(lone)
+        for key in lone:
+            log.debug("%s: a sidecar without its raster, not a scene", key)
+        rasters = [[(rel, info) for rel, info, side in run if not side] for run in batch]
+        flat = [pair for run in rasters for pair in run]
         done = index.finished((info for _, info in flat), conditions)
         at = 0
-        for run in batch:
+        for run in rasters:
             rels = tuple(rel for rel, _ in run)
             for (rel, info), finished in zip(run, done[at : at + len(run)], strict=True):
                 if finished:
                     counts.finished += 1
                     continue
                 counts.scenes += 1
-                yield Pending(rel, info, rels)
+                yield Pending(rel, info, rels, sidecars.get(rel, ()))
             at += len(run)
 
-    def scenes() -> Iterator[tuple[str, ObjectInfo]]:
+    def scenes() -> Iterator[tuple[str, ObjectInfo, bool]]:
         for item in candidates():
             if isinstance(item, SceneResult):
                 refused.append(item)
@@ -690,9 +716,9 @@ def _pending(
                 yield item
 
     refused: list[SceneResult] = []
-    batch: list[list[tuple[str, ObjectInfo]]] = []
+    batch: list[list[tuple[str, ObjectInfo, bool]]] = []
     size = 0
-    for run in collision_runs(scenes(), key=lambda pair: pair[0]):
+    for run in collision_runs(scenes(), key=lambda item: item[0]):
         yield from refused
         refused.clear()
         batch.append(run)
@@ -704,9 +730,10 @@ def _pending(
     yield from specs(batch)
     counts.complete = True
     log.info(
-        "discovered %d scenes under %s (%d listed, %d excluded, %d refused, %d finished earlier)",
+        "discovered %d scenes under %s (%d listed, %d excluded, %d refused, %d finished earlier;"
+        " %d sidecars, %d of them without their raster: not scenes)",
         counts.scenes, prefix.url, counts.listed, counts.excluded, counts.refused,
-        index.earlier,
+        index.earlier, counts.sidecars, counts.lone_sidecars,
     )  # fmt: skip
     if index.unconfirmed:
         log.info(

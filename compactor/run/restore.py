@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import CompactorError, ConfigError, StorageError
+from ..gdal.sidecars import is_sidecar_of, sidecar_names
 from ..report.scene_log import read_scene_log, scene_log_location
 from ..safety.archive import copy_part_size, digest_source, server_copy
 from ..storage import (
@@ -77,6 +78,28 @@ def _from_report(report: str, s3: S3Options) -> list[str]:
         ]
     except StorageError as err:
         raise ConfigError(f"cannot read the scene log of the run report {loc.url}: {err}") from err
+
+
+def _with_sidecars(sources: list[Location], s3: S3Options) -> list[Location]:
+    """The archived originals and, beside each, the sidecars archived with it (a scene is
+    a raster and its sidecars: :mod:`compactor.gdal.sidecars`): on S3 one listing of the
+    keys that start with the raster's stem, in a directory a look at each name GDAL reads."""
+    found: list[Location] = []
+    for src in sources:
+        found.append(src)
+        store, name = store_for(src, s3), src.name
+        folder = Location(src.scheme, src.bucket, src.key[: len(src.key) - len(name)])
+        try:
+            if src.is_s3:
+                stem = name.rsplit(".", 1)[0] if "." in name else name
+                listed = store.listing(Location(src.scheme, src.bucket, folder.key + stem))
+                names = [Location.parse(i.url).key[len(folder.key) :] for i in listed]
+            else:
+                names = [n for n in sidecar_names(name) if store.head(folder.join(n)) is not None]
+            found += [folder.join(n) for n in names if "/" not in n and is_sidecar_of(name, n)]
+        except (StorageError, CompactorError) as err:
+            log.warning("cannot look for the sidecars of %s: %s", src.url, err)
+    return found
 
 
 def restore_one(
@@ -152,7 +175,7 @@ def restore(
         raise ConfigError("--archive and --to must both be s3:// prefixes or both directories")
     if report:
         sources = [Location.parse(u) for u in _from_report(report, s3)]
-        sources = [s for s in sources if s.is_under(base)]
+        sources = _with_sidecars([s for s in sources if s.is_under(base)], s3)
     else:
         store = store_for(base, s3)
         try:

@@ -200,6 +200,9 @@ class SceneSpec:
     #: Why the original is only read, never archived or deleted (a STAC href outside the
     #: buckets the run may archive from, or an HTTP(S) href).
     read_only: str | None = None
+    #: The URLs of the sidecars listed beside the source that GDAL reads for it
+    #: (:mod:`compactor.gdal.sidecars`): read with it, archived and deleted with it.
+    sidecars: tuple[str, ...] = ()
 
     def key(self, context: RunContext) -> str:
         """Deterministic Dask key: within a run, the same scene version and policy always

@@ -116,6 +116,9 @@ class SceneState(BaseModel):
     #: A version of the original still to delete once allowed: in place, the version the
     #: archive-class copy replaced; any archived version an Object Lock or the bucket kept.
     pending_version: str | None = None
+    #: The archive copies of the scene's sidecars (``.aux.xml``, ``.rpb``...), verified
+    #: before the ``archived`` record; a walk resuming at the delete re-checks each again.
+    sidecars: list[StoredObject] = []
     run_id: str
     updated: str
 

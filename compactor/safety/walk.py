@@ -124,6 +124,7 @@ from .archive import (
     server_copy,
     source_metadata_header,
 )
+from .group import Member, archive_sidecars, delete_sidecars, fetch_sidecars, members
 from .lease import Lease
 from .spec import RunContext, SceneSpec
 from .state import (
@@ -389,6 +390,10 @@ class Scene:
     deleted: bool = False
     #: The scene's sample, when choosing its encoding wrote one (the quality search reuses it).
     sample: Sample | None = None
+    #: Its sidecars (:mod:`compactor.safety.group`), and the ETag of each one this walk
+    #: archived (by source URL).
+    sidecars: list[Member] = field(init=False)
+    sidecars_archived: dict[str, str | None] = field(default_factory=dict)
     _src_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -402,6 +407,17 @@ class Scene:
         self.notes = SceneResult(
             source=spec.source, status="failed", item=spec.item, asset=spec.asset
         )
+        self.sidecars = members(spec)
+
+    @property
+    def gdal_options(self) -> dict[str, str]:
+        """The run's GDAL options for reading this scene: a scene with sidecars lets GDAL
+        look for them (one stat, or HEAD, per name GDAL tries, never a LIST of the folder);
+        one without keeps ``EMPTY_DIR`` and costs no request more."""
+        options = self.ctx.gdal_options
+        if self.sidecars:
+            options["GDAL_DISABLE_READDIR_ON_OPEN"] = "TRUE"
+        return options
 
     @property
     def src_path(self) -> str:
@@ -485,6 +501,8 @@ class Scene:
             except ArchivedObjectError:
                 pass  # in an archive class since it was listed: the HEAD says so
             else:
+                if self.fetched is not None and self.sidecars:
+                    fetch_sidecars(owned, self.sidecars, self.src.name, self.fetched.path)
                 return self.fetched.info if self.fetched is not None else None
         return self.src_store.head(self.src)
 
@@ -757,7 +775,7 @@ def encode(scene: Scene, handle: StateHandle, live: ObjectInfo) -> None:
         scene.notes.attempts.clear()
         try:
             with (
-                gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())),
+                gdal_env(scene.gdal_options, tmpdir=str(scene.scratch_dir())),
                 timing.stage("open source"),
             ):
                 scene._src_path, info = ctx.read_source(scene.src, scene.scratch_dir(), local)
@@ -965,7 +983,7 @@ def _encode_chunked(
         )
     out = scene.out  # the spec's output key, never a record's
     check_output_key(scene, out, handle)
-    with gdal_env(ctx.gdal_options, tmpdir=str(scene.scratch_dir())):
+    with gdal_env(scene.gdal_options, tmpdir=str(scene.scratch_dir())):
         ladder = _ladder(scene, info, profile)
     notes = scene.notes
     with cluster_context(ctx.worker_memory) as (client, budget, threads):
@@ -977,7 +995,7 @@ def _encode_chunked(
                 out,
                 info,
                 candidate,
-                gdal=ctx.gdal_options,
+                gdal=scene.gdal_options,
                 s3=ctx.s3,
                 client=client,
                 budget=budget,
@@ -1137,6 +1155,8 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
     scene.check_lease("copying the original to the archive")
     in_place = arc == scene.src
     after: ObjectInfo | None = None
+    # Its sidecars first: each is verified in the archive before the record says archived.
+    side_copies, scene.sidecars_archived = archive_sidecars(store, scene.sidecars, ctx)
     if copier is None:
         stored = archive_link(store, scene.src, arc, digest.sha256)
     elif in_place and live.storage_class == ctx.storage_class:
@@ -1156,6 +1176,8 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
     scene.did_work = True
     scene.copied_here = True
     update: dict[str, Any] = {"archive": stored}
+    if side_copies:
+        update["sidecars"] = side_copies
     if in_place:
         now = after or store.head(scene.src)  # a new ETag/mtime: still our original
         if now is not None:
@@ -1202,6 +1224,10 @@ def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> str | None:
             return _held(scene, f"not deleted: {held}")
         if not straight:  # a record may be forged: the copy must hold these very bytes
             archive_holds(store, scene.src, arc, current, _part_size(scene, state, current))
+        # Its sidecars first (each verified in the archive): none outlives the raster.
+        held = delete_sidecars(store, scene.sidecars, ctx, scene.sidecars_archived)
+        if held is not None:
+            return _held(scene, held)
         try:
             delete_exactly(store, scene.src, current, keep_version=keep)
         except AccessDenied as err:
