@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Pinned versions the suite was last run with; keeps fresh clones reproducible.
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test lint pytest browser bench clean
+.PHONY: demo test check lint pytest browser bench image image-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,21 @@ browser:
 	  fi; }
 
 test: lint browser pytest
+
+# The image the chart runs (helm/Dockerfile), built with podman (docker where a daemon
+# answers); where no registry serves the base image, a Debian base is built from this
+# machine's apt sources first (helm/image/build-base.sh). IMAGE names the result.
+IMAGE ?= localhost/compactor:dev
+
+image:
+	helm/image/build.sh $(IMAGE)
+
+# The image in containers hardened as the chart's pods: --version, the demo, a scheduler,
+# workers and a runner against a loopback S3 with workers lost mid-run, and the chart's
+# runner pod through `podman kube play`. Builds the image first.
+image-test: image $(VENV)/.installed-test
+	COMPACTOR_IMAGE=$(IMAGE) COMPACTOR_ENGINE="$$(helm/image/podman.sh)" \
+	  $(BIN)/pytest -p no:cacheprovider -m image tests/test_image.py $(PYTEST_ARGS)
 
 # The large-scene benchmark (needs ../shared/data/rasterio-cc0/; 10-15 minutes).
 bench: $(VENV)/.installed-test

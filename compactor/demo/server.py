@@ -11,8 +11,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
-from moto.server import ThreadedMotoServer
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class EmbeddedS3:
     at it (placeholder credentials, us-east-1, ``AWS_ENDPOINT_URL``) while it runs."""
 
     def __init__(self) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = _moto_server()
         self._saved: dict[str, str | None] = {}
         self.endpoint_url = ""
 
@@ -71,6 +72,24 @@ class EmbeddedS3:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class DemoExtraMissing(ConfigError):
+    """The embedded S3 server needs moto, which only the ``demo`` extra installs."""
+
+
+def _moto_server() -> Any:
+    """moto's threaded server on 127.0.0.1 and a free port. moto is imported here, not at
+    the top: the core install (and the image the chart runs) has no moto, and every other
+    command must work without it."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as err:
+        raise DemoExtraMissing(
+            "the demo's embedded S3 server needs moto: pip install 'compactor[demo]', "
+            "or point AWS_ENDPOINT_URL at an S3 server you run"
+        ) from err
+    return ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 
 
 @contextmanager
