@@ -87,6 +87,11 @@ class ClusterSettings(BaseModel):
     service_account: str | None = None
     #: CPU request and limit of a worker pod, e.g. ``"2"`` or ``"1500m"``.
     worker_cpu: str | None = None
+    #: Size limit of a worker pod's scratch volume (the ``emptyDir`` at ``/tmp``: ``TMPDIR``,
+    #: Dask's local directory and its spill), a Kubernetes quantity, e.g. ``"20Gi"``; the
+    #: kubelet evicts a worker that writes more (its tasks rerun elsewhere) instead of letting
+    #: it fill the node's disk. ``null``: no limit.
+    worker_scratch: str | None = "20Gi"
     #: Node selector and tolerations of the worker pods (e.g. spot nodes).
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
@@ -110,6 +115,19 @@ class ClusterSettings(BaseModel):
     @classmethod
     def _cpu(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("worker_scratch", mode="before")
+    @classmethod
+    def _scratch(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not re.fullmatch(
+            r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?", value.strip()
+        ):
+            raise ValueError(
+                f"worker_scratch {value!r} is not a Kubernetes quantity (e.g. 20Gi, 500Mi)"
+            )
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("env")
     @classmethod

@@ -331,16 +331,91 @@ def test_env_reaches_the_runner_and_the_dask_cluster() -> None:
     objects = render(BACKFILL_IRSA)
     (pod,) = pod_specs(objects)
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
-    assert env["AWS_REGION"] == "eu-west-1"
+    # Both names: boto3's default session reads AWS_DEFAULT_REGION only.
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert "AWS_ENDPOINT_URL" not in env  # empty values are left out
     assert env["HOME"] == "/tmp"
-    assert config_file(objects)["cluster"]["env"] == {"AWS_REGION": "eu-west-1"}
+    assert config_file(objects)["cluster"]["env"] == {
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
 
     minio = render(EXISTING_SA)
     assert config_file(minio)["cluster"]["env"] == {
         "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": "https://minio.storage.svc:9000",
     }
+
+
+def test_an_explicit_aws_default_region_is_kept(tmp_path: Path) -> None:
+    objects = render({"env": {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-2"}})
+    (pod,) = pod_specs(objects)
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert (env["AWS_REGION"], env["AWS_DEFAULT_REGION"]) == ("eu-west-1", "eu-west-2")
+    spec = dask_cluster(objects, tmp_path)
+    for role in ("scheduler", "worker"):
+        (container,) = spec["spec"][role]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert (env["AWS_REGION"], env["AWS_DEFAULT_REGION"]) == ("eu-west-1", "eu-west-2")
+
+
+def test_the_dask_pods_get_the_region_under_both_names(tmp_path: Path) -> None:
+    spec = dask_cluster(render(BACKFILL_IRSA), tmp_path)
+    for role in ("scheduler", "worker"):
+        (container,) = spec["spec"][role]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+
+
+def test_the_workers_scratch_size_limit_is_a_value(tmp_path: Path) -> None:
+    def worker_scratch(values: dict[str, Any]) -> dict[str, Any]:
+        spec = dask_cluster(render(values), tmp_path)
+        pod = spec["spec"]["worker"]["spec"]
+        (container,) = pod["containers"]
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mounts["/tmp"]]
+        return dict(volume["emptyDir"])
+
+    assert worker_scratch({}) == {"sizeLimit": "20Gi"}
+    assert worker_scratch({"workers": {"scratchSizeLimit": "64Gi"}}) == {"sizeLimit": "64Gi"}
+    # null (or ""): no limit.
+    assert worker_scratch({"workers": {"scratchSizeLimit": None}}) == {}
+    assert worker_scratch({"workers": {"scratchSizeLimit": ""}}) == {}
+
+
+#: A digest such as `make image` or a registry prints.
+DIGEST = "sha256:" + "4f1d9c2b" * 8
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ({"repository": ECR, "digest": DIGEST}, f"{ECR}@{DIGEST}"),
+        ({"repository": ECR, "tag": "0.1.0", "digest": DIGEST}, f"{ECR}:0.1.0@{DIGEST}"),
+        ({"repository": ECR, "tag": "0.1.0", "digest": ""}, f"{ECR}:0.1.0"),
+    ],
+)
+def test_an_image_digest_pins_the_runner_and_the_dask_cluster(
+    image: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    objects = render({"backfill": {"enabled": True}, "image": image})
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    pods = list(pod_specs(objects))
+    assert len(pods) == 2  # the sweep and the backfill
+    for pod in pods:
+        assert pod["containers"][0]["image"] == expected
+    assert config_file(objects)["cluster"]["image"] == expected
+    spec = dask_cluster(objects, tmp_path)
+    for role in ("scheduler", "worker"):
+        assert spec["spec"][role]["spec"]["containers"][0]["image"] == expected
+
+
+@pytest.mark.parametrize("digest", ["latest", "sha256:abc", "sha512:" + "0" * 128, DIGEST + "x"])
+def test_a_malformed_image_digest_is_refused(digest: str) -> None:
+    with pytest.raises(Exception, match=r"image\.digest must be sha256:<64 hex digits>"):
+        render({"image": {"digest": digest}})
 
 
 # --- the config file --------------------------------------------------------------------
@@ -373,10 +448,11 @@ def test_config_file_defaults() -> None:
             "workers": {"min": 1, "max": 20},
             "worker_cpu": "2",
             "worker_memory": "8GiB",
+            "worker_scratch": "20Gi",
             "node_selector": {"eks.amazonaws.com/capacityType": "SPOT"},
             "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
             "scheduler_node_selector": {"eks.amazonaws.com/capacityType": "ON_DEMAND"},
-            "env": {"AWS_REGION": "us-east-1"},
+            "env": {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"},
         },
     }
     assert "quality" not in config  # null values are left out
@@ -768,7 +844,8 @@ def test_dask_pods_run_under_their_own_service_account_hardened(case: Any, tmp_p
         assert csc["capabilities"] == {"drop": ["ALL"]}
         assert csc["runAsNonRoot"] is True
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-        assert volumes[mounts["/tmp"]] == {"name": mounts["/tmp"], "emptyDir": {}}
+        assert set(volumes[mounts["/tmp"]]) == {"name", "emptyDir"}
+        assert volumes[mounts["/tmp"]]["emptyDir"]["sizeLimit"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["HOME"] == env["TMPDIR"] == "/tmp"
     worker_args = spec["spec"]["worker"]["spec"]["containers"][0]["args"]

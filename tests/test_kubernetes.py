@@ -133,7 +133,8 @@ def test_k8s_spec_carries_image_resources_env_and_service_account(cli: Any, tmp_
     for container in (worker, scheduler):
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["AWS_ENDPOINT_URL"] == "https://s3.example.internal"
-        assert env["AWS_REGION"] == "eu-west-1"
+        # boto3's default session (the workers' identity check) reads AWS_DEFAULT_REGION only.
+        assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
         assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
         plain = [e["name"] for e in container["env"] if "value" in e]
         assert not [k for k in plain if "SECRET" in k or "ACCESS_KEY" in k or "TOKEN" in k]
@@ -219,7 +220,10 @@ def test_k8s_spec_pods_are_hardened_and_labelled(cli: Any, tmp_path: Path) -> No
         }
         (mount,) = container["volumeMounts"]
         assert mount["mountPath"] == "/tmp"
-        assert {"name": mount["name"], "emptyDir": {}} in pod["volumes"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        # Bounded: a worker filling its scratch is evicted instead of filling the node.
+        limit = "20Gi" if role == "worker" else "1Gi"
+        assert volume == {"name": mount["name"], "emptyDir": {"sizeLimit": limit}}
         env = {e["name"]: e for e in container["env"]}
         for name in ("HOME", "TMPDIR", "DASK_TEMPORARY_DIRECTORY"):
             assert env[name]["value"] == "/tmp"
@@ -227,6 +231,42 @@ def test_k8s_spec_pods_are_hardened_and_labelled(cli: Any, tmp_path: Path) -> No
             "name": "STAC_API_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": "stac-credentials", "key": "token"}},
         }
+
+
+def test_k8s_spec_bounds_the_workers_scratch_by_worker_scratch(cli: Any, tmp_path: Path) -> None:
+    def scratch(spec: dict[str, Any], role: str) -> dict[str, Any]:
+        (volume,) = spec["spec"][role]["spec"]["volumes"]
+        return dict(volume["emptyDir"])
+
+    config = {**CONFIG, "cluster": {**CONFIG["cluster"], "worker_scratch": "50Gi"}}
+    spec = spec_from_cli(cli, tmp_path, config)
+    assert scratch(spec, "worker") == {"sizeLimit": "50Gi"}
+    assert scratch(spec, "scheduler") == {"sizeLimit": "1Gi"}
+    schema = crd_schema("daskcluster")
+    jsonschema.validate(spec, schema)
+    assert pruned_fields(spec["spec"], schema["properties"]["spec"], "spec") == []
+    # null: no limit (the node's disk bounds it).
+    config = {**CONFIG, "cluster": {**CONFIG["cluster"], "worker_scratch": None}}
+    assert scratch(spec_from_cli(cli, tmp_path, config), "worker") == {}
+    # Anything that is not a Kubernetes quantity is a usage error before any cluster exists.
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        yaml.safe_dump({**CONFIG, "cluster": {**CONFIG["cluster"], "worker_scratch": "lots"}})
+    )
+    result = cli("k8s-spec", "--config", str(cfg))
+    assert result.exit_code == 2, result.output
+    assert "'lots' is not a Kubernetes quantity" in " ".join(result.output.split())
+
+
+def test_k8s_spec_sets_aws_default_region_from_the_region_setting(cli: Any, tmp_path: Path) -> None:
+    """A region given as the run's setting (not through cluster.env) reaches the pods under
+    both names too."""
+    cluster = {k: v for k, v in CONFIG["cluster"].items() if k != "env"}
+    spec = spec_from_cli(cli, tmp_path, {**CONFIG, "region": "ap-south-1", "cluster": cluster})
+    for role in ("scheduler", "worker"):
+        (container,) = spec["spec"][role]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "ap-south-1"
 
 
 def test_k8s_spec_prints_no_secret(cli: Any, tmp_path: Path) -> None:

@@ -8,11 +8,12 @@ planner sees it), node selectors and tolerations (spot workers, the scheduler on
 nodes), the service account (IRSA), labels a NetworkPolicy can select (``cluster.labels``),
 hardened pods (non-root, no service-account token, seccomp ``RuntimeDefault``, no privilege
 escalation, every capability dropped, a read-only root filesystem with an ``emptyDir`` at
-``/tmp`` for ``HOME``, ``TMPDIR`` and the worker's local directory), and the environment
-(``AWS_ENDPOINT_URL`` when set, GDAL's settings, anything from ``cluster.env``, and
-``cluster.secret_env`` as references to Kubernetes Secrets). No secret ever goes into it:
-pods get AWS credentials from the service account (IRSA), secret-named GDAL options are left
-out, and ``cluster.env`` refuses secret-named variables.
+``/tmp`` for ``HOME``, ``TMPDIR`` and the worker's local directory, its size bounded by
+``cluster.worker_scratch``), and the environment (``AWS_ENDPOINT_URL`` when set, the region
+as ``AWS_REGION`` and ``AWS_DEFAULT_REGION``, GDAL's settings, anything from
+``cluster.env``, and ``cluster.secret_env`` as references to Kubernetes Secrets). No secret
+ever goes into it: pods get AWS credentials from the service account (IRSA), secret-named
+GDAL options are left out, and ``cluster.env`` refuses secret-named variables.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ CONTAINER_SECURITY: dict[str, Any] = {
 #: The writable scratch directory (an emptyDir): HOME, TMPDIR, the worker's local directory.
 SCRATCH = "/tmp"
 SCRATCH_VOLUME = "scratch"
+#: Size limit of the scheduler pod's scratch volume (the workers': ``cluster.worker_scratch``).
+SCHEDULER_SCRATCH = "1Gi"
 #: Labels of every DaskCluster compactor creates (``cluster.labels`` are added).
 BASE_LABELS = {"app.kubernetes.io/name": "compactor", "app.kubernetes.io/component": "dask-cluster"}
 
@@ -95,7 +98,9 @@ def pod_env(settings: Settings) -> dict[str, str]:
             )
         env["AWS_ENDPOINT_URL"] = settings.endpoint_url
     if settings.region:
-        env["AWS_REGION"] = settings.region
+        # Both names: boto3's default session (the workers' identity check, any client made
+        # without an explicit region) reads only AWS_DEFAULT_REGION; other SDKs AWS_REGION.
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = settings.region
     # GDAL reads its configuration from the environment too; tasks apply them again.
     left_out = []
     for key, value in gdal_options(
@@ -110,6 +115,8 @@ def pod_env(settings: Settings) -> dict[str, str]:
     if left_out:
         log.info("GDAL options left out of the pod environment (secrets): %s", ", ".join(left_out))
     env.update(settings.cluster.env)
+    if "AWS_REGION" in settings.cluster.env and "AWS_DEFAULT_REGION" not in settings.cluster.env:
+        env["AWS_DEFAULT_REGION"] = settings.cluster.env["AWS_REGION"]
     for name in settings.cluster.secret_env:
         env.pop(name, None)
     return env
@@ -188,14 +195,20 @@ def cluster_spec(settings: Settings, name: str | None = None) -> dict[str, Any]:
         sched_pod["nodeSelector"] = dict(cluster.scheduler_node_selector)
 
     secrets = secret_env(cluster)
-    for pod in (worker_pod, sched_pod):
+    # The scratch volumes: a worker's holds TMPDIR and Dask's local directory (spilled
+    # data), bounded by cluster.worker_scratch; the scheduler writes next to nothing.
+    worker_scratch = {"sizeLimit": cluster.worker_scratch} if cluster.worker_scratch else {}
+    for pod, scratch in (
+        (worker_pod, worker_scratch),
+        (sched_pod, {"sizeLimit": SCHEDULER_SCRATCH}),
+    ):
         pod["securityContext"] = copy.deepcopy(POD_SECURITY)
         if cluster.service_account:
             pod["serviceAccountName"] = cluster.service_account
         # Neither the scheduler nor a worker talks to the Kubernetes API: no token. (The
         # IRSA web-identity token is a separate projected volume, mounted either way.)
         pod["automountServiceAccountToken"] = False
-        pod["volumes"] = [{"name": SCRATCH_VOLUME, "emptyDir": {}}]
+        pod["volumes"] = [{"name": SCRATCH_VOLUME, "emptyDir": scratch}]
         for c in pod["containers"]:
             c["securityContext"] = copy.deepcopy(CONTAINER_SECURITY)
             c["volumeMounts"] = [{"name": SCRATCH_VOLUME, "mountPath": SCRATCH}]

@@ -127,14 +127,30 @@ secretEnv ({NAME: "<secret>/<key>"}) as container env entries reading Kubernetes
 
 {{/*
 The image reference shared by the runner and the DaskCluster: repository:tag, the tag
-defaulting to the chart's appVersion.
+defaulting to the chart's appVersion. With image.digest: repository@digest, or
+repository:tag@digest when a tag is given (the digest decides what runs; the tag is for
+people reading the spec), so every pod of a run runs exactly the image that was tested.
 */}}
 {{- define "compactor.image" -}}
-{{- printf "%s:%s" (required "image.repository is required" .Values.image.repository) (toString (default .Chart.AppVersion .Values.image.tag)) }}
+{{- $repo := required "image.repository is required" .Values.image.repository }}
+{{- $digest := toString (.Values.image.digest | default "") }}
+{{- if $digest }}
+{{- if not (regexMatch "^sha256:[0-9a-f]{64}$" $digest) }}
+{{- fail (printf "image.digest must be sha256:<64 hex digits>, not %q" $digest) }}
+{{- end }}
+{{- if .Values.image.tag }}
+{{- printf "%s:%s@%s" $repo (toString .Values.image.tag) $digest }}
+{{- else }}
+{{- printf "%s@%s" $repo $digest }}
+{{- end }}
+{{- else }}
+{{- printf "%s:%s" $repo (toString (default .Chart.AppVersion .Values.image.tag)) }}
+{{- end }}
 {{- end }}
 
 {{/*
-The environment of the runner and of the DaskCluster, without empty values, as a map.
+The environment of the runner and of the DaskCluster, without empty values, as a map;
+AWS_REGION is copied to AWS_DEFAULT_REGION unless that is set.
 */}}
 {{- define "compactor.envMap" -}}
 {{- $env := dict }}
@@ -142,6 +158,10 @@ The environment of the runner and of the DaskCluster, without empty values, as a
 {{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
 {{- $_ := set $env $name (toString $value) }}
 {{- end }}
+{{- end }}
+{{- /* boto3's default session reads only AWS_DEFAULT_REGION (not AWS_REGION): set both. */}}
+{{- if and (hasKey $env "AWS_REGION") (not (hasKey $env "AWS_DEFAULT_REGION")) }}
+{{- $_ := set $env "AWS_DEFAULT_REGION" (get $env "AWS_REGION") }}
 {{- end }}
 {{- toYaml $env }}
 {{- end }}
@@ -178,6 +198,8 @@ block built from workers, scheduler, env and the release (a `cluster` mapping un
   "scheduler_node_selector" (.Values.scheduler.nodeSelector | default dict)
   "env" (include "compactor.envMap" . | fromYaml)
 }}
+{{- /* null or "": no size limit on the workers' scratch volume. */}}
+{{- $_ := set $cluster "worker_scratch" (ternary nil (toString $w.scratchSizeLimit) (or (kindIs "invalid" $w.scratchSizeLimit) (eq (toString $w.scratchSizeLimit) ""))) }}
 {{- if kindIs "map" (get $config "cluster") }}
 {{- $cluster = mergeOverwrite $cluster (get $config "cluster") }}
 {{- end }}
