@@ -15,7 +15,6 @@ abort there, until fixed).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -69,21 +68,28 @@ def _aborts(path: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def corpus_runs(cli: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    """The corpus less the aborting gaps in one run; each aborting gap in a run of its own."""
+def corpus_runs(
+    dask_scheduler: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Outcome]:
+    """The corpus less the aborting gaps in one run; each aborting gap in a run of its own.
+    In-process like the ``cli`` fixture, on the session's real Dask cluster."""
+    from click.testing import CliRunner
+
+    from compactor.cli import main
 
     def invoke(argv: list[str]) -> tuple[int | None, str]:
-        result = cli(*argv, *ARGS)
+        args = ["-q", *argv, *ARGS, "--scheduler", dask_scheduler]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
         return result.exit_code, result.output
 
     base = tmp_path_factory.mktemp("realworld")
     outcomes: dict[str, Outcome] = {}
-    main = [e for e in ENTRIES if not _aborts(e.path)]
-    run = run_corpus(invoke, base / "corpus", [e.path for e in main])
+    rest = [e for e in ENTRIES if not _aborts(e.path)]
+    run = run_corpus(invoke, base / "corpus", [e.path for e in rest])
     outcomes["<corpus run>"] = Outcome(
         "<corpus run>", "aborted" if run.aborted else "ran", not run.aborted, run.abort_reason
     )
-    for e in main:
+    for e in rest:
         outcomes[e.path] = judge(e, run, base / "corpus")
     for i, e in enumerate(x for x in ENTRIES if _aborts(x.path)):
         alone: RunResult = run_corpus(invoke, base / f"alone{i}", [e.path])
