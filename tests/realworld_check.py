@@ -192,9 +192,12 @@ def _same_floats(a: Iterable[float], b: Iterable[float], tol: float = 1e-9) -> b
 
 
 def _flat(d: Mapping[str, Any]) -> list[float]:
+    """RPC values in key order; an unknown error (None) is -1, as GDAL writes it."""
     out: list[float] = []
     for k in sorted(d):
         v = d[k]
+        if k in ("err_bias", "err_rand") and v is None:
+            v = -1.0
         out.extend(
             0.0 if x is None else float(x) for x in (v if isinstance(v, list | tuple) else [v])
         )

@@ -56,7 +56,6 @@ KNOWN_GAPS: dict[str, str] = {
     "mapserver/input_rot_pole_lon_lat_space_lon0_beyond_180.tif": "CRS: .aux.xml CRS lost",
     "rioxarray/test_rpcs_ext_file.tif": "sidecars: .rpb RPCs lost",
     "derived/dg_scene.tif": "sidecars: .RPB RPCs (and .IMD) lost",
-    "derived/rpc_txt.tif": "sidecars: _RPC.TXT RPCs changed",
     "rio-tiler/201404_13SED190110_201404_0x1500m_CL_1_extmask.tif": "masks: .msk mask lost",
 }
 
