@@ -212,6 +212,39 @@ def _equal(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.array_equal(a, b))
 
 
+def _alpha_became_mask(src: Any, dst: Any) -> bool:
+    from rasterio.enums import ColorInterp
+
+    return (
+        (src.width, src.height) == (dst.width, dst.height)
+        and dst.count == src.count - 1
+        and src.colorinterp[-1] == ColorInterp.alpha
+        and ColorInterp.alpha not in dst.colorinterp
+    )
+
+
+def _binary_alpha_problems(src: Any, dst: Any, record: Mapping[str, Any]) -> list[str]:
+    alpha = src.read(src.count)
+    top = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "iu" else 1.0
+    problems: list[str] = []
+    if not np.isin(alpha, (0, top)).all():
+        return ["a graded alpha band became a 1-bit mask"]
+    if not _equal(alpha > 0, dst.dataset_mask() > 0):
+        problems.append("the mask is not the alpha band")
+    if src.crs != dst.crs or not _same_floats(src.transform, dst.transform, 1e-9):
+        problems.append("georeferencing changed")
+    if tuple(src.dtypes[:-1]) != tuple(dst.dtypes):
+        problems.append(f"dtypes {src.dtypes[:-1]} became {dst.dtypes}")
+    if record.get("lossless"):
+        valid = alpha > 0
+        a, b = src.read(list(range(1, src.count))), dst.read()
+        if not _equal(a[:, valid], b[:, valid]):
+            problems.append("lossless output differs where the alpha is opaque")
+    elif record.get("ssim") is None:
+        problems.append("lossy output without an SSIM in the report")
+    return problems
+
+
 def verify(original: Path, output: Path, record: Mapping[str, Any]) -> list[str]:
     """What ``output`` lost of ``original`` (read with its sidecars); empty: nothing."""
     import rasterio
@@ -223,6 +256,10 @@ def verify(original: Path, output: Path, record: Mapping[str, Any]) -> list[str]
         except Exception as exc:
             return [f"output does not open: {exc}"]
         with dst_ctx as dst:
+            if _alpha_became_mask(src, dst):
+                # A binary alpha (only 0 and the maximum) may become the output's mask: it
+                # is the same information. The colour bands are checked as any others.
+                return _binary_alpha_problems(src, dst, record)
             if (src.width, src.height, src.count) != (dst.width, dst.height, dst.count):
                 problems.append(
                     f"shape {src.width}x{src.height}x{src.count} became "
@@ -257,10 +294,19 @@ def verify(original: Path, output: Path, record: Mapping[str, Any]) -> list[str]
                 except ValueError:
                     continue
                 try:
-                    if dst.colormap(b) != cmap:
-                        problems.append(f"band {b} colour table changed")
+                    out_cmap = dst.colormap(b)
                 except ValueError:
                     problems.append(f"band {b} colour table lost")
+                    continue
+                # Every value the pixels hold must show the same colour (a 1-, 2- or 4-bit
+                # table has fewer entries than the 8-bit table its expansion carries).
+                used = (
+                    {int(v) for v in np.unique(src.read(b))}
+                    if src.width * src.height <= MAX_COMPARED
+                    else set(cmap)
+                )
+                if any(out_cmap.get(v) != cmap.get(v) for v in used | set(cmap)):
+                    problems.append(f"band {b} colour table changed")
             if src.width * src.height * src.count > MAX_COMPARED:
                 problems.append("too large for the check")
                 return problems

@@ -28,36 +28,8 @@ ARGS = ("--min-saving", "-100")
 
 ABORTS = "ABORTS"
 #: corpus path -> the issue-23 sub-item still breaking it (prefix ABORTS: crashes the run).
-#: Measured at e4f1f84 (the baseline in tests/data/realworld/README.md).
-KNOWN_GAPS: dict[str, str] = {
-    # --- runs that abort (a worker exception escapes the scene: no report at all)
-    "rioxarray/cint16.tif": "ABORTS: complex int16 (numpy has no complex_int16)",
-    "rio-tiler/clp.tif": "ABORTS: 2-band grey+alpha",
-    "image-tiff/minisblack-2c-8b-alpha.tiff": "ABORTS: 2-band grey+alpha",
-    "image-tiff/subsubifds.tif": "ABORTS: 2-band grey+alpha",
-    "pillow/rdf.tif": "ABORTS: palette+alpha",
-    "image-tiff/big_g4.tif": "ABORTS: 1x65537 1-bit (overview halving reshape)",
-    "derived/row_100000x1.tif": "ABORTS: 100000x1 (overview halving reshape)",
-    "nitro/test_blank.ntf": "ABORTS: NITF with no image segment",
-    "nitro/test_des_read.ntf": "ABORTS: NITF with no image segment",
-    "nitro/bug2_crash.ntf": "ABORTS: NITF with no image segment",
-    "nitro/bug5_crash.ntf": "ABORTS: NITF with no image segment",
-    "nitro/bug6_hangs.ntf": "ABORTS: NITF with no image segment",
-    # --- compacted, but the output lost information (independent check)
-    "mapserver/rgba.tif": "alpha: a 4-band RGBA output has 3 bands (alpha became a mask)",
-    "mapserver/rgba_alpha_all_255.tif": "alpha: a 4-band RGBA output has 3 bands",
-    "mapserver/east.tif": "alpha: a 4-band RGBA output has 3 bands",
-    "rio-tiler/cog_uint8_rgba.tif": "alpha: a 4-band RGBA output has 3 bands",
-    "image-tiff/seq-4c-8b-rgba-unassoc-50969cda.tiff": "alpha: unassociated alpha dropped",
-    "mapserver/toronto.tif": "sidecars: .tfw transform lost",
-    "mapserver/raster.tif": "sidecars: .tfw transform lost",
-    "georust-gdal/tinymarble.tif": "sidecars: .aux.xml CRS lost",
-    "mapserver/input_contour_rotated_pole.tif": "CRS: .aux.xml CRS (rotated pole) lost",
-    "mapserver/input_rot_pole_lon_lat_space_lon0_beyond_180.tif": "CRS: .aux.xml CRS lost",
-    "rioxarray/test_rpcs_ext_file.tif": "sidecars: .rpb RPCs lost",
-    "derived/dg_scene.tif": "sidecars: .RPB RPCs (and .IMD) lost",
-    "rio-tiler/201404_13SED190110_201404_0x1500m_CL_1_extmask.tif": "masks: .msk mask lost",
-}
+#: The baseline at e4f1f84 is in tests/data/realworld/README.md.
+KNOWN_GAPS: dict[str, str] = {}
 
 ENTRIES = scenes()
 

@@ -171,3 +171,31 @@ def test_windowed_ssim_with_a_short_last_strip(
             s.read(1).astype(float), o.read(1).astype(float), data_range=255
         )
     assert fid.ssim == pytest.approx(expected, abs=1e-6)
+
+
+def test_rpcs_compare_as_gdal_stores_them() -> None:
+    """GDAL writes RPC coefficients with 15 significant digits (its own COG driver too): an
+    RPC model read from a .RPB with 17 digits is the same model; any real change is not."""
+    from rasterio.rpc import RPC
+
+    from compactor.fidelity.verify import same_rpcs
+
+    coeffs = [1.0, 0.0001288248348598096, -0.2236921251351129] + [1.146312542835972e-14] * 17
+    model = {
+        "height_off": 1046.8700801726143, "height_scale": 962.0000000000239,
+        "lat_off": 39.81995259980312, "lat_scale": 0.076441044582353,
+        "long_off": 46.78512432108022, "long_scale": 0.088548703456659,
+        "line_off": 2295.0, "line_scale": 3540.0, "samp_off": 2792.0, "samp_scale": 2950.0,
+        "line_num_coeff": coeffs, "line_den_coeff": coeffs, "samp_num_coeff": coeffs,
+        "samp_den_coeff": coeffs, "err_bias": 1.0, "err_rand": None,
+    }  # fmt: skip
+    as_gdal_writes = {
+        k: [float(f"{x:.15g}") for x in v] if isinstance(v, list) else
+        (v if v is None else float(f"{v:.15g}"))
+        for k, v in model.items()
+    }  # fmt: skip
+    assert same_rpcs(RPC(**model), RPC(**as_gdal_writes))
+    moved = dict(model, lat_off=39.81995259980312 * (1 + 1e-10))
+    assert not same_rpcs(RPC(**model), RPC(**moved))
+    other = dict(model, line_num_coeff=[*coeffs[:-1], 2e-14])
+    assert not same_rpcs(RPC(**model), RPC(**other))
