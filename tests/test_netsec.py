@@ -273,7 +273,7 @@ def test_a_source_replaced_by_a_bigger_one_after_its_listing_fails_its_scene(
     rows = [{"key": "scenes/a.tif", "size": len(small), "e_tag": head["ETag"].strip('"')}]
     url = write_inventory(s3.client, "dst-bucket", "inv", rows, fmt="CSV")
     s3.put("src-bucket", "scenes/a.tif", big)
-    result = cli("run", "--inventory", url, "--dest", "s3://dst-bucket/cogs/",
+    result = cli("run", "--inventory", url, "--source", "s3://src-bucket/", "--dest", "s3://dst-bucket/cogs/",
                  "--min-saving", "-1", quiet=False)  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "grew after it was listed" in " ".join(result.output.split())
