@@ -199,3 +199,35 @@ def test_rpcs_compare_as_gdal_stores_them() -> None:
     assert not same_rpcs(RPC(**model), RPC(**moved))
     other = dict(model, line_num_coeff=[*coeffs[:-1], 2e-14])
     assert not same_rpcs(RPC(**model), RPC(**other))
+
+
+GOODE = (
+    'PROJCS["Interrupted_Goode_Homolosine",GEOGCS["GCS_unnamed_ellipse",DATUM["unknown",'
+    'SPHEROID["Unknown",6378137,298.257223563]],PRIMEM["Greenwich",0],'
+    'UNIT["Degree",0.0174532925199433]],PROJECTION["Interrupted_Goode_Homolosine"],'
+    'PARAMETER["central_meridian",{lon}],PARAMETER["false_easting",0],'
+    'PARAMETER["false_northing",0],UNIT["metre",1,AUTHORITY["EPSG","9001"]],'
+    'AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+)
+
+
+def test_a_crs_is_the_same_as_geotiff_keys_hold_it() -> None:
+    """The Interrupted Goode CRS of MapServer's tileSG-000-019_3-3.tif comes back from GeoTIFF
+    keys (GDAL's own COG too) with its ESRI name's underscore a space and its default
+    parameters gone: the same CRS. A changed parameter is not."""
+    from rasterio.crs import CRS
+
+    from compactor.fidelity.verify import same_crs
+
+    src = CRS.from_wkt(GOODE.format(lon=0))
+    keys = CRS.from_wkt(
+        GOODE.format(lon=0)
+        .replace("GCS_unnamed_ellipse", "GCS_unnamed ellipse")
+        .replace('PARAMETER["central_meridian",0],PARAMETER["false_easting",0],'
+                 'PARAMETER["false_northing",0],', "")
+    )  # fmt: skip
+    assert src != keys  # rasterio's equality says no...
+    assert same_crs(src, keys)  # ...the definitions are one
+    assert not same_crs(src, CRS.from_wkt(GOODE.format(lon=10)))
+    assert not same_crs(src, None)
+    assert same_crs(CRS.from_epsg(4326), CRS.from_epsg(4326))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from itertools import pairwise
@@ -131,7 +132,7 @@ def check_metadata(src: Any, out: Any, info: RasterInfo, profile: Profile) -> No
             f"the CRS ({name}) cannot be stored in GeoTIFF keys (GDAL keeps such a CRS in a "
             ".aux.xml sidecar; compactor writes one self-contained object per scene)"
         )
-    elif (src.crs is None) != (out.crs is None) or (src.crs is not None and src.crs != out.crs):
+    elif (src.crs is None) != (out.crs is None) or not same_crs(src.crs, out.crs):
         problems.append(f"CRS {out.crs} != {src.crs}")
     if not np.allclose(tuple(src.transform), tuple(out.transform), rtol=1e-12, atol=1e-9):
         problems.append(f"transform {tuple(out.transform)} != {tuple(src.transform)}")
@@ -216,6 +217,20 @@ def _colour_table(src: Any, out: Any) -> list[str]:
     theirs = src.colormap(1)
     padded = {**dict.fromkeys(ours, (0, 0, 0, 255)), **theirs}
     return [] if ours == padded else ["colour table differs"]
+
+
+def same_crs(a: Any, b: Any) -> bool:
+    """Whether the output's CRS is the source's as GeoTIFF keys can hold it: equal, or the
+    same PROJ definition where only what keys cannot carry differs (an ESRI name's
+    underscores, parameters at their default value: GDAL's own COG writes the same)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if a == b:
+        return True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PROJ strings "may lose information": compared whole
+        pa, pb = a.to_proj4(), b.to_proj4()
+    return bool(pa) and pa == pb and "+proj=ob_tran" not in pa
 
 
 #: GDAL writes RPC coefficients with 15 significant digits (``%.15g``), its own COG driver
