@@ -26,12 +26,22 @@ def test_header_value_in_scene_reason(tmp_path: Path, monkeypatch: Any) -> None:
     try:
         monkeypatch.setenv("ASSET_TOKEN", TOKEN + "\n")
         dest = str(tmp_path / "dest") + "/"
-        ctx = RunContext.from_settings(resolve_settings({"source": str(tmp_path), "dest": dest}), "r1")
+        ctx = RunContext.from_settings(
+            resolve_settings({"source": str(tmp_path), "dest": dest}), "r1"
+        )
         host = f"127.0.0.1:{port}"
-        ctx = replace(ctx, http=HttpPolicy(hosts=(host,), headers=((host, "Authorization", "${ASSET_TOKEN}"),)))
+        ctx = replace(
+            ctx,
+            http=HttpPolicy(hosts=(host,), headers=((host, "Authorization", "${ASSET_TOKEN}"),)),
+        )
         url = f"http://{host}/a.tif"
-        spec = SceneSpec(source=url, relative="a.tif", output=dest + "a.tif", archive=None,
-                         read_only="an HTTP(S) href")
+        spec = SceneSpec(
+            source=url,
+            relative="a.tif",
+            output=dest + "a.tif",
+            archive=None,
+            read_only="an HTTP(S) href",
+        )
         result = process_scene(spec, ctx)
         print("REASON:", result.reason)
         print("TRACEBACK tail:", (result.traceback or "")[-300:])

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from . import rasters
-from .conftest import S3
 from .test_records import Backend, LocalBackend, S3Backend, _run, run_report
 
 FOREIGN = b"someone else's object at the output key, not written by compactor"

@@ -9,7 +9,6 @@ import http.server
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from compactor.config import resolve_settings
 from compactor.safety.spec import RunContext, SceneSpec
@@ -30,11 +29,17 @@ def test_signed_href_second_walk(tmp_path: Path) -> None:
         host = f"127.0.0.1:{srv.server_address[1]}"
         dest = str(tmp_path / "dest") + "/"
         args = {"source": str(tmp_path), "dest": dest, "min_saving": -1.0}
-        ctx = replace(RunContext.from_settings(resolve_settings(args), "r1"),
-                      http=HttpPolicy(hosts=(host,)))
+        ctx = replace(
+            RunContext.from_settings(resolve_settings(args), "r1"), http=HttpPolicy(hosts=(host,))
+        )
         url = f"http://{host}/a.tif?X-Amz-Expires=3600&X-Amz-Signature=abcdef0123"
-        spec = SceneSpec(source=url, relative="a.tif", output=dest + "a.tif", archive=None,
-                         read_only="an HTTP(S) href")
+        spec = SceneSpec(
+            source=url,
+            relative="a.tif",
+            output=dest + "a.tif",
+            archive=None,
+            read_only="an HTTP(S) href",
+        )
         first = process_scene(spec, ctx)
         print("FIRST:", first.status, first.reason)
         second = process_scene(spec, replace(ctx, run_id="r2"))
