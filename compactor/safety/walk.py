@@ -52,6 +52,14 @@ output at the spec's key is as recorded and that the archive copy at the spec's 
 key holds the live source's very bytes (hashed again); a pending version is deleted only
 when the store shows it is another, older version of the same key with the bytes of the
 archive-class copy that replaced it. A restart always claims the spec's output key.
+
+A record's existence or claim is no permission either: an output is always written only
+if its key is free, and an object already there is replaced only when the store shows it
+is this scene's own (:func:`check_output_key`). A record that says the original was
+archived names its archive copy (else it is refused); one that says more than the stores
+show is walked on from where they show the scene is: a source still there is deleted only
+by the re-checked delete, and in place an original not in the run's archive class is
+archived again.
 """
 
 from __future__ import annotations
@@ -568,7 +576,9 @@ def walk(scene: Scene) -> SceneResult:
         problem = record_problem(handle.state, scene.spec, ctx)
         if problem is not None:
             where = handle.store.location(scene.src).url
-            log.warning("%s: refusing its state record %s: %s", scene.src.url, where, problem)
+            log.warning(
+                "%s: refusing its state record %s: %s", redact_url(scene.src.url), where, problem
+            )
             return scene.result(
                 "failed", f"{problem}; nothing done, the record {where} is left for a person", None
             )
@@ -879,7 +889,7 @@ def _ladder(scene: Scene, info: RasterInfo, profile: Profile) -> Ladder:
     if ladder.search is not None:
         log.info(
             "%s: quality search chose %s (%d probes on %s)",
-            scene.src.url, ladder.first.label, len(ladder.search.probes),
+            redact_url(scene.src.url), ladder.first.label, len(ladder.search.probes),
             "the whole scene" if ladder.search.sample_whole else "a sample",
         )  # fmt: skip
     return ladder
@@ -903,7 +913,7 @@ def _kept(scene: Scene, ladder: Ladder, kept: Profile) -> None:
     if kept != ladder.first:
         log.info(
             "%s: started at %s for SSIM %.3f; kept %s",
-            scene.src.url, ladder.first.label, scene.ctx.encoding.min_ssim, kept.label,
+            redact_url(scene.src.url), ladder.first.label, scene.ctx.encoding.min_ssim, kept.label,
         )  # fmt: skip
 
 
@@ -923,7 +933,7 @@ def _may_drop_overviews(
     if not out.full_bytes or not _worth_keeping(scene, out.full_bytes, live):
         return False
     log.info("%s: %s would not be smaller with its overviews; writing it without",
-             scene.src.url, kept.label)  # fmt: skip
+             redact_url(scene.src.url), kept.label)  # fmt: skip
     return True
 
 
