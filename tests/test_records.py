@@ -270,6 +270,9 @@ CASES = [
     Case("pending-version-prefix", _all(
         _archived_at(_own_archive), _set("pending_version", "v1")), "refused"),
     Case("version", _set("version", 99), "refused"),
+    # past the archive without an archive copy: no walk records that
+    Case("step-archived-bare", _set("step", 4), "refused"),
+    Case("step-deleted", _set("step", 5), "refused"),
     # what the walk does next: harmless
     Case("fingerprint-size", _set("fingerprint.size", 1), "harmless"),
     Case("fingerprint-etag-mtime", _all(
@@ -277,8 +280,6 @@ CASES = [
         _set("fingerprint.mtime", "2001-01-01T00:00:00+00:00")), "harmless"),
     Case("step-discovered", _set("step", 1), "harmless"),
     Case("step-encoded", _set("step", 2), "harmless"),
-    Case("step-archived-bare", _set("step", 4), "harmless"),
-    Case("step-deleted", _set("step", 5), "harmless"),
     Case("source-digest", _all(
         _set("source_sha256", "0" * 64), _set("source_part_size", 5),
         _set("source_composite", "x")), "harmless"),
@@ -288,6 +289,7 @@ CASES = [
     Case("archived-wrong-bytes", _all(
         _archived_at(_own_archive), _set("archive.sha256", "0" * 64)), "harmless"),
     Case("archived-claimed", _archived_at(_own_archive), "harmless"),  # no copy exists
+    Case("deleted-claimed", _all(_archived_at(_own_archive), _set("step", 5)), "harmless"),
     Case("encoding", _all(
         _set("codec", "jpeg"), _set("quality", 1), _set("lossless", False), _set("ssim", 1.5),
         _set("psnr", -3.0), _set("max_error", [1e9]), _set("run_id", "forged"),

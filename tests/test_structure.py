@@ -77,8 +77,21 @@ TABLE = [
     (state(Step.VERIFIED), LIVE, {}, KEEP, Action.DONE),
     (state(Step.VERIFIED), LIVE, {"output_intact": False}, PREFIX, Action.REENCODE),
     (state(Step.ARCHIVED), LIVE, {}, PREFIX, Action.DELETE),
-    (state(Step.ARCHIVED), LIVE, {}, IN_PLACE, Action.DONE),
-    (state(Step.DELETED), LIVE, {}, PREFIX, Action.DONE),
+    # a record past the archive is believed only as far as the stores show: in place the
+    # live original must be in the run's class; a source still there is deleted (re-checked)
+    (state(Step.ARCHIVED), LIVE, {}, IN_PLACE, Action.ARCHIVE),
+    (
+        state(Step.ARCHIVED, COLD),
+        COLD,
+        {},
+        {**IN_PLACE, "storage_class": "DEEP_ARCHIVE"},
+        Action.ARCHIVE,
+    ),
+    (state(Step.DELETED), LIVE, {}, IN_PLACE, Action.ARCHIVE),
+    (state(Step.DELETED), LIVE, {}, PREFIX, Action.DELETE),
+    (state(Step.DELETED, COLD), COLD, {}, PREFIX, Action.DELETE),
+    (state(Step.DELETED), LIVE, {}, KEEP, Action.DONE),
+    (state(Step.ARCHIVED, COLD, pending_version="v0"), COLD, {}, IN_PLACE, Action.DELETE),
     # the source changed since it was recorded: the same bytes (a class change) or not
     (state(Step.VERIFIED), MOVED, {"same_bytes": True}, PREFIX, Action.ADOPT),
     (state(Step.VERIFIED), MOVED, {}, PREFIX, Action.RESTART),

@@ -219,18 +219,26 @@ def _nitf_raw(value: str) -> bytes:
         return b""
 
 
+#: Files an HFA (``.img``) dataset lists beside itself, by its stem: its spill file of
+#: large rasters, its reduced-resolution overviews and its auxiliary file.
+HFA_STEM_SUFFIXES = (".ige", ".IGE", ".rrd", ".RRD", ".aux", ".AUX")
+
+
 def _own_file(src_path: str, name: str) -> bool:
-    """Whether ``name`` (from GDAL's file list) is the source or a sidecar beside it that
-    carries its name (``scene.img`` -> ``scene.ige``, ``scene.tif.aux.xml``, and the
-    sidecars of :func:`~compactor.gdal.sidecars.sidecar_names`, ``scene_rpc.txt``)."""
+    """Whether ``name`` (from GDAL's file list) is the source or a file GDAL reads beside
+    it by its name: the sidecars of :func:`~compactor.gdal.sidecars.sidecar_names`
+    (``scene.tif.aux.xml``, ``scene.rpb``, ``scene_rpc.txt``...) and HFA's own
+    (``scene.img`` -> ``scene.ige``, ``scene.rrd``). Nothing else, whatever it is called:
+    a dataset may name its dependent files itself (an HFA spill file), and ``scene.tif``
+    beside ``scene.img`` is another scene, never part of this one."""
     folder, _, base = src_path.rpartition("/")
     other_folder, _, other = name.rpartition("/")
-    stem = base.rsplit(".", 1)[0]
-    return name == src_path or (
-        other_folder == folder
-        and (other.startswith((f"{base}.", f"{stem}.")) or is_sidecar_of(base, other))
-        and ".." not in other
-    )
+    if name == src_path:
+        return True
+    if other_folder != folder or not other:
+        return False
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    return is_sidecar_of(base, other) or other in {stem + s for s in HFA_STEM_SUFFIXES}
 
 
 def read_info(src_path: str) -> RasterInfo:

@@ -52,11 +52,20 @@ output at the spec's key is as recorded and that the archive copy at the spec's 
 key holds the live source's very bytes (hashed again); a pending version is deleted only
 when the store shows it is another, older version of the same key with the bytes of the
 archive-class copy that replaced it. A restart always claims the spec's output key.
+
+A record's existence or claim is no permission either: an output is always written only
+if its key is free, and an object already there is replaced only when the store shows it
+is this scene's own (:func:`check_output_key`). A record that says the original was
+archived names its archive copy (else it is refused); one that says more than the stores
+show is walked on from where they show the scene is: a source still there is deleted only
+by the re-checked delete, and in place an original not in the run's archive class is
+archived again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import time
@@ -95,7 +104,7 @@ from ..fidelity.verify import Fidelity, check_output, validate_cog
 from ..gdal.env import gdal_env, scratch_dir
 from ..gdal.errors import gdal_errors
 from ..gdal.info import RasterInfo
-from ..redact import redact_text, redact_url
+from ..redact import redact_text, redact_url, url_identity
 from ..report.costs import archive_skip_reason, worth_archiving
 from ..report.format import human_bytes
 from ..report.models import Attempt, SceneResult, Status
@@ -220,9 +229,15 @@ def decide(
         return Action.CONFIRM
     if state.step < Step.VERIFIED:
         return Action.ENCODE
-    if final >= Step.ARCHIVED and state.step < Step.ARCHIVED:
+    if final >= Step.ARCHIVED and (
+        state.step < Step.ARCHIVED or (in_place and live.storage_class != storage_class)
+    ):
+        # In place, a record that says archived is believed only once the live original is
+        # in the run's archive class.
         return Action.ARCHIVE
-    if final >= Step.DELETED and state.step < Step.DELETED:
+    if final >= Step.DELETED:
+        # The source is still there, whatever step the record names: the delete re-checks
+        # output and archive copy with the stores before it deletes anything.
         return Action.DELETE
     if state.pending_version is not None and state.step >= Step.ARCHIVED:
         return Action.DELETE  # an old version an Object Lock or the bucket kept before
@@ -269,6 +284,13 @@ def _place(url: str | None) -> str | None:
         return "?"
 
 
+def _identity(url: str) -> tuple[str, str | None]:
+    """What names a source in a record: its place (:func:`_place`), an HTTP(S) URL's query
+    as a digest of it redacted (:func:`~compactor.redact.url_identity`): a record keeps its
+    source redacted, so a signed href is its own record's source whatever its signature."""
+    return url_identity(_place(url) or url)
+
+
 def record_problem(state: SceneState, spec: SceneSpec, ctx: RunContext) -> str | None:
     """Why the scene's recorded ``state`` cannot be acted on (``None``: it may be): a
     record says where the scene is in its walk, never where things go (see the module's
@@ -276,11 +298,14 @@ def record_problem(state: SceneState, spec: SceneSpec, ctx: RunContext) -> str |
     source, output, archive = _place(spec.source), _place(spec.output), _place(spec.archive)
     if state.version != STATE_VERSION:
         return f"the state record has version {state.version}, not {STATE_VERSION}"
-    if _place(state.source) != source:
-        return f"the state record is of {state.source!r}, not of {spec.source}"
+    if _identity(state.source) != _identity(spec.source):
+        # Compared as the record keeps it: a signed HTTP(S) URL is recorded redacted.
+        return f"the state record is of {state.source!r}, not of {redact_url(spec.source)!r}"
     if state.output is not None and _place(state.output.url) != output:
         return f"the state record names output {state.output.url!r}, not {spec.output}"
     in_place = ctx.archive_mode == "in-place" and archive == source
+    if state.step >= Step.ARCHIVED and state.archive is None:
+        return f"the state record says {state.step.label} but names no archive copy"
     if state.archive is not None:
         got = _place(state.archive.url)
         if archive is None:
@@ -344,11 +369,6 @@ class StateHandle:
         return state
 
     @property
-    def recorded(self) -> bool:
-        """Whether a record of this scene exists (was read or written)."""
-        return self.etag is not None
-
-    @property
     def current(self) -> SceneState:
         assert self.state is not None
         return self.state
@@ -394,6 +414,12 @@ class Scene:
     #: archived (by source URL).
     sidecars: list[Member] = field(init=False)
     sidecars_archived: dict[str, str | None] = field(default_factory=dict)
+    #: The output the scene's record (read at the start of the walk, and found valid) says
+    #: was written at its output key, with its SHA-256: the only object at that key, besides
+    #: one tagged with the source, that the walk may replace (:func:`check_output_key`).
+    recorded_output: StoredObject | None = None
+    #: What no message of the scene may show (:meth:`HttpPolicy.secrets`).
+    secrets: tuple[str, ...] = ()
     _src_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -456,7 +482,8 @@ class Scene:
 
     def result(self, status: Status, reason: str | None, state: SceneState | None) -> SceneResult:
         """The scene's result: what the walk noted, and what the state records."""
-        shown = None if reason is None else redact_text(reason, ())  # signed URLs masked
+        # Signed URLs and the header values this worker sends masked.
+        shown = None if reason is None else redact_text(reason, self.secrets)
         r = self.notes.model_copy(update={"status": status, "reason": shown})
         if state is not None:
             r.step = state.step.label
@@ -549,10 +576,15 @@ def walk(scene: Scene) -> SceneResult:
         problem = record_problem(handle.state, scene.spec, ctx)
         if problem is not None:
             where = handle.store.location(scene.src).url
-            log.warning("%s: refusing its state record %s: %s", scene.src.url, where, problem)
+            log.warning(
+                "%s: refusing its state record %s: %s", redact_url(scene.src.url), where, problem
+            )
             return scene.result(
                 "failed", f"{problem}; nothing done, the record {where} is left for a person", None
             )
+        output = handle.state.output
+        if output is not None and output.size and output.sha256:
+            scene.recorded_output = output
     final = final_step(ctx.archive_mode, scene.spec)
     with timing.stage("read"):
         live = scene.observe(handle.state, final)
@@ -561,6 +593,7 @@ def walk(scene: Scene) -> SceneResult:
         final = _final_if_worth_it(scene, live, handle.state, final)
     scene.final = final
     confirmed = False  # the output was written or confirmed during this walk
+    archived = False  # the original was archived during this walk
     while True:
         state = handle.state
         digest = _digest(state) if state is not None else None
@@ -584,12 +617,7 @@ def walk(scene: Scene) -> SceneResult:
         if action is Action.DONE:
             assert state is not None
             assert live is not None
-            if scene.did_work:
-                done = scene.result("compacted", scene.spec.read_only, state)
-            else:
-                done = scene.result("skipped", f"already compacted (run {state.run_id})", state)
-            done.finished_version = GONE if scene.deleted else live.version
-            return done
+            return _done(scene, state, live)
         if action is Action.SOURCE_GONE:
             return source_gone(scene, handle, final)
         assert live is not None
@@ -645,11 +673,29 @@ def walk(scene: Scene) -> SceneResult:
                 confirm(scene, handle)
             confirmed = True
         elif action is Action.ARCHIVE:
+            if archived:  # the store does not show what the copy just made
+                raise ArchiveError(
+                    f"the original is in {live.storage_class or 'no storage class'} after it "
+                    f"was archived to {ctx.storage_class}"
+                )
             live = archive(scene, handle, live)
+            archived = True
         elif action is Action.DELETE:
             held = delete(scene, handle, live)
             if held is not None:
                 return scene.result("held", held, handle.current)
+            if scene.deleted:  # the source is gone now: done
+                return _done(scene, handle.current, live)
+
+
+def _done(scene: Scene, state: SceneState, live: ObjectInfo) -> SceneResult:
+    """The scene went as far as the run's settings say: compacted by this walk, or already."""
+    if scene.did_work:
+        done = scene.result("compacted", scene.spec.read_only, state)
+    else:
+        done = scene.result("skipped", f"already compacted (run {state.run_id})", state)
+    done.finished_version = GONE if scene.deleted else live.version
+    return done
 
 
 def _final_if_worth_it(
@@ -713,28 +759,46 @@ def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
 
 
 def check_output_key(scene: Scene, out: Location, handle: StateHandle) -> ObjectInfo | None:
-    """Refuse to overwrite an object at the output key that this scene did not write (it
-    carries our source in its metadata, or our record claims the key). Returns what is
-    there (``None``: nothing)."""
+    """Refuse to overwrite an object at the output key that this scene did not write.
+    Returns what is there (``None``: nothing).
+
+    A record counts for nothing here (it may be forged, or unreadable): an object is this
+    scene's own only if the store shows it is. On S3 it carries this source in its
+    ``compactor-source`` metadata (another source's tag: never ours). Where there is no tag
+    (a local folder keeps no metadata), its bytes must hash to the SHA-256 of an output
+    this scene's valid record says it wrote there: a record can make a run replace at
+    most the very bytes it recorded, never anything else."""
     existing = scene.dest_store.head(out)
     if existing is None:
         return None
-    state = handle.state
-    claimed = (
-        handle.recorded
-        and state is not None
-        and state.output is not None
-        and state.output.url == out.url
-    )
-    tagged = (
-        existing.metadata.get("compactor-source")
-        == source_metadata_header(scene.src.url)["compactor-source"]
-    )
-    if not (claimed or tagged):
+    if not _own_output(scene, out, existing, handle):
         raise OutputConflictError(
             f"{out.url} already exists and was not written for this source; not overwriting it"
         )
     return existing
+
+
+def _own_output(scene: Scene, out: Location, existing: ObjectInfo, handle: StateHandle) -> bool:
+    """Whether ``existing`` (at the scene's output key ``out``) is this scene's own output
+    (see :func:`check_output_key`)."""
+    tag = existing.metadata.get("compactor-source")
+    if tag is not None:
+        return tag == source_metadata_header(scene.src.url)["compactor-source"]
+    current = handle.state.output if handle.state is not None else None
+    for recorded in (scene.recorded_output, current):
+        if (
+            recorded is None
+            or recorded.sha256 is None
+            or recorded.size != existing.size
+            or _place(recorded.url) != out.url
+        ):
+            continue
+        try:
+            digest = scene.dest_store.sha256(out, etag=existing.etag)[0]
+        except (PreconditionFailed, StorageError):
+            return False  # changed or gone while it was read: not shown to be ours
+        return digest == recorded.sha256
+    return False
 
 
 # --- encode -----------------------------------------------------------------------------------
@@ -825,7 +889,7 @@ def _ladder(scene: Scene, info: RasterInfo, profile: Profile) -> Ladder:
     if ladder.search is not None:
         log.info(
             "%s: quality search chose %s (%d probes on %s)",
-            scene.src.url, ladder.first.label, len(ladder.search.probes),
+            redact_url(scene.src.url), ladder.first.label, len(ladder.search.probes),
             "the whole scene" if ladder.search.sample_whole else "a sample",
         )  # fmt: skip
     return ladder
@@ -849,7 +913,7 @@ def _kept(scene: Scene, ladder: Ladder, kept: Profile) -> None:
     if kept != ladder.first:
         log.info(
             "%s: started at %s for SSIM %.3f; kept %s",
-            scene.src.url, ladder.first.label, scene.ctx.encoding.min_ssim, kept.label,
+            redact_url(scene.src.url), ladder.first.label, scene.ctx.encoding.min_ssim, kept.label,
         )  # fmt: skip
 
 
@@ -869,7 +933,7 @@ def _may_drop_overviews(
     if not out.full_bytes or not _worth_keeping(scene, out.full_bytes, live):
         return False
     log.info("%s: %s would not be smaller with its overviews; writing it without",
-             scene.src.url, kept.label)  # fmt: skip
+             redact_url(scene.src.url), kept.label)  # fmt: skip
     return True
 
 
@@ -939,9 +1003,10 @@ def _encode_one_task(
 
 
 def _upload(scene: Scene, handle: StateHandle, path: Path, out: Location, sha: str) -> ObjectInfo:
-    """Store the output at ``out``: only if the key is free, unless this scene's record
-    claims it; a key that is taken is replaced only if it holds this source's output (an
-    earlier attempt's, tagged with the source)."""
+    """Store the output at ``out``: only if the key is free; a key that is taken is replaced
+    only if the store shows it holds this scene's own output (:func:`check_output_key`:
+    tagged with the source, or the very bytes a valid record says were written there).
+    A record's existence or claim alone is no permission."""
     t = scene.ctx.transfers
 
     def put(if_none_match: bool) -> ObjectInfo:
@@ -952,10 +1017,8 @@ def _upload(scene: Scene, handle: StateHandle, path: Path, out: Location, sha: s
             storage_class=t.output_storage_class, sse_kms_key=t.sse_kms_key,
         )  # fmt: skip
 
-    state = handle.state
-    claimed = handle.recorded and state is not None and state.output is not None
     try:
-        return put(if_none_match=not claimed)
+        return put(if_none_match=True)
     except PreconditionFailed:
         check_output_key(scene, out, handle)  # raises unless it is this source's output
         return put(if_none_match=False)
@@ -1295,9 +1358,11 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
     ``<ExceptionType>: message`` with its traceback in the result (the scene log keeps it)."""
     started = time.monotonic()
     scene: Scene | None = None
+    # What this worker sends as header values (read from its environment): never shown.
+    secrets = context.http.secrets(os.environ)
     with counting_requests() as requests, timing.collecting() as stages:
         try:
-            scene = Scene(spec, context)
+            scene = Scene(spec, context, secrets=secrets)
             scene.lease = Lease(
                 scene.dest_store,
                 lease_location(context.dest_location, scene.src),
@@ -1312,15 +1377,16 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
             if scene.live is not None:
                 result.finished_version = scene.live.version
         except LeaseHeldError as err:
-            result = _failed(scene, spec, str(err), status="skipped")
+            result = _failed(scene, spec, redact_text(str(err), secrets), status="skipped")
         except CompactorError as err:
-            log.warning("%s failed: %s", redact_url(spec.source), err)
-            result = _failed(scene, spec, str(err))
-        except Exception as err:  # one bad object is one failed scene, never a crashed run
-            reason = scene_reason(err)
+            reason = redact_text(str(err), secrets)
             log.warning("%s failed: %s", redact_url(spec.source), reason)
             result = _failed(scene, spec, reason)
-            result.traceback = redact_text("".join(traceback.format_exception(err)), ())
+        except Exception as err:  # one bad object is one failed scene, never a crashed run
+            reason = redact_text(scene_reason(err), secrets)
+            log.warning("%s failed: %s", redact_url(spec.source), reason)
+            result = _failed(scene, spec, reason)
+            result.traceback = redact_text("".join(traceback.format_exception(err)), secrets)
         finally:
             if scene is not None:
                 with timing.stage("cleanup"):

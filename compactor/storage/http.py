@@ -101,16 +101,56 @@ class HttpPolicy:
         for entry, name, value in self.headers:
             if entry != found[0]:
                 continue
-            if value.startswith("${") and value.endswith("}"):
-                var = value[2:-1]
+            var = _variable(value)
+            if var is not None:
                 if var not in environ:
                     raise ForbiddenSourceError(
                         f"header {name} for {entry} needs the environment variable {var} on "
                         "the workers"
                     )
                 value = environ[var]
+            problem = _header_value_problem(value)
+            if problem is not None:  # named, never shown: the value may be a secret
+                source = f"the environment variable {var}" if var else "its configured value"
+                raise ForbiddenSourceError(
+                    f"header {name} for {entry}: {source} {problem}; it is not sent"
+                )
             out[name] = value
         return out
+
+    def secrets(self, environ: Mapping[str, str]) -> tuple[str, ...]:
+        """The header values this policy sends, as resolved from ``environ`` (what a worker's
+        messages must never show), with their parts: the value stripped and each word of
+        it (``Bearer <token>``: the token alone, as an error message may quote it). Never
+        raises."""
+        found: set[str] = set()
+        for _, _, value in self.headers:
+            var = _variable(value)
+            resolved = environ.get(var) if var is not None else value
+            if not resolved:
+                continue
+            found |= {resolved, resolved.strip(), *resolved.split()}
+        return tuple(sorted(s for s in found if len(s) >= 4))
+
+
+def _variable(value: str) -> str | None:
+    """The environment variable a header value names (``${VAR}``), or ``None``."""
+    if value.startswith("${") and value.endswith("}"):
+        return value[2:-1]
+    return None
+
+
+def _header_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an HTTP header value (``None``: it can): a CR or LF (a
+    token read from a file often keeps its trailing newline) would end the header, and
+    http.client sends only latin-1."""
+    if "\r" in value or "\n" in value:
+        return "holds a line break (a trailing newline, as a file's last line keeps?)"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return "holds characters other than latin-1 ones"
+    return None
 
 
 def split_host(entry: str) -> tuple[str, int | None]:
@@ -211,6 +251,14 @@ class HttpStore:
             raise translate_http_error(loc.url, err) from err
         except (urllib.error.URLError, OSError) as err:
             raise TransientStorageError(f"{method} {shown} failed: {err}", url=shown) from err
+        except (ValueError, http.client.HTTPException) as err:
+            # http.client quotes what it refuses (a header's value, maybe a secret): only
+            # the kind of error is told, never its message, and the cause is not chained.
+            raise StorageError(
+                f"{method} {shown} failed: {type(err).__name__} (the request or its answer "
+                "was refused by the HTTP client)",
+                url=shown,
+            ) from None
 
     def head(self, loc: Location, version_id: str | None = None) -> ObjectInfo | None:
         try:
