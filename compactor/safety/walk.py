@@ -784,6 +784,11 @@ def _own_output(scene: Scene, out: Location, existing: ObjectInfo, handle: State
     tag = existing.metadata.get("compactor-source")
     if tag is not None:
         return tag == source_metadata_header(scene.src.url)["compactor-source"]
+    if out.is_s3:
+        return False  # every output compactor stores in S3 carries the tag: this one is not ours
+    # A folder keeps no metadata: the bytes must be those this scene's record says it wrote
+    # (someone who can read the destination and forge a record could aim this at a foreign
+    # file's exact bytes; on S3 the tag alone decides).
     current = handle.state.output if handle.state is not None else None
     for recorded in (scene.recorded_output, current):
         if (
