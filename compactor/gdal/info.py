@@ -4,6 +4,7 @@ an allow-list of drivers, nothing it names outside itself, size limits checked f
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +17,11 @@ from rasterio.io import DatasetReader
 
 from ..config import Limits
 from ..errors import SceneTooLargeError, UnreadableSceneError
-from .drivers import restrict_drivers
+from .drivers import restrict_drivers, take_last_error
 from .errors import clean, gdal_errors
 from .sidecars import is_sidecar_of
+
+log = logging.getLogger(__name__)
 
 #: Bytes of one sample of the GDAL data types numpy has no name for, as rasterio names them
 #: (GDAL's CInt16, two int16 parts; rasterio reads it as complex64).
@@ -177,10 +180,29 @@ def open_source(src_path: str) -> Any:
         problem = _polyglot(ds)
         if problem:
             raise UnreadableSceneError(f"refused: {problem}")
+        _settle(ds)
     except BaseException:
         ds.close()
         raise
     return ds
+
+
+def _settle(ds: Any) -> None:
+    """Let GDAL scan what it reads lazily (a TIFF's further IFDs, for masks and overviews)
+    now, and take any error it reported and recovered from: GDAL reads on (a broken second
+    IFD is skipped; the first image is the raster), and a pending error would otherwise be
+    raised by rasterio from some unrelated later call, as if the raster could not be
+    opened. What GDAL said is logged (the scene log keeps it, :mod:`compactor.capture`)."""
+    take_last_error()
+    try:
+        ds.mask_flag_enums  # noqa: B018  (the scan is the point)
+        if ds.count:
+            ds.overviews(1)
+    except gdal_errors():
+        pass  # a real failure: the next read reports it
+    said = take_last_error()
+    if said:
+        log.warning("GDAL reported an error it read on from: %s", said)
 
 
 #: Markup in a header's text: what GDAL's XML formats (VRT, WMS, GTI, ...) look for.

@@ -93,6 +93,11 @@ class SceneResult(BaseModel):
     #: For a scene failed by an unexpected exception: its traceback (the scene log keeps it;
     #: the reason is its one line).
     traceback: str | None = None
+    #: What libraries warned about while the scene was handled (GDAL through rasterio,
+    #: tifffile: a TIFF without a geotransform, a nodata tag its type cannot hold, a broken
+    #: second IFD GDAL skipped), one line each (:mod:`compactor.capture`), kept here rather
+    #: than printed on a worker's stderr.
+    warnings: list[str] = Field(default_factory=list)
     codec: str | None = None
     quality: int | None = None
     lossless: bool | None = None
@@ -181,6 +186,11 @@ class SceneResult(BaseModel):
     @classmethod
     def _redacted_reason(cls, value: str | None) -> str | None:
         return None if value is None else redact_text(value, ())
+
+    @field_validator("warnings")
+    @classmethod
+    def _redacted_warnings(cls, value: list[str]) -> list[str]:
+        return [redact_text(v, ()) for v in value]
 
     @classmethod
     def refused(

@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import failpoints, timing
+from ..capture import capturing
 from ..chunked.assemble import ChunkedOutput, compact_chunked
 from ..chunked.checks import decoder_margin
 from ..chunked.resources import cluster_context
@@ -1023,6 +1024,7 @@ def _encode_chunked(
             _accept_last(scene)
     notes.chunked, notes.chunks = True, result.chunks
     notes.task_stages = {k: round(v, 4) for k, v in sorted((result.task_stages or {}).items())}
+    notes.warnings += [w for w in result.task_warnings if w not in notes.warnings]
     failpoints.hit("after-encode")
     if not _worth_keeping(scene, result.size, live):
         result.discard()
@@ -1295,7 +1297,12 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
     ``<ExceptionType>: message`` with its traceback in the result (the scene log keeps it)."""
     started = time.monotonic()
     scene: Scene | None = None
-    with counting_requests() as requests, timing.collecting() as stages:
+    said: list[str] = []  # what libraries warn about, into the scene log, not on stderr
+    with (
+        capturing(said, ignore=(log.name,)),
+        counting_requests() as requests,
+        timing.collecting() as stages,
+    ):
         try:
             scene = Scene(spec, context)
             scene.lease = Lease(
@@ -1330,6 +1337,7 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
     result.seconds = round(time.monotonic() - started, 3)
     result.stages = {k: round(v, 4) for k, v in sorted(stages.items())}
     result.requests = dict(sorted(requests.items()))
+    result.warnings = [*said, *(w for w in result.warnings if w not in said)]
     return result
 
 
