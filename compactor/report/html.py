@@ -83,6 +83,11 @@ def summary_lines(report: Report) -> list[str]:
         f"run {report.run_id}: {t.scenes} scenes - {t.compacted} compacted in this run, "
         f"{held}{t.finished_earlier} finished earlier, {t.skipped} skipped, {t.failed} failed",
     ]
+    if report.interrupted:
+        lines.append(
+            f"STOPPED EARLY ({report.interrupted}): only the scenes above were finished; "
+            "rerun the same command to finish the rest"
+        )
     if t.compacted or t.held:
         ratio = t.bytes_in / t.bytes_out if t.bytes_out else math.inf
         saved = 1 - t.bytes_out / t.bytes_in if t.bytes_in else 0.0
@@ -481,6 +486,12 @@ def render_html(report: Report, *, fragment: bool = False) -> str:
         f'<p class="muted">{esc(report.started)} → {esc(report.finished)} · source '
         f"{esc(report.settings.get('source'))} · dest {esc(report.settings.get('dest'))}"
         f" · archive {esc(report.settings.get('archive') or 'none (originals kept)')}</p>"
+        + (
+            f'<p class="bad"><b>Stopped early</b> ({esc(report.interrupted)}): only the scenes '
+            "below were finished; rerun the same command to finish the rest.</p>"
+            if report.interrupted
+            else ""
+        )
         + _stac_line(report)
         + '<div class="cards">'
         + "".join(f'<div class="card">{esc(k)}<b>{esc(v)}</b></div>' for k, v in cards)

@@ -497,6 +497,10 @@ class Report(BaseModel):
     stages: dict[str, float] = Field(default_factory=dict)
     #: Where report.json and report.html were written.
     location: str | None = None
+    #: Why the run stopped before every scene was done (Ctrl-C, the cluster lost, an
+    #: error in the client); ``None``: it ran to the end. The scenes finished before the
+    #: stop are in the totals and the scene log; rerunning finishes the rest.
+    interrupted: str | None = None
     stac: StacSummary | None = None
     quality: QualityComparison | None = None
     #: Every scene of a small run (at most :data:`~compactor.report.html.TABLE_LIMIT`),

@@ -1,0 +1,152 @@
+"""What a user reads (issue 23, "messages a user can act on"): reasons that say what is
+wrong, a quiet stderr at default verbosity with library warnings kept in the scene log, and
+a report written even when a run stops early. Real corpus files (tests/data/realworld)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .realworld_check import CORPUS
+
+COMPACTOR = str(Path(sys.executable).with_name("compactor"))
+
+
+def _copy(dest: Path, *paths: str) -> Path:
+    for p in paths:
+        (dest / p).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(CORPUS / p, dest / p)
+    return dest
+
+
+def _report(dest: Path) -> dict[str, Any]:
+    reports = sorted((dest / "_compactor" / "runs").glob("*/report.json"))
+    assert reports, f"no report under {dest}"
+    return dict(json.loads(reports[-1].read_text()))
+
+
+def _scenes(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from compactor.report.scene_log import read_scene_log
+
+    return {
+        Path(r.source.removeprefix("file://")).name: r.model_dump(mode="json")
+        for r in read_scene_log(report["scene_log"]["location"])
+    }
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMPACTOR, *args], capture_output=True, text=True, timeout=600,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_default_run_keeps_library_warnings_off_stderr_and_in_the_scene_log(
+    tmp_path: Path,
+) -> None:
+    """A TIFF without a geotransform (rasterio's NotGeoreferencedWarning) and one whose
+    GDAL_NODATA its data type cannot hold (tifffile's log line), on a local cluster the CLI
+    starts: nothing reaches stderr with -q, and each scene's warnings are in the scene log."""
+    src = _copy(tmp_path / "src", "mapserver/grey.tif", "gdalraster/storml_elev.tif")
+    dest = tmp_path / "dest"
+    proc = _run(
+        ["-q", "run", "--source", str(src), "--dest", str(dest), "--workers", "1",
+         "--min-saving", "-100"]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == "", proc.stderr
+    scenes = _scenes(_report(dest))
+    assert scenes["grey.tif"]["status"] == "compacted"
+    assert any("NotGeoreferencedWarning" in w for w in scenes["grey.tif"]["warnings"]), scenes[
+        "grey.tif"
+    ]["warnings"]
+    assert scenes["storml_elev.tif"]["status"] == "compacted"
+    assert any("not castable" in w for w in scenes["storml_elev.tif"]["warnings"]), scenes[
+        "storml_elev.tif"
+    ]["warnings"]
+
+
+def test_a_run_stopped_midway_still_writes_its_report(tmp_path: Path, dask_scheduler: str) -> None:
+    """The client fails after the second result is recorded (a failpoint in its collection
+    loop): the run exits non-zero, yet report.json exists, says the run was stopped, and
+    lists the two scenes finished before the stop (their outputs in place)."""
+    names = ["rasterio/byte.tif", "mapserver/grey.tif", "rasterio/float.tif",
+             "gdalraster/storml_elev.tif", "rio-tiler/cog_gradient.tif"]  # fmt: skip
+    src = _copy(tmp_path / "src", *names)
+    dest = tmp_path / "dest"
+    proc = _run(
+        ["-q", "run", "--source", str(src), "--dest", str(dest), "--scheduler", dask_scheduler,
+         "--min-saving", "-100"],
+        env={"COMPACTOR_FAILPOINTS": "client-collected@2=raise"},
+    )  # fmt: skip
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "InjectedFault" in proc.stderr
+    report = _report(dest)
+    assert report["interrupted"]
+    assert "InjectedFault" in report["interrupted"]
+    scenes = _scenes(report)
+    assert len(scenes) == 2
+    assert report["totals"]["scenes"] == 2
+    for rec in scenes.values():
+        assert rec["status"] == "compacted", rec
+        assert Path(rec["output"].removeprefix("file://")).is_file()
+    html = next((dest / "_compactor" / "runs").glob("*/report.html")).read_text()
+    assert "Stopped early" in html
+
+
+def test_a_tiff_with_a_broken_second_ifd_is_read_as_gdal_reads_it(tmp_path: Path, cli: Any) -> None:
+    """GDAL opens pillow/child_ifd_jpeg.tiff (its second IFD lacks ImageLength: GDAL says
+    so and reads the first image); it was failed as "not a raster GDAL can open"."""
+    src = _copy(tmp_path / "src", "pillow/child_ifd_jpeg.tiff")
+    dest = tmp_path / "dest"
+    result = cli("run", "--source", str(src), "--dest", str(dest), "--min-saving", "-100")
+    rec = _scenes(_report(dest))["child_ifd_jpeg.tiff"]
+    assert result.exit_code == 0, (result.output, rec)
+    assert rec["status"] == "compacted"
+    assert any("ImageLength" in w for w in rec["warnings"]), rec["warnings"]
+
+
+def test_ctrl_c_midway_still_writes_the_report_of_what_finished(tmp_path: Path) -> None:
+    """SIGINT to a ``compactor run`` (a local cluster, one worker, each scene slowed) once
+    its first output is in place: the CLI says it was interrupted, and report.json exists,
+    says so, and lists the scenes finished before the stop and no others."""
+    import signal
+    import time
+
+    names = ["rasterio/byte.tif", "mapserver/grey.tif", "rasterio/float.tif",
+             "gdalraster/storml_elev.tif", "rio-tiler/cog_gradient.tif"]  # fmt: skip
+    src = _copy(tmp_path / "src", *names)
+    dest = tmp_path / "dest"
+    proc = subprocess.Popen(
+        [COMPACTOR, "-q", "run", "--source", str(src), "--dest", str(dest), "--workers", "1",
+         "--min-saving", "-100"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "COMPACTOR_FAILPOINTS": "after-discovered=sleep:3"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not list(dest.rglob("*.tif")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        time.sleep(2.0)  # the first scene's result reaches the client; the next one sleeps
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Interrupted" in err
+    report = _report(dest)
+    assert report["interrupted"]
+    assert "Ctrl-C" in report["interrupted"]
+    scenes = _scenes(report)
+    assert 1 <= len(scenes) < len(names)
+    assert report["totals"]["scenes"] == len(scenes)
+    for rec in scenes.values():
+        assert rec["status"] == "compacted", rec
+        assert Path(rec["output"].removeprefix("file://")).is_file()
