@@ -150,3 +150,56 @@ def test_ctrl_c_midway_still_writes_the_report_of_what_finished(tmp_path: Path) 
     for rec in scenes.values():
         assert rec["status"] == "compacted", rec
         assert Path(rec["output"].removeprefix("file://")).is_file()
+
+
+def test_reasons_say_what_is_wrong_and_every_extension_is_listed(tmp_path: Path, cli: Any) -> None:
+    """Undecodable JPEG 2000 files say so, with GDAL's word, not the VRT refusal, which only
+    a file holding markup gets; a JPEG 2000 named .j2k is listed by default and compacted;
+    a run without --archive says the originals stay and what the outputs add."""
+    src = _copy(
+        tmp_path / "src", "pillow/00r0_gray_l.jp2", "glymur/edf_c2_1178956.jp2",
+        "image-tiff/colormap-shl-overflow.tiff",
+    )  # fmt: skip
+    shutil.copyfile(CORPUS / "pillow/comment.jp2", src / "comment.j2k")
+    (src / "vrt.tif").write_text('<VRTDataset rasterXSize="1" rasterYSize="1"/>')
+    dest = tmp_path / "dest"
+    result = cli(
+        "run", "--source", str(src), "--dest", str(dest), "--min-saving", "-100", quiet=False
+    )  # fmt: skip
+    scenes = _scenes(_report(dest))
+    for name in ("00r0_gray_l.jp2", "edf_c2_1178956.jp2"):
+        reason = scenes[name]["reason"]
+        assert reason.startswith("a JPEG 2000 file GDAL's JP2OpenJPEG driver cannot decode")
+        assert "VRT" not in reason
+    assert "opj_read_header() failed" in scenes["edf_c2_1178956.jp2"]["reason"]
+    assert scenes["colormap-shl-overflow.tiff"]["reason"].startswith(
+        "a TIFF GDAL's GTiff driver cannot read: "
+    )
+    assert "markup" in scenes["vrt.tif"]["reason"]
+    assert "VRT" in scenes["vrt.tif"]["reason"]
+    assert scenes["comment.j2k"]["status"] == "compacted", scenes["comment.j2k"]
+    assert "saving > -$" not in result.output
+    assert "the originals stay where they are (no --archive" in result.output
+
+
+def test_default_globs_cover_what_the_allowed_drivers_read() -> None:
+    from rasterio.drivers import raster_driver_extensions
+
+    from compactor.config import DEFAULT_INCLUDE
+    from compactor.gdal.info import SOURCE_DRIVERS
+
+    gdal_says = {e for e, d in raster_driver_extensions().items() if d in SOURCE_DRIVERS}
+    assert {"tif", "tiff", "jp2", "j2k", "ntf", "img"} <= gdal_says | {"j2k"}
+    assert {f"*.{e}" for e in gdal_says | {"nitf", "jpx", "gtif"}} <= set(DEFAULT_INCLUDE)
+
+
+def test_a_gcp_scene_above_the_chunk_threshold_says_why_and_which_flag(
+    tmp_path: Path, cli: Any
+) -> None:
+    src = _copy(tmp_path / "src", "georust-gdal/gcp.tif")
+    dest = tmp_path / "dest"
+    cli("run", "--source", str(src), "--dest", str(dest), "--chunk-threshold", "64")
+    reason = _scenes(_report(dest))["gcp.tif"]["reason"]
+    assert reason.startswith("this scene is georeferenced by GCPs or RPCs: GDAL's COG driver")
+    assert "120 B of raw pixels, more than --chunk-threshold (64 B)" in reason
+    assert "a --chunk-threshold above that lets one task take it" in reason

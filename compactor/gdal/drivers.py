@@ -138,3 +138,26 @@ def take_last_error() -> str | None:
     message = lib.CPLGetLastErrorMsg() or b""
     lib.CPLErrorReset()
     return " ".join(message.decode("utf-8", "replace").split())[:300] or "unknown error"
+
+
+def head_bytes(path: str, n: int) -> bytes:
+    """The first ``n`` bytes of ``path`` (a GDAL path: local, ``/vsis3/``, ``/vsicurl/``),
+    read through GDAL's virtual file system under the caller's GDAL environment (b"" if
+    they cannot be read)."""
+    lib = _lib()
+    if lib is None:
+        return b""
+    lib.VSIFOpenL.restype = ctypes.c_void_p
+    lib.VSIFOpenL.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.VSIFReadL.restype = ctypes.c_size_t
+    lib.VSIFReadL.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+    lib.VSIFCloseL.argtypes = [ctypes.c_void_p]
+    handle = lib.VSIFOpenL(path.encode("utf-8"), b"rb")
+    if not handle:
+        return b""
+    try:
+        buf = ctypes.create_string_buffer(n)
+        got = lib.VSIFReadL(buf, 1, n, handle)
+        return buf.raw[:got]
+    finally:
+        lib.VSIFCloseL(handle)

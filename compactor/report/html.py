@@ -152,12 +152,20 @@ def summary_lines(report: Report) -> list[str]:
 
 def cost_lines(c: CostEstimate) -> list[str]:
     """The cost in a few plain-text lines (money in the short form: ``< $0.01``)."""
-    lines = [
-        f"storage: {usd(c.before_usd_month, short=True)}/month -> "
-        f"{usd(c.after_usd_month, short=True)}/month (saving "
-        f"{usd(c.saving_usd_month, short=True)}/month; {c.region} prices of "
-        f"{c.price_table_date})"
-    ]
+    prices = f"{c.region} prices of {c.price_table_date}"
+    if c.storage_class is None:  # nothing moved: the outputs are an addition
+        added = c.after_usd_month - c.before_usd_month
+        lines = [
+            f"storage: the originals stay where they are (no --archive, so nothing is "
+            f"saved; they cost {usd(c.before_usd_month, short=True)}/month); the outputs add "
+            f"{usd(max(added, 0.0), short=True)}/month ({prices})"
+        ]
+    else:
+        lines = [
+            f"storage: {usd(c.before_usd_month, short=True)}/month -> "
+            f"{usd(c.after_usd_month, short=True)}/month (saving "
+            f"{usd(c.saving_usd_month, short=True)}/month; {prices})"
+        ]
     kinds: dict[str, float] = {}
     for line in c.one_time:
         kinds[line.kind] = kinds.get(line.kind, 0.0) + line.usd
@@ -168,11 +176,9 @@ def cost_lines(c: CostEstimate) -> list[str]:
         lines.append(
             f"one-time: {usd(c.one_time_usd, short=True)}"
             + (f" ({parts})" if parts else "")
-            + f"; pays back in {months(c.payback_months)}"
+            + (f"; pays back in {months(c.payback_months)}" if c.storage_class else "")
         )
-    if c.storage_class is None:
-        lines.append("originals were not archived (no --archive): they still cost as before")
-    elif c.left_in_place:
+    if c.storage_class is not None and c.left_in_place:
         limit = (
             f" within --payback-months {c.payback_limit_months:g}" if c.payback_limit_months else ""
         )

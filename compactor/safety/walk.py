@@ -74,7 +74,7 @@ from ..chunked.checks import decoder_margin
 from ..chunked.resources import cluster_context
 from ..codec.layout import EncodedCog
 from ..codec.profile import Profile, resolved_predictor
-from ..codec.write import encode_cog, uses_tile_writer
+from ..codec.write import encode_cog, gdal_writer_reason, uses_tile_writer
 from ..errors import (
     AccessDenied,
     ArchivedObjectError,
@@ -978,9 +978,10 @@ def _encode_chunked(
         )
     if not uses_tile_writer(profile, info):
         raise SceneTooLargeError(
-            f"{profile.label} scenes and scenes georeferenced by GCPs or RPCs are encoded by "
-            f"GDAL in one task; this one has {human_bytes(info.raw_bytes)} of raw pixels, "
-            f"more than --chunk-threshold ({threshold}), which raises the limit"
+            f"this scene is {gdal_writer_reason(profile, info)}: GDAL's COG driver writes "
+            f"it, in one task, not in chunks, and it has {human_bytes(info.raw_bytes)} of "
+            f"raw pixels, more than --chunk-threshold ({threshold}); a --chunk-threshold "
+            "above that lets one task take it (on workers with the memory for it)"
         )
     out = scene.out  # the spec's output key, never a record's
     check_output_key(scene, out, handle)
