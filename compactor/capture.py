@@ -15,6 +15,10 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+#: What GDAL says about compactor's own settings, not about a scene (``GDAL_SKIP`` names
+#: drivers a build may lack).
+NOT_ABOUT_THE_SCENE = ("to unload from GDAL_SKIP",)
+
 #: At most this many messages per scene (each cut to :data:`MAX_CHARS`).
 MAX_MESSAGES = 20
 MAX_CHARS = 300
@@ -55,6 +59,8 @@ class _SceneHandler(logging.Handler):
         elif not record.name.startswith("compactor"):
             text = f"{record.name}: {text}"
         line = " ".join(text.split())[:MAX_CHARS]
+        if any(n in line for n in NOT_ABOUT_THE_SCENE):
+            return
         if line and line not in self.into:
             self.into.append(line)
 

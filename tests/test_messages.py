@@ -203,3 +203,18 @@ def test_a_gcp_scene_above_the_chunk_threshold_says_why_and_which_flag(
     assert reason.startswith("this scene is georeferenced by GCPs or RPCs: GDAL's COG driver")
     assert "120 B of raw pixels, more than --chunk-threshold (64 B)" in reason
     assert "a --chunk-threshold above that lets one task take it" in reason
+
+
+def test_a_webp_rgba_scene_compacts_to_a_valid_cog(tmp_path: Path, cli: Any) -> None:
+    """image-tiff/usda_naip_256_webp_z3.tif (1024 x 2048, WEBP, alpha) failed as "output is
+    not a valid COG: Overview of index 0 is not tiled": its 512 x 1024 overview, tiled
+    512 x 512, is one column of tiles, which rio-cogeo takes for a strip and GDAL's
+    reference validator does not."""
+    src = _copy(tmp_path / "src", "image-tiff/usda_naip_256_webp_z3.tif")
+    dest = tmp_path / "dest"
+    cli("run", "--source", str(src), "--dest", str(dest), "--min-saving", "-100")
+    rec = _scenes(_report(dest))["usda_naip_256_webp_z3.tif"]
+    assert rec["status"] == "compacted", rec["reason"]
+    from compactor.fidelity.verify import validate_cog
+
+    validate_cog(rec["output"].removeprefix("file://"))
