@@ -43,7 +43,21 @@ OutputClass = Literal["STANDARD", "STANDARD_IA", "INTELLIGENT_TIERING", "GLACIER
 ClusterKind = Literal["local", "address", "kubernetes"]
 
 #: Default ``--include`` globs (matched case-insensitively against the key's file name).
-DEFAULT_INCLUDE: tuple[str, ...] = ("*.tif", "*.tiff", "*.ntf", "*.nitf", "*.jp2", "*.img")
+#: The GDAL drivers sources are opened with (:data:`compactor.gdal.info.SOURCE_DRIVERS`)
+#: and the file extensions each reads: GDAL's own (``DMD_EXTENSIONS``: tif tiff, jp2 j2k,
+#: ntf, img) and the others their files are found under (GeoTIFF's .gtif; JPEG 2000's .jpx,
+#: .jpf, .jpc, .j2c; NITF's .nitf and NATO's .nsf).
+SOURCE_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "GTiff": ("tif", "tiff", "gtif"),
+    "JP2OpenJPEG": ("jp2", "j2k", "jpx", "jpf", "jpc", "j2c"),
+    "NITF": ("ntf", "nitf", "nsf"),
+    "HFA": ("img",),
+}
+
+#: What is listed by default: every extension :data:`SOURCE_EXTENSIONS` names.
+DEFAULT_INCLUDE: tuple[str, ...] = tuple(
+    f"*.{ext}" for exts in SOURCE_EXTENSIONS.values() for ext in exts
+)
 
 #: Folder under the destination holding compactor's own records (state, runs).
 META_PREFIX = "_compactor"

@@ -15,7 +15,8 @@ value is a comma-separated list of ``point=action``; actions chain with ``+``:
 Points, in order: ``after-discovered``, ``after-encode``, ``mid-upload`` (after the first
 part of a multipart upload), ``after-upload``, ``after-encoded``, ``after-verified``,
 ``after-source-hash``, ``mid-archive-copy`` (after the first part of a multipart copy),
-``after-archive-copy``, ``after-archived``, ``before-delete``, ``after-delete``.
+``after-archive-copy``, ``after-archived``, ``before-delete``, ``after-delete``; in the
+client: ``client-collected`` (after each scene result is recorded).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ whole (every tile's CRC-32, a valid COG) before it is renamed into place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ class ChunkedOutput:
     overview_bytes: int = 0
     #: Seconds the chunk and merge tasks spent, summed over the tasks, by stage.
     task_stages: dict[str, float] | None = None
+    #: What libraries warned about in the chunk tasks (:mod:`compactor.capture`).
+    task_warnings: list[str] = field(default_factory=list)
 
 
 def compact_chunked(
@@ -119,4 +121,5 @@ def compact_chunked(
     return ChunkedOutput(
         total, fidelity.ssim, fidelity.psnr, fidelity.exact, job.plan.nstrips, finish,
         output.abort, fidelity, tiles.full, tiles.overview, task_stages,
+        list(dict.fromkeys(w for c in chunks for w in c.warnings)),
     )  # fmt: skip

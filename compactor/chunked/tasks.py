@@ -25,6 +25,7 @@ import numpy as np
 from distributed import as_completed
 
 from .. import failpoints, timing
+from ..capture import capturing
 from ..codec.profile import dtype_range
 from ..codec.tile_writer import (
     Leftover,
@@ -69,6 +70,8 @@ class ChunkResult:
     quality: Quality
     #: Where the task's seconds went (:mod:`compactor.timing`).
     stages: dict[str, float] = field(default_factory=dict)
+    #: What libraries warned about in the task (:mod:`compactor.capture`).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -125,9 +128,10 @@ def _check_tile(
 def encode_chunk(job: TileJob, chunk: int) -> ChunkResult:
     """Dask task: one strip of the scene, its overview levels up to k, its checks."""
     failpoints.hit("chunk-encode")
-    with timing.collecting() as stages:
+    said: list[str] = []
+    with capturing(said), timing.collecting() as stages:
         segments, leftover, quality = _encode_chunk(job, chunk)
-    return ChunkResult(chunk, segments, leftover, quality, dict(stages))
+    return ChunkResult(chunk, segments, leftover, quality, dict(stages), said)
 
 
 def _encode_chunk(job: TileJob, chunk: int) -> tuple[list[Segment], Leftover | None, Quality]:
@@ -231,7 +235,7 @@ def _errors(src: np.ndarray, dec: np.ndarray, valid: np.ndarray | None, q: Quali
 def merge(job: TileJob, level: int, node: int, *children: ChunkResult | MergeResult) -> MergeResult:
     """Dask task: one node of the merge tree (:func:`~compactor.codec.tile_writer.merge_node`)."""
     handed = [c.leftover for c in children if c.leftover is not None]
-    with timing.collecting() as stages:
+    with capturing([]), timing.collecting() as stages:  # off stderr; overviews of checked tiles
         segments, leftover = merge_node(job, level, node, handed)
     return MergeResult(segments, leftover, dict(stages))
 

@@ -93,7 +93,24 @@ def connect(
     ):
         if on_dashboard and client.dashboard_link:
             on_dashboard(client.dashboard_link)
-        yield client
+        try:
+            yield client
+        finally:
+            _quiet_shutdown()
+
+
+#: Loggers whose shutdown chatter ("Worker process still alive after ... seconds,
+#: killing") says nothing a user can act on: the workers of a local cluster are stopped
+#: with it. Errors still show.
+SHUTDOWN_LOGGERS = ("distributed.nanny", "distributed.process", "distributed.worker")
+
+
+def _quiet_shutdown() -> None:
+    """Before a local cluster closes: its nannies' and workers' warnings only at -vv."""
+    for name in SHUTDOWN_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.DEBUG:
+            logger.setLevel(logging.ERROR)
 
 
 #: What the fork server of a local cluster imports once, before it forks each worker.

@@ -21,6 +21,16 @@ def uses_tile_writer(profile: Profile, info: RasterInfo) -> bool:
     return profile.codec in TILE_WRITER and not info.has_gcps_or_rpcs and not is_complex(info.dtype)
 
 
+def gdal_writer_reason(profile: Profile, info: RasterInfo) -> str:
+    """Why a scene is written by GDAL's COG driver, not the tile writer, in a few words
+    (``georeferenced by GCPs or RPCs``, ``complex data (complex64)``, ``encoded as lerc``)."""
+    if info.has_gcps_or_rpcs:
+        return "georeferenced by GCPs or RPCs"
+    if is_complex(info.dtype):
+        return f"complex data ({info.dtype})"
+    return f"encoded as {profile.codec}, which only GDAL writes"
+
+
 def encode_cog(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> EncodedCog:
     """Encode ``src_path`` (a GDAL path) as a COG at local path ``dst`` (in this process);
     the result says its size and its tile bytes at full resolution and in overviews."""

@@ -102,3 +102,62 @@ def restrict_drivers() -> None:
                 f"other files or URLs ({', '.join(left)}) and compactor could not remove them"
             )
         _done = True
+
+
+_gdal_lib: list[ctypes.CDLL | None] = []
+
+
+def _lib() -> ctypes.CDLL | None:
+    if not _gdal_lib:
+        lib = _libgdal()
+        if lib is not None:
+            lib.CPLGetLastErrorType.restype = ctypes.c_int
+            lib.CPLGetLastErrorMsg.restype = ctypes.c_char_p
+            lib.CPLErrorReset.restype = None
+        _gdal_lib.append(lib)
+    return _gdal_lib[0]
+
+
+#: GDAL's ``CE_Failure``: an error GDAL reports while carrying on (a broken second IFD).
+CE_FAILURE = 3
+
+
+def take_last_error() -> str | None:
+    """GDAL's pending error in this thread (None if there is none) and clear it.
+
+    GDAL reports some failures it recovers from (a TIFF's broken second IFD, found when it
+    scans for masks and overviews) and carries on; the error stays pending, and rasterio
+    then raises it from an unrelated later call that happens to return 3 or 4 (a red or
+    green band's colour interpretation). Taking it here keeps it where it belongs."""
+    lib = _lib()
+    if lib is None:
+        return None
+    if lib.CPLGetLastErrorType() < CE_FAILURE:
+        lib.CPLErrorReset()
+        return None
+    message = lib.CPLGetLastErrorMsg() or b""
+    lib.CPLErrorReset()
+    return " ".join(message.decode("utf-8", "replace").split())[:300] or "unknown error"
+
+
+def head_bytes(path: str, n: int) -> bytes:
+    """The first ``n`` bytes of ``path`` (a GDAL path: local, ``/vsis3/``, ``/vsicurl/``),
+    read through GDAL's virtual file system under the caller's GDAL environment (b"" if
+    they cannot be read)."""
+    lib = _lib()
+    if lib is None:
+        return b""
+    lib.VSIFOpenL.restype = ctypes.c_void_p
+    lib.VSIFOpenL.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.VSIFReadL.restype = ctypes.c_size_t
+    lib.VSIFReadL.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+    lib.VSIFCloseL.argtypes = [ctypes.c_void_p]
+    handle = lib.VSIFOpenL(path.encode("utf-8"), b"rb")
+    if not handle:
+        return b""
+    try:
+        buf = ctypes.create_string_buffer(n)
+        got = lib.VSIFReadL(buf, 1, n, handle)
+        return buf.raw[:got]
+    finally:
+        lib.VSIFCloseL(handle)

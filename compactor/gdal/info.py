@@ -4,6 +4,7 @@ an allow-list of drivers, nothing it names outside itself, size limits checked f
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +15,13 @@ from rasterio._path import _parse_path  # rasterio.open takes one driver, GDAL a
 from rasterio.enums import MaskFlags
 from rasterio.io import DatasetReader
 
-from ..config import Limits
+from ..config import SOURCE_EXTENSIONS, Limits
 from ..errors import SceneTooLargeError, UnreadableSceneError
-from .drivers import restrict_drivers
+from .drivers import head_bytes, restrict_drivers, take_last_error
 from .errors import clean, gdal_errors
 from .sidecars import is_sidecar_of
+
+log = logging.getLogger(__name__)
 
 #: Bytes of one sample of the GDAL data types numpy has no name for, as rasterio names them
 #: (GDAL's CInt16, two int16 parts; rasterio reads it as complex64).
@@ -134,7 +137,7 @@ def _gib(n: int) -> str:
 #: The only GDAL drivers a source is opened with: formats that hold their own pixels.
 #: Everything else is refused, above all VRT (and the many drivers like it) that can make
 #: GDAL read other files, other buckets or URLs named inside the object.
-SOURCE_DRIVERS = ("GTiff", "JP2OpenJPEG", "NITF", "HFA")
+SOURCE_DRIVERS = tuple(SOURCE_EXTENSIONS)
 
 #: The same, as the README and error messages name them.
 SOURCE_FORMATS = "a GeoTIFF, JPEG 2000, NITF or Erdas Imagine file"
@@ -157,11 +160,9 @@ def open_source(src_path: str) -> Any:
         ds = rasterio.env.ensure_env(opened)()
     except gdal_errors() as err:
         if "not recognized as being in a supported file format" in str(err):
-            raise UnreadableSceneError(
-                f"not a raster GDAL can open as {SOURCE_FORMATS} (other formats, such as "
-                "GDAL VRT, can make GDAL read other files or URLs and are refused)"
-            ) from err
-        raise UnreadableSceneError(f"not a raster GDAL can open: {clean(err)}") from err
+            head = rasterio.env.ensure_env(lambda: head_bytes(src_path, IDENTIFY_BYTES))()
+            raise UnreadableSceneError(unrecognised(head)) from err
+        raise UnreadableSceneError(f"{cannot_open(src_path)}: {clean(err)}") from err
     try:
         try:
             foreign = [f for f in ds.files if not _own_file(src_path, f)]
@@ -177,10 +178,70 @@ def open_source(src_path: str) -> Any:
         problem = _polyglot(ds)
         if problem:
             raise UnreadableSceneError(f"refused: {problem}")
+        _settle(ds)
     except BaseException:
         ds.close()
         raise
     return ds
+
+
+def _settle(ds: Any) -> None:
+    """Let GDAL scan what it reads lazily (a TIFF's further IFDs, for masks and overviews)
+    now, and take any error it reported and recovered from: GDAL reads on (a broken second
+    IFD is skipped; the first image is the raster), and a pending error would otherwise be
+    raised by rasterio from some unrelated later call, as if the raster could not be
+    opened. What GDAL said is logged (the scene log keeps it, :mod:`compactor.capture`)."""
+    take_last_error()
+    try:
+        ds.mask_flag_enums  # noqa: B018  (the scan is the point)
+        if ds.count:
+            ds.overviews(1)
+    except gdal_errors():
+        pass  # a real failure: the next read reports it
+    said = take_last_error()
+    if said:
+        log.warning("GDAL reported an error it read on from: %s", said)
+
+
+#: The first bytes of each allowed format, and what a user reads when GDAL's driver for it
+#: cannot read a file that starts with them.
+SIGNATURES: tuple[tuple[tuple[bytes, ...], str], ...] = (
+    ((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51"),
+     "a JPEG 2000 file GDAL's JP2OpenJPEG driver cannot decode"),
+    ((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), "a TIFF GDAL's GTiff driver cannot read"),
+    ((b"NITF", b"NSIF"), "a NITF file GDAL's NITF driver cannot read"),
+    ((b"EHFA_HEADER_TAG",), "an Erdas Imagine file GDAL's HFA driver cannot read"),
+)  # fmt: skip
+
+_SUFFIX_FORMATS = {
+    f".{ext}": ("JP2OpenJPEG", "GTiff", "NITF", "HFA").index(driver)
+    for driver, exts in SOURCE_EXTENSIONS.items()
+    for ext in exts
+}
+
+
+def cannot_open(src_path: str) -> str:
+    """The start of the reason for a source GDAL fails to open: what it is meant to be (by
+    its name) and that GDAL cannot read it."""
+    suffix = "." + src_path.rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower()
+    known = _SUFFIX_FORMATS.get(suffix)
+    return "not a raster GDAL can open" if known is None else SIGNATURES[known][1]
+
+
+def unrecognised(head: bytes) -> str:
+    """Why no allowed driver took a source whose first bytes are ``head``: a file of an
+    allowed format its driver rejects, text another GDAL format would read (refused), or
+    something else."""
+    for magics, what in SIGNATURES:
+        if head.startswith(magics):
+            return f"{what}: GDAL does not recognise what follows its signature"
+    what = f"not a raster GDAL can open as {SOURCE_FORMATS}"
+    if MARKUP.search(head):
+        return (
+            f"{what}: it holds markup (other formats, such as GDAL VRT, can make GDAL read "
+            "other files or URLs and are refused)"
+        )
+    return f"{what}: it is empty" if not head else f"{what}: it starts as none of them does"
 
 
 #: Markup in a header's text: what GDAL's XML formats (VRT, WMS, GTI, ...) look for.

@@ -83,6 +83,11 @@ def summary_lines(report: Report) -> list[str]:
         f"run {report.run_id}: {t.scenes} scenes - {t.compacted} compacted in this run, "
         f"{held}{t.finished_earlier} finished earlier, {t.skipped} skipped, {t.failed} failed",
     ]
+    if report.interrupted:
+        lines.append(
+            f"STOPPED EARLY ({report.interrupted}): only the scenes above were finished; "
+            "rerun the same command to finish the rest"
+        )
     if t.compacted or t.held:
         ratio = t.bytes_in / t.bytes_out if t.bytes_out else math.inf
         saved = 1 - t.bytes_out / t.bytes_in if t.bytes_in else 0.0
@@ -147,12 +152,20 @@ def summary_lines(report: Report) -> list[str]:
 
 def cost_lines(c: CostEstimate) -> list[str]:
     """The cost in a few plain-text lines (money in the short form: ``< $0.01``)."""
-    lines = [
-        f"storage: {usd(c.before_usd_month, short=True)}/month -> "
-        f"{usd(c.after_usd_month, short=True)}/month (saving "
-        f"{usd(c.saving_usd_month, short=True)}/month; {c.region} prices of "
-        f"{c.price_table_date})"
-    ]
+    prices = f"{c.region} prices of {c.price_table_date}"
+    if c.storage_class is None:  # nothing moved: the outputs are an addition
+        added = c.after_usd_month - c.before_usd_month
+        lines = [
+            f"storage: the originals stay where they are (no --archive, so nothing is "
+            f"saved; they cost {usd(c.before_usd_month, short=True)}/month); the outputs add "
+            f"{usd(max(added, 0.0), short=True)}/month ({prices})"
+        ]
+    else:
+        lines = [
+            f"storage: {usd(c.before_usd_month, short=True)}/month -> "
+            f"{usd(c.after_usd_month, short=True)}/month (saving "
+            f"{usd(c.saving_usd_month, short=True)}/month; {prices})"
+        ]
     kinds: dict[str, float] = {}
     for line in c.one_time:
         kinds[line.kind] = kinds.get(line.kind, 0.0) + line.usd
@@ -163,11 +176,9 @@ def cost_lines(c: CostEstimate) -> list[str]:
         lines.append(
             f"one-time: {usd(c.one_time_usd, short=True)}"
             + (f" ({parts})" if parts else "")
-            + f"; pays back in {months(c.payback_months)}"
+            + (f"; pays back in {months(c.payback_months)}" if c.storage_class else "")
         )
-    if c.storage_class is None:
-        lines.append("originals were not archived (no --archive): they still cost as before")
-    elif c.left_in_place:
+    if c.storage_class is not None and c.left_in_place:
         limit = (
             f" within --payback-months {c.payback_limit_months:g}" if c.payback_limit_months else ""
         )
@@ -481,6 +492,12 @@ def render_html(report: Report, *, fragment: bool = False) -> str:
         f'<p class="muted">{esc(report.started)} → {esc(report.finished)} · source '
         f"{esc(report.settings.get('source'))} · dest {esc(report.settings.get('dest'))}"
         f" · archive {esc(report.settings.get('archive') or 'none (originals kept)')}</p>"
+        + (
+            f'<p class="bad"><b>Stopped early</b> ({esc(report.interrupted)}): only the scenes '
+            "below were finished; rerun the same command to finish the rest.</p>"
+            if report.interrupted
+            else ""
+        )
         + _stac_line(report)
         + '<div class="cards">'
         + "".join(f'<div class="card">{esc(k)}<b>{esc(v)}</b></div>' for k, v in cards)

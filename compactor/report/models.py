@@ -93,6 +93,11 @@ class SceneResult(BaseModel):
     #: For a scene failed by an unexpected exception: its traceback (the scene log keeps it;
     #: the reason is its one line).
     traceback: str | None = None
+    #: What libraries warned about while the scene was handled (GDAL through rasterio,
+    #: tifffile: a TIFF without a geotransform, a nodata tag its type cannot hold, a broken
+    #: second IFD GDAL skipped), one line each (:mod:`compactor.capture`), kept here rather
+    #: than printed on a worker's stderr.
+    warnings: list[str] = Field(default_factory=list)
     codec: str | None = None
     quality: int | None = None
     lossless: bool | None = None
@@ -181,6 +186,11 @@ class SceneResult(BaseModel):
     @classmethod
     def _redacted_reason(cls, value: str | None) -> str | None:
         return None if value is None else redact_text(value, ())
+
+    @field_validator("warnings")
+    @classmethod
+    def _redacted_warnings(cls, value: list[str]) -> list[str]:
+        return [redact_text(v, ()) for v in value]
 
     @classmethod
     def refused(
@@ -487,6 +497,10 @@ class Report(BaseModel):
     stages: dict[str, float] = Field(default_factory=dict)
     #: Where report.json and report.html were written.
     location: str | None = None
+    #: Why the run stopped before every scene was done (Ctrl-C, the cluster lost, an
+    #: error in the client); ``None``: it ran to the end. The scenes finished before the
+    #: stop are in the totals and the scene log; rerunning finishes the rest.
+    interrupted: str | None = None
     stac: StacSummary | None = None
     quality: QualityComparison | None = None
     #: Every scene of a small run (at most :data:`~compactor.report.html.TABLE_LIMIT`),

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from itertools import chain, islice
 from typing import Any, Literal
 
+from .. import failpoints
 from ..cluster.versions import local_versions
 from ..config import META_PREFIX, Settings, resolve_settings
 from ..errors import CompactorError
@@ -159,6 +160,7 @@ def run(
             first = list(islice(found, 1))
             lap("listing")
             workers = 0
+            stopped: BaseException | None = None
             try:
                 if first:
                     with cluster_for(settings, client, callbacks) as c:
@@ -177,14 +179,20 @@ def run(
                             index.add(result)
                             if callbacks.advance is not None:
                                 callbacks.advance(result)
+                            failpoints.hit("client-collected")
                         lap("scenes")
                     lap("cluster stop")
+            except BaseException as err:  # Ctrl-C, the cluster lost, a bug: still a report
+                stopped = err
+                log.error("the run stopped early: %s", stopped_reason(err))
             finally:
                 index.close()
-            if callbacks.start is not None:
+            if callbacks.start is not None and stopped is None:
                 callbacks.start(found.counts.scenes + found.counts.refused)
         stac = None
-        if found.items is not None:
+        if found.items is not None and stopped is not None:
+            found.items.close()
+        elif found.items is not None:
             try:
                 stac = _write_stac(found.items, recorder.stac_results, settings, run_id, context)
             finally:
@@ -204,7 +212,22 @@ def run(
     )
     if report.cost is not None:  # versions kept or not change what the run costs
         report.cost.notes.extend(checked.notes(settings.keep_versions))
-    return write_report(report, location, context.s3)
+    if stopped is None:
+        return write_report(report, location, context.s3)
+    report.interrupted = stopped_reason(stopped)
+    try:
+        write_report(report, location, context.s3)
+    except Exception as err:  # the run's own reason to stop is what the caller must see
+        log.error("writing the report of the stopped run failed: %s", err)
+    raise stopped
+
+
+def stopped_reason(err: BaseException) -> str:
+    """Why a run stopped before every scene was done, on one line."""
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    message = " ".join(str(err).split())[:300]
+    return f"stopped by {type(err).__name__}" + (f": {message}" if message else "")
 
 
 def _write_stac(

@@ -77,12 +77,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import failpoints, timing
+from ..capture import capturing
 from ..chunked.assemble import ChunkedOutput, compact_chunked
 from ..chunked.checks import decoder_margin
 from ..chunked.resources import cluster_context
 from ..codec.layout import EncodedCog
 from ..codec.profile import Profile, resolved_predictor
-from ..codec.write import encode_cog, uses_tile_writer
+from ..codec.write import encode_cog, gdal_writer_reason, uses_tile_writer
 from ..errors import (
     AccessDenied,
     ArchivedObjectError,
@@ -1045,9 +1046,10 @@ def _encode_chunked(
         )
     if not uses_tile_writer(profile, info):
         raise SceneTooLargeError(
-            f"{profile.label} scenes and scenes georeferenced by GCPs or RPCs are encoded by "
-            f"GDAL in one task; this one has {human_bytes(info.raw_bytes)} of raw pixels, "
-            f"more than --chunk-threshold ({threshold}), which raises the limit"
+            f"this scene is {gdal_writer_reason(profile, info)}: GDAL's COG driver writes "
+            f"it, in one task, not in chunks, and it has {human_bytes(info.raw_bytes)} of "
+            f"raw pixels, more than --chunk-threshold ({threshold}); a --chunk-threshold "
+            "above that lets one task take it (on workers with the memory for it)"
         )
     out = scene.out  # the spec's output key, never a record's
     check_output_key(scene, out, handle)
@@ -1091,6 +1093,7 @@ def _encode_chunked(
             _accept_last(scene)
     notes.chunked, notes.chunks = True, result.chunks
     notes.task_stages = {k: round(v, 4) for k, v in sorted((result.task_stages or {}).items())}
+    notes.warnings += [w for w in result.task_warnings if w not in notes.warnings]
     failpoints.hit("after-encode")
     if not _worth_keeping(scene, result.size, live):
         result.discard()
@@ -1365,7 +1368,12 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
     scene: Scene | None = None
     # What this worker sends as header values (read from its environment): never shown.
     secrets = context.http.secrets(os.environ)
-    with counting_requests() as requests, timing.collecting() as stages:
+    said: list[str] = []  # what libraries warn about, into the scene log, not on stderr
+    with (
+        capturing(said, ignore=(log.name,)),
+        counting_requests() as requests,
+        timing.collecting() as stages,
+    ):
         try:
             scene = Scene(spec, context, secrets=secrets)
             scene.lease = Lease(
@@ -1385,11 +1393,11 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
             result = _failed(scene, spec, redact_text(str(err), secrets), status="skipped")
         except CompactorError as err:
             reason = redact_text(str(err), secrets)
-            log.warning("%s failed: %s", redact_url(spec.source), reason)
+            log.info("%s failed: %s", redact_url(spec.source), reason)
             result = _failed(scene, spec, reason)
         except Exception as err:  # one bad object is one failed scene, never a crashed run
             reason = redact_text(scene_reason(err), secrets)
-            log.warning("%s failed: %s", redact_url(spec.source), reason)
+            log.info("%s failed: %s", redact_url(spec.source), reason)
             result = _failed(scene, spec, reason)
             result.traceback = redact_text("".join(traceback.format_exception(err)), secrets)
         finally:
@@ -1401,6 +1409,8 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
     result.seconds = round(time.monotonic() - started, 3)
     result.stages = {k: round(v, 4) for k, v in sorted(stages.items())}
     result.requests = dict(sorted(requests.items()))
+    said = [redact_text(w, secrets) for w in said]
+    result.warnings = [*said, *(w for w in result.warnings if w not in said)]
     return result
 
 
