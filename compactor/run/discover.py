@@ -73,6 +73,8 @@ class Pending:
     run: tuple[str, ...]
     #: Its sidecars' keys below the listed prefix (:func:`group_sidecars`).
     sidecars: tuple[str, ...] = ()
+    #: What the listing said of each of them (same order).
+    sidecar_infos: tuple[ObjectInfo, ...] = ()
 
 
 @dataclass
@@ -625,6 +627,8 @@ def _builder(prefix: Location, context: RunContext) -> Callable[[Pending], Scene
             archive=archive,
             listed=p.info,
             sidecars=tuple(prefix.join(side).url for side in p.sidecars),
+            sidecar_sizes=tuple(info.size for info in p.sidecar_infos),
+            sidecar_etags=tuple(info.etag for info in p.sidecar_infos),
         )
 
     return build
@@ -690,6 +694,7 @@ def _pending(
         # within the batch (one at a batch's edge stays where it is, as a lone sidecar).
         groups, lone = group_sidecars([rel for run in batch for rel, _, _ in run])
         sidecars = {g.raster: g.sidecars for g in groups}
+        listed = {rel: info for run in batch for rel, info, side in run if side}
         counts.sidecars += sum(side for run in batch for _, _, side in run)
         counts.lone_sidecars += len(lone)
         for key in lone:
@@ -705,7 +710,8 @@ def _pending(
                     counts.finished += 1
                     continue
                 counts.scenes += 1
-                yield Pending(rel, info, rels, sidecars.get(rel, ()))
+                sides = sidecars.get(rel, ())
+                yield Pending(rel, info, rels, sides, tuple(listed[k] for k in sides))
             at += len(run)
 
     def scenes() -> Iterator[tuple[str, ObjectInfo, bool]]:

@@ -203,6 +203,11 @@ class SceneSpec:
     #: The URLs of the sidecars listed beside the source that GDAL reads for it
     #: (:mod:`compactor.gdal.sidecars`): read with it, archived and deleted with it.
     sidecars: tuple[str, ...] = ()
+    #: What the listing said of each sidecar, in the order of :attr:`sidecars` (empty when
+    #: unknown): its size bounds its read (:func:`~compactor.safety.group.fetch_sidecars`),
+    #: its ETag is the version a scene read without fetching it whole is pinned to.
+    sidecar_sizes: tuple[int, ...] = ()
+    sidecar_etags: tuple[str | None, ...] = ()
 
     def key(self, context: RunContext) -> str:
         """Deterministic Dask key: within a run, the same scene version and policy always

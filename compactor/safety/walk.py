@@ -134,7 +134,15 @@ from .archive import (
     server_copy,
     source_metadata_header,
 )
-from .group import Member, archive_sidecars, delete_sidecars, fetch_sidecars, members
+from .group import (
+    Member,
+    Pins,
+    archive_sidecars,
+    delete_sidecars,
+    fetch_sidecars,
+    members,
+    pin_listed,
+)
 from .lease import Lease
 from .spec import RunContext, SceneSpec
 from .state import (
@@ -411,9 +419,11 @@ class Scene:
     deleted: bool = False
     #: The scene's sample, when choosing its encoding wrote one (the quality search reuses it).
     sample: Sample | None = None
-    #: Its sidecars (:mod:`compactor.safety.group`), and the ETag of each one this walk
+    #: Its sidecars (:mod:`compactor.safety.group`), the version of each one the output is
+    #: built from (pinned when the source is observed), and the ETag of each one this walk
     #: archived (by source URL).
     sidecars: list[Member] = field(init=False)
+    sidecar_pins: Pins = field(default_factory=dict)
     sidecars_archived: dict[str, str | None] = field(default_factory=dict)
     #: The output the scene's record (read at the start of the walk, and found valid) says
     #: was written at its output key, with its SHA-256: the only object at that key, besides
@@ -530,8 +540,12 @@ class Scene:
                 pass  # in an archive class since it was listed: the HEAD says so
             else:
                 if self.fetched is not None and self.sidecars:
-                    fetch_sidecars(owned, self.sidecars, self.src.name, self.fetched.path)
+                    self.sidecar_pins = fetch_sidecars(
+                        owned, self.sidecars, self.src.name, self.fetched.path, limit
+                    )
                 return self.fetched.info if self.fetched is not None else None
+        if owned is not None and self.sidecars:
+            pin_listed(owned, self.sidecars, self.sidecar_pins)
         return self.src_store.head(self.src)
 
     def cleanup(self) -> None:
@@ -1227,7 +1241,9 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
     in_place = arc == scene.src
     after: ObjectInfo | None = None
     # Its sidecars first: each is verified in the archive before the record says archived.
-    side_copies, scene.sidecars_archived = archive_sidecars(store, scene.sidecars, ctx)
+    side_copies, scene.sidecars_archived = archive_sidecars(
+        store, scene.sidecars, ctx, scene.sidecar_pins
+    )
     if copier is None:
         stored = archive_link(store, scene.src, arc, digest.sha256)
     elif in_place and live.storage_class == ctx.storage_class:
@@ -1296,7 +1312,9 @@ def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> str | None:
         if not straight:  # a record may be forged: the copy must hold these very bytes
             archive_holds(store, scene.src, arc, current, _part_size(scene, state, current))
         # Its sidecars first (each verified in the archive): none outlives the raster.
-        held = delete_sidecars(store, scene.sidecars, ctx, scene.sidecars_archived)
+        held = delete_sidecars(
+            store, scene.sidecars, ctx, scene.sidecars_archived, scene.sidecar_pins
+        )
         if held is not None:
             return _held(scene, held)
         try:
