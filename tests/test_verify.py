@@ -195,6 +195,8 @@ def test_rpcs_compare_as_gdal_stores_them() -> None:
         for k, v in model.items()
     }  # fmt: skip
     assert same_rpcs(RPC(**model), RPC(**as_gdal_writes))
+    assert same_rpcs(RPC(**model), RPC(**dict(model, err_rand=-1.0)))  # GDAL's "unknown"
+    assert not same_rpcs(RPC(**model), RPC(**dict(model, err_rand=0.5)))
     moved = dict(model, lat_off=39.81995259980312 * (1 + 1e-10))
     assert not same_rpcs(RPC(**model), RPC(**moved))
     other = dict(model, line_num_coeff=[*coeffs[:-1], 2e-14])

@@ -267,7 +267,8 @@ RPC_DIGITS = 1e-14
 
 
 def same_rpcs(a: Any, b: Any) -> bool:
-    """Whether two rasterio RPCs are the same model, as GDAL stores it (15 digits)."""
+    """Whether two rasterio RPCs are the same model, as GDAL stores it (15 digits; an
+    unknown error term is -1)."""
     da, db = a.to_dict(), b.to_dict()
     if da.keys() != db.keys():
         return False
@@ -278,10 +279,9 @@ def same_rpcs(a: Any, b: Any) -> bool:
         if len(xs) != len(ys):
             return False
         for x, y in zip(xs, ys, strict=True):
-            if x is None or y is None:
-                if x != y:
-                    return False
-            elif not math.isclose(float(x), float(y), rel_tol=RPC_DIGITS, abs_tol=1e-300):
+            # An unknown error (None) is -1 where GDAL writes it (ERR_BIAS, ERR_RAND).
+            fx, fy = (-1.0 if v is None else float(v) for v in (x, y))
+            if not math.isclose(fx, fy, rel_tol=RPC_DIGITS, abs_tol=1e-300):
                 return False
     return True
 
