@@ -284,7 +284,7 @@ def test_preview_of_a_crop(s3: S3, dask_scheduler: str, tmp_path: Path) -> None:
         compactor.preview(SRC + "reflectance.tif", "jpeg:75")
     with pytest.raises(ConfigError, match="not inside"):
         compactor.preview(SRC + "rgb.tif", "zstd", window=(500, 500, 200, 200))
-    with pytest.raises(CompactorError, match="not a raster"):
+    with pytest.raises(CompactorError, match="not found: The specified key does not exist"):
         compactor.preview(SRC + "missing.tif", "zstd")
 
     # On the cluster: the same crop, the same bytes.

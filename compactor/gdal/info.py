@@ -162,7 +162,10 @@ def open_source(src_path: str) -> Any:
         if "not recognized as being in a supported file format" in str(err):
             head = rasterio.env.ensure_env(lambda: head_bytes(src_path, IDENTIFY_BYTES))()
             raise UnreadableSceneError(unrecognised(head)) from err
-        raise UnreadableSceneError(f"{cannot_open(src_path)}: {clean(err)}") from err
+        said = clean(err)
+        if _missing(said):
+            raise UnreadableSceneError(f"not found: {said}") from err
+        raise UnreadableSceneError(f"{cannot_open(src_path)}: {said}") from err
     try:
         try:
             foreign = [f for f in ds.files if not _own_file(src_path, f)]
@@ -218,6 +221,15 @@ _SUFFIX_FORMATS = {
     for driver, exts in SOURCE_EXTENSIONS.items()
     for ext in exts
 }
+
+
+def _missing(said: str) -> bool:
+    """Whether GDAL's error says there is nothing at the path (a key, a file, a URL)."""
+    low = said.lower()
+    return any(
+        words in low
+        for words in ("does not exist", "no such file or directory", "http response code: 404")
+    )
 
 
 def cannot_open(src_path: str) -> str:
