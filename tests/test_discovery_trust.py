@@ -8,11 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import socket
-import subprocess
-import time
 import tracemalloc
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +25,11 @@ from compactor.safety.spec import RunContext
 from compactor.storage import Location, S3Options, S3Store
 
 from . import rasters
-from .conftest import BIN, S3
+from .conftest import S3
 from .inventory_fixture import edit_manifest, write_inventory
 from .reports import scenes_of
 from .test_run_s3 import load_report
-from .test_stac import COLLECTION, image, item, stac_api
+from .test_stac import COLLECTION, image, item, rustac_serve, stac_api
 
 SRC = "s3://src-bucket/scenes/"
 DEST = "s3://dst-bucket/cogs/"
@@ -311,26 +307,5 @@ def two_collections(tmp_path: Path, items: list[dict[str, Any]]) -> Iterator[str
         (folder / f"{cid}.json").write_text(json.dumps(collection))
         hrefs.append(str(folder / f"{cid}.json"))
     (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(BIN / "rustac"), "serve", "--addr", f"127.0.0.1:{port}", *hrefs,
-         str(folder / "items.json")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("rustac serve did not start") from None
-                time.sleep(0.1)
+    with rustac_serve(*map(Path, hrefs), folder / "items.json") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

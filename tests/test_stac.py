@@ -59,11 +59,18 @@ def stac_api(
     }  # fmt: skip
     (folder / "collection.json").write_text(json.dumps(collection))
     (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    with rustac_serve(folder / "collection.json", folder / "items.json") as url:
+        yield url
+
+
+@contextmanager
+def rustac_serve(*files: Path) -> Iterator[str]:
+    """``rustac serve`` on a free loopback port, loaded with ``files`` (collections, then an
+    item collection); yields its root URL once it answers, stops it afterwards."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [str(BIN / "rustac"), "serve", "--addr", f"127.0.0.1:{port}",
-         str(folder / "collection.json"), str(folder / "items.json")],
+        [str(BIN / "rustac"), "serve", "--addr", f"127.0.0.1:{port}", *map(str, files)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
