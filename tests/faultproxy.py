@@ -55,9 +55,24 @@ def operation(method: str, path: str, headers: Any) -> str:
             "DELETE": "DeleteObject"}.get(method, method)  # fmt: skip
 
 
+#: The faults a scheduled proxy cycles through, in order.
+SCHEDULE = ("500", "reset-before", "503", "reset-midway")
+
+
 class FaultProxy:
-    def __init__(self, target: str, *, error_rate: float, reset_rate: float, seed: int = 0):
+    def __init__(
+        self,
+        target: str,
+        *,
+        error_rate: float,
+        reset_rate: float,
+        seed: int = 0,
+        every: int = 0,
+    ):
         self.target = urlsplit(target)
+        #: If set, every ``every``-th request fails, cycling through the four faults, so a
+        #: run's fault count does not depend on how many requests it happened to make.
+        self.every = every
         self.error_rate = error_rate
         self.reset_rate = reset_rate
         self.rng = random.Random(seed)
@@ -164,7 +179,9 @@ class FaultProxy:
             if not self.enabled:
                 return None
             r = self.rng.random()
-            if r < self.error_rate:
+            if self.every and self.requests % self.every == 0:
+                fault = SCHEDULE[(self.requests // self.every) % len(SCHEDULE)]
+            elif r < self.error_rate:
                 fault = "503" if self.rng.random() < 0.5 else "500"
             elif r < self.error_rate + self.reset_rate:
                 fault = "reset-before" if self.rng.random() < 0.5 else "reset-midway"
