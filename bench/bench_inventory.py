@@ -2,7 +2,7 @@
 
 A moto S3 server is started on loopback; ``tests/inventory_fixture.py`` writes a
 synthetic inventory (keys with spaces and ``+``, URL-encoded in CSV) in each format; a
-fresh process then reads it with ``compactor.run.inventory`` (download, MD5 check,
+fresh process then reads it with ``compactor.sources._inventory`` (download, MD5 check,
 parse, one ObjectInfo per object, batches dropped as a caller would after using them)
 and reports its wall time and peak RSS.
 
@@ -37,7 +37,7 @@ def peak_rss_mb() -> float:
 
 def read(url: str, endpoint: str, batch_rows: int) -> None:
     """The measured process: print what it read, how long it took and its peak RSS."""
-    from compactor.run.inventory import InventoryStats, iter_inventory, read_manifest
+    from compactor.sources._inventory import InventoryStats, iter_inventory, read_manifest
     from compactor.storage import S3Options
 
     options = S3Options(endpoint_url=endpoint)

@@ -63,10 +63,10 @@ def rows(n: int, templates: list[tuple[int, str]]) -> Any:
 def sample_keys(manifest: str, endpoint: str, n: int, seed: int) -> tuple[list[str], float]:
     """The keys ``compactor plan --sample n --seed seed`` will read (same code, same seed),
     and how long listing and sampling took in this process."""
-    from compactor.config import resolve_settings
-    from compactor.run.discover import discover
-    from compactor.run.planner import sample_scenes
-    from compactor.safety.spec import RunContext
+    from compactor.runner._planner import sample_scenes
+    from compactor.scene._spec import RunContext
+    from compactor.settings._config import resolve_settings
+    from compactor.sources._discover import discover
 
     settings = resolve_settings(
         {

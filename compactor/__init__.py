@@ -14,16 +14,14 @@ storage class, and writes a run report.
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .config import Settings, resolve_settings
 from .errors import CompactorError
-from .report.models import Report, SceneResult
-from .report.scene_log import read_scene_log
-from .run.pipeline import run
-from .run.planner import plan
+from .records import Report, SceneResult, read_scene_log
+from .runner import plan, run
+from .settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
-    from .notebook.explore import compare, preview
-    from .notebook.explore import open_scene as open
+    from .notebook import compare, preview
+    from .notebook import open_scene as open
 
 #: Imported when first used: the notebook helpers load xarray and dask.array, seconds that
 #: the CLI and every Dask worker (which imports this package to run a task) need not spend.
@@ -32,9 +30,9 @@ _NOTEBOOK = {"compare": "compare", "preview": "preview", "open": "open_scene"}
 
 def __getattr__(name: str) -> Any:
     if name in _NOTEBOOK:
-        from .notebook import explore
+        from . import notebook
 
-        value = getattr(explore, _NOTEBOOK[name])
+        value = getattr(notebook, _NOTEBOOK[name])
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

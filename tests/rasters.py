@@ -162,7 +162,7 @@ def patchy(path: Path, size: int = 1600, seed: int = 9) -> Path:
     """A gray scene that is smooth where the quality search samples it (four 512x512
     windows at a quarter and three quarters of each axis) and grainy everywhere else, so the
     sample says a low quality is enough and the whole scene says it is not."""
-    from compactor.fidelity.sample import sample_windows
+    from compactor.encode._sample import sample_windows
 
     rng = np.random.default_rng(seed)
     smooth = hillshade(terrain(size, seed), 10.0) * 200 + 30

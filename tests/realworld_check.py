@@ -109,7 +109,7 @@ def owner(sidecar: str, entries: Iterable[Entry]) -> str | None:
 
 def read_run(dest: Path, src: Path) -> dict[str, dict[str, Any]]:
     """Each scene's record of the one run whose report is under ``dest``, by corpus path."""
-    from compactor.report.scene_log import read_scene_log
+    from compactor.records._scene_log import read_scene_log
 
     reports = sorted((dest / "_compactor" / "runs").glob("*/report.json"))
     if not reports:

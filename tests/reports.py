@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from compactor.report.scene_log import read_scene_log
+from compactor.records._scene_log import read_scene_log
 from compactor.storage import S3Options
 
 

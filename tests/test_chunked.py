@@ -19,12 +19,12 @@ import tifffile
 from rasterio.shutil import copy as gdal_copy
 from rio_cogeo.cogeo import cog_validate
 
-from compactor.chunked.plan import MEMORY_FACTOR, plan_chunks
-from compactor.chunked.resources import BASELINE, HEADROOM, Budget, memory_threshold
-from compactor.codec.profile import choose_profile
-from compactor.fidelity.verify import check_output
-from compactor.gdal.env import gdal_env, gdal_options
-from compactor.gdal.info import RasterInfo, read_info
+from compactor.cog._profile import choose_profile
+from compactor.encode._chunk_budget import BASELINE, HEADROOM, Budget, memory_threshold
+from compactor.encode._chunk_plan import MEMORY_FACTOR, plan_chunks
+from compactor.gdal._env import gdal_env, gdal_options
+from compactor.gdal._info import RasterInfo, read_info
+from compactor.verify._verify import check_output
 
 from . import rasters
 from .conftest import S3
@@ -310,12 +310,12 @@ def test_chunked_ssim_over_column_blocks_is_the_whole_image_value(tmp_path: Path
     """A scene wider than a block of tile columns (the chunk tasks decode and measure a
     block at a time) and several strips tall: the SSIM and the error statistics the chunks
     report are those of the whole decoded image, every window counted once."""
-    from compactor.chunked.assemble import compact_chunked
-    from compactor.chunked.tasks import BLOCK_TILES
-    from compactor.codec.tiles import TILE
-    from compactor.fidelity.ssim import ssim
-    from compactor.storage.location import Location
-    from compactor.storage.s3client import S3Options
+    from compactor.cog._tiles import TILE
+    from compactor.encode._chunk_tasks import BLOCK_TILES
+    from compactor.fidelity._ssim import ssim
+    from compactor.scene._chunked import compact_chunked
+    from compactor.storage._location import Location
+    from compactor.storage._s3client import S3Options
 
     size = BLOCK_TILES * TILE + 700  # two blocks, the second narrower than a block
     src = rasters.rgb(tmp_path / "wide.tif", size=size)
@@ -352,10 +352,11 @@ def test_a_chunk_without_a_result_fails_the_scene(
     """If a chunk's result never reaches the scene's checks (lost, cancelled), the scene
     fails verification instead of being judged on the other chunks, lossy or lossless."""
     from compactor.chunked import assemble
-    from compactor.chunked.assemble import compact_chunked
+
     from compactor.errors import VerificationError
-    from compactor.storage.location import Location
-    from compactor.storage.s3client import S3Options
+    from compactor.scene._chunked import compact_chunked
+    from compactor.storage._location import Location
+    from compactor.storage._s3client import S3Options
 
     real = assemble.run_tasks
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from compactor.config import DEFAULT_INCLUDE, resolve_settings
 from compactor.errors import ConfigError
+from compactor.settings._config import DEFAULT_INCLUDE, resolve_settings
 
 
 def test_defaults_apply_when_nothing_is_given() -> None:

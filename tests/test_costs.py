@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from compactor.cli._common import SceneProgress
-from compactor.config import resolve_settings
+from compactor.display import months, usd, usd_price
 from compactor.errors import ConfigError
-from compactor.report.costs import (
+from compactor.pricing._costs import (
     PLAN_REQUESTS,
     SIZE_CLASSES,
     CostAccumulator,
@@ -28,13 +28,13 @@ from compactor.report.costs import (
     split_requests,
     worth_archiving,
 )
-from compactor.report.format import months, usd, usd_price
-from compactor.report.html import cost_lines, render_html, summary_lines, write_report
-from compactor.report.models import Report, SceneResult, Totals
-from compactor.report.prices import GB, known_regions, load_prices, prices_for
-from compactor.report.recorder import RunRecorder
-from compactor.run.planner import plan_cost, row_result
-from compactor.safety.spec import RunContext
+from compactor.pricing._prices import GB, known_regions, load_prices, prices_for
+from compactor.records._results import Report, SceneResult, Totals
+from compactor.report._html import cost_lines, render_html, summary_lines, write_report
+from compactor.report._recorder import RunRecorder
+from compactor.runner._planner import plan_cost, row_result
+from compactor.scene._spec import RunContext
+from compactor.settings._config import resolve_settings
 from compactor.storage import S3Options
 
 from . import rasters
@@ -149,7 +149,7 @@ def test_the_run_context_carries_the_prices_as_plain_data() -> None:
 def test_the_price_file_ships_with_the_package() -> None:
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "report/prices.json" in data["tool"]["setuptools"]["package-data"]["compactor"]
-    raw = json.loads((REPO / "compactor/report/prices.json").read_text())
+    raw = json.loads((REPO / "compactor/pricing/prices.json").read_text())
     assert raw["date"]
     assert raw["source"]
     assert raw["notes"]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from compactor.config import resolve_settings
 from compactor.errors import ConfigError, DiscoveryError
-from compactor.report.models import SceneResult
-from compactor.run.discover import check_locations, discover
-from compactor.safety.spec import RunContext, SceneSpec, assign_outputs, output_relative
+from compactor.records._results import SceneResult
+from compactor.scene._spec import RunContext, SceneSpec, assign_outputs, output_relative
+from compactor.settings._config import resolve_settings
+from compactor.sources._discover import check_locations, discover
 
 from .conftest import S3
 

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from compactor.sources import _finished as finished
 from distributed import Client
 
 import compactor
-from compactor.config import resolve_settings
-from compactor.run import finished
-from compactor.run.finished import FinishedIndex
-from compactor.safety.spec import RunContext
+from compactor.scene._spec import RunContext
+from compactor.settings._config import resolve_settings
+from compactor.sources._finished import FinishedIndex
 from compactor.storage import Location, S3Options, S3Store
 
 from . import rasters
@@ -160,7 +160,7 @@ def test_hostile_index_parts_are_ignored_and_the_run_goes_on(
 def test_reading_a_bomb_stays_bounded(s3: S3) -> None:
     """Each hostile part alone: ignored (``None``) or its readable lines only, in bounded
     memory; a part decompressing past MAX_PART_BYTES is ignored even with valid lines."""
-    from compactor.run.finished import read_part  # new with the bounds
+    from compactor.sources._finished import read_part  # new with the bounds
 
     for body in HOSTILE_PARTS.values():
         entries, _ = read_part(body, "s3://x/part")

@@ -8,10 +8,10 @@ import imagecodecs as ic
 import numpy as np
 import pytest
 
-from compactor.codec.profile import choose_profile, fallback_profiles
-from compactor.codec.tiles import TileCodec
+from compactor.cog._profile import choose_profile, fallback_profiles
+from compactor.cog._tiles import TileCodec
 from compactor.errors import UnsupportedCodecError, VerificationError
-from compactor.gdal.info import RasterInfo
+from compactor.gdal._info import RasterInfo
 
 
 def info(dtype: str = "uint8", count: int = 3, **kw: object) -> RasterInfo:
@@ -126,7 +126,7 @@ def test_a_short_lossless_tile_is_refused_not_compared(codec: str) -> None:
 
 @pytest.mark.parametrize("dtype", ["complex_int16", "complex64", "complex128"])
 def test_complex_data_is_lossless_without_a_predictor_through_gdal(dtype: str) -> None:
-    from compactor.codec.write import uses_tile_writer
+    from compactor.encode._write import uses_tile_writer
 
     raster = info(dtype=dtype, count=1)
     for codec in ("auto", "zstd", "deflate", "lzw"):

@@ -22,9 +22,9 @@ from nbclient import NotebookClient
 
 import compactor
 from compactor.errors import CompactorError, ConfigError, UnsupportedCodecError
-from compactor.notebook.explore import Comparison, parse_spec
-from compactor.report.models import SceneResult
-from compactor.run.progress import NotebookProgress, in_notebook
+from compactor.notebook._explore import Comparison, parse_spec
+from compactor.records._results import SceneResult
+from compactor.runner._progress import NotebookProgress, in_notebook
 
 from . import rasters
 from .conftest import S3
@@ -335,7 +335,7 @@ def test_in_notebook_is_false_in_python_and_ipython_and_lazy() -> None:
     code = (
         "import sys\n"
         "import compactor\n"
-        "from compactor.run.progress import in_notebook\n"
+        "from compactor.runner._progress import in_notebook\n"
         "print(in_notebook(), 'IPython' in sys.modules)\n"
         "from IPython.terminal.interactiveshell import TerminalInteractiveShell\n"
         "TerminalInteractiveShell.instance()\n"
@@ -353,8 +353,8 @@ def test_notebook_progress_in_a_kernel(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "from compactor.report.models import SceneResult\n"
-            "from compactor.run.progress import NotebookProgress, in_notebook\n"
+            "from compactor.records._results import SceneResult\n"
+            "from compactor.runner._progress import NotebookProgress, in_notebook\n"
             "print(in_notebook())\n"
             "with NotebookProgress('compactor run') as bar:\n"
             "    bar.start(3)\n"

@@ -22,7 +22,7 @@ import pytest
 from rio_cogeo.cogeo import cog_validate
 
 import compactor
-from compactor.gdal.env import gdal_env, gdal_options
+from compactor.gdal._env import gdal_env, gdal_options
 
 from . import rasters
 from .conftest import BIN, S3

@@ -20,13 +20,13 @@ import pytest
 from distributed import Client
 
 import compactor
-from compactor.chunked.plan import plan_chunks
-from compactor.config import resolve_settings
+from compactor.encode._chunk_plan import plan_chunks
 from compactor.errors import SceneTooLargeError
-from compactor.gdal.info import RasterInfo
-from compactor.report.models import SceneResult
-from compactor.report.scene_log import SceneLogWriter
-from compactor.safety.spec import RunContext
+from compactor.gdal._info import RasterInfo
+from compactor.records._results import SceneResult
+from compactor.records._scene_log import SceneLogWriter
+from compactor.scene._spec import RunContext
+from compactor.settings._config import resolve_settings
 from compactor.storage import S3Options
 
 from . import rasters

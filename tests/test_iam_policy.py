@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from compactor.storage.iam import S3_CALLS, Placeholders, S3Call
+from compactor.storage._iam import S3_CALLS, Placeholders, S3Call
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "helm" / "iam-policy.json"
@@ -178,9 +178,9 @@ def s3_calls_in_source() -> dict[str, set[str]]:
 def test_the_scan_finds_the_calls_it_should() -> None:
     found = s3_calls_in_source()
     # Spot checks: calls on a client from s3_client(...), passed to S3Store._call, in the demo.
-    assert "compactor/storage/multipart.py" in found["abort_multipart_upload"]
-    assert "compactor/storage/s3.py" in found["copy_object"]
-    assert "compactor/demo/flow.py" in found["create_bucket"]
+    assert "compactor/storage/_multipart.py" in found["abort_multipart_upload"]
+    assert "compactor/storage/_s3.py" in found["copy_object"]
+    assert "compactor/demo/_flow.py" in found["create_bucket"]
     # Dask's and pystac-client's clients are not S3 clients.
     assert not {"submit", "run", "gather", "search"} & set(found)
 

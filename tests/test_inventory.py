@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from compactor.errors import ConfigError, DiscoveryError
-from compactor.run.inventory import (
+from compactor.sources._inventory import (
     InventoryStats,
     Manifest,
     canonical_field,
@@ -389,7 +389,7 @@ def test_url_decoding_all_at_once_equals_key_by_key() -> None:
     makes the batch decode key by key, with the same result."""
     from urllib.parse import unquote_plus
 
-    from compactor.run.inventory import _url_decoded
+    from compactor.sources._inventory import _url_decoded
 
     plain = ["a%2Fb+c.tif", "100%25", "%E2%82", "trailing%", "%C3", "x%2", "%e9t%C3%A9", ""]
     assert _url_decoded(plain) == [unquote_plus(k) for k in plain]

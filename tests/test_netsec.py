@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from compactor.config import resolve_settings
 from compactor.errors import ConfigError, SceneTooLargeError, TransientStorageError
+from compactor.records._state import state_relative_key
 from compactor.redact import is_secret_name, redact_url, url_identity
-from compactor.safety.state import state_relative_key
+from compactor.settings._config import resolve_settings
 from compactor.storage import Location, S3Options
-from compactor.storage.http import HttpPolicy, HttpStore
-from compactor.storage.s3 import S3Store
+from compactor.storage._http import HttpPolicy, HttpStore
+from compactor.storage._s3 import S3Store
 
 from . import rasters
 from .conftest import S3

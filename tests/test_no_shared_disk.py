@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from rio_cogeo.cogeo import cog_validate
 
-from compactor.gdal.env import gdal_env, gdal_options
+from compactor.gdal._env import gdal_env, gdal_options
 
 from . import rasters
 from .conftest import BIN, S3

@@ -18,7 +18,7 @@ import pytest
 from nbclient import NotebookClient
 
 import compactor
-from compactor.config import STAC_FLAGS, Settings
+from compactor.settings._config import STAC_FLAGS, Settings
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))

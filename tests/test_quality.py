@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import tifffile
 
-from compactor.codec.jpeg import ijg_table, jpeg_quality, tiff_jpeg_quality
-from compactor.codec.profile import choose_profile
-from compactor.codec.write import write_cog
-from compactor.gdal.info import read_info
+from compactor.cog._jpeg import ijg_table, jpeg_quality, tiff_jpeg_quality
+from compactor.cog._profile import choose_profile
+from compactor.encode._write import write_cog
+from compactor.gdal._info import read_info
 
 from . import rasters
 

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 import rasterio
 
-from compactor.config import resolve_settings
 from compactor.errors import ForbiddenSourceError, UnreadableSceneError
-from compactor.gdal.info import read_info
+from compactor.gdal._info import read_info
+from compactor.records._state import Fingerprint, SceneState, Step
 from compactor.redact import redact_text
-from compactor.safety.spec import RunContext, SceneSpec
-from compactor.safety.state import Fingerprint, SceneState, Step
-from compactor.safety.walk import process_scene, record_problem
+from compactor.scene._spec import RunContext, SceneSpec
+from compactor.scene._walk import process_scene, record_problem
+from compactor.settings._config import resolve_settings
 from compactor.storage import HttpPolicy
 
 from . import rasters

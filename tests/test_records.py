@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from compactor.config import resolve_settings
-from compactor.report.models import SceneResult
-from compactor.report.scene_log import SceneLogWriter, read_scene_log
-from compactor.safety.spec import RunContext
+from compactor.records._results import SceneResult
+from compactor.records._scene_log import SceneLogWriter, read_scene_log
+from compactor.scene._spec import RunContext
+from compactor.settings._config import resolve_settings
 from compactor.storage import Location, S3Options
 
 from . import rasters

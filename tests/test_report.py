@@ -15,14 +15,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from compactor.fidelity.quality import compare_fixed
-from compactor.report.aggregate import FixedQualityComparison, Histogram, RunDistributions
-from compactor.report.bins import SSIM_BINS, Bins
-from compactor.report.costs import GB, estimate
-from compactor.report.html import render_html, report_json, summary_lines, write_report
-from compactor.report.models import QualityComparison, QualitySearch, Report, SceneResult
-from compactor.report.recorder import RunRecorder
-from compactor.report.scene_log import SceneLogWriter, read_scene_log
+from compactor.encode._quality import compare_fixed
+from compactor.pricing._costs import GB, estimate
+from compactor.records._aggregate import FixedQualityComparison, Histogram, RunDistributions
+from compactor.records._bins import SSIM_BINS, Bins
+from compactor.records._results import QualityComparison, QualitySearch, Report, SceneResult
+from compactor.records._scene_log import SceneLogWriter, read_scene_log
+from compactor.report._html import render_html, report_json, summary_lines, write_report
+from compactor.report._recorder import RunRecorder
 from compactor.storage import S3Options
 
 S3 = S3Options()

@@ -37,7 +37,7 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 
 import compactor
-from compactor.report.models import Report, SceneResult
+from compactor.records._results import Report, SceneResult
 
 from . import rasters
 

@@ -16,8 +16,8 @@ from rasterio.shutil import copy as gdal_copy
 from rio_cogeo.cogeo import cog_validate
 
 import compactor
-from compactor.codec.jpeg import tiff_jpeg_quality
-from compactor.gdal.env import gdal_env, gdal_options
+from compactor.cog._jpeg import tiff_jpeg_quality
+from compactor.gdal._env import gdal_env, gdal_options
 
 from . import rasters
 from .conftest import FAKE_SECRET, S3

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
-from compactor.config import resolve_settings
-from compactor.report.models import SceneResult
-from compactor.run.discover import collision_runs, selected
-from compactor.run.fanout import stream
-from compactor.run.finished import (
+from compactor.records._results import SceneResult
+from compactor.records._state import Step
+from compactor.runner._fanout import stream
+from compactor.scene._walk import reads_whole, records
+from compactor.settings._config import resolve_settings
+from compactor.sources._discover import collision_runs, selected
+from compactor.sources._finished import (
     COMPACTED,
     LEFT,
     Conditions,
@@ -25,8 +27,6 @@ from compactor.run.finished import (
     IndexWriter,
     index_root,
 )
-from compactor.safety.state import Step
-from compactor.safety.walk import reads_whole, records
 from compactor.storage import LocalStore, Location, ObjectInfo
 
 from . import rasters
@@ -78,7 +78,7 @@ def _info(size: int = 10, storage_class: str = "STANDARD") -> ObjectInfo:
 
 
 def test_when_the_walk_reads_the_original_whole() -> None:
-    from compactor.safety.state import Fingerprint, SceneState
+    from compactor.records._state import Fingerprint, SceneState
 
     def state(step: Step, sha: str | None = None) -> SceneState:
         return SceneState(
@@ -139,7 +139,7 @@ def test_the_last_entry_for_a_source_wins_and_conditions_must_match() -> None:
     other_policy = Entry("s3://b/d.tif", "v3", LEFT, "Q")
     gone = Entry("s3://b/gone.tif", "-", COMPACTED, "F")
     entries = [first, again, left, other_policy, gone]
-    from compactor.run.finished import _h
+    from compactor.sources._finished import _h
 
     index = FinishedIndex.of([_h(e.source) for e in entries], [e.key() for e in entries])
     listed = [

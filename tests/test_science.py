@@ -28,14 +28,14 @@ import tifffile
 from rasterio.control import GroundControlPoint
 from rasterio.shutil import copy as gdal_copy
 
-from compactor.codec.layout import EncodedCog
-from compactor.codec.profile import Profile
-from compactor.codec.tiles import TileCodec
-from compactor.codec.write import encode_cog, uses_tile_writer
+from compactor.cog._layout import EncodedCog
+from compactor.cog._profile import Profile
+from compactor.cog._tiles import TileCodec
 from compactor.demo import fractal_surface
+from compactor.encode._write import encode_cog, uses_tile_writer
 from compactor.errors import UnsupportedCodecError, VerificationError
-from compactor.fidelity.verify import check_metadata, check_output
-from compactor.gdal.info import read_info
+from compactor.gdal._info import read_info
+from compactor.verify._verify import check_metadata, check_output
 
 from . import rasters
 

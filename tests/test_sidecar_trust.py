@@ -17,8 +17,8 @@ import rasterio
 from rasterio.crs import CRS
 
 from compactor.errors import SceneTooLargeError
-from compactor.gdal.env import gdal_env, gdal_options
-from compactor.safety.group import Member, fetch_sidecars
+from compactor.gdal._env import gdal_env, gdal_options
+from compactor.scene._sidecars import Member, fetch_sidecars
 from compactor.storage import Location, S3Options, S3Store
 
 from . import rasters

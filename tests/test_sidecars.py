@@ -1,11 +1,11 @@
-"""Which listed objects are sidecars of which raster (:mod:`compactor.gdal.sidecars`), as a
+"""Which listed objects are sidecars of which raster (:mod:`compactor.gdal._sidecars`), as a
 table; the runs are in test_sidecars_run.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from compactor.gdal.sidecars import Group, group_sidecars, renamed, sidecar_names
+from compactor.gdal._sidecars import Group, group_sidecars, renamed, sidecar_names
 
 # --- the grouping, as a table -----------------------------------------------------------------
 

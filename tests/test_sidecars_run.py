@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import rasterio
 
-from compactor.gdal.env import gdal_env, gdal_options
+from compactor.gdal._env import gdal_env, gdal_options
 
 from . import rasters
 from .conftest import S3

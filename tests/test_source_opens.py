@@ -16,12 +16,12 @@ from distributed import Client
 from rasterio.rpc import RPC
 from rasterio.shutil import copy as gdal_copy
 
-from compactor.codec.profile import choose_profile
-from compactor.codec.write import encode_cog, uses_tile_writer
+from compactor.cog._profile import choose_profile
+from compactor.encode._write import encode_cog, uses_tile_writer
 from compactor.errors import UnreadableSceneError
-from compactor.fidelity.verify import check_output
-from compactor.gdal.env import gdal_env, gdal_options
-from compactor.gdal.info import open_source, read_info
+from compactor.gdal._env import gdal_env, gdal_options
+from compactor.gdal._info import open_source, read_info
+from compactor.verify._verify import check_output
 
 from . import rasters
 from .conftest import S3

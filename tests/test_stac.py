@@ -19,9 +19,9 @@ import pytest
 from distributed import Client
 
 import compactor
-from compactor.codec.layout import COG_MEDIA_TYPE
+from compactor.cog._layout import COG_MEDIA_TYPE
 from compactor.errors import ConfigError, DiscoveryError
-from compactor.run.stac import s3_url_for, select_assets
+from compactor.sources._stac import s3_url_for, select_assets
 
 from . import rasters
 from .conftest import BIN, S3

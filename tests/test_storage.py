@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from compactor.errors import ObjectNotFound, PreconditionFailed, translate_s3_error
-from compactor.gdal.env import endpoint_options, gdal_options
+from compactor.gdal._env import endpoint_options, gdal_options
 from compactor.storage import LocalStore, Location, S3Options, S3Store
 
 from .conftest import S3

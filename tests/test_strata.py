@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from compactor.run.strata import (
+from compactor.sources._strata import (
     WORST_RATIO_VARIANCE,
     Outcome,
     StratifiedSampler,

@@ -16,16 +16,16 @@ import tifffile
 from distributed import Client
 
 from compactor.cli._common import QUALITY
-from compactor.codec.profile import choose_profile
-from compactor.codec.write import write_cog
 from compactor.codecs import CHOICES, CODECS, LOSSLESS, LOSSY, POLICIES, parse_quality
-from compactor.config import Settings, resolve_settings
+from compactor.cog._profile import choose_profile
+from compactor.encode._write import write_cog
 from compactor.errors import ConfigError, ObjectNotFound, StorageError
-from compactor.gdal.info import read_info
-from compactor.notebook import explore
-from compactor.run.fanout import fan_out
-from compactor.safety.state import Fingerprint, SceneState, Step, StoredObject
-from compactor.safety.walk import Action, decide
+from compactor.gdal._info import read_info
+from compactor.notebook import _explore as explore
+from compactor.records._state import Fingerprint, SceneState, Step, StoredObject
+from compactor.runner._fanout import fan_out
+from compactor.scene._walk import Action, decide
+from compactor.settings._config import Settings, resolve_settings
 from compactor.storage import Location, ObjectInfo, S3Options, S3Store
 
 from . import rasters
@@ -124,7 +124,7 @@ def test_the_registry_is_the_one_vocabulary() -> None:
     assert set(CODECS) == LOSSY | LOSSLESS
     assert not LOSSY & LOSSLESS
     # the CLI offers exactly the registry's choices ...
-    from compactor.cli.run import run as run_command
+    from compactor.cli._run import run as run_command
 
     (codec_option,) = [p for p in run_command.params if p.name == "codec"]
     assert tuple(codec_option.type.choices) == CHOICES  # type: ignore[attr-defined]
@@ -188,7 +188,7 @@ DIE = (
 def test_the_fan_out_keeps_order_and_lets_bugs_through(dask_scheduler: str) -> None:
     settings = Settings(dest="/tmp/x/")
     seen: list[int] = []
-    from compactor.run.fanout import Progress
+    from compactor.runner._fanout import Progress
 
     with Client(dask_scheduler) as client:
         results = fan_out(

@@ -9,11 +9,11 @@ import pytest
 import rasterio
 from skimage.metrics import structural_similarity
 
-from compactor.codec.profile import choose_profile
-from compactor.codec.write import write_cog
+from compactor.cog._profile import choose_profile
+from compactor.encode._write import write_cog
 from compactor.errors import VerificationError
-from compactor.fidelity import verify
-from compactor.gdal.info import read_info
+from compactor.verify import _verify as verify
+from compactor.gdal._info import read_info
 
 from . import rasters
 
@@ -178,7 +178,7 @@ def test_rpcs_compare_as_gdal_stores_them() -> None:
     RPC model read from a .RPB with 17 digits is the same model; any real change is not."""
     from rasterio.rpc import RPC
 
-    from compactor.fidelity.verify import same_rpcs
+    from compactor.verify._verify import same_rpcs
 
     coeffs = [1.0, 0.0001288248348598096, -0.2236921251351129] + [1.146312542835972e-14] * 17
     model = {
@@ -219,7 +219,7 @@ def test_a_crs_is_the_same_as_geotiff_keys_hold_it() -> None:
     parameters gone: the same CRS. A changed parameter is not."""
     from rasterio.crs import CRS
 
-    from compactor.fidelity.verify import same_crs
+    from compactor.verify._verify import same_crs
 
     src = CRS.from_wkt(GOODE.format(lon=0))
     keys = CRS.from_wkt(

@@ -17,7 +17,7 @@ from skimage.metrics import structural_similarity
 
 import compactor
 from compactor.errors import UnreadableSceneError
-from compactor.fidelity.ssim import ssim_map
+from compactor.fidelity._ssim import ssim_map
 
 from . import rasters
 from .conftest import S3

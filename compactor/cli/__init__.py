@@ -12,7 +12,12 @@ from rich.logging import RichHandler
 
 from .._version import __version__
 from ..redact import RedactingFilter
-from . import demo, k8s_spec, plan, restore, run, verify
+from . import _demo as demo
+from . import _k8s_spec as k8s_spec
+from . import _plan as plan
+from . import _restore as restore
+from . import _run as run
+from . import _verify as verify
 
 
 def configure_logging(verbosity: int) -> None:

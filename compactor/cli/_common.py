@@ -21,11 +21,11 @@ from rich.progress import (
 )
 
 from ..codecs import CHOICES, codec_help, parse_quality
-from ..config import OutputClass, Settings, StorageClass, resolve_settings
 from ..errors import CompactorError, ConfigError, DiscoveryError
+from ..pricing import known_regions
+from ..records import SceneResult
 from ..redact import RedactingFilter
-from ..report.models import SceneResult
-from ..report.prices import known_regions
+from ..settings import OutputClass, Settings, StorageClass, resolve_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,9 +1,10 @@
 """Where the Dask work runs: a local cluster, an existing scheduler, or an ephemeral
-DaskCluster on Kubernetes; and the check that client and workers run the same software."""
+DaskCluster on Kubernetes; and the check that client and workers run the same software.
+"""
 
-from .kubernetes import cluster_spec, kube_cluster
-from .local import connect, default_workers
-from .versions import check_versions, local_versions, worker_identity
+from ._kubernetes import cluster_spec, kube_cluster
+from ._local import connect, default_workers
+from ._versions import check_versions, local_versions, worker_identity
 
 __all__ = [
     "check_versions",

@@ -1,22 +1,37 @@
-"""How close an output is to its source: SSIM (skimage's definition, fast), the checks an
-output must pass, samples of a scene, and the automatic quality search."""
+"""How close an output is to its source: pixel comparison as GDAL reads both, SSIM
+(skimage's definition, fast) and error statistics; verification and encoding's quality
+search both measure with it.
+"""
 
-from .quality import Ladder, QualityPolicy, candidates, compare_fixed
-from .sample import Sample, write_sample
-from .ssim import ssim, ssim_sum
-from .verify import Fidelity, check_metadata, check_output, validate_cog
+from ._compare import (
+    ALL_VALID,
+    STRIP_PIXELS,
+    compare_pixels,
+    kept_bands,
+    mask_kind,
+    nodata_validity,
+    same_nodata,
+    source_validity,
+)
+from ._metrics import ErrorStats, Fidelity, check_band
+from ._ssim import HALO, WIN, ssim, ssim_map, ssim_sum, window_size
 
 __all__ = [
+    "ALL_VALID",
+    "HALO",
+    "STRIP_PIXELS",
+    "WIN",
+    "ErrorStats",
     "Fidelity",
-    "Ladder",
-    "QualityPolicy",
-    "Sample",
-    "candidates",
-    "check_metadata",
-    "check_output",
-    "compare_fixed",
+    "check_band",
+    "compare_pixels",
+    "kept_bands",
+    "mask_kind",
+    "nodata_validity",
+    "same_nodata",
+    "source_validity",
     "ssim",
+    "ssim_map",
     "ssim_sum",
-    "validate_cog",
-    "write_sample",
+    "window_size",
 ]

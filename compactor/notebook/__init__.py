@@ -1,5 +1,5 @@
 """Exploring in Jupyter: compare encoding profiles on samples, preview what one does."""
 
-from .explore import Comparison, Preview, compare, open_scene, parse_profile, preview
+from ._explore import Comparison, Preview, compare, open_scene, parse_profile, preview
 
 __all__ = ["Comparison", "Preview", "compare", "open_scene", "parse_profile", "preview"]

@@ -1,86 +1,19 @@
-"""Run results and reports: typed results, the scene log, bounded accumulators and the
-recorder that feeds them, the JSON and HTML report, charts, costs."""
+"""The run report, presentation only: ``report.json``, ``report.html`` with its charts, the
+summary lines, and the recorder that builds them as results arrive.
+"""
 
-from .aggregate import FixedQualityComparison, Histogram, RunDistributions
-from .bins import Bins
-from .costs import (
-    CostAccumulator,
-    archive_skip_reason,
-    estimate,
-    payback,
-    request_tier,
-    worth_archiving,
-)
-from .format import esc, human_bytes, months, short_name, usd, usd_price
-from .html import render_html, report_json, summary_lines, write_report
-from .models import (
-    Attempt,
-    Bin,
-    CostEstimate,
-    CostLine,
-    Distribution,
-    Distributions,
-    OneTimeLine,
-    Probe,
-    QualityComparison,
-    QualitySearch,
-    Report,
-    SceneLog,
-    SceneResult,
-    SizeClassCost,
-    StacSummary,
-    Status,
-    Totals,
-)
-from .prices import ClassPrices, PriceTable, known_regions, load_prices, prices_for
-from .recorder import RunRecorder
-from .scene_log import SceneLogWriter, read_scene_log, scenes_dataframe
+from ._charts import X_AXES, is_missing, scatter_chart
+from ._html import cost_lines, render_html, report_json, summary_lines, write_report
+from ._recorder import RunRecorder
 
 __all__ = [
-    "Attempt",
-    "Bin",
-    "Bins",
-    "ClassPrices",
-    "CostAccumulator",
-    "CostEstimate",
-    "CostLine",
-    "Distribution",
-    "Distributions",
-    "FixedQualityComparison",
-    "Histogram",
-    "OneTimeLine",
-    "PriceTable",
-    "Probe",
-    "QualityComparison",
-    "QualitySearch",
-    "Report",
-    "RunDistributions",
+    "X_AXES",
     "RunRecorder",
-    "SceneLog",
-    "SceneLogWriter",
-    "SceneResult",
-    "SizeClassCost",
-    "StacSummary",
-    "Status",
-    "Totals",
-    "archive_skip_reason",
-    "esc",
-    "estimate",
-    "human_bytes",
-    "known_regions",
-    "load_prices",
-    "months",
-    "payback",
-    "prices_for",
-    "read_scene_log",
+    "cost_lines",
+    "is_missing",
     "render_html",
     "report_json",
-    "request_tier",
-    "scenes_dataframe",
-    "short_name",
+    "scatter_chart",
     "summary_lines",
-    "usd",
-    "usd_price",
-    "worth_archiving",
     "write_report",
 ]

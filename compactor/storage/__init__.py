@@ -1,8 +1,8 @@
 """Object storage: S3 (and S3-compatible stores), local directories and read-only HTTP(S)
-sources behind one :class:`Store` protocol, and one multipart engine."""
+sources behind one :class:`Store` protocol, and one multipart engine.
+"""
 
-from ..keys import key_problem
-from .base import (
+from ._base import (
     ARCHIVE_CLASSES,
     IO_CHUNK,
     MIN_PART_SIZE,
@@ -19,14 +19,14 @@ from .base import (
     same_bytes,
     sha256_file,
 )
-from .http import HttpPolicy, HttpStore, readable_path, split_host
-from .local import LocalStore
-from .location import Location
-from .multipart import DirectoryParts, PartSent, PartsWriter, S3Parts, Written
-from .retry import with_retries
-from .s3 import S3Store
-from .s3client import S3Options, counting_requests, s3_client
-from .stores import source_store_for, store_for
+from ._http import HttpPolicy, HttpStore, readable_path, split_host
+from ._local import LocalStore
+from ._location import Location
+from ._multipart import DirectoryParts, PartSent, PartsWriter, S3Parts, Written
+from ._retry import with_retries
+from ._s3 import S3Store
+from ._s3client import S3Options, call, counting_requests, s3_client
+from ._stores import source_store_for, store_for
 
 __all__ = [
     "ARCHIVE_CLASSES",
@@ -53,8 +53,8 @@ __all__ = [
     "Store",
     "Written",
     "b64",
+    "call",
     "counting_requests",
-    "key_problem",
     "readable_path",
     "s3_client",
     "same_bytes",

@@ -1,0 +1,126 @@
+"""Where tasks run: a LocalCluster started for the run, an existing scheduler, or an
+ephemeral DaskCluster on Kubernetes. What was started is always torn down when the run
+ends, also on errors and Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dask
+from distributed import Client, LocalCluster
+from distributed.utils import get_mp_context
+
+from ..errors import ConfigError
+from ..settings import ClusterSettings, Settings, WorkerRange
+from ._kubernetes import kube_cluster
+from ._versions import check_versions
+
+log = logging.getLogger(__name__)
+
+#: Where a LocalCluster's scheduler, workers and dashboard listen.
+LOOPBACK = "127.0.0.1"
+
+
+def default_workers() -> int:
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
+@contextmanager
+def connect(
+    cluster: ClusterSettings,
+    *,
+    on_dashboard: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
+) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` for ``cluster``; close what was started on exit.
+    On a cluster compactor did not start in this process (an address, Kubernetes) the
+    workers' software versions are checked against this client's first."""
+    if cluster.kind == "address":
+        if not cluster.address:
+            raise ConfigError("cluster kind 'address' needs an address (--scheduler)")
+        try:
+            client = Client(cluster.address, timeout="30s")
+        except OSError as err:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {cluster.address}: {err}"
+            ) from err
+        try:
+            check_versions(client)
+            if on_dashboard and client.dashboard_link:
+                on_dashboard(client.dashboard_link)
+            yield client
+        finally:
+            client.close()
+        return
+    if cluster.kind == "kubernetes":
+        with kube_cluster(cluster, settings) as client:
+            check_versions(client)
+            if on_dashboard and client.dashboard_link:
+                on_dashboard(client.dashboard_link)
+            yield client
+        return
+
+    n_workers = (
+        cluster.workers.max if isinstance(cluster.workers, WorkerRange) else cluster.workers
+    ) or default_workers()
+    kwargs: dict[str, Any] = {
+        "n_workers": n_workers,
+        "threads_per_worker": cluster.threads_per_worker,
+        "processes": True,
+        # Loopback only: the scheduler, the workers and the dashboard of a local cluster run
+        # tasks for whoever connects, so nothing else on the network may reach them.
+        "host": LOOPBACK,
+        "dashboard_address": f"{LOOPBACK}:0",
+        "silence_logs": logging.WARNING,
+    }
+    if cluster.worker_memory:
+        kwargs["memory_limit"] = cluster.worker_memory
+    log.info(
+        "starting a local Dask cluster: %d workers x %d threads",
+        n_workers,
+        cluster.threads_per_worker,
+    )
+    with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}),
+        LocalCluster(**_forkserver_preloaded(kwargs)) as local,
+        Client(local) as client,
+    ):
+        if on_dashboard and client.dashboard_link:
+            on_dashboard(client.dashboard_link)
+        try:
+            yield client
+        finally:
+            _quiet_shutdown()
+
+
+#: Loggers whose shutdown chatter ("Worker process still alive after ... seconds,
+#: killing") says nothing a user can act on: the workers of a local cluster are stopped
+#: with it. Errors still show.
+SHUTDOWN_LOGGERS = ("distributed.nanny", "distributed.process", "distributed.worker")
+
+
+def _quiet_shutdown() -> None:
+    """Before a local cluster closes: its nannies' and workers' warnings only at -vv."""
+    for name in SHUTDOWN_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.DEBUG:
+            logger.setLevel(logging.ERROR)
+
+
+#: What the fork server of a local cluster imports once, before it forks each worker.
+WORKER_PRELOAD = ("distributed", "compactor.scene._walk", "compactor.encode._chunk_tasks")
+
+
+def _forkserver_preloaded(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Local workers are forked from one server process that imported what a scene task
+    needs (GDAL, OpenCV, the codecs, compactor) once: each worker starts in a fraction of
+    a second instead of importing it all again (spawn: seconds per worker, on every core at
+    once). The server is a fresh interpreter, with no threads of the run's process."""
+    get_mp_context().set_forkserver_preload(list(WORKER_PRELOAD))
+    return kwargs

@@ -1,0 +1,76 @@
+"""The Cloud-Optimized GeoTIFF format: the codec registry, encoding profiles, tiles as TIFF
+stores them, GDAL's COG layout, JPEG tables and alpha.
+"""
+
+from ._alpha import alpha_is_graded, graded_values
+from ._layout import (
+    COG_MEDIA_TYPE,
+    CogSpec,
+    EncodedCog,
+    IfdCodec,
+    TileBytes,
+    carried_domains,
+    copy_metadata,
+    frame,
+    needs_bigtiff,
+    pyramid,
+    template_tags,
+    tile_bytes,
+)
+from ._profile import (
+    OverviewPolicy,
+    Profile,
+    choose_profile,
+    dtype_range,
+    fallback_profiles,
+    lossless_fallback,
+    lossy_problem,
+    needs_ranges,
+    resolved_predictor,
+)
+from ._tiles import (
+    LEVELS,
+    TILE,
+    TileCodec,
+    decode_mask,
+    encode_mask,
+    halve,
+    jpeg_tables,
+    pad_tile,
+    split_jpeg,
+)
+
+__all__ = [
+    "COG_MEDIA_TYPE",
+    "LEVELS",
+    "TILE",
+    "CogSpec",
+    "EncodedCog",
+    "IfdCodec",
+    "OverviewPolicy",
+    "Profile",
+    "TileBytes",
+    "TileCodec",
+    "alpha_is_graded",
+    "carried_domains",
+    "choose_profile",
+    "copy_metadata",
+    "decode_mask",
+    "dtype_range",
+    "encode_mask",
+    "fallback_profiles",
+    "frame",
+    "graded_values",
+    "halve",
+    "jpeg_tables",
+    "lossless_fallback",
+    "lossy_problem",
+    "needs_bigtiff",
+    "needs_ranges",
+    "pad_tile",
+    "pyramid",
+    "resolved_predictor",
+    "split_jpeg",
+    "template_tags",
+    "tile_bytes",
+]

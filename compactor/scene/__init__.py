@@ -1,0 +1,22 @@
+"""One scene, from its spec to its delete: the frozen spec, the pure decision of what to do next
+(:func:`decide`), and the walk that runs it as a Dask task.
+"""
+
+from ._chunked import ChunkedOutput, compact_chunked
+from ._spec import RunContext, SceneSpec, assign_outputs, output_relative
+from ._walk import Action, StateHandle, decide, process_scene, reads_whole, records
+
+__all__ = [
+    "Action",
+    "ChunkedOutput",
+    "RunContext",
+    "SceneSpec",
+    "StateHandle",
+    "assign_outputs",
+    "compact_chunked",
+    "decide",
+    "output_relative",
+    "process_scene",
+    "reads_whole",
+    "records",
+]

@@ -1,0 +1,25 @@
+"""Where scenes come from: an S3 listing or a local directory, an S3 Inventory report, a STAC
+search, and the index of finished scenes a sweep skips.
+"""
+
+from ._discover import Discovery, Pending, check_locations, discover, preflight
+from ._finished import Conditions, IndexWriter
+from ._stac import ItemKey, write_items
+from ._strata import Draw, Estimate, Outcome, StratifiedSampler, extrapolate
+
+__all__ = [
+    "Conditions",
+    "Discovery",
+    "Draw",
+    "Estimate",
+    "IndexWriter",
+    "ItemKey",
+    "Outcome",
+    "Pending",
+    "StratifiedSampler",
+    "check_locations",
+    "discover",
+    "extrapolate",
+    "preflight",
+    "write_items",
+]
