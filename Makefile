@@ -1,6 +1,8 @@
 # Two commands on a fresh clone, nothing but python3 needed:
 #   make demo   build .venv and run `compactor demo` end to end on an embedded S3 server
 #   make test   build .venv with the test extra and run lint, type checks and the test suite
+# The everyday loop:
+#   make check  lint, types, import contracts and the unit tier (no servers, no clusters)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +10,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Pinned versions the suite was last run with; keeps fresh clones reproducible.
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test check lint pytest browser bench image image-test clean
+.PHONY: demo test check unit lint pytest browser bench image image-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,13 @@ lint: $(VENV)/.installed-test
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The unit tier: every test that starts no server, cluster or process (tests/conftest.py
+# marks the others e2e). Under two minutes on a 2-core machine.
+unit: $(VENV)/.installed-test
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+check: lint unit
 
 # Debian's chromium, for the test that opens report.html headless (playwright drives it; no
 # browser is ever downloaded). Installed with apt-get where it is missing and we may.
@@ -64,7 +73,7 @@ image:
 # runner pod through `podman kube play`. Builds the image first.
 image-test: image $(VENV)/.installed-test
 	COMPACTOR_IMAGE=$(IMAGE) COMPACTOR_ENGINE="$$(helm/image/podman.sh)" \
-	  $(BIN)/pytest -p no:cacheprovider -m image tests/test_image.py $(PYTEST_ARGS)
+	  $(BIN)/pytest -p no:cacheprovider -m image tests/deploy/test_image.py $(PYTEST_ARGS)
 
 # The large-scene benchmark (needs ../shared/data/rasterio-cc0/; 10-15 minutes).
 bench: $(VENV)/.installed-test

@@ -31,6 +31,23 @@ FAKE_SECRET = "compactor-test-secret-Zq9vX2"
 
 BUCKETS = ("src-bucket", "dst-bucket", "arc-bucket")
 
+#: Fixtures that start real servers or processes (the S3 server, the Dask cluster): a test
+#: that uses one, directly or through another fixture, is end to end.
+E2E_FIXTURES = frozenset({"moto_server", "dask_scheduler"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the end-to-end tier: tests on real servers or clusters, and those a module marks
+    ``e2e`` itself (it starts its own processes). ``make check`` runs the rest."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if (
+            fixtures & E2E_FIXTURES
+            or item.get_closest_marker("slow")
+            or item.get_closest_marker("image")
+        ):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
@@ -50,7 +67,7 @@ def moto_server() -> Iterator[MotoServer]:
         AWS_DEFAULT_REGION="us-east-1",
         # The tests' rasters are a few KiB: by default (12 months) moving them to Glacier
         # would not pay back, so they would stay where they are. Most tests are about the
-        # archive: they archive everything; tests/test_versions.py checks the default.
+        # archive: they archive everything; tests/archive/test_versions.py checks the default.
         COMPACTOR_PAYBACK_MONTHS="0",
     )
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):

@@ -7,7 +7,7 @@ from the corpus folder WITH its sidecars (``.aux.xml``, ``.msk``, ``.ovr``, ``.r
 compared with it: shape, band count and types, CRS, transform or GCPs, RPCs, the dataset
 mask, the alpha band, the colour table, and the pixels themselves where the report says the
 output is lossless (for a lossy output: the count of valid pixels; its SSIM is compactor's
-number and is only read back). Used by tests/test_realworld.py and bench/realworld.py.
+number and is only read back). Used by tests/project/test_realworld.py and bench/realworld.py.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ scene, and still equal the whole-image value.
 
 The box filters and the formula run in float32 through OpenCV's SIMD box filter: about 25x
 faster than skimage here, and equal to its value to better than 1e-6 (measured 4e-8;
-``tests/test_verify.py`` holds every strip layout to skimage's whole-image value).
+``tests/verify/test_verify.py`` holds every strip layout to skimage's whole-image value).
 """
 
 from __future__ import annotations

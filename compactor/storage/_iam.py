@@ -4,7 +4,7 @@ The table :data:`S3_CALLS` is the source of ``helm/iam-policy.json`` (and of the
 ``helm/iam-policy-in-place.json``): for each boto3 client method used in ``compactor/``
 (plus the listing pages of ``list_objects_v2``), the IAM action(s) it needs, on which
 bucket role, and the headers it sends that IAM conditions look at.
-``tests/test_iam_policy.py`` scans the source for boto3 S3 calls, so a call that is not in
+``tests/storage/test_iam_policy.py`` scans the source for boto3 S3 calls, so a call that is not in
 this table fails the tests until the table and the policy know it, and evaluates the
 policy against every row.
 
