@@ -338,6 +338,7 @@ def test_secret_env_references_are_checked(tmp_path: Path) -> None:
 # --- a local cluster listens on loopback only -----------------------------------------------
 
 
+@pytest.mark.e2e  # starts its own processes
 def test_the_local_cluster_and_its_dashboard_listen_on_loopback_only() -> None:
     import ipaddress
     from urllib.parse import urlsplit

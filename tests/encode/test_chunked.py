@@ -351,9 +351,8 @@ def test_a_chunk_without_a_result_fails_the_scene(
 ) -> None:
     """If a chunk's result never reaches the scene's checks (lost, cancelled), the scene
     fails verification instead of being judged on the other chunks, lossy or lossless."""
-    from compactor.chunked import assemble
-
     from compactor.errors import VerificationError
+    from compactor.scene import _chunked as assemble
     from compactor.scene._chunked import compact_chunked
     from compactor.storage._location import Location
     from compactor.storage._s3client import S3Options

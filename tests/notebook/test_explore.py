@@ -347,6 +347,7 @@ def test_in_notebook_is_false_in_python_and_ipython_and_lazy() -> None:
     assert out[:2] == ["False False", "False"]
 
 
+@pytest.mark.e2e  # starts its own processes
 def test_notebook_progress_in_a_kernel(tmp_path: Path) -> None:
     """In a real IPython kernel: in_notebook() is True and the bar is one display, updated
     in place (nbclient applies the updates to the output)."""

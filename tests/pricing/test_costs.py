@@ -148,7 +148,7 @@ def test_the_run_context_carries_the_prices_as_plain_data() -> None:
 
 def test_the_price_file_ships_with_the_package() -> None:
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert "report/prices.json" in data["tool"]["setuptools"]["package-data"]["compactor"]
+    assert "pricing/prices.json" in data["tool"]["setuptools"]["package-data"]["compactor"]
     raw = json.loads((REPO / "compactor/pricing/prices.json").read_text())
     assert raw["date"]
     assert raw["source"]

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ..reports import scenes_of
 
 
+@pytest.mark.e2e  # starts its own processes
 def test_demo_end_to_end(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # A user whose own default region is not us-east-1 must not break the embedded server.

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rio_cogeo.cogeo import cog_validate
 
 from .. import rasters
@@ -39,6 +40,7 @@ def test_local_source_dest_and_archive_dir(cli: Any, tmp_path: Path) -> None:
     assert all(not s["output"].startswith("s3://") for s in scenes_of(report))
 
 
+@pytest.mark.e2e  # starts its own processes
 def test_console_script_with_a_local_cluster(tmp_path: Path) -> None:
     """The installed `compactor` command, no --scheduler: it starts and stops a LocalCluster."""
     src = tmp_path / "src"

@@ -149,6 +149,7 @@ def test_sidecar_replaced_after_verify_fails_with_nothing_deleted(
     assert "orig/geo.tif.aux.xml" not in s3.keys("arc-bucket")
 
 
+@pytest.mark.e2e  # starts its own processes
 def test_local_sidecar_replaced_after_verify_fails_with_nothing_deleted(tmp_path: Path) -> None:
     """The same in a local folder (a file's version is its size and mtime)."""
     src, dest, arc = tmp_path / "src", tmp_path / "dest", tmp_path / "arc"

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ..realworld_check import CORPUS
 
 COMPACTOR = str(Path(sys.executable).with_name("compactor"))
@@ -46,6 +48,7 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
     )  # fmt: skip
 
 
+@pytest.mark.e2e  # starts its own processes
 def test_default_run_keeps_library_warnings_off_stderr_and_in_the_scene_log(
     tmp_path: Path,
 ) -> None:
@@ -111,6 +114,7 @@ def test_a_tiff_with_a_broken_second_ifd_is_read_as_gdal_reads_it(tmp_path: Path
     assert any("ImageLength" in w for w in rec["warnings"]), rec["warnings"]
 
 
+@pytest.mark.e2e  # starts its own processes
 def test_ctrl_c_midway_still_writes_the_report_of_what_finished(tmp_path: Path) -> None:
     """SIGINT to a ``compactor run`` (a local cluster, one worker, each scene slowed) once
     its first output is in place: the CLI says it was interrupted, and report.json exists,
