@@ -44,10 +44,10 @@ QUALITIES = range(10, 96)
 def measure(args: tuple[str, str, float]) -> tuple[str, dict[int, tuple[int, float]]]:
     """quality -> (bytes, SSIM) of the whole scene's JPEG COG."""
     path, scratch, _ = args
-    from compactor.cog._profile import choose_profile
-    from compactor.encode._write import write_cog
-    from compactor.gdal._info import read_info
-    from compactor.verify._verify import check_output
+    from compactor.cog import choose_profile
+    from compactor.encode import write_cog
+    from compactor.gdal import read_info
+    from compactor.verify import check_output
 
     info = read_info(path)
     base = choose_profile(info, "jpeg", None)

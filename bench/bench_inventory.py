@@ -2,7 +2,7 @@
 
 A moto S3 server is started on loopback; ``tests/inventory_fixture.py`` writes a
 synthetic inventory (keys with spaces and ``+``, URL-encoded in CSV) in each format; a
-fresh process then reads it with ``compactor.sources._inventory`` (download, MD5 check,
+fresh process then reads it with ``compactor.sources`` (download, MD5 check,
 parse, one ObjectInfo per object, batches dropped as a caller would after using them)
 and reports its wall time and peak RSS.
 

@@ -48,7 +48,7 @@ SHARED = REPO.parent / "shared" / "data" / "rasterio-cc0" / "RGB.byte.tif"
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 
-from compactor.fidelity._ssim import ssim_sum  # noqa: E402
+from compactor.fidelity import ssim_sum  # noqa: E402
 
 
 @dataclass
@@ -209,7 +209,7 @@ def codec_floor(src: Path, codec: str, raw_mb: float) -> float:
     """Seconds the tile codec alone needs for the scene on every core: encode a sample of
     real tiles (the encoder compactor uses, GDAL's levels), scale to the full resolution plus
     overviews (4/3 of its pixels), divide by the cores. No read, decode or check."""
-    from compactor.cog._tiles import TILE, TileCodec
+    from compactor.cog import TILE, TileCodec
 
     tc = TileCodec.for_profile(codec, 75 if codec == "jpeg" else None, "uint8", 3)
     with rasterio.open(src) as ds:

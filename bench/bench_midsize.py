@@ -121,7 +121,7 @@ def folder_bytes(folder: Path) -> int:
 
 def ssim_of(src: Path, out: Path) -> float:
     """compactor's SSIM of ``out`` against ``src`` (masked by the source's nodata)."""
-    from compactor.fidelity._ssim import ssim
+    from compactor.fidelity import ssim
 
     with rasterio.open(src) as s, rasterio.open(out) as o:
         a, b = s.read(), o.read(indexes=[1, 2, 3])
@@ -133,7 +133,7 @@ def ssim_of(src: Path, out: Path) -> float:
 
 def stage_table(report: Path, scenes: int) -> tuple[list[list[str]], float]:
     """Per-scene seconds by stage, from the scene log and report.json."""
-    from compactor.records._scene_log import read_scene_log
+    from compactor.records import read_scene_log
 
     results = list(read_scene_log(str(report)))
     run = json.loads((report / "report.json").read_text())

@@ -64,9 +64,9 @@ def sample_keys(manifest: str, endpoint: str, n: int, seed: int) -> tuple[list[s
     """The keys ``compactor plan --sample n --seed seed`` will read (same code, same seed),
     and how long listing and sampling took in this process."""
     from compactor.runner._planner import sample_scenes
-    from compactor.scene._spec import RunContext
-    from compactor.settings._config import resolve_settings
-    from compactor.sources._discover import discover
+    from compactor.scene import RunContext
+    from compactor.settings import resolve_settings
+    from compactor.sources import discover
 
     settings = resolve_settings(
         {

@@ -69,10 +69,10 @@ def run(ep: Endpoint, client: Any, source: str, dest: str, archive: str) -> tupl
 
 def fabricate(ep: Endpoint, first: int, last: int, size: int) -> None:
     """Scenes ``first`` .. ``last - 1`` as a finished run leaves them (see the docstring)."""
-    from compactor.records._results import SceneResult
-    from compactor.scene._spec import RunContext
-    from compactor.settings._config import resolve_settings
-    from compactor.sources._finished import Conditions, IndexWriter
+    from compactor.records import SceneResult
+    from compactor.scene import RunContext
+    from compactor.settings import resolve_settings
+    from compactor.sources import Conditions, IndexWriter
     from compactor.storage import Location, S3Options, S3Store
 
     c = ep.client
