@@ -2,8 +2,9 @@
 search, and the index of finished scenes a sweep skips.
 """
 
-from ._discover import Discovery, Pending, check_locations, discover, preflight
+from ._discover import Discovery, Pending, discover
 from ._finished import Conditions, IndexWriter
+from ._locations import check_locations, preflight
 from ._stac import ItemKey, write_items
 from ._strata import Draw, Estimate, Outcome, StratifiedSampler, extrapolate
 
