@@ -72,7 +72,8 @@ def fabricate(ep: Endpoint, first: int, last: int, size: int) -> None:
     from compactor.records._results import SceneResult
     from compactor.scene._spec import RunContext
     from compactor.settings._config import resolve_settings
-    from compactor.sources._finished import Conditions, IndexWriter
+    from compactor.sources._finished import Conditions
+    from compactor.sources._index_writer import IndexWriter
     from compactor.storage import Location, S3Options, S3Store
 
     c = ep.client

@@ -23,9 +23,9 @@ from compactor.sources._finished import (
     Conditions,
     Entry,
     FinishedIndex,
-    IndexWriter,
     index_root,
 )
+from compactor.sources._index_writer import IndexWriter
 from compactor.sources._select import collision_runs, selected
 from compactor.storage import LocalStore, Location, ObjectInfo
 
@@ -168,7 +168,7 @@ def test_the_last_entry_for_a_source_wins_and_conditions_must_match() -> None:
 def test_index_parts_round_trip_and_consolidate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from compactor.run import finished
+    from compactor.sources import _finished as finished
 
     store, dest = LocalStore(), Location.parse(str(tmp_path / "dest")).as_prefix()
     cond = Conditions(finish="F", policy="P")

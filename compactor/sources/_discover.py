@@ -24,8 +24,9 @@ from ..scene import RunContext, SceneSpec, assign_outputs, output_relative
 from ..settings import META_PREFIX, Settings
 from ..storage import Location, ObjectInfo, S3Options, store_for
 from ._finished import Conditions, FinishedIndex, Records
-from ._inventory import InventoryStats, Manifest, iter_inventory, layout_problem, read_manifest
+from ._inventory import InventoryStats, iter_inventory
 from ._locations import check_locations
+from ._manifest import Manifest, layout_problem, read_manifest
 from ._select import _globs, collision_runs, selected
 from ._stac import ItemSpool, discover_stac
 
@@ -182,7 +183,7 @@ def _counted_stac(
 def _inventory_source(settings: Settings, manifest: Manifest) -> Location:
     """The prefix an inventory run takes: ``--source``, whose bucket the manifest must
     name as its ``sourceBucket`` and sit under as S3 Inventory lays reports out
-    (:func:`~compactor.sources._inventory.layout_problem`). The manifest is data: it never
+    (:func:`~compactor.sources._manifest.layout_problem`). The manifest is data: it never
     chooses the bucket."""
     assert settings.source is not None  # check_inventory
     source = Location.parse(settings.source).as_prefix()
