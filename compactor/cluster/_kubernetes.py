@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -166,6 +166,31 @@ def cluster_spec(settings: Settings, name: str | None = None) -> dict[str, Any]:
 
     # Worker pods: resources, memory limit for Dask, placement.
     worker_pod = spec["spec"]["worker"]["spec"]
+    _worker(cluster, worker_pod)
+
+    # Scheduler pod: the `dask scheduler` command of current distributed, modest resources,
+    # on-demand placement.
+    sched_pod = spec["spec"]["scheduler"]["spec"]
+    (scheduler,) = sched_pod["containers"]
+    scheduler["args"] = ["dask", "scheduler", "--host", "0.0.0.0"]
+    scheduler["resources"] = SCHEDULER_RESOURCES
+    if cluster.scheduler_node_selector:
+        sched_pod["nodeSelector"] = dict(cluster.scheduler_node_selector)
+
+    secrets = secret_env(cluster)
+    # The scratch volumes: a worker's holds TMPDIR and Dask's local directory (spilled
+    # data), bounded by cluster.worker_scratch; the scheduler writes next to nothing.
+    worker_scratch = {"sizeLimit": cluster.worker_scratch} if cluster.worker_scratch else {}
+    _secure(
+        cluster,
+        ((worker_pod, worker_scratch), (sched_pod, {"sizeLimit": SCHEDULER_SCRATCH})),
+        secrets,
+    )
+    return spec
+
+
+def _worker(cluster: ClusterSettings, worker_pod: dict[str, Any]) -> None:
+    """Worker pods: resources, memory limit for Dask, placement."""
     (worker,) = worker_pod["containers"]
     resources: dict[str, dict[str, str]] = {"requests": {}, "limits": {}}
     if cluster.worker_cpu:
@@ -185,23 +210,15 @@ def cluster_spec(settings: Settings, name: str | None = None) -> dict[str, Any]:
     if cluster.tolerations:
         worker_pod["tolerations"] = [dict(t) for t in cluster.tolerations]
 
-    # Scheduler pod: the `dask scheduler` command of current distributed, modest resources,
-    # on-demand placement.
-    sched_pod = spec["spec"]["scheduler"]["spec"]
-    (scheduler,) = sched_pod["containers"]
-    scheduler["args"] = ["dask", "scheduler", "--host", "0.0.0.0"]
-    scheduler["resources"] = SCHEDULER_RESOURCES
-    if cluster.scheduler_node_selector:
-        sched_pod["nodeSelector"] = dict(cluster.scheduler_node_selector)
 
-    secrets = secret_env(cluster)
-    # The scratch volumes: a worker's holds TMPDIR and Dask's local directory (spilled
-    # data), bounded by cluster.worker_scratch; the scheduler writes next to nothing.
-    worker_scratch = {"sizeLimit": cluster.worker_scratch} if cluster.worker_scratch else {}
-    for pod, scratch in (
-        (worker_pod, worker_scratch),
-        (sched_pod, {"sizeLimit": SCHEDULER_SCRATCH}),
-    ):
+def _secure(
+    cluster: ClusterSettings,
+    pods: Iterable[tuple[dict[str, Any], dict[str, str]]],
+    secrets: list[dict[str, Any]],
+) -> None:
+    """Each pod (with its scratch volume's ``emptyDir``): security contexts, the service
+    account without a token, the scratch volume mounted, the secrets' environment."""
+    for pod, scratch in pods:
         pod["securityContext"] = copy.deepcopy(POD_SECURITY)
         if cluster.service_account:
             pod["serviceAccountName"] = cluster.service_account
@@ -217,7 +234,6 @@ def cluster_spec(settings: Settings, name: str | None = None) -> dict[str, Any]:
                 c.pop("env")
             if c.get("resources") is None:
                 c.pop("resources", None)
-    return spec
 
 
 @contextmanager

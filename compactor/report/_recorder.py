@@ -87,7 +87,7 @@ class RunRecorder:
         self._many = False
         self.keep_stac = keep_stac
         #: Compacted results with a STAC item (``keep_stac``), without their attempts and
-        #: search (what :func:`compactor.sources._stac.write_items` needs, and no more).
+        #: search (what :func:`compactor.sources._stac_items.write_items` needs, and no more).
         self.stac_results: list[SceneResult] = []
         self._scene_log: SceneLog | None = None
 

@@ -103,17 +103,7 @@ def audit(
     gdal = gdal_options(endpoint_url=s3.endpoint_url, region=s3.region)
     result = AuditResult(dest=dest_loc.url)
     root = state_root(dest_loc)
-    try:
-        records: Iterable[ObjectInfo] = store.listing(root)
-        if sample is not None:
-            sampler: StratifiedSampler[ObjectInfo] = StratifiedSampler(sample, seed=seed)
-            for info in records:
-                sampler.add(info, 1)  # one stratum: a uniform draw
-            records = [d.item for d in sampler.sample()]
-            result.records = sampler.objects
-            result.sampled = len(records)
-    except StorageError:
-        records = []
+    records = _state_records(store, root, sample, seed, result)
     recorded: set[str] = set()
 
     def one(info: ObjectInfo) -> tuple[list[Discrepancy], SceneState | None]:
@@ -146,6 +136,26 @@ def audit(
         result.discrepancies += _unrecorded(store, dest_loc, recorded)
     result.discrepancies.sort(key=lambda d: d.url)
     return result
+
+
+def _state_records(
+    store: Store, root: Location, sample: int | None, seed: int, result: AuditResult
+) -> Iterable[ObjectInfo]:
+    """The state records to check: the listing of ``root`` as it arrives, or with
+    ``sample`` that many drawn at random (``seed``), counted in ``result``. None when the
+    listing fails."""
+    try:
+        records: Iterable[ObjectInfo] = store.listing(root)
+        if sample is not None:
+            sampler: StratifiedSampler[ObjectInfo] = StratifiedSampler(sample, seed=seed)
+            for info in records:
+                sampler.add(info, 1)  # one stratum: a uniform draw
+            records = [d.item for d in sampler.sample()]
+            result.records = sampler.objects
+            result.sampled = len(records)
+    except StorageError:
+        records = []
+    return records
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

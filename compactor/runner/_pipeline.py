@@ -21,6 +21,7 @@ from ..scene import RunContext, SceneSpec, process_scene
 from ..settings import META_PREFIX, Settings, resolve_settings
 from ..sources import (
     Conditions,
+    Discovery,
     IndexWriter,
     ItemKey,
     check_locations,
@@ -29,7 +30,7 @@ from ..sources import (
     write_items,
 )
 from ..storage import Location, counting_requests, store_for
-from ._fanout import Bound, cluster_for, progress_of, stream
+from ._fanout import Bound, Progress, cluster_for, progress_of, stream
 
 log = logging.getLogger(__name__)
 
@@ -121,42 +122,11 @@ def run(
         ):
             found = discover(settings, context, consolidate=True)
 
-            def counted(
-                stream: Iterable[SceneSpec | SceneResult],
-            ) -> Iterator[SceneSpec | SceneResult]:
-                """The stream, telling the progress how many scenes are known so far."""
-                for n, item in enumerate(stream, start=1):
-                    if callbacks.start is not None:
-                        callbacks.start(n)
-                    yield item
-
-            def guarded(
-                stream: Iterable[SceneSpec | SceneResult],
-            ) -> Iterator[SceneSpec | SceneResult]:
-                """The rest of the stream; discovery failing midway (a listing page, an
-                inventory data file, a STAC page) ends it with a failed result saying so:
-                the scenes already submitted finish and the report is written."""
-                try:
-                    yield from stream
-                except CompactorError as err:
-                    where = found.source.url if found.source is not None else settings.stac.url
-                    log.error("discovery stopped: %s", err)
-                    yield SceneResult.refused(
-                        redact_url(where or ""), f"discovery stopped, scenes after this were "
-                        f"not listed: {err}",
-                    )  # fmt: skip
-
             def submit(c: Any, _index: int, spec: SceneSpec | SceneResult) -> Any:
                 assert isinstance(spec, SceneSpec)
                 return c.submit(
                     process_scene, spec, context, key=spec.key(context), retries=1, pure=False
                 )
-
-            def task_died(spec: SceneSpec | SceneResult, err: BaseException) -> SceneResult:
-                return SceneResult(
-                    source=spec.source, item=spec.item, asset=spec.asset, status="failed",
-                    reason=f"task failed: {type(err).__name__}: {err}",
-                )  # fmt: skip
 
             # The first listing page is read before a cluster starts: a listing that fails or
             # matches nothing says so at once, and a sweep with nothing new starts no cluster.
@@ -170,19 +140,14 @@ def run(
                         bound = Bound(c, settings)
                         workers = len(c.nthreads())
                         lap("cluster start")
+                        scenes = _counted(chain(first, _guarded(found, settings)), callbacks)
                         for item, result in stream(
-                            c, counted(chain(first, guarded(found))), submit, bound=bound,
+                            c, scenes, submit, bound=bound,
                             weight=lambda item: _weight(item, settings, bound),
                             immediate=lambda item: item if isinstance(item, SceneResult) else None,
-                            task_died=task_died,
+                            task_died=_task_died,
                         ):  # fmt: skip
-                            if isinstance(item, SceneSpec) and result.collection is None:
-                                result.collection = item.collection
-                            recorder.add(result)
-                            index.add(result)
-                            if callbacks.advance is not None:
-                                callbacks.advance(result)
-                            failpoints.hit("client-collected")
+                            _collected(item, result, recorder, index, callbacks)
                         lap("scenes")
                     lap("cluster stop")
             except BaseException as err:  # Ctrl-C, the cluster lost, a bug: still a report
@@ -192,14 +157,7 @@ def run(
                 index.close()
             if callbacks.start is not None and stopped is None:
                 callbacks.start(found.counts.scenes + found.counts.refused)
-        stac = None
-        if found.items is not None and stopped is not None:
-            found.items.close()
-        elif found.items is not None:
-            try:
-                stac = _write_stac(found.items, recorder.stac_results, settings, run_id, context)
-            finally:
-                found.items.close()
+        stac = _stac_of(found, stopped, recorder, settings, run_id, context)
     recorder.add_requests(run_requests)
     report = recorder.report(
         run_id=run_id,
@@ -215,6 +173,83 @@ def run(
     )
     if report.cost is not None:  # versions kept or not change what the run costs
         report.cost.notes.extend(checked.notes(settings.keep_versions))
+    return _written(report, stopped, location, context)
+
+
+def _counted(
+    stream: Iterable[SceneSpec | SceneResult], callbacks: Progress[SceneResult]
+) -> Iterator[SceneSpec | SceneResult]:
+    """The stream, telling the progress how many scenes are known so far."""
+    for n, item in enumerate(stream, start=1):
+        if callbacks.start is not None:
+            callbacks.start(n)
+        yield item
+
+
+def _guarded(found: Discovery, settings: Settings) -> Iterator[SceneSpec | SceneResult]:
+    """The rest of the stream; discovery failing midway (a listing page, an
+    inventory data file, a STAC page) ends it with a failed result saying so:
+    the scenes already submitted finish and the report is written."""
+    try:
+        yield from found
+    except CompactorError as err:
+        where = found.source.url if found.source is not None else settings.stac.url
+        log.error("discovery stopped: %s", err)
+        yield SceneResult.refused(
+            redact_url(where or ""), f"discovery stopped, scenes after this were "
+            f"not listed: {err}",
+        )  # fmt: skip
+
+
+def _task_died(spec: SceneSpec | SceneResult, err: BaseException) -> SceneResult:
+    return SceneResult(
+        source=spec.source, item=spec.item, asset=spec.asset, status="failed",
+        reason=f"task failed: {type(err).__name__}: {err}",
+    )  # fmt: skip
+
+
+def _collected(
+    item: SceneSpec | SceneResult,
+    result: SceneResult,
+    recorder: RunRecorder,
+    index: IndexWriter,
+    callbacks: Progress[SceneResult],
+) -> None:
+    """A scene's result as it arrives: to the report, the finished index, the progress."""
+    if isinstance(item, SceneSpec) and result.collection is None:
+        result.collection = item.collection
+    recorder.add(result)
+    index.add(result)
+    if callbacks.advance is not None:
+        callbacks.advance(result)
+    failpoints.hit("client-collected")
+
+
+def _stac_of(
+    found: Discovery,
+    stopped: BaseException | None,
+    recorder: RunRecorder,
+    settings: Settings,
+    run_id: str,
+    context: RunContext,
+) -> StacSummary | None:
+    """A STAC run's updated items, written unless the run stopped; its item spool closed."""
+    if found.items is None:
+        return None
+    if stopped is not None:
+        found.items.close()
+        return None
+    try:
+        return _write_stac(found.items, recorder.stac_results, settings, run_id, context)
+    finally:
+        found.items.close()
+
+
+def _written(
+    report: Report, stopped: BaseException | None, location: str, context: RunContext
+) -> Report:
+    """The report written; a run that stopped early raises why, once its report is
+    written (or failed to be: that failure is logged)."""
     if stopped is None:
         return write_report(report, location, context.s3)
     report.interrupted = stopped_reason(stopped)

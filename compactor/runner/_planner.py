@@ -46,7 +46,7 @@ from ..sources import (
 )
 from ..storage import ARCHIVE_CLASSES, Location, source_store_for, store_for
 from ..verify import check_output
-from ._fanout import early_cluster, fan_out, progress_of
+from ._fanout import Progress, early_cluster, fan_out, progress_of
 from ._pipeline import new_run_id
 
 log = logging.getLogger(__name__)
@@ -194,21 +194,10 @@ def plan(
             sampler, draws, refused = sample_scenes(found, sample, seed)
             specs = [d.item for d in draws]
         else:
-            for item in found:
-                if isinstance(item, SceneResult):
-                    refused.append(item)
-                else:
-                    specs.append(item)
+            specs, refused = _every_scene(found)
         if callbacks.start is not None:
             callbacks.start(len(specs) + len(refused))
-        refused_rows = []
-        for r in refused:
-            row = dict.fromkeys(PLAN_COLUMNS)
-            row.update(source=r.source, item=r.item, asset=r.asset, action="fail",
-                       reason=r.reason, bytes_in=r.bytes_in)  # fmt: skip
-            refused_rows.append(row)
-            if callbacks.advance is not None:
-                callbacks.advance(row)
+        refused_rows = _refused_rows(refused, callbacks)
 
         def submit(c: Any, _index: int, spec: SceneSpec) -> Any:
             return c.submit(plan_scene, spec, context, key="plan-" + spec.key(context), pure=False)
@@ -266,6 +255,34 @@ def plan(
         cost=cost.model_dump(mode="json"),
     )
     return df
+
+
+def _every_scene(found: Discovery) -> tuple[list[SceneSpec], list[SceneResult]]:
+    """Every scene of ``found``: the specs to plan, and the objects refused at discovery."""
+    specs: list[SceneSpec] = []
+    refused: list[SceneResult] = []
+    for item in found:
+        if isinstance(item, SceneResult):
+            refused.append(item)
+        else:
+            specs.append(item)
+    return specs, refused
+
+
+def _refused_rows(
+    refused: list[SceneResult], callbacks: Progress[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The plan's rows of the objects refused at discovery (action ``fail``), each given
+    to the progress."""
+    rows = []
+    for r in refused:
+        row = dict.fromkeys(PLAN_COLUMNS)
+        row.update(source=r.source, item=r.item, asset=r.asset, action="fail",
+                   reason=r.reason, bytes_in=r.bytes_in)  # fmt: skip
+        rows.append(row)
+        if callbacks.advance is not None:
+            callbacks.advance(row)
+    return rows
 
 
 @contextlib.contextmanager

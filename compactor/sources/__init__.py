@@ -2,9 +2,12 @@
 search, and the index of finished scenes a sweep skips.
 """
 
-from ._discover import Discovery, Pending, check_locations, discover, preflight
-from ._finished import Conditions, IndexWriter
-from ._stac import ItemKey, write_items
+from ._discover import Discovery, Pending, discover
+from ._finished import Conditions
+from ._index_writer import IndexWriter
+from ._locations import check_locations, preflight
+from ._stac import ItemKey
+from ._stac_items import write_items
 from ._strata import Draw, Estimate, Outcome, StratifiedSampler, extrapolate
 
 __all__ = [

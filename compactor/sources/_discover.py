@@ -11,16 +11,10 @@ counted from the index too.
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import logging
 import os
-import posixpath
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TypeVar
 
 from ..errors import ConfigError, DiscoveryError, ObjectNotFound, StorageError, UnsafeKeyError
 from ..gdal import group_sidecars, is_sidecar_shaped
@@ -28,14 +22,15 @@ from ..keys import key_problem
 from ..records import SceneResult
 from ..scene import RunContext, SceneSpec, assign_outputs, output_relative
 from ..settings import META_PREFIX, Settings
-from ..storage import Location, ObjectInfo, S3Options, S3Store, store_for
+from ..storage import Location, ObjectInfo, S3Options, store_for
 from ._finished import Conditions, FinishedIndex, Records
-from ._inventory import InventoryStats, Manifest, iter_inventory, layout_problem, read_manifest
+from ._inventory import InventoryStats, iter_inventory
+from ._locations import check_locations
+from ._manifest import Manifest, layout_problem, read_manifest
+from ._select import _globs, collision_runs, selected
 from ._stac import ItemSpool, discover_stac
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -119,321 +114,8 @@ class Discovery:
         return self.index.earlier
 
 
-def _matches(relative: str, patterns: Iterable[str]) -> bool:
-    """Case-insensitive glob match on the file name, or on the whole relative key when
-    the pattern has a ``/``."""
-    return _globs(tuple(patterns)).match(relative)
-
-
-@dataclass(frozen=True)
-class _Globs:
-    """Globs compiled once: one regex for the name-only ones, one for the key ones."""
-
-    names: re.Pattern[str] | None
-    keys: re.Pattern[str] | None
-
-    def match(self, relative: str) -> bool:
-        rel = relative.lower()
-        if self.names is not None and self.names.fullmatch(rel.rsplit("/", 1)[-1]):
-            return True
-        return self.keys is not None and self.keys.fullmatch(rel) is not None
-
-
-@functools.lru_cache(maxsize=64)
-def _globs(patterns: tuple[str, ...]) -> _Globs:
-    def one(group: list[str]) -> re.Pattern[str] | None:
-        if not group:
-            return None
-        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in group), re.S)
-
-    lowered = [p.lower() for p in patterns]
-    return _Globs(one([p for p in lowered if "/" not in p]), one([p for p in lowered if "/" in p]))
-
-
-def check_locations(settings: Settings) -> None:
-    """Usage errors in source/dest/archive, raised before anything is touched."""
-    if settings.stac.url:
-        check_stac_locations(settings)
-        return
-    if settings.inventory:
-        check_inventory(settings)
-    if not settings.source:
-        raise ConfigError(
-            "a source is required (--source s3://bucket/prefix/ or a directory, --inventory "
-            "s3://.../manifest.json, or --stac URL)"
-        )
-    if not settings.dest:
-        raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
-    try:
-        source = Location.parse(settings.source)
-        dest = Location.parse(settings.dest)
-        archive = (
-            Location.parse(settings.archive)
-            if settings.archive and settings.archive != "in-place"
-            else None
-        )
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    for what, loc in (("--source", source), ("--dest", dest), ("--archive", archive)):
-        if loc is not None and loc.is_http:
-            raise ConfigError(
-                f"{what} must be an s3:// prefix or a directory (HTTP(S) sources come from "
-                "a STAC search: --stac URL)"
-            )
-        _check_prefix_key(what, loc)
-    if dest.as_prefix() == source.as_prefix():
-        raise ConfigError("--dest must differ from --source (outputs would be listed as sources)")
-    if settings.archive == "in-place" and not source.is_s3:
-        raise ConfigError("--archive in-place changes an S3 storage class; the source is local")
-    if settings.archive == "in-place" and settings.storage_class == "STANDARD":
-        raise ConfigError(
-            "--archive in-place changes the storage class where the originals are: give an "
-            "archive class with --storage-class (STANDARD is for archiving to a prefix)"
-        )
-    if archive is not None:
-        if source.is_s3 != archive.is_s3:
-            raise ConfigError(
-                "--archive must be an s3:// prefix for an S3 source, a directory for a local one"
-            )
-        if archive.as_prefix() == source.as_prefix():
-            raise ConfigError("--archive must differ from --source (use --archive in-place)")
-        if archive.as_prefix() == dest.as_prefix():
-            raise ConfigError("--archive must differ from --dest")
-        # Nested, an output key could equal an archive key and replace an original.
-        if archive.as_prefix().is_under(dest.as_prefix()) or dest.as_prefix().is_under(
-            archive.as_prefix()
-        ):
-            raise ConfigError("--archive and --dest must not be inside one another")
-
-
-def check_inventory(settings: Settings) -> None:
-    """Usage errors of a run listed by an S3 Inventory report."""
-    assert settings.inventory is not None
-    try:
-        manifest = Location.parse(settings.inventory)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    if not manifest.is_s3 or not manifest.key.endswith("manifest.json"):
-        raise ConfigError(
-            f"--inventory must name an S3 Inventory manifest: s3://bucket/.../manifest.json, "
-            f"not {settings.inventory}"
-        )
-    if not settings.source:
-        raise ConfigError(
-            "--inventory needs --source s3://BUCKET/ (or s3://BUCKET/PREFIX/): the bucket the "
-            "inventory lists, which the manifest must name; a manifest alone does not choose "
-            "which bucket's objects are archived and deleted"
-        )
-    try:
-        source = Location.parse(settings.source)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    if not source.is_s3:
-        raise ConfigError("--source with --inventory must be an s3:// prefix of the inventory")
-    if not settings.dest:
-        raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
-
-
-def _check_prefix_key(what: str, loc: Location | None) -> None:
-    """An S3 prefix given by the user must be a safe key itself (see :func:`key_problem`)."""
-    if loc is not None and loc.is_s3 and loc.key:
-        problem = key_problem(loc.key)
-        if problem:
-            raise ConfigError(f"{what} {loc.url}: {problem}")
-
-
-def _parse_writable(what: str, url: str) -> Location:
-    try:
-        loc = Location.parse(url)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    if loc.is_http:
-        raise ConfigError(f"{what} must be an s3:// prefix or a directory, not {url}")
-    _check_prefix_key(what, loc)
-    return loc
-
-
-def check_stac_locations(settings: Settings) -> None:
-    """Usage errors of a STAC run: a destination, an S3 archive, no --source as well."""
-    if settings.source or settings.inventory:
-        raise ConfigError("give either --source or --stac, not both (nor --inventory)")
-    if not settings.stac.collections:
-        raise ConfigError("a STAC search needs --collection (one or more collection ids)")
-    if not settings.dest:
-        raise ConfigError("a destination is required (--dest s3://bucket/prefix/ or a directory)")
-    dest = _parse_writable("--dest", settings.dest)
-    if settings.archive and settings.archive != "in-place":
-        archive = _parse_writable("--archive", settings.archive)
-        if not archive.is_s3:
-            raise ConfigError("--archive for STAC assets must be an s3:// prefix (or in-place)")
-        if archive.as_prefix().is_under(dest.as_prefix()) or dest.as_prefix().is_under(
-            archive.as_prefix()
-        ):
-            raise ConfigError("--archive and --dest must not be inside one another")
-
-
-@dataclass(frozen=True)
-class Preflight:
-    """What a run learns of its buckets before it starts."""
-
-    #: The source bucket's versioning (``Enabled``, ``Suspended``; ``None``: never enabled
-    #: or not an S3 source).
-    source_versioning: str | None = None
-    #: With INTELLIGENT_TIERING as the archive class: the archive bucket's opt-in archive
-    #: tiers (configuration id, tier, days), ``None`` when not asked.
-    tiering: list[tuple[str, str, int]] | None = None
-
-    def notes(self, keep_versions: bool) -> list[str]:
-        found = []
-        if self.source_versioning is not None:
-            what = f"the source bucket's versioning is {self.source_versioning}"
-            if keep_versions:
-                found.append(
-                    f"{what}: archived originals are kept as noncurrent versions (--keep-versions)"
-                )
-            else:
-                found.append(f"{what}: each archived original is deleted by its version")
-        if self.tiering is not None:
-            tiers = ", ".join(
-                f"{tier} after {days} days ({cid})" for cid, tier, days in self.tiering
-            )
-            found.append(
-                "INTELLIGENT_TIERING: archive copies move to Infrequent Access after 30 days "
-                "without access and to Archive Instant Access after 90 by themselves; the "
-                "opt-in archive tiers of the archive bucket: " + (tiers or "none configured")
-            )
-        return found
-
-
-def preflight(context: RunContext, source: str | None = None) -> Preflight:
-    """Usage errors that need the stores: the destination and archive buckets must exist
-    (else every scene would fail and no report could be written), and the store must
-    know the archive storage class (MinIO, R2 or Ceph may not: a tiny probe object is
-    written in that class under ``<dest>/_compactor/probe/`` and deleted). Reads the
-    source bucket's versioning."""
-    store = S3Store(context.s3)
-    dest = Location.parse(context.dest)
-    targets = [("destination", dest)]
-    if context.archive_mode == "prefix" and context.archive:
-        targets.append(("archive", Location.parse(context.archive)))
-    for what, loc in targets:
-        if not loc.is_s3:
-            continue
-        try:
-            exists = store.bucket_exists(loc.bucket)
-        except StorageError as err:
-            raise ConfigError(f"cannot reach the {what} bucket s3://{loc.bucket}: {err}") from err
-        if not exists:
-            raise ConfigError(f"the {what} bucket s3://{loc.bucket} does not exist")
-    if context.archive_mode != "none" and dest.is_s3 and context.storage_class != "STANDARD":
-        _probe_class(store, dest, context)
-    versioning = None
-    src = Location.parse(source) if source else None
-    if src is not None and src.is_s3:
-        try:
-            versioning = store.versioning(src.bucket)
-        except StorageError as err:
-            log.warning("cannot read the versioning of s3://%s: %s", src.bucket, err)
-    if versioning:
-        log.info("source bucket s3://%s: versioning %s", src.bucket if src else "", versioning)
-    tiering = None
-    if context.storage_class == "INTELLIGENT_TIERING" and context.archive_mode != "none":
-        where = src
-        if context.archive_mode == "prefix" and context.archive:
-            where = Location.parse(context.archive)
-        if where is not None and where.is_s3:
-            try:
-                tiering = store.tiering(where.bucket)
-            except StorageError as err:
-                log.warning("cannot read the Intelligent-Tiering of s3://%s: %s", where.bucket, err)
-    return Preflight(versioning, tiering)
-
-
-def _probe_class(store: S3Store, dest: Location, context: RunContext) -> None:
-    probe = dest.join(f"{META_PREFIX}/probe/{context.run_id}")
-    try:
-        store.put_probe(probe, context.storage_class)
-    except StorageError as err:
-        raise ConfigError(
-            f"the store refused an object in storage class {context.storage_class} "
-            f"({err.code or err}): give --storage-class one it has (STANDARD to archive "
-            "originals to another prefix without a class change)"
-        ) from err
-    try:
-        store.delete(probe)
-    except StorageError as err:
-        log.info("could not delete the storage-class probe %s: %s", probe.url, err)
-
-
 #: Listed objects are matched against the finished index this many at a time.
 BATCH = 1000
-
-
-def selected(info: ObjectInfo, settings: Settings) -> bool:
-    """Whether an object passes the filters on what a listing says of it: size, last
-    modified, storage class."""
-    if settings.min_size is not None and info.size < settings.min_size:
-        return False
-    if settings.max_size is not None and info.size > settings.max_size:
-        return False
-    if settings.source_classes and info.storage_class not in settings.source_classes:
-        return False
-    if settings.modified_since or settings.modified_before:
-        mtime = _when(info.mtime)
-        if mtime is None:
-            return False
-        if settings.modified_since and mtime < _utc(settings.modified_since):
-            return False
-        if settings.modified_before and mtime >= _utc(settings.modified_before):
-            return False
-    return True
-
-
-def _when(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def collision_runs(rels: Iterable[T], key: Callable[[T], str]) -> Iterator[list[T]]:
-    """Consecutive items whose outputs may collide (``a.tif``, ``a.jp2`` -> ``a.tif``),
-    from a stream in key order. Outputs collide only between names in one folder sharing
-    the part before the first dot, and in key order those are next to each other (strings
-    with a common prefix are contiguous), so a run ends as soon as a key does not start
-    with the run's folder and first-dot stem: memory is one run, not the listing."""
-    run: list[T] = []
-    anchor = ""
-    for item in rels:
-        rel = key(item)
-        if run and rel.startswith(anchor):
-            run.append(item)
-            continue
-        if run:
-            yield run
-        anchor = _anchor(rel)
-        run = [item]
-    if run:
-        yield run
-
-
-def _anchor(rel: str) -> str:
-    """The folder and first-dot stem of ``rel`` and a dot (``a/b.c.tif`` -> ``a/b.``),
-    as ``posixpath`` gives them; string slicing where the folder has no trailing or
-    leading ``/`` to strip (every key that passed :func:`key_problem`)."""
-    cut = rel.rfind("/")
-    if cut > 0 and rel[cut - 1] != "/":
-        return rel[: cut + 1] + rel[cut + 1 :].split(".", 1)[0] + "."
-    if cut < 0:
-        return rel.split(".", 1)[0] + "."
-    head, name = posixpath.split(rel)
-    return posixpath.join(head, name.split(".", 1)[0]) + "."
 
 
 def discover(
@@ -501,7 +183,7 @@ def _counted_stac(
 def _inventory_source(settings: Settings, manifest: Manifest) -> Location:
     """The prefix an inventory run takes: ``--source``, whose bucket the manifest must
     name as its ``sourceBucket`` and sit under as S3 Inventory lays reports out
-    (:func:`~compactor.sources._inventory.layout_problem`). The manifest is data: it never
+    (:func:`~compactor.sources._manifest.layout_problem`). The manifest is data: it never
     chooses the bucket."""
     assert settings.source is not None  # check_inventory
     source = Location.parse(settings.source).as_prefix()
@@ -644,78 +326,9 @@ def _pending(
     counts: Counts,
 ) -> Iterator[Pending | SceneResult]:
     conditions = Conditions(context.finish_digest(), context.policy_digest())
-    # An S3 key below the prefix: the URL after ``s3://bucket/`` (listings give URLs in
-    # Location's own form).
-    key_at = len(f"s3://{prefix.bucket}/") if prefix.is_s3 else 0
-
-    def candidates() -> Iterator[tuple[str, ObjectInfo, bool] | SceneResult]:
-        try:
-            for info in listing:
-                counts.listed += 1
-                name = info.url.rsplit("/", 1)[-1]
-                sidecar = is_sidecar_shaped(name.rsplit(os.sep, 1)[-1])
-                # A sidecar goes with its raster whatever the globs and filters say of it.
-                rel = relative(info.url, sidecar)
-                if rel is None or not (sidecar or selected(info, settings)):
-                    counts.excluded += 1
-                    continue
-                if prefix.is_s3:
-                    key = info.url[key_at:]
-                    problem = key_problem(key)
-                    if problem is None and rel != key:
-                        # What prefix.join(rel) checks on S3 (the same function on key
-                        # below a prefix of the whole bucket).
-                        below = key_problem(rel)
-                        problem = f"refused key {rel!r}: {below}" if below else None
-                else:
-                    problem = None
-                    try:
-                        prefix.join(rel)  # local paths: must stay below --source once resolved
-                    except UnsafeKeyError as err:
-                        problem = str(err)
-                if problem is not None and sidecar:
-                    log.warning("not taking the sidecar %r: %s", info.url, problem)
-                    counts.excluded += 1
-                    continue
-                if problem is not None:
-                    log.warning("refused %r: %s", info.url, problem)
-                    counts.refused += 1
-                    yield SceneResult.refused(info.url, f"refused key: {problem}", info.size)
-                    continue
-                yield rel, info, sidecar
-        except ObjectNotFound as err:
-            raise DiscoveryError(f"cannot list {prefix.url}: it does not exist") from err
-        except StorageError as err:
-            raise DiscoveryError(f"cannot list {prefix.url}: {err}") from err
-
-    def specs(batch: list[list[tuple[str, ObjectInfo, bool]]]) -> Iterator[Pending]:
-        # A raster's sidecars are next to it in key order (``a.rpb``, ``a.tif``,
-        # ``a.tif.aux.xml``), within its run or, for ``a_rpc.txt``, a few keys on: grouped
-        # within the batch (one at a batch's edge stays where it is, as a lone sidecar).
-        groups, lone = group_sidecars([rel for run in batch for rel, _, _ in run])
-        sidecars = {g.raster: g.sidecars for g in groups}
-        listed = {rel: info for run in batch for rel, info, side in run if side}
-        counts.sidecars += sum(side for run in batch for _, _, side in run)
-        counts.lone_sidecars += len(lone)
-        for key in lone:
-            log.debug("%s: a sidecar without its raster, not a scene", key)
-        rasters = [[(rel, info) for rel, info, side in run if not side] for run in batch]
-        flat = [pair for run in rasters for pair in run]
-        done = index.finished((info for _, info in flat), conditions)
-        at = 0
-        for run in rasters:
-            rels = tuple(rel for rel, _ in run)
-            for (rel, info), finished in zip(run, done[at : at + len(run)], strict=True):
-                if finished:
-                    counts.finished += 1
-                    continue
-                counts.scenes += 1
-                sides = sidecars.get(rel, ())
-                yield Pending(rel, info, rels, sides, tuple(listed[k] for k in sides))
-            at += len(run)
 
     def scenes() -> Iterator[tuple[str, ObjectInfo, bool]]:
-        for item in candidates():
+        for item in _candidates(listing, prefix, relative, settings, counts):
             if isinstance(item, SceneResult):
                 refused.append(item)
             else:
@@ -730,11 +343,106 @@ def _pending(
         batch.append(run)
         size += len(run)
         if size >= BATCH:
-            yield from specs(batch)
+            yield from _specs(batch, index, conditions, counts)
             batch, size = [], 0
     yield from refused
-    yield from specs(batch)
+    yield from _specs(batch, index, conditions, counts)
     counts.complete = True
+    _discovered(prefix, settings, index, counts)
+
+
+def _candidates(
+    listing: Iterable[ObjectInfo],
+    prefix: Location,
+    relative: Callable[..., str | None],
+    settings: Settings,
+    counts: Counts,
+) -> Iterator[tuple[str, ObjectInfo, bool] | SceneResult]:
+    """The listed objects the run may take, as (key below the prefix, what the listing
+    said, whether it is a sidecar), and those refused for their keys."""
+    # An S3 key below the prefix: the URL after ``s3://bucket/`` (listings give URLs in
+    # Location's own form).
+    key_at = len(f"s3://{prefix.bucket}/") if prefix.is_s3 else 0
+    try:
+        for info in listing:
+            counts.listed += 1
+            name = info.url.rsplit("/", 1)[-1]
+            sidecar = is_sidecar_shaped(name.rsplit(os.sep, 1)[-1])
+            # A sidecar goes with its raster whatever the globs and filters say of it.
+            rel = relative(info.url, sidecar)
+            if rel is None or not (sidecar or selected(info, settings)):
+                counts.excluded += 1
+                continue
+            problem = _listed_key_problem(prefix, info.url[key_at:], rel)
+            if problem is not None and sidecar:
+                log.warning("not taking the sidecar %r: %s", info.url, problem)
+                counts.excluded += 1
+                continue
+            if problem is not None:
+                log.warning("refused %r: %s", info.url, problem)
+                counts.refused += 1
+                yield SceneResult.refused(info.url, f"refused key: {problem}", info.size)
+                continue
+            yield rel, info, sidecar
+    except ObjectNotFound as err:
+        raise DiscoveryError(f"cannot list {prefix.url}: it does not exist") from err
+    except StorageError as err:
+        raise DiscoveryError(f"cannot list {prefix.url}: {err}") from err
+
+
+def _listed_key_problem(prefix: Location, key: str, rel: str) -> str | None:
+    """What is wrong with a listed object's key (``key``: below its S3 bucket) or with its
+    key ``rel`` below the listed prefix; ``None`` when nothing is."""
+    if prefix.is_s3:
+        problem = key_problem(key)
+        if problem is None and rel != key:
+            # What prefix.join(rel) checks on S3 (the same function on key
+            # below a prefix of the whole bucket).
+            below = key_problem(rel)
+            problem = f"refused key {rel!r}: {below}" if below else None
+        return problem
+    try:
+        prefix.join(rel)  # local paths: must stay below --source once resolved
+    except UnsafeKeyError as err:
+        return str(err)
+    return None
+
+
+def _specs(
+    batch: list[list[tuple[str, ObjectInfo, bool]]],
+    index: FinishedIndex,
+    conditions: Conditions,
+    counts: Counts,
+) -> Iterator[Pending]:
+    """The scenes of a batch of collision runs that are not finished, with their sidecars."""
+    # A raster's sidecars are next to it in key order (``a.rpb``, ``a.tif``,
+    # ``a.tif.aux.xml``), within its run or, for ``a_rpc.txt``, a few keys on: grouped
+    # within the batch (one at a batch's edge stays where it is, as a lone sidecar).
+    groups, lone = group_sidecars([rel for run in batch for rel, _, _ in run])
+    sidecars = {g.raster: g.sidecars for g in groups}
+    listed = {rel: info for run in batch for rel, info, side in run if side}
+    counts.sidecars += sum(side for run in batch for _, _, side in run)
+    counts.lone_sidecars += len(lone)
+    for key in lone:
+        log.debug("%s: a sidecar without its raster, not a scene", key)
+    rasters = [[(rel, info) for rel, info, side in run if not side] for run in batch]
+    flat = [pair for run in rasters for pair in run]
+    done = index.finished((info for _, info in flat), conditions)
+    at = 0
+    for run in rasters:
+        rels = tuple(rel for rel, _ in run)
+        for (rel, info), finished in zip(run, done[at : at + len(run)], strict=True):
+            if finished:
+                counts.finished += 1
+                continue
+            counts.scenes += 1
+            sides = sidecars.get(rel, ())
+            yield Pending(rel, info, rels, sides, tuple(listed[k] for k in sides))
+        at += len(run)
+
+
+def _discovered(prefix: Location, settings: Settings, index: FinishedIndex, counts: Counts) -> None:
+    """Once the listing is exhausted: what was found, logged; nothing at all, an error."""
     log.info(
         "discovered %d scenes under %s (%d listed, %d excluded, %d refused, %d finished earlier;"
         " %d sidecars, %d of them without their raster: not scenes)",

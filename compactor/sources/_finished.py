@@ -48,7 +48,6 @@ import hashlib
 import io
 import json
 import logging
-import time
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Sequence
@@ -58,16 +57,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ObjectNotFound, PreconditionFailed, StorageError
-from ..records import SceneResult, source_of_state_key, state_prefix_for, state_root
+from ..records import source_of_state_key, state_prefix_for, state_root
 from ..settings import META_PREFIX
 from ..storage import ARCHIVE_CLASSES, Location, ObjectInfo, Store
 
 log = logging.getLogger(__name__)
-
-#: A part of the index is written every this many finished scenes ...
-PART_SCENES = 5000
-#: ... or this many seconds, whichever comes first (and when the run ends).
-PART_SECONDS = 30.0
 
 #: Parts read at once.
 READERS = 8
@@ -131,75 +125,6 @@ class Conditions:
 
     def of(self, kind: str) -> str:
         return self.finish if kind == COMPACTED else self.policy
-
-
-def entry_of(result: SceneResult, conditions: Conditions) -> Entry | None:
-    """The index entry of a scene result, if the scene is finished."""
-    if result.finished_version is None:
-        return None
-    kind = COMPACTED if result.output is not None else LEFT
-    return Entry(
-        result.source, result.finished_version, kind, conditions.of(kind), result.finished_record
-    )
-
-
-class IndexWriter:
-    """Appends finished scenes to the index in parts (client side, as results arrive)."""
-
-    def __init__(
-        self,
-        store: Store,
-        dest: Location,
-        run_id: str,
-        conditions: Conditions,
-        *,
-        part_scenes: int = PART_SCENES,
-        part_seconds: float = PART_SECONDS,
-    ):
-        self.store = store
-        self.root = index_root(dest)
-        self.run_id = run_id
-        self.conditions = conditions
-        self.part_scenes = part_scenes
-        self.part_seconds = part_seconds
-        self.pending: list[Entry] = []
-        self.parts = 0
-        self.written = 0
-        self._since = time.monotonic()
-
-    def add(self, result: SceneResult) -> None:
-        entry = entry_of(result, self.conditions)
-        if entry is not None:
-            self.pending.append(entry)
-        if len(self.pending) >= self.part_scenes or (
-            self.pending and time.monotonic() - self._since >= self.part_seconds
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        """Write what is pending as one part. A failure is logged, not raised: the index is
-        a cache (the scenes get a task next time, which finds their records done)."""
-        self._since = time.monotonic()
-        if not self.pending:
-            return
-        lines = "".join(_line(e) for e in self.pending)
-        loc = self.root.join(f"{self.run_id}-{self.parts:05d}{PART_SUFFIX}")
-        try:
-            self.store.put_bytes(
-                loc,
-                gzip.compress(lines.encode(), mtime=0),
-                content_type="application/x-ndjson",
-                if_none_match=True,
-            )
-        except (StorageError, PreconditionFailed) as err:
-            log.warning("could not write %s of the finished index: %s", loc.url, err)
-            return
-        self.parts += 1
-        self.written += len(self.pending)
-        self.pending = []
-
-    def close(self) -> None:
-        self.flush()
 
 
 class Records:
@@ -301,24 +226,7 @@ class FinishedIndex:
         so a nightly sweep reads a handful of parts however many nights came before."""
         urls, keys, records = array("Q"), array("Q"), array("Q")
         read: list[tuple[Location, bytes, int]] = []
-        try:
-            listing = list(store.listing(index_root(dest)))
-        except ObjectNotFound:
-            listing = []
-        except StorageError as err:
-            log.warning("cannot list the finished index (%s): every scene gets a task", err)
-            listing = []
-        parts: list[Location] = []
-        for info in sorted(listing, key=lambda i: i.url):
-            if not info.url.endswith(PART_SUFFIX):
-                continue
-            if info.size > MAX_PART_BYTES:
-                log.warning(
-                    "ignoring part %s of the finished index: %d bytes (at most %d)",
-                    info.url, info.size, MAX_PART_BYTES,
-                )  # fmt: skip
-                continue
-            parts.append(Location.parse(info.url))
+        parts = _listed_parts(store, dest)
 
         def fetch(loc: Location) -> tuple[Location, bytes, list[Entry] | None, int]:
             try:
@@ -410,6 +318,30 @@ class FinishedIndex:
         if self.confirmed_by is not None:
             unseen &= (self.records != 0) & (self.confirmed_by.of(self.urls) == self.records)
         return self.matched + int(unseen.sum())
+
+
+def _listed_parts(store: Store, dest: Location) -> list[Location]:
+    """The parts of the index under ``dest``, in run order; those listed past
+    :data:`MAX_PART_BYTES` left out (logged). A listing that fails lists none (logged)."""
+    try:
+        listing = list(store.listing(index_root(dest)))
+    except ObjectNotFound:
+        listing = []
+    except StorageError as err:
+        log.warning("cannot list the finished index (%s): every scene gets a task", err)
+        listing = []
+    parts: list[Location] = []
+    for info in sorted(listing, key=lambda i: i.url):
+        if not info.url.endswith(PART_SUFFIX):
+            continue
+        if info.size > MAX_PART_BYTES:
+            log.warning(
+                "ignoring part %s of the finished index: %d bytes (at most %d)",
+                info.url, info.size, MAX_PART_BYTES,
+            )  # fmt: skip
+            continue
+        parts.append(Location.parse(info.url))
+    return parts
 
 
 def read_part(packed: bytes, url: str) -> tuple[list[Entry] | None, int]:
@@ -505,13 +437,6 @@ def _merge(store: Store, parts: list[tuple[Location, bytes]]) -> None:
         except StorageError as err:
             log.info("could not delete merged index part %s: %s", loc.url, err)
     log.info("consolidated %d parts of the finished index into %s", len(parts), target.url)
-
-
-def _line(e: Entry) -> str:
-    fields = {"source": e.source, "version": e.version, "kind": e.kind, "on": e.condition}
-    if e.record:
-        fields["rec"] = e.record
-    return json.dumps(fields, separators=(",", ":")) + "\n"
 
 
 def _parse(line: bytes | str) -> Entry | None:

@@ -10,49 +10,37 @@ style, or the configured S3 endpoint), which are mapped to ``s3://`` and treated
 listed objects, or any other HTTP(S) URL, read through GDAL's ``/vsicurl/`` and never
 archived or deleted (compactor does not own them).
 
-**Updated items** (:func:`updated_item`): every compacted asset points at its COG (type,
-``file:size``, ``file:checksum`` as a SHA-256 multihash), and the original stays as its
-own asset with role ``source`` at its archive href, with its size, checksum and storage
-class (storage extension v2: a ``storage:schemes`` entry per storage class, referenced by
-the asset's ``storage:refs``). Everything else in the item is kept as it was.
+The API itself is talked to in :mod:`._stac_api`; the updated items written after a run
+are made in :mod:`._stac_items`.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import re
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-import requests
-from pystac_client import Client
-from pystac_client.exceptions import APIError
-
 from ..errors import ConfigError, DiscoveryError, ForbiddenSourceError, StorageError
 from ..keys import key_problem
-from ..records import SceneResult, StacSummary
-from ..redact import redact_text, redact_url
+from ..records import SceneResult
 from ..scene import RunContext, SceneSpec
 from ..settings import Settings, StacSettings
-from ..storage import Location, store_for
+from ..storage import Location
+from ._stac_api import search_items
 
 log = logging.getLogger(__name__)
 
-COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 #: Media types of the assets compactor takes by default (parameters compared loosely).
 RASTER_MEDIA_TYPES = ("image/tiff", "image/jp2", "image/vnd.nitf", "application/x-hdf")
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".ntf", ".nitf")
 #: Roles never taken: previews and sidecars.
 SKIPPED_ROLES = frozenset({"thumbnail", "overview", "visual-preview", "metadata"})
-FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
-STORAGE_EXTENSION = "https://stac-extensions.github.io/storage/v2.0.0/schema.json"
 
 _AWS_VIRTUAL = re.compile(
     r"^(?P<bucket>[a-z0-9.\-]+)\.s3(?:[.\-](?P<region>[a-z0-9\-]+))?\.amazonaws\.com$"
@@ -118,130 +106,6 @@ def select_assets(item: dict[str, Any], keys: Iterable[str]) -> list[str]:
     if wanted:
         return [k for k in wanted if k in assets]
     return [k for k, a in assets.items() if is_raster_asset(a)]
-
-
-# --- search ---------------------------------------------------------------------------------
-
-
-def _filter(text: str) -> dict[str, Any]:
-    raw = text
-    if text.startswith("@"):
-        try:
-            raw = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"cannot read --filter file {text[1:]}: {err.strerror}") from err
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--filter is not CQL2-JSON: {err}") from err
-    if not isinstance(value, dict):
-        raise ConfigError("--filter must be a CQL2-JSON object")
-    return value
-
-
-def _intersects(path: str) -> dict[str, Any]:
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"cannot read --intersects file {path}: {err.strerror}") from err
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--intersects file {path} is not GeoJSON: {err}") from err
-    if isinstance(value, dict) and value.get("type") == "Feature":
-        value = value.get("geometry")
-    if isinstance(value, dict) and value.get("type") == "FeatureCollection":
-        feats = value.get("features") or []
-        if len(feats) != 1:
-            raise ConfigError(f"--intersects file {path} must hold one geometry")
-        value = feats[0].get("geometry")
-    if not isinstance(value, dict) or "coordinates" not in value:
-        raise ConfigError(f"--intersects file {path} holds no GeoJSON geometry")
-    return value
-
-
-def open_api(url: str) -> Any:
-    """A pystac-client ``Client`` for ``url``, with clear errors."""
-
-    try:
-        return Client.open(url)
-    except APIError as err:
-        raise DiscoveryError(
-            f"cannot reach the STAC API at {redact_url(url)}: {_short(err)}"
-        ) from err
-    except Exception as err:  # pystac raises plain errors for non-STAC JSON
-        raise DiscoveryError(
-            f"{redact_url(url)} is not a STAC API: {type(err).__name__}: {_short(err)}"
-        ) from err
-
-
-def _short(err: BaseException) -> str:
-    text = redact_text(str(err), ())
-    if "Failed to establish a new connection" in text or "Connection refused" in text:
-        return "connection refused"
-    return text[:300]
-
-
-def search_items(stac: StacSettings) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
-    """Run the search; (the searched collections, the matching items as dicts, page after
-    page as they are iterated)."""
-
-    assert stac.url is not None
-    shown = redact_url(stac.url)
-    if not stac.collections:
-        raise ConfigError("a STAC search needs --collection (one or more collection ids)")
-    client = open_api(stac.url)
-    if not client.conforms_to("ITEM_SEARCH"):
-        raise DiscoveryError(f"the STAC API at {shown} does not conform to Item Search")
-    if stac.filter and not client.conforms_to("FILTER"):
-        raise DiscoveryError(
-            f"--filter needs the Filter extension; the STAC API at {shown} does not "
-            "conform to it (try --query, or --bbox/--datetime)"
-        )
-    if stac.query and not client.conforms_to("QUERY"):
-        raise DiscoveryError(
-            f"--query needs the Query extension; the STAC API at {shown} does not conform to it"
-        )
-    collections: list[dict[str, Any]] = []
-    for cid in stac.collections:
-        try:
-            found = client.get_collection(cid)
-        except APIError as err:
-            found = None
-            if "404" not in str(err) and "not found" not in str(err).lower():
-                raise DiscoveryError(f"cannot read collection {cid!r}: {_short(err)}") from err
-        if found is None:
-            known = sorted(c.id for c in client.get_collections())
-            raise DiscoveryError(
-                f"the STAC API at {shown} has no collection {cid!r}"
-                + (f" (it has: {', '.join(known[:20])})" if known else "")
-            )
-        collections.append(found.to_dict())
-    kwargs: dict[str, Any] = {"collections": list(stac.collections), "limit": stac.limit}
-    if stac.bbox:
-        kwargs["bbox"] = list(stac.bbox)
-    if stac.intersects:
-        kwargs["intersects"] = _intersects(stac.intersects)
-    if stac.datetime:
-        kwargs["datetime"] = stac.datetime
-    if stac.query:
-        kwargs["query"] = list(stac.query)
-    if stac.filter:
-        kwargs["filter"] = _filter(stac.filter)
-        kwargs["filter_lang"] = "cql2-json"
-    if stac.max_items:
-        kwargs["max_items"] = stac.max_items
-    try:
-        search = client.search(**kwargs)
-    except APIError as err:
-        raise DiscoveryError(f"the STAC search failed: {_short(err)}") from err
-    return collections, _pages(search.items_as_dicts())
-
-
-def _pages(items: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The search's items, a failure of a later page as the search's own failure."""
-    try:
-        yield from items
-    except APIError as err:
-        raise DiscoveryError(f"the STAC search failed: {_short(err)}") from err
 
 
 #: An item's identity in a search: (collection, item id). Ids are unique only within a
@@ -388,29 +252,12 @@ def _stac_scenes(
         if not keys:
             log.info("item %s has no raster data asset to compact", item_id)
             continue
-        problem = next(
-            (f"{what} id {value!r}: {p}" for what, value in
-             (("collection", collection), ("item", item.get("id")))
-             if (p := id_problem(value))),
-            None,
-        )  # fmt: skip
+        problem = _ids_problem(collection, item.get("id"))
         for key in keys:
             href = str(item["assets"][key].get("href", ""))
             why = problem or (f"asset key {key!r}: {p}" if (p := id_problem(key)) else None)
-            try:
-                url = source_url(href, _self_href(item), settings.endpoint_url)
-                src = Location.parse(url)
-                if why is None and src.is_s3 and (p := key_problem(src.key)):
-                    why = f"href {href!r}: {p}"
-                if why is None and src.is_http:
-                    context.http.check(src.url)
-            except ValueError as err:
-                why = f"href {href!r}: {err}"
-            except ForbiddenSourceError as err:
-                why = str(err)
-            except StorageError as err:  # a host that does not resolve, say: this asset only
-                why = f"href {href!r}: {err}"
-            if why is not None:
+            src, why = _asset_source(href, item, why, settings, context)
+            if why is not None or src is None:
                 log.warning("item %s asset %s refused: %s", item_id, key, why)
                 rejected += 1
                 yield SceneResult.refused(
@@ -419,19 +266,7 @@ def _stac_scenes(
                 )  # fmt: skip
                 continue
             items_by_id.add((str(collection), item_id), item)
-            archive: str | None = None
-            read_only: str | None = None
-            if src.is_http:
-                read_only = "an HTTP(S) href: read, never archived or deleted"
-            elif context.archive_mode != "none" and not within(src, bounds):
-                read_only = (
-                    f"outside the buckets this run may archive from ({', '.join(bounds)}): "
-                    "read, never archived or deleted"
-                )
-            elif context.archive_mode == "in-place":
-                archive = src.url
-            elif archive_root is not None:
-                archive = archive_root.join(src.key).url
+            archive, read_only = _archive_of(src, context, bounds, archive_root)
             relative = f"{collection}/{item_id}/{key}.tif"
             scenes += 1
             yield SceneSpec(
@@ -444,15 +279,70 @@ def _stac_scenes(
                 collection=str(collection),
                 read_only=read_only,
             )
+    _check_found(stac, what, matched, scenes, rejected)
+    log.info(
+        "STAC search (%s): %d items, %d assets, %d refused",
+        what, len(items_by_id), scenes, rejected,
+    )  # fmt: skip
+
+
+def _ids_problem(collection: object, item_id: object) -> str | None:
+    """Why the collection or item id cannot name a folder below --dest, if either cannot."""
+    return next(
+        (f"{what} id {value!r}: {p}" for what, value in
+         (("collection", collection), ("item", item_id))
+         if (p := id_problem(value))),
+        None,
+    )  # fmt: skip
+
+
+def _asset_source(
+    href: str, item: dict[str, Any], why: str | None, settings: Settings, context: RunContext
+) -> tuple[Location | None, str | None]:
+    """Where an asset is read (``None`` when its href is unusable), and why it is refused
+    (``why`` as given, else what is wrong with the href or its host; ``None``: taken)."""
+    src: Location | None = None
+    try:
+        url = source_url(href, _self_href(item), settings.endpoint_url)
+        src = Location.parse(url)
+        if why is None and src.is_s3 and (p := key_problem(src.key)):
+            why = f"href {href!r}: {p}"
+        if why is None and src.is_http:
+            context.http.check(src.url)
+    except ValueError as err:
+        why = f"href {href!r}: {err}"
+    except ForbiddenSourceError as err:
+        why = str(err)
+    except StorageError as err:  # a host that does not resolve, say: this asset only
+        why = f"href {href!r}: {err}"
+    return src, why
+
+
+def _archive_of(
+    src: Location, context: RunContext, bounds: tuple[str, ...], archive_root: Location | None
+) -> tuple[str | None, str | None]:
+    """Where an asset's original is archived, and why it is read only (one or neither)."""
+    if src.is_http:
+        return None, "an HTTP(S) href: read, never archived or deleted"
+    if context.archive_mode != "none" and not within(src, bounds):
+        return None, (
+            f"outside the buckets this run may archive from ({', '.join(bounds)}): "
+            "read, never archived or deleted"
+        )
+    if context.archive_mode == "in-place":
+        return src.url, None
+    if archive_root is not None:
+        return archive_root.join(src.key).url, None
+    return None, None
+
+
+def _check_found(stac: StacSettings, what: str, matched: int, scenes: int, rejected: int) -> None:
+    """A search that matched no items, or items without an asset to compact, is an error."""
     if not matched:
         raise DiscoveryError(f"the STAC search matched no items ({what})")
     if not scenes and not rejected:
         asked = f"assets {', '.join(stac.assets)}" if stac.assets else "raster data assets"
         raise DiscoveryError(f"the {matched} items the STAC search matched have no {asked}")
-    log.info(
-        "STAC search (%s): %d items, %d assets, %d refused",
-        what, len(items_by_id), scenes, rejected,
-    )  # fmt: skip
 
 
 def _describe(stac: StacSettings) -> str:
@@ -468,176 +358,3 @@ def _describe(stac: StacSettings) -> str:
     if stac.filter:
         parts.append("a CQL2 filter")
     return "; ".join(parts)
-
-
-# --- updated items --------------------------------------------------------------------------
-
-
-def multihash_sha256(hex_digest: str) -> str:
-    """The ``file:checksum`` of a SHA-256: multihash code 0x12, length 0x20, digest."""
-    return "1220" + hex_digest
-
-
-def _scheme(url: str, storage_class: str, s3: Any) -> tuple[str, dict[str, Any]]:
-    """A storage:schemes entry for the object at ``url`` (key, scheme object)."""
-    loc = Location.parse(url)
-    region = getattr(s3, "region", None) or "us-east-1"
-    endpoint = getattr(s3, "endpoint_url", None)
-    if endpoint:
-        scheme: dict[str, Any] = {
-            "type": "custom-s3",
-            "platform": endpoint.rstrip("/") + "/{bucket}",
-            "bucket": loc.bucket,
-            "region": region,
-        }
-    else:
-        scheme = {
-            "type": "aws-s3",
-            "platform": "https://{bucket}.s3.{region}.amazonaws.com",
-            "bucket": loc.bucket,
-            "region": region,
-        }
-    scheme["requester_pays"] = False
-    scheme["storage_class"] = storage_class
-    name = f"{loc.bucket}-{storage_class.lower().replace('_', '-')}"
-    return name, scheme
-
-
-def updated_item(item: dict[str, Any], results: list[SceneResult], s3: Any) -> dict[str, Any]:
-    """``item`` with every compacted asset of ``results`` re-pointed at its COG and its
-    original kept as a ``source`` asset at its archive (or still original) href."""
-
-    new = copy.deepcopy(item)
-    assets: dict[str, Any] = new.setdefault("assets", {})
-    props: dict[str, Any] = new.setdefault("properties", {})
-    extensions: list[str] = list(new.get("stac_extensions") or [])
-    for r in results:
-        if r.status != "compacted" or not r.asset or r.asset not in assets or not r.output:
-            continue
-        original = assets[r.asset]
-        source_asset = copy.deepcopy(original)
-        compacted = copy.deepcopy(original)
-        compacted["href"] = r.output
-        compacted["type"] = COG_MEDIA_TYPE
-        for stale in ("file:checksum", "file:size", "file:header_size", "storage:refs"):
-            compacted.pop(stale, None)
-        if r.bytes_out:
-            compacted["file:size"] = r.bytes_out
-        if r.output_sha256:
-            compacted["file:checksum"] = multihash_sha256(r.output_sha256)
-        assets[r.asset] = compacted
-
-        source_asset["href"] = r.archive or r.source
-        source_asset["roles"] = ["source"]
-        source_asset["title"] = f"Original of {r.asset}" + (
-            f" ({original['title']})" if original.get("title") else ""
-        )
-        if r.bytes_in:
-            source_asset["file:size"] = r.bytes_in
-        if r.archive_sha256:
-            source_asset["file:checksum"] = multihash_sha256(r.archive_sha256)
-        href = source_asset["href"]
-        if href.startswith("s3://"):
-            name, scheme = _scheme(href, r.storage_class or "STANDARD", s3)
-            props.setdefault("storage:schemes", {})[name] = scheme
-            source_asset["storage:refs"] = [name]
-        assets[source_key(assets, r.asset)] = source_asset
-    for ext in (FILE_EXTENSION, STORAGE_EXTENSION):
-        if ext not in extensions and (ext != STORAGE_EXTENSION or "storage:schemes" in props):
-            extensions.append(ext)
-    new["stac_extensions"] = extensions
-    props["updated"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return new
-
-
-def source_key(assets: dict[str, Any], key: str) -> str:
-    """Asset key of the original of ``key``: ``<key>-source`` (numbered if taken)."""
-    name = f"{key}-source"
-    n = 2
-    while name in assets and "source" not in (assets[name].get("roles") or []):
-        name = f"{key}-source-{n}"
-        n += 1
-    return name
-
-
-def safe_name(text: str) -> str:
-    """A safe file or folder name for an item or collection id: ``[A-Za-z0-9._-]`` kept,
-    anything else ``_``, and ``_`` before a name that starts with a dot."""
-    name = re.sub(r"[^A-Za-z0-9._\-]", "_", text)
-    return "_" + name if name.startswith(".") else name
-
-
-def item_filename(item_id: str) -> str:
-    """A safe file name for an item id (ids may hold ``/``)."""
-    return safe_name(item_id) + ".json"
-
-
-def write_items(
-    items: Mapping[ItemKey, Any],
-    results: Iterable[SceneResult],
-    report_location: str,
-    settings: Settings,
-    s3: Any,
-) -> tuple[StacSummary, list[dict[str, Any]]]:
-    """Write ``stac/<collection>/<item id>.json`` and ``stac/items.ndjson`` under the
-    report location for every item with a compacted asset (items are told apart by
-    collection and id); push them back with ``--stac-update``.
-
-    ``results`` needs to hold only the compacted scenes that have an item (others are
-    ignored), and is read once: the run gives the ones its recorder kept
-    (:attr:`~compactor.report._recorder.RunRecorder.stac_results`); a finished run's scene
-    log (:func:`~compactor.records._scene_log.read_scene_log`) serves as well.
-    """
-
-    by_item: dict[ItemKey, list[SceneResult]] = {}
-    for r in results:
-        if r.item is not None and r.collection is not None and r.status == "compacted":
-            by_item.setdefault((r.collection, r.item), []).append(r)
-    assert settings.stac.url is not None
-    summary = StacSummary(api=redact_url(settings.stac.url))
-    written = [
-        (key, updated_item(items[key], rs, s3))
-        for key, rs in sorted(by_item.items())
-        if key in items
-    ]
-    updated = [item for _, item in written]
-    if not updated:
-        return summary, []
-    base = Location.parse(report_location).as_prefix().join("stac/")
-    store = store_for(base, s3)
-    for (collection, item_id), item in written:
-        store.put_bytes(
-            base.join(f"{safe_name(collection)}/{item_filename(item_id)}"),
-            (json.dumps(item, indent=2, ensure_ascii=False) + "\n").encode(),
-            content_type="application/geo+json",
-        )
-    ndjson = "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in updated)
-    store.put_bytes(base.join("items.ndjson"), ndjson.encode(), content_type="application/x-ndjson")
-    summary.items, summary.location = len(updated), base.url
-    if settings.stac.update:
-        summary.updated, summary.update_error = push_items(settings.stac.url, updated)
-    return summary, updated
-
-
-def push_items(api: str, items: list[dict[str, Any]]) -> tuple[int, str | None]:
-    """PUT each item back through the Transactions extension: (items updated, why not)."""
-
-    client = open_api(api)
-    conforms = [str(c) for c in (client.to_dict().get("conformsTo") or [])]
-    if not any(c.rstrip("/").endswith("/transaction") for c in conforms):
-        return 0, (
-            f"the STAC API at {redact_url(api)} does not support the Transactions extension, "
-            "so the updated items were not written back; they are in the report's stac/ folder"
-        )
-    done = 0
-    for item in items:
-        url = f"{api.rstrip('/')}/collections/{item['collection']}/items/{item['id']}"
-        try:
-            resp = requests.put(url, json=item, timeout=60)
-        except requests.RequestException as err:
-            return done, f"updating item {item['id']} failed: {err}"
-        if resp.status_code >= 400:
-            why = f"HTTP {resp.status_code} {resp.text[:200]}"
-            return done, f"updating item {item['id']} failed: {why}"
-        done += 1
-    return done, None

@@ -17,16 +17,16 @@ from compactor.records._state import Step
 from compactor.runner._fanout import stream
 from compactor.scene._walk import reads_whole, records
 from compactor.settings._config import resolve_settings
-from compactor.sources._discover import collision_runs, selected
 from compactor.sources._finished import (
     COMPACTED,
     LEFT,
     Conditions,
     Entry,
     FinishedIndex,
-    IndexWriter,
     index_root,
 )
+from compactor.sources._index_writer import IndexWriter
+from compactor.sources._select import collision_runs, selected
 from compactor.storage import LocalStore, Location, ObjectInfo
 
 from .. import rasters

@@ -11,7 +11,8 @@ from compactor.errors import ConfigError, DiscoveryError
 from compactor.records._results import SceneResult
 from compactor.scene._spec import RunContext, SceneSpec, assign_outputs, output_relative
 from compactor.settings._config import resolve_settings
-from compactor.sources._discover import check_locations, discover
+from compactor.sources._discover import discover
+from compactor.sources._locations import check_locations
 
 from ..conftest import S3
 

@@ -12,13 +12,8 @@ import pyarrow.compute as pc
 import pytest
 
 from compactor.errors import ConfigError, DiscoveryError
-from compactor.sources._inventory import (
-    InventoryStats,
-    Manifest,
-    canonical_field,
-    iter_inventory,
-    read_manifest,
-)
+from compactor.sources._inventory import InventoryStats, iter_inventory
+from compactor.sources._manifest import Manifest, canonical_field, read_manifest
 from compactor.storage import ObjectInfo, S3Options
 
 from ..conftest import S3
