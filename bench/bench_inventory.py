@@ -37,8 +37,7 @@ def peak_rss_mb() -> float:
 
 def read(url: str, endpoint: str, batch_rows: int) -> None:
     """The measured process: print what it read, how long it took and its peak RSS."""
-    from compactor.sources._inventory import InventoryStats, iter_inventory
-    from compactor.sources._manifest import read_manifest
+    from compactor.sources import InventoryStats, iter_inventory, read_manifest
     from compactor.storage import S3Options
 
     options = S3Options(endpoint_url=endpoint)

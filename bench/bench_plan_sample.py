@@ -63,7 +63,7 @@ def rows(n: int, templates: list[tuple[int, str]]) -> Any:
 def sample_keys(manifest: str, endpoint: str, n: int, seed: int) -> tuple[list[str], float]:
     """The keys ``compactor plan --sample n --seed seed`` will read (same code, same seed),
     and how long listing and sampling took in this process."""
-    from compactor.runner._planner import sample_scenes
+    from compactor.runner import sample_scenes
     from compactor.scene import RunContext
     from compactor.settings import resolve_settings
     from compactor.sources import discover

@@ -5,7 +5,7 @@ run (``plan``), ``restore`` and ``verify``.
 from ._audit import audit
 from ._fanout import fan_out, progress_of
 from ._pipeline import run
-from ._planner import plan, plan_cost
+from ._planner import plan, plan_cost, sample_scenes
 from ._progress import NotebookProgress
 from ._restore import restore
 
@@ -18,4 +18,5 @@ __all__ = [
     "progress_of",
     "restore",
     "run",
+    "sample_scenes",
 ]
