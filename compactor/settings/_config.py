@@ -327,7 +327,7 @@ class Settings(BaseModel):
     #: A codec of :data:`compactor.codecs.CODECS`, or a policy (``auto``, ``auto-lossy``).
     codec: str = "auto"
     #: Lossy quality: 1-100 fixed, or ``"auto"``: per scene, the lowest that meets
-    #: ``min_ssim`` (:mod:`compactor.quality`). ``None``: auto while an SSIM bar is set,
+    #: ``min_ssim`` (:mod:`compactor.encode._quality`). ``None``: auto while an SSIM bar is set,
     #: else 75.
     quality: int | Literal["auto"] | None = None
     #: SSIM bar for lossy outputs; 0 turns it off.
