@@ -21,7 +21,7 @@ from compactor import __version__  # noqa: E402
 
 project = "compactor"
 author = "compactor contributors"
-copyright = "compactor contributors"  # noqa: A001
+copyright = "compactor contributors"
 release = __version__
 version = __version__
 
@@ -40,11 +40,12 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
 
-# autodoc: each package's surface (its __all__), members in source order, signatures with
-# their type hints in the description.
+# autodoc: each package's surface (its __all__, every name, documented or not), in source order,
+# the type hints in the description.
 autodoc_default_options = {
     "members": True,
     "imported-members": True,
+    "undoc-members": True,
     "member-order": "bysource",
     "show-inheritance": True,
 }

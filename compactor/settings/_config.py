@@ -346,7 +346,7 @@ class Settings(BaseModel):
     effort: Effort = "default"
     #: Overviews: ``full`` (the full resolution's encoding), ``lossy`` (a lossy encoding:
     #: overviews are derived data; dropped where they alone would leave a scene as it is),
-    #: ``none``. The README's "16-bit and float data" tells why ``lossy`` is the default.
+    #: ``none``. docs/data-types.md tells why ``lossy`` is the default.
     overviews: Overviews = "lossy"
     #: A scene is only replaced when its COG is at least this fraction smaller than the
     #: original as stored; otherwise it is skipped and left as it is. 0: any saving;
