@@ -1,6 +1,7 @@
 # Two commands on a fresh clone, nothing but python3 needed:
 #   make demo   build .venv and run `compactor demo` end to end on an embedded S3 server
-#   make test   build .venv with the test extra and run lint, type checks and the test suite
+#   make test   build .venv with the test extra and run lint, type checks, the docs build and the test suite
+#   make docs   build the documentation (docs/, Sphinx) into docs/_build/html, warnings as errors
 # The everyday loop:
 #   make check  lint, types, import contracts and the unit tier (no servers, no clusters)
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Pinned versions the suite was last run with; keeps fresh clones reproducible.
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test check unit lint pytest browser bench image image-test clean
+.PHONY: demo test check unit lint pytest docs browser bench image image-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,7 @@ $(VENV)/.installed-demo: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) install -c $(CONSTRAINTS) -e '.[demo,test,dev]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[demo,test,dev,docs]'
 	touch $@ $(VENV)/.installed-demo
 
 demo: $(VENV)/.installed-demo
@@ -45,6 +46,12 @@ unit: $(VENV)/.installed-test
 
 check: lint unit
 
+# The documentation: Markdown pages and the API reference from the docstrings (docs/conf.py
+# says why Sphinx). No network at build time; every warning is an error; -E rereads every
+# source, as a docstring edit leaves the pages that show it unchanged for an incremental build.
+docs: $(VENV)/.installed-test
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+
 # Debian's chromium, for the test that opens report.html headless (playwright drives it; no
 # browser is ever downloaded). Installed with apt-get where it is missing and we may.
 browser:
@@ -58,7 +65,7 @@ browser:
 	    echo "chromium is missing and cannot be installed here (needs root and apt-get)" >&2; \
 	  fi; }
 
-test: lint browser pytest
+test: lint docs browser pytest
 
 # The image the chart runs (helm/Dockerfile), built with podman (docker where a daemon
 # answers); where no registry serves the base image, a Debian base is built from this
@@ -80,4 +87,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_large_scene.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Automatic quality: per scene, the lowest lossy quality (and, with ``--codec auto-lossy
 --allow-webp``, the codec) whose output still meets the SSIM bar.
 
-The search runs on a sample of the scene (:mod:`compactor.sample`: up to four 512x512
+The search runs on a sample of the scene (:mod:`compactor.encode._sample`: up to four 512x512
 windows; the whole scene when it is at most 1024x1024): each probe encodes the sample with
 the output writer and measures SSIM exactly as verification does. Qualities are bisected
 between :data:`QUALITY_MIN` and :data:`QUALITY_MAX`, so a search takes eight probes; the

@@ -61,7 +61,7 @@ def write_sample(
     src_path: str, info: RasterInfo, scratch: Path, windows: list[Window4] | None = None
 ) -> Sample:
     """Read ``windows`` (default :func:`sample_windows`) of ``src_path`` and write them as a
-    2x2 mosaic GeoTIFF under ``scratch``. Call inside :func:`compactor.gdal_env.gdal_env`."""
+    2x2 mosaic GeoTIFF under ``scratch``. Call inside :func:`compactor.gdal.gdal_env`."""
 
     windows = windows or sample_windows(info.width, info.height)
     try:

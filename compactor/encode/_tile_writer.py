@@ -19,7 +19,7 @@ resolution, ``lossy`` encodes the overview levels with the profile's own overvie
 (their IFDs carry their own codec tags), ``none`` writes the full resolution only.
 
 The same machinery runs in one process (:func:`write_local`, scenes small enough for one
-task) and across many Dask tasks (:mod:`compactor.chunked`, which adds the checks).
+task) and across many Dask tasks (:mod:`compactor.encode._chunk_tasks`, which adds the checks).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 running error statistics behind it, and the check of one band against an error bound.
 
 Shared by the whole-output checks (:mod:`compactor.verify._verify`, GDAL reading the
-output) and the chunk tasks (:mod:`compactor.chunked`, their own decoding of each tile), so
-both hold an output to the same definition:
+output) and the chunk tasks (:mod:`compactor.encode._chunk_tasks`, their own decoding of each
+tile), so both hold an output to the same definition:
 
 * A pixel is **valid** where the source's mask says so (its dataset mask, or its alpha band),
   and in a band where its value is not that band's nodata value, NaN or infinite.

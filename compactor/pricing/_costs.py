@@ -130,14 +130,14 @@ def requests_usd(
 
 
 #: Requests an original costs to archive beyond what its scene costs anyway (the table in
-#: the README): the COPY into the archive class and the HEAD that checks the archive key
+#: docs/backfill.md): the COPY into the archive class and the HEAD that checks the archive key
 #: is free (in place: the HEAD of the copy, and the state record ``verified`` written
 #: before the class changes). The delete is free.
 ARCHIVE_REQUESTS = {"CopyObject": 1, "HeadObject": 1}
 ARCHIVE_REQUESTS_IN_PLACE = {"CopyObject": 1, "HeadObject": 1, "PutObject": 1}
 
-#: What a plan estimates a scene's task to request (the README's table "What a scene costs
-#: in S3 requests"), by what the scene would become.
+#: What a plan estimates a scene's task to request (the table "What a scene costs
+#: in S3 requests" in docs/backfill.md), by what the scene would become.
 PLAN_REQUESTS: dict[str, dict[str, int]] = {
     "prefix": {"PutObject": 3, "GetObject": 2, "HeadObject": 1, "CopyObject": 1,
                "DeleteObject": 2},

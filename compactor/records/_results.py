@@ -114,7 +114,7 @@ class SceneResult(BaseModel):
     #: A chunked scene's chunk and merge tasks: their seconds by stage, summed over the
     #: tasks (worker time, spent while the scene's own stage "chunk tasks" waited).
     task_stages: dict[str, float] | None = None
-    #: Last durable step reached (see :mod:`compactor.state`).
+    #: Last durable step reached (see :mod:`compactor.records._state`).
     step: str | None = None
     #: Storage class of the archive copy.
     storage_class: str | None = None

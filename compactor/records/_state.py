@@ -195,7 +195,7 @@ class StateStore:
         return self.root.join(state_relative_key(source))
 
     def load(self, source: Location) -> tuple[SceneState | None, str | None]:
-        """The recorded state and the ETag to write it back with (``None``s if absent)."""
+        """The recorded state and the ETag to write it back with (both ``None`` if absent)."""
         loc = self.location(source)
         got = self.store.read_versioned(loc)
         if got is None:

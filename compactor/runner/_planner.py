@@ -324,7 +324,7 @@ def sample_scenes(
 
 def row_result(row: dict[str, Any], archive_mode: str) -> SceneResult:
     """A plan row as the result its scene would have, with the requests its task would make
-    (the README's table "What a scene costs in S3 requests"), for the cost estimate."""
+    (the table "What a scene costs in S3 requests" in docs/backfill.md), for the cost estimate."""
     bytes_in = int(row["bytes_in"]) if row.get("bytes_in") is not None else None
     source_class = row.get("source_class")
     action = row.get("action")

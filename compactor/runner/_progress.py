@@ -61,7 +61,7 @@ class NotebookProgress:
     ...     report = compactor.run(..., on_start=bar.start, progress=bar.advance,
     ...                            on_dashboard=bar.dashboard)
 
-    ``advance`` takes a :class:`~compactor.models.SceneResult` (counted by ``status``), a
+    ``advance`` takes a :class:`~compactor.records.SceneResult` (counted by ``status``), a
     plan row (a mapping with ``action``), or any mapping with ``status`` or ``error``.
     The display is updated at most every ``min_interval`` seconds, and always when the
     last scene arrives and on :meth:`close`.

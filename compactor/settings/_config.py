@@ -327,7 +327,7 @@ class Settings(BaseModel):
     #: A codec of :data:`compactor.codecs.CODECS`, or a policy (``auto``, ``auto-lossy``).
     codec: str = "auto"
     #: Lossy quality: 1-100 fixed, or ``"auto"``: per scene, the lowest that meets
-    #: ``min_ssim`` (:mod:`compactor.quality`). ``None``: auto while an SSIM bar is set,
+    #: ``min_ssim`` (:mod:`compactor.encode._quality`). ``None``: auto while an SSIM bar is set,
     #: else 75.
     quality: int | Literal["auto"] | None = None
     #: SSIM bar for lossy outputs; 0 turns it off.
@@ -346,7 +346,7 @@ class Settings(BaseModel):
     effort: Effort = "default"
     #: Overviews: ``full`` (the full resolution's encoding), ``lossy`` (a lossy encoding:
     #: overviews are derived data; dropped where they alone would leave a scene as it is),
-    #: ``none``. The README's "16-bit and float data" tells why ``lossy`` is the default.
+    #: ``none``. docs/data-types.md tells why ``lossy`` is the default.
     overviews: Overviews = "lossy"
     #: A scene is only replaced when its COG is at least this fraction smaller than the
     #: original as stored; otherwise it is skipped and left as it is. 0: any saving;

@@ -138,7 +138,7 @@ def write_items(
 
     ``results`` needs to hold only the compacted scenes that have an item (others are
     ignored), and is read once: the run gives the ones its recorder kept
-    (:attr:`~compactor.report._recorder.RunRecorder.stac_results`); a finished run's scene
+    (:attr:`~compactor.report.RunRecorder.stac_results`); a finished run's scene
     log (:func:`~compactor.records._scene_log.read_scene_log`) serves as well.
     """
 

@@ -5,7 +5,7 @@ escalation), sharing nothing but loopback with each other and with the S3 server
 Run by ``make image-test`` (after ``make image``), which sets ``COMPACTOR_IMAGE`` and
 ``COMPACTOR_ENGINE``; skipped otherwise. What only a real cluster can show (the
 dask-kubernetes operator's DaskCluster, IRSA, NetworkPolicies enforced by a CNI) is listed
-in the README's "Run on EKS"."""
+in docs/eks.md."""
 
 from __future__ import annotations
 

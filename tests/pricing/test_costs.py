@@ -46,7 +46,7 @@ US = load_prices("us-east-1")
 #: us-east-1 list prices, written out: the figures the hand computations use.
 STD, GLACIER, DEEP = 0.023, 0.0036, 0.00099
 PUT, GET, GLACIER_PUT, DEEP_PUT = 0.005, 0.0004, 0.03, 0.05
-#: What one scene archived to a prefix requests (README: 9 requests).
+#: What one scene archived to a prefix requests (docs/backfill.md: 9 requests).
 ARCHIVED = {"PutObject": 3, "GetObject": 2, "HeadObject": 1, "CopyObject": 1, "DeleteObject": 2}
 
 

@@ -2,7 +2,7 @@
 
 After every fault the invariant must hold: every original byte-identical at its source key
 or at its archive key, every output visible at the destination a valid COG. Then a rerun
-must finish the job. The figures in the README's "What the suite proves" come from here.
+must finish the job. The figures in docs/testing.md's "what the suite proves" come from here.
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ def _proxied_run(
     return result, proxy.trace
 
 
-#: What one plain scene costs, by mode (the README's table; each request is justified there).
+#: What one plain scene costs, by mode (the table in docs/backfill.md; each request is justified there).
 PLAIN_SCENE = {
     "prefix": {
         "PutObject": 3,  # lease; output; state archived
