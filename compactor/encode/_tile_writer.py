@@ -4,15 +4,17 @@
 full resolution; strips start at multiples of 512 rows, so they never split a source block
 of any power-of-two height. A strip is read with a windowed read, its full-resolution
 tiles and the overview levels ``1..k`` it covers entirely are encoded (2x2 reduction), and
-the level ``k+1`` pixels of the strip are handed on (a :class:`Leftover`).
+the level ``k+1`` pixels of the strip are handed on (a
+:class:`~compactor.encode._strips.Leftover`).
 
 **Merging.** Leftovers join pairwise, a binary tree: each node joins the half tile rows of
 its two children into one tile row of the next level, encodes it, and hands half of it on;
 the root encodes every remaining level.
 
 **Parts.** Every (level, producer) owns a part number in file order (part 1 is the header,
-then levels from the smallest); :func:`layout` places the segments into parts and computes
-the header; a :class:`~compactor.storage.PartsWriter` makes the object visible whole.
+then levels from the smallest); :func:`~compactor.encode._tile_layout.layout` places the
+segments into parts and computes the header; a :class:`~compactor.storage.PartsWriter`
+makes the object visible whole.
 
 **Overviews** follow the profile's policy: ``full`` encodes every level as the full
 resolution, ``lossy`` encodes the overview levels with the profile's own overview profile
