@@ -17,6 +17,7 @@ from ._layout import (
     template_tags,
     tile_bytes,
 )
+from ._overviews import halve
 from ._profile import (
     OverviewPolicy,
     Profile,
@@ -28,17 +29,8 @@ from ._profile import (
     needs_ranges,
     resolved_predictor,
 )
-from ._tiles import (
-    LEVELS,
-    TILE,
-    TileCodec,
-    decode_mask,
-    encode_mask,
-    halve,
-    jpeg_tables,
-    pad_tile,
-    split_jpeg,
-)
+from ._streams import decode_mask, encode_mask, jpeg_tables, split_jpeg
+from ._tiles import LEVELS, TILE, TileCodec, pad_tile
 
 __all__ = [
     "COG_MEDIA_TYPE",

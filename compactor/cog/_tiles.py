@@ -39,11 +39,9 @@ from __future__ import annotations
 
 import logging
 import math
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import imagecodecs as ic
 import numpy as np
 
@@ -137,49 +135,13 @@ class TileCodec:
             raise UnsupportedCodecError(f"the tile writer does not encode {codec}")
         floating = np.dtype(dtype).kind == "f"
         name = codec.upper()
-        if codec in PREDICTED:
-            if predictor is None:
-                predictor = 3 if floating else 2
-            if predictor not in (1, 2, 3):
-                raise UnsupportedCodecError(f"TIFF has no predictor {predictor}")
-            if predictor == 3 and not floating:
-                raise UnsupportedCodecError(
-                    f"the floating-point predictor (3) needs float data; this is {dtype}"
-                )
-        elif predictor not in (None, 1):
-            raise UnsupportedCodecError(f"{name} takes no predictor (asked {predictor})")
-        else:
-            predictor = 1
+        predictor = _predictor(codec, dtype, floating, predictor)
         inner = lerc_inner if codec == "lerc" else None
         if lerc_inner is not None and codec != "lerc":
             raise UnsupportedCodecError(f"{name} has no inner codec ({lerc_inner})")
         if level is not None:
-            levels = LEVELS.get(inner or codec)
-            if levels is None:
-                raise UnsupportedCodecError(f"{name} takes no compression level")
-            lo, hi = levels
-            if not lo <= level <= hi:
-                raise UnsupportedCodecError(
-                    f"{(inner or codec).upper()} levels are {lo} to {hi}, not {level}"
-                )
-        errors: tuple[float, ...] = ()
-        if max_error and codec != "lerc":
-            raise UnsupportedCodecError(f"{name} takes no error bound (only LERC does)")
-        if codec == "lerc":
-            spec = CODECS["lerc"]
-            if spec.dtypes is not None and dtype not in spec.dtypes:
-                raise UnsupportedCodecError(f"LERC does not encode {dtype} data")
-            if max_error:
-                if len(max_error) not in (1, bands):
-                    raise UnsupportedCodecError(
-                        f"{len(max_error)} error bounds for {bands} bands: give one or {bands}"
-                    )
-                if any(not math.isfinite(e) or e < 0 for e in max_error):
-                    raise UnsupportedCodecError(f"error bounds must be >= 0, not {max_error}")
-                if max(max_error) > 0:
-                    errors = tuple(float(e) for e in max_error) * (
-                        bands if len(max_error) == 1 else 1
-                    )
+            _check_level(codec, inner, level)
+        errors = _error_bounds(codec, dtype, bands, max_error)
         blob = lerc_blob or 4
         if blob not in LERC_BLOBS or (blob != 4 and codec != "lerc"):
             raise UnsupportedCodecError(f"{name} has no Lerc2 blob version {blob}")
@@ -406,63 +368,66 @@ class TileCodec:
         return self.max_error[band] if self.max_error else 0.0
 
 
+def _predictor(codec: str, dtype: str, floating: bool, predictor: int | None) -> int:
+    """The TIFF predictor of a tile codec: ``None`` is the data type's (2 for integers, 3
+    for floats) where the codec takes one, else 1 (none)."""
+    if codec in PREDICTED:
+        if predictor is None:
+            predictor = 3 if floating else 2
+        if predictor not in (1, 2, 3):
+            raise UnsupportedCodecError(f"TIFF has no predictor {predictor}")
+        if predictor == 3 and not floating:
+            raise UnsupportedCodecError(
+                f"the floating-point predictor (3) needs float data; this is {dtype}"
+            )
+        return predictor
+    if predictor not in (None, 1):
+        raise UnsupportedCodecError(f"{codec.upper()} takes no predictor (asked {predictor})")
+    return 1
+
+
+def _check_level(codec: str, inner: str | None, level: int) -> None:
+    """Refuse a compression level the codec (LERC's inner codec, for LERC) does not take."""
+    levels = LEVELS.get(inner or codec)
+    if levels is None:
+        raise UnsupportedCodecError(f"{codec.upper()} takes no compression level")
+    lo, hi = levels
+    if not lo <= level <= hi:
+        raise UnsupportedCodecError(
+            f"{(inner or codec).upper()} levels are {lo} to {hi}, not {level}"
+        )
+
+
+def _error_bounds(
+    codec: str, dtype: str, bands: int, max_error: tuple[float, ...] | None
+) -> tuple[float, ...]:
+    """One error bound per band (LERC only; ``()``: lossless), from one for every band or
+    one per band."""
+    errors: tuple[float, ...] = ()
+    if max_error and codec != "lerc":
+        raise UnsupportedCodecError(f"{codec.upper()} takes no error bound (only LERC does)")
+    if codec == "lerc":
+        spec = CODECS["lerc"]
+        if spec.dtypes is not None and dtype not in spec.dtypes:
+            raise UnsupportedCodecError(f"LERC does not encode {dtype} data")
+        if max_error:
+            if len(max_error) not in (1, bands):
+                raise UnsupportedCodecError(
+                    f"{len(max_error)} error bounds for {bands} bands: give one or {bands}"
+                )
+            if any(not math.isfinite(e) or e < 0 for e in max_error):
+                raise UnsupportedCodecError(f"error bounds must be >= 0, not {max_error}")
+            if max(max_error) > 0:
+                errors = tuple(float(e) for e in max_error) * (bands if len(max_error) == 1 else 1)
+    return errors
+
+
 def _as_uint(a: np.ndarray) -> np.ndarray:
     """The same samples as unsigned integers of their size (what libtiff's horizontal
     differencing works on, for floats too)."""
     if a.dtype.kind == "u":
         return a
     return a.view(np.dtype(f"<u{a.dtype.itemsize}"))
-
-
-# --- JPEG streams ------------------------------------------------------------------
-
-
-def split_jpeg(stream: bytes) -> tuple[bytes, bytes]:
-    """Split a JPEG stream into (its DQT segments, the stream without APPn and DQT).
-
-    The tile keeps SOI, SOF, its own DHT, SOS, the data and EOI; the quantisation tables,
-    equal for every tile of a level at one quality, go to the JPEGTables tag."""
-    if stream[:2] != b"\xff\xd8":
-        raise ValueError("not a JPEG stream")
-    tables = bytearray()
-    out = bytearray(b"\xff\xd8")
-    i = 2
-    while i < len(stream):
-        if stream[i] != 0xFF:
-            raise ValueError("corrupt JPEG marker sequence")
-        marker = stream[i + 1]
-        if marker == 0xDA:  # SOS: the rest is entropy-coded data and EOI
-            out += stream[i:]
-            break
-        (length,) = struct.unpack(">H", stream[i + 2 : i + 4])
-        segment = stream[i : i + 2 + length]
-        if marker == 0xDB:
-            tables += segment
-        elif not 0xE0 <= marker <= 0xEF:  # drop APPn (JFIF): TIFF carries the colour model
-            out += segment
-        i += 2 + length
-    return bytes(tables), bytes(out)
-
-
-def jpeg_tables(dqt: bytes) -> bytes:
-    """The JPEGTables tag value: an abbreviated stream holding the quantisation tables."""
-    return b"\xff\xd8" + dqt + b"\xff\xd9"
-
-
-# --- masks ---------------------------------------------------------------------------
-
-
-def encode_mask(valid: np.ndarray) -> bytes:
-    """A 1-bit mask tile (``valid``: bool (rows, cols), full tile size), DEFLATE."""
-
-    packed = np.packbits(valid.astype(np.uint8), axis=1)  # rows padded to whole bytes
-    return bytes(ic.deflate_encode(packed.tobytes(), level=DEFLATE_LEVEL))
-
-
-def decode_mask(data: bytes, rows: int = TILE, cols: int = TILE) -> np.ndarray:
-
-    raw = np.frombuffer(ic.deflate_decode(data), np.uint8).reshape(rows, -1)
-    return np.unpackbits(raw, axis=1)[:, :cols].astype(bool)
 
 
 # --- tiles of an array -------------------------------------------------------------------
@@ -478,121 +443,3 @@ def pad_tile(block: np.ndarray, size: int = TILE, fill: float | None = None) -> 
     if fill is None:
         return np.ascontiguousarray(np.pad(block, pad, mode="edge"))
     return np.ascontiguousarray(np.pad(block, pad, mode="constant", constant_values=fill))
-
-
-# --- overviews ---------------------------------------------------------------------------
-
-
-def halve(
-    data: np.ndarray, valid: np.ndarray | None, *, nearest: bool, nodata: Any = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """One overview level down: (bands, rows, cols) -> (bands, rows // 2, cols // 2), as
-    GDAL sizes COG overviews (a trailing odd row or column is not sampled; at least 1).
-
-    AVERAGE averages the valid pixels of each 2x2 block (rounded for integers, as GDAL);
-    NEAREST takes the pixel GDAL would (the lower right one of the block, clamped at the
-    edge). Where no pixel is valid the result is ``nodata`` (0 if none) and invalid. A side
-    of 1 pixel stays 1 (its pixel counts twice); the other side still drops its odd one."""
-    _bands, rows, cols = data.shape
-    out_r, out_c = max(1, rows // 2), max(1, cols // 2)
-    # Each side of at least 2 is cut to an even length on its own (a 1 x 3125 strip: 1 x 3124).
-    rows, cols = (2 * out_r if rows >= 2 else rows), (2 * out_c if cols >= 2 else cols)
-    data = data[:, :rows, :cols]
-    valid = valid[:rows, :cols] if valid is not None else None
-    if nearest:
-        ri = np.minimum(np.arange(out_r) * 2 + 1, rows - 1)
-        ci = np.minimum(np.arange(out_c) * 2 + 1, cols - 1)
-        small = data[:, ri][:, :, ci]
-        if valid is None:
-            return np.ascontiguousarray(small), None
-        v4: np.ndarray = np.asarray(
-            _blocks(valid[None].astype(np.uint8), out_r, out_c).any(axis=(-1, -3))
-        )
-        return np.ascontiguousarray(small), v4[0]
-    if data.dtype.name not in _CV_TYPES or rows < 2 or cols < 2:
-        return _average_numpy(data, valid, out_r, out_c, nodata)
-    return _average(data, valid, out_r, out_c, nodata)
-
-
-#: dtypes OpenCV resizes (INTER_AREA on an exact 2x reduction is the 2x2 mean, SIMD).
-_CV_TYPES = {"uint8", "uint16", "int16", "float32", "float64"}
-
-
-def _average(
-    data: np.ndarray, valid: np.ndarray | None, out_r: int, out_c: int, nodata: Any
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """2x2 means with OpenCV, in row blocks through buffers allocated once (pairs of rows
-    are independent; reused buffers spare the kernel mapping fresh memory per block)."""
-
-    bands, _rows, cols = data.shape
-    # float32 holds sums of four 8- or 16-bit integers exactly; wider types need float64.
-    work = np.float32 if data.dtype.itemsize <= 2 else np.float64
-    step = max(1, (1 << 19) // max(1, cols * np.dtype(work).itemsize))  # output rows per block
-    src = np.empty((2 * step, cols), work)
-    weight = np.empty((2 * step, cols), work)
-    total = np.empty((step, out_c), work)
-    count = np.empty((step, out_c), work)
-    out = np.empty((bands, out_r, out_c), dtype=data.dtype)
-    out_valid = None if valid is None else np.empty((out_r, out_c), dtype=bool)
-    fill = 0 if nodata is None else nodata
-    integer = data.dtype.kind in "ui"
-    lo, hi = (np.iinfo(data.dtype).min, np.iinfo(data.dtype).max) if integer else (0, 0)
-    for y in range(0, out_r, step):
-        n = min(step, out_r - y)
-        size = (out_c, n)
-        ok = None
-        if valid is not None and out_valid is not None:
-            np.copyto(weight[: 2 * n], valid[2 * y : 2 * (y + n)], casting="unsafe")
-            cv2.resize(weight[: 2 * n], size, dst=count[:n], interpolation=cv2.INTER_AREA)
-            ok = count[:n] > 0
-            out_valid[y : y + n] = ok
-        for b in range(bands):
-            if valid is None:
-                np.copyto(src[: 2 * n], data[b, 2 * y : 2 * (y + n)], casting="unsafe")
-            else:
-                np.multiply(data[b, 2 * y : 2 * (y + n)], weight[: 2 * n], out=src[: 2 * n])
-            mean = total[:n]
-            cv2.resize(src[: 2 * n], size, dst=mean, interpolation=cv2.INTER_AREA)
-            if ok is not None:
-                np.divide(mean, count[:n], out=mean, where=ok)
-                mean[~ok] = fill
-            if integer:
-                np.floor(mean + 0.5, out=mean)
-                np.clip(mean, lo, hi, out=mean)
-            out[b, y : y + n] = mean
-    return out, out_valid
-
-
-def _average_numpy(
-    data: np.ndarray, valid: np.ndarray | None, out_r: int, out_c: int, nodata: Any
-) -> tuple[np.ndarray, np.ndarray | None]:
-    # float32 holds sums of four 8- or 16-bit integers exactly; wider types need float64.
-    work = np.float32 if data.dtype.kind in "ui" and data.dtype.itemsize <= 2 else np.float64
-    blocks = _blocks(data, out_r, out_c)  # (bands, out_r, 2, out_c, 2)
-    if valid is None:
-        mean = blocks.astype(work).sum(axis=(2, 4)) / 4
-        return _cast(mean, data.dtype), None
-    w = _blocks(valid[None].astype(work), out_r, out_c)[0]  # (out_r, 2, out_c, 2)
-    count = w.sum(axis=(1, 3))
-    total = (blocks.astype(work) * w[None]).sum(axis=(2, 4))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / count[None]
-    out_valid = count > 0
-    fill = 0 if nodata is None else nodata
-    mean = np.where(out_valid[None], mean, fill)
-    return _cast(mean, data.dtype), out_valid
-
-
-def _blocks(a: np.ndarray, out_r: int, out_c: int) -> np.ndarray:
-    """(bands, rows, cols) edge-padded to even size, viewed as (bands, out_r, 2, out_c, 2)."""
-    bands, rows, cols = a.shape
-    if rows % 2 or cols % 2:
-        a = np.pad(a, [(0, 0), (0, rows % 2), (0, cols % 2)], mode="edge")
-    return a.reshape(bands, out_r, 2, out_c, 2)
-
-
-def _cast(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        values = np.clip(np.floor(values + 0.5), info.min, info.max)
-    return np.ascontiguousarray(values.astype(dtype))

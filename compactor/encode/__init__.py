@@ -8,7 +8,8 @@ from ._chunk_tasks import ChunkResult, run_tasks
 from ._lossless import choose_encoding, search_encoding
 from ._quality import QUALITY_MAX, Ladder, QualityPolicy, candidates, compare_fixed, lowest_quality
 from ._sample import Sample, Window4, valid_ranges, write_sample
-from ._tile_writer import Part, TileJob, build_job, layout, level_bytes, put_parts
+from ._strips import TileJob
+from ._tile_layout import Part, build_job, layout, level_bytes, put_parts
 from ._write import encode_cog, gdal_writer_reason, uses_tile_writer, write_cog
 
 __all__ = [

@@ -8,7 +8,7 @@ import numpy as np
 from ..cog import TILE
 from ..errors import SceneTooLargeError
 from ..gdal import RasterInfo
-from ._tile_writer import StripPlan
+from ._strips import StripPlan
 
 #: Working memory of a chunk task relative to its raw strip: the strip, its decoded copy,
 #: masks, the first overview, encoded bytes, temporaries and GDAL's block cache while the

@@ -29,10 +29,8 @@ from ..capture import capturing
 from ..cog import TILE, decode_mask, dtype_range
 from ..errors import CompactorError, EncodeError, VerificationError
 from ..fidelity import HALO, ErrorStats, check_band, ssim_sum
+from ._strips import Leftover, Segment, TileJob
 from ._tile_writer import (
-    Leftover,
-    Segment,
-    TileJob,
     decode_columns,
     encode_strip,
     merge_node,

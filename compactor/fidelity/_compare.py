@@ -230,21 +230,11 @@ def compare_pixels(
         lossy = not (profile.lossless or profile.bounded)
         if lossy and reference is not None and known in reference:
             s_valid, s_ref = reference[known]  # the source's strip, masked
-            with timing.stage("verify decode"):
-                o_img = out.read(window=win)
-                o_valid = out.dataset_mask(window=win) > 0
-            _check_validity(s_valid[core], o_valid[core])
-            if s_ref.dtype == np.uint8 and o_img.dtype == np.uint8:
-                all_equal &= _lossy_uint8(
-                    s_ref, o_img, s_valid, core, ssims, None if ssim_only else stats,
-                    top, r0, r1, masked=True,
-                )  # fmt: skip
-                pooled = True
-                continue
-            o_f = np.where(s_valid, o_img, 0).astype(np.float64)
-            sq, n, equal = _lossy_float(s_ref, o_f, s_valid, core, ssims, stats, top, r0, r1,
-                                        ssim_only)  # fmt: skip
+            equal, uint8, sq, n = _cached_strip(
+                out, win, core, s_valid, s_ref, ssims, stats, ssim_only, top, r0, r1
+            )
             all_equal &= equal
+            pooled |= uint8
             sq_err, n_valid = sq_err + sq, n_valid + n
             continue
         with timing.stage("verify source read"):
@@ -258,13 +248,7 @@ def compare_pixels(
             continue
         if profile.bounded:
             px = _pixel_validity(src, out, info, bands, win, core, s_all)
-            for k, b in enumerate(bands):
-                # An alpha band is exact: partly transparent pixels keep their transparency.
-                bound = 0.0 if b == info.alpha_index else profile.band_error(k)
-                a_v, b_v = check_band(
-                    s_img[k, core], o_img[k, core], px, info.nodata, bound, f"band {b}", r0,
-                )  # fmt: skip
-                stats.add(k, a_v, b_v)
+            _bounded_strip(s_img[:, core], o_img[:, core], px, info, profile, bands, stats, r0)
             continue
         if info.alpha_index and info.alpha_index not in bands:
             _require_binary_alpha(s_all[info.alpha_index - 1][core], r0)
@@ -292,13 +276,81 @@ def compare_pixels(
         return Fidelity.identical(len(bands))
     if profile.bounded:
         return stats.fidelity(info.dtype, None)
+    if pooled:
+        sq_err, n_valid = sum(stats.sq), sum(stats.n)
+    return _lossy_fidelity(ssims, stats, info.dtype, all_equal, ssim_only, sq_err, n_valid)
+
+
+def _cached_strip(
+    out: Any,
+    win: Window,
+    core: slice,
+    s_valid: np.ndarray,
+    s_ref: np.ndarray,
+    ssims: list[_SSIMSum],
+    stats: ErrorStats,
+    ssim_only: bool,
+    top: int,
+    r0: int,
+    r1: int,
+) -> tuple[bool, bool, float, int]:
+    """One strip of a lossy comparison against the source's strip kept from an earlier
+    output (read and masked): (whether the core is identical, whether 8-bit errors were
+    pooled in ``stats``, the squared errors summed and the valid pixels counted otherwise)."""
+    with timing.stage("verify decode"):
+        o_img = out.read(window=win)
+        o_valid = out.dataset_mask(window=win) > 0
+    _check_validity(s_valid[core], o_valid[core])
+    if s_ref.dtype == np.uint8 and o_img.dtype == np.uint8:
+        equal = _lossy_uint8(
+            s_ref, o_img, s_valid, core, ssims, None if ssim_only else stats,
+            top, r0, r1, masked=True,
+        )  # fmt: skip
+        return equal, True, 0.0, 0
+    o_f = np.where(s_valid, o_img, 0).astype(np.float64)
+    sq, n, equal = _lossy_float(s_ref, o_f, s_valid, core, ssims, stats, top, r0, r1,
+                                ssim_only)  # fmt: skip
+    return equal, False, sq, n
+
+
+def _bounded_strip(
+    s_core: np.ndarray,
+    o_core: np.ndarray,
+    px: np.ndarray | None,
+    info: RasterInfo,
+    profile: Profile,
+    bands: list[int],
+    stats: ErrorStats,
+    r0: int,
+) -> None:
+    """One strip of a bounded comparison: every band within its bound (raises), its
+    errors added to ``stats``."""
+    for k, b in enumerate(bands):
+        # An alpha band is exact: partly transparent pixels keep their transparency.
+        bound = 0.0 if b == info.alpha_index else profile.band_error(k)
+        a_v, b_v = check_band(
+            s_core[k], o_core[k], px, info.nodata, bound, f"band {b}", r0,
+        )  # fmt: skip
+        stats.add(k, a_v, b_v)
+
+
+def _lossy_fidelity(
+    ssims: list[_SSIMSum],
+    stats: ErrorStats,
+    dtype: str,
+    all_equal: bool,
+    ssim_only: bool,
+    sq_err: float,
+    n_valid: int,
+) -> Fidelity:
+    """A lossy comparison's result: the lowest band SSIM and, unless ``ssim_only``, the
+    PSNR of the squared errors summed and the errors."""
     ssim = min(s.value(all_equal) for s in ssims) if ssims else 1.0
     if ssim_only:
         return Fidelity(exact=all_equal, ssim=ssim, psnr=None)
-    if pooled:
-        sq_err, n_valid = sum(stats.sq), sum(stats.n)
+    rng = dtype_range(dtype)
     psnr = None if sq_err == 0 or n_valid == 0 else 10 * math.log10(rng**2 / (sq_err / n_valid))
-    measured = stats.fidelity(info.dtype, ssim)
+    measured = stats.fidelity(dtype, ssim)
     return replace(measured, exact=all_equal, psnr=psnr)
 
 

@@ -2,17 +2,10 @@
 the walk consults before archiving (:func:`worth_archiving`).
 """
 
-from ._costs import (
-    PLAN_REQUESTS,
-    CostAccumulator,
-    archive_skip_reason,
-    estimate,
-    listing_requests,
-    payback,
-    request_tier,
-    worth_archiving,
-)
+from ._archiving import archive_skip_reason, payback, worth_archiving
+from ._costs import CostAccumulator, estimate
 from ._prices import ClassPrices, PriceTable, known_regions, load_prices, prices_for
+from ._requests import PLAN_REQUESTS, listing_requests, request_tier
 
 __all__ = [
     "PLAN_REQUESTS",

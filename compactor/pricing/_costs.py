@@ -29,12 +29,13 @@ One implementation serves the run (:class:`~compactor.report._recorder.RunRecord
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..display import human_bytes, months
 from ..records import CostEstimate, CostLine, OneTimeLine, SceneResult, SizeClassCost
+from ._archiving import payback
 from ._prices import GB, STANDARD, ClassPrices, PriceTable, RequestTier, prices_for
+from ._requests import ARCHIVE_WRITES, TIER_LABELS, split_requests
 
 KiB = 1024
 MiB = 1024**2
@@ -49,183 +50,6 @@ SIZE_CLASSES: tuple[tuple[str, int, int | None], ...] = (
 )
 #: The row of scenes whose size is not known (refused before anything was read).
 UNKNOWN_SIZE = "size unknown"
-
-# --- requests ------------------------------------------------------------------------------
-
-#: Operations S3 bills at the "PUT, COPY, POST, LIST" price.
-PUT_OPERATIONS = frozenset(
-    {
-        "PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2",
-        "ListObjectVersions", "ListMultipartUploads", "ListParts", "ListBuckets",
-        "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload",
-        "PutObjectTagging", "PutObjectRetention", "PutObjectLegalHold", "PutObjectAcl",
-        "RestoreObject",
-    }
-)  # fmt: skip
-#: Operations S3 does not bill (DELETE and CANCEL requests).
-FREE_OPERATIONS = frozenset(
-    {"DeleteObject", "DeleteObjects", "DeleteObjectTagging", "AbortMultipartUpload"}
-)
-_PUT_PREFIXES = ("Put", "Post", "Copy", "List", "Create", "Complete", "Upload", "Restore")
-_FREE_PREFIXES = ("Delete", "Abort")
-#: Operations that write the archive copy: billed at the archive class's PUT price.
-ARCHIVE_WRITES = frozenset({"CopyObject", "UploadPartCopy"})
-
-TIER_LABELS: dict[RequestTier, str] = {
-    "put": "PUT, COPY, POST, LIST requests",
-    "get": "GET, HEAD and other requests",
-    "free": "DELETE requests (free)",
-}
-
-
-def request_tier(operation: str) -> RequestTier:
-    """The price column an S3 operation is billed in: ``put`` (PUT, COPY, POST, LIST and
-    the multipart operations), ``get`` (GET, HEAD and every other request) or ``free``
-    (DELETE, abort). Unknown names are classed by their verb."""
-    if operation in FREE_OPERATIONS:
-        return "free"
-    if operation in PUT_OPERATIONS:
-        return "put"
-    if operation.startswith(_FREE_PREFIXES):
-        return "free"
-    if operation.startswith(_PUT_PREFIXES):
-        return "put"
-    return "get"
-
-
-def split_requests(
-    requests: Mapping[str, int], archive_class: str | None
-) -> Iterator[tuple[str, RequestTier, str, int]]:
-    """A scene's requests as (operation, price column, class billed, count).
-
-    Every request is billed at STANDARD (outputs, records, leases, the original read)
-    except the archive copy, at ``archive_class``'s PUT price: CopyObject, UploadPartCopy,
-    and, for a multipart copy (a scene that made UploadPartCopy requests), one
-    CreateMultipartUpload and one CompleteMultipartUpload (the others are its output's)."""
-    multipart_copy = archive_class is not None and requests.get("UploadPartCopy", 0) > 0
-    for op, count in requests.items():
-        if count <= 0:
-            continue
-        tier = request_tier(op)
-        if archive_class is None or tier != "put":
-            yield op, tier, STANDARD, count
-        elif op in ARCHIVE_WRITES:
-            yield op, tier, archive_class, count
-        elif multipart_copy and op in ("CreateMultipartUpload", "CompleteMultipartUpload"):
-            yield op, tier, archive_class, 1
-            if count > 1:
-                yield op, tier, STANDARD, count - 1
-        else:
-            yield op, tier, STANDARD, count
-
-
-def requests_usd(
-    requests: Mapping[str, int], prices: PriceTable, archive_class: str | None = None
-) -> float:
-    """What ``requests`` cost (see :func:`split_requests`)."""
-    return sum(
-        n * prices.of(cls).request_price(tier) / 1000
-        for _, tier, cls, n in split_requests(requests, archive_class)
-    )
-
-
-#: Requests an original costs to archive beyond what its scene costs anyway (the table in
-#: docs/backfill.md): the COPY into the archive class and the HEAD that checks the archive key
-#: is free (in place: the HEAD of the copy, and the state record ``verified`` written
-#: before the class changes). The delete is free.
-ARCHIVE_REQUESTS = {"CopyObject": 1, "HeadObject": 1}
-ARCHIVE_REQUESTS_IN_PLACE = {"CopyObject": 1, "HeadObject": 1, "PutObject": 1}
-
-#: What a plan estimates a scene's task to request (the table "What a scene costs
-#: in S3 requests" in docs/backfill.md), by what the scene would become.
-PLAN_REQUESTS: dict[str, dict[str, int]] = {
-    "prefix": {"PutObject": 3, "GetObject": 2, "HeadObject": 1, "CopyObject": 1,
-               "DeleteObject": 2},
-    "in-place": {"PutObject": 4, "GetObject": 2, "CopyObject": 1, "HeadObject": 1,
-                 "DeleteObject": 1},
-    "none": {"PutObject": 3, "GetObject": 2, "DeleteObject": 1},
-    "left as it is": {"PutObject": 2, "GetObject": 2, "DeleteObject": 1},
-    "already done": {"PutObject": 1, "GetObject": 1, "HeadObject": 2, "DeleteObject": 1},
-}  # fmt: skip
-#: Keys a listing page holds (one LIST request each).
-LIST_PAGE = 1000
-
-
-def listing_requests(objects: int) -> dict[str, int]:
-    """The LIST requests a listing of ``objects`` objects takes."""
-    return {"ListObjectsV2": max(1, -(-objects // LIST_PAGE))} if objects else {}
-
-
-# --- one original: worth archiving? ---------------------------------------------------------
-
-
-def archive_move(
-    size: int,
-    storage_class: str,
-    prices: PriceTable,
-    *,
-    current_class: str = STANDARD,
-    in_place: bool = False,
-) -> tuple[float, float]:
-    """(one-time USD, monthly saving USD) of moving one original of ``size`` bytes from
-    ``current_class`` to ``storage_class``: the requests archiving adds
-    (:data:`ARCHIVE_REQUESTS`), the retrieval the copy reads from an IA or Glacier IR
-    original, against storage before and after (minimum sizes, per-object overhead and
-    monitoring included)."""
-    extra = ARCHIVE_REQUESTS_IN_PLACE if in_place else ARCHIVE_REQUESTS
-    once = requests_usd(extra, prices, storage_class)
-    once += size / GB * prices.of(current_class).retrieval
-    saving = prices.monthly_usd(size, current_class) - prices.monthly_usd(size, storage_class)
-    return once, saving
-
-
-def payback(one_time: float, saving: float) -> float | None:
-    """Months until ``saving`` a month repays ``one_time``; ``None`` without a saving."""
-    if saving <= 0:
-        return None
-    return max(0.0, one_time) / saving
-
-
-def worth_archiving(
-    size: int,
-    storage_class: str,
-    prices: PriceTable,
-    payback_months: float,
-    *,
-    current_class: str = STANDARD,
-    in_place: bool = False,
-) -> tuple[bool, float | None]:
-    """Whether moving one original of ``size`` bytes from ``current_class`` to
-    ``storage_class`` repays its one-time cost (:func:`archive_move`) within
-    ``payback_months``, and the months it takes (``None``: never, it would cost more per
-    month there). ``payback_months`` 0 archives everything (the months are still told).
-
-    Pure and cheap: the walk calls it before archiving each original, with the
-    :class:`~compactor.pricing._prices.PriceTable` of the run's context."""
-    once, saving = archive_move(
-        size, storage_class, prices, current_class=current_class, in_place=in_place
-    )
-    taken = payback(once, saving)
-    if payback_months <= 0:
-        return True, taken
-    return taken is not None and taken <= payback_months, taken
-
-
-def archive_skip_reason(
-    size: int,
-    storage_class: str,
-    taken: float | None,
-    payback_months: float,
-    *,
-    current_class: str = STANDARD,
-) -> str:
-    """Why an original stays where it is (``SceneResult.archive_skipped``), e.g. ``left in
-    STANDARD: moving 90.0 KiB to GLACIER would take 31 months to pay back (--payback-months
-    12)``."""
-    head = f"left in {current_class}: moving {human_bytes(size)} to {storage_class}"
-    if taken is None:
-        return f"{head} would never pay back (it would cost more per month there)"
-    return f"{head} would take {months(taken)} to pay back (--payback-months {payback_months:g})"
 
 
 # --- the run's cost ------------------------------------------------------------------------
@@ -268,6 +92,42 @@ class _Row:
 
 def _kib(n: int) -> str:
     return f"{n // KiB} KiB" if n % KiB == 0 else f"{n} bytes"
+
+
+def _archive_class_notes(cls: ClassPrices) -> list[str]:
+    """What the archive class bills beyond its rate: minimum days, minimum size, overhead."""
+    notes: list[str] = []
+    if cls.minimum_days:
+        notes.append(
+            f"{cls.name} bills at least {cls.minimum_days} days per object: deleting"
+            f" an original earlier still costs the full {cls.minimum_days} days"
+        )
+    if cls.minimum_bytes:
+        notes.append(f"{cls.name} bills at least {_kib(cls.minimum_bytes)} per object")
+    if cls.per_object_overhead:
+        notes.append(
+            f"{cls.name} bills {_kib(cls.per_object_overhead)} more per object "
+            f"({_kib(cls.overhead_standard_bytes)} at the STANDARD rate, "
+            f"{_kib(cls.overhead_class_bytes)} at the {cls.name} rate)"
+        )
+    return notes
+
+
+def _source_notes(name: str, cls: ClassPrices) -> list[str]:
+    """What is not counted of originals read from the class ``name``."""
+    notes: list[str] = []
+    if cls.minimum_days:
+        notes.append(
+            f"originals read from {name}: deleting or moving one before "
+            f"{cls.minimum_days} days is billed as {cls.minimum_days} days (not "
+            "counted: their age is not known)"
+        )
+    if name == "INTELLIGENT_TIERING":
+        notes.append(
+            "INTELLIGENT_TIERING originals are priced at the frequent access tier: a "
+            "listing does not say which tier an object is in"
+        )
+    return notes
 
 
 #: A monthly line: (side, label, class whose rate applies, a per-object fee).
@@ -523,25 +383,30 @@ class CostAccumulator:
     def _notes(
         self, hours: float | None, workers: int | None, node_hour_price: float | None
     ) -> list[str]:
-        notes: list[str] = []
         p = self.prices
         if self.storage_class is None:
-            notes.append("originals were not archived (no --archive): nothing is saved yet")
+            notes = ["originals were not archived (no --archive): nothing is saved yet"]
         else:
-            cls = p.of(self.storage_class)
-            if cls.minimum_days:
-                notes.append(
-                    f"{cls.name} bills at least {cls.minimum_days} days per object: deleting"
-                    f" an original earlier still costs the full {cls.minimum_days} days"
-                )
-            if cls.minimum_bytes:
-                notes.append(f"{cls.name} bills at least {_kib(cls.minimum_bytes)} per object")
-            if cls.per_object_overhead:
-                notes.append(
-                    f"{cls.name} bills {_kib(cls.per_object_overhead)} more per object "
-                    f"({_kib(cls.overhead_standard_bytes)} at the STANDARD rate, "
-                    f"{_kib(cls.overhead_class_bytes)} at the {cls.name} rate)"
-                )
+            notes = _archive_class_notes(p.of(self.storage_class))
+        notes += self._originals_notes()
+        for name in sorted(self._sources):
+            notes += _source_notes(name, p.of(name))
+        if self._scenes and not self._scene_requests:
+            notes.append("the scenes' requests were not recorded: they are not counted")
+        if node_hour_price is None:
+            notes.append("compute is not counted (give --node-hour-price)")
+        elif hours is None or not workers:
+            notes.append("compute is not counted: the run's hours or workers are not known")
+        notes.append(
+            f"storage at the first-tier prices (the first 50 TB a month) of {p.region} "
+            f"({p.name}); the run's own requests and compute are in no size class"
+        )
+        notes.extend(p.notes)
+        return notes
+
+    def _originals_notes(self) -> list[str]:
+        """Originals not archived: left where they were, held, kept as versions."""
+        notes: list[str] = []
         if self._left and self._left_reason:
             limit = (
                 f" within --payback-months {self.payback_months:g}" if self.payback_months else ""
@@ -561,30 +426,6 @@ class CostAccumulator:
                 f"originals kept as noncurrent versions: {round(self._kept)} (a versioned "
                 "bucket; billed at their class until a lifecycle rule expires them)"
             )
-        for name in sorted(self._sources):
-            cls = p.of(name)
-            if cls.minimum_days:
-                notes.append(
-                    f"originals read from {name}: deleting or moving one before "
-                    f"{cls.minimum_days} days is billed as {cls.minimum_days} days (not "
-                    "counted: their age is not known)"
-                )
-            if name == "INTELLIGENT_TIERING":
-                notes.append(
-                    "INTELLIGENT_TIERING originals are priced at the frequent access tier: a "
-                    "listing does not say which tier an object is in"
-                )
-        if self._scenes and not self._scene_requests:
-            notes.append("the scenes' requests were not recorded: they are not counted")
-        if node_hour_price is None:
-            notes.append("compute is not counted (give --node-hour-price)")
-        elif hours is None or not workers:
-            notes.append("compute is not counted: the run's hours or workers are not known")
-        notes.append(
-            f"storage at the first-tier prices (the first 50 TB a month) of {p.region} "
-            f"({p.name}); the run's own requests and compute are in no size class"
-        )
-        notes.extend(p.notes)
         return notes
 
     def estimate(

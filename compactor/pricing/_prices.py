@@ -6,7 +6,7 @@ figures, reviewed as such, and a report can always say which table it used.
 
 A :class:`PriceTable` is plain, picklable data: a run puts the one it uses into its
 :class:`~compactor.scene._spec.RunContext`, so the scene tasks decide whether an original is
-worth archiving (:func:`compactor.pricing._costs.worth_archiving`) without reading any file.
+worth archiving (:func:`compactor.pricing._archiving.worth_archiving`) without reading any file.
 """
 
 from __future__ import annotations

@@ -4,23 +4,18 @@ persists them, bounded accumulators, and the durable per-scene state records.
 
 from ._aggregate import FixedQualityComparison, Histogram, RunDistributions
 from ._bins import Bins
+from ._cost_estimate import CostEstimate, CostLine, OneTimeLine, SizeClassCost
+from ._distributions import Bin, Distribution, Distributions
 from ._results import (
     Attempt,
-    Bin,
     CodecProbe,
-    CostEstimate,
-    CostLine,
-    Distribution,
-    Distributions,
     EncodingSearch,
-    OneTimeLine,
     Probe,
     QualityComparison,
     QualitySearch,
     Report,
     SceneLog,
     SceneResult,
-    SizeClassCost,
     StacSummary,
     Status,
     Totals,

@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass, field
 
 from ._bins import BYTES_BINS, RATIO_BINS, SECONDS_BINS, SSIM_BINS, Bins
-from ._results import Bin, Distribution, Distributions, QualityComparison, SceneResult
+from ._distributions import Bin, Distribution, Distributions
+from ._results import QualityComparison, SceneResult
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,9 @@ summary lines, and the recorder that builds them as results arrive.
 """
 
 from ._charts import X_AXES, is_missing, scatter_chart
-from ._html import cost_lines, render_html, report_json, summary_lines, write_report
+from ._html import render_html, report_json, write_report
 from ._recorder import RunRecorder
+from ._summary import cost_lines, summary_lines
 
 __all__ = [
     "X_AXES",

@@ -128,8 +128,19 @@ def _decimates(path: str) -> bool:
 
 def check_metadata(src: Any, out: Any, info: RasterInfo, profile: Profile) -> None:
     """Compare everything but pixels; raise listing every difference."""
-    problems: list[str] = []
     bands = kept_bands(info, profile)
+    problems = _dataset_problems(src, out, info, bands)
+    if out.count == len(bands):
+        problems += _band_problems(src, out, info, profile, bands)
+    problems += _lost_items(src, out, "dataset", None, None)
+    problems += _georeferencing(src, out)
+    if problems:
+        raise VerificationError("output metadata differs from the source: " + "; ".join(problems))
+
+
+def _dataset_problems(src: Any, out: Any, info: RasterInfo, bands: list[int]) -> list[str]:
+    """Size, band count, data type, CRS, transform and nodata of the whole dataset."""
+    problems: list[str] = []
     if (out.width, out.height) != (src.width, src.height):
         problems.append(f"size {out.width}x{out.height} != {src.width}x{src.height}")
     if out.count != len(bands):
@@ -148,37 +159,42 @@ def check_metadata(src: Any, out: Any, info: RasterInfo, profile: Profile) -> No
         problems.append(f"transform {tuple(out.transform)} != {tuple(src.transform)}")
     if not same_nodata(src.nodata, out.nodata):
         problems.append(f"nodata {out.nodata} != {src.nodata}")
-    if out.count == len(bands):
-        src_ci = [src.colorinterp[b - 1].name for b in bands]
-        out_ci = [ci.name for ci in out.colorinterp]
-        # A source band that declares no interpretation ("undefined") matches whatever the
-        # output declares (a YCbCr JPEG necessarily says red, green, blue).
-        if any(s not in ("undefined", o) for s, o in zip(src_ci, out_ci, strict=True)):
-            problems.append(f"colour interpretation {out_ci} != {src_ci}")
-        src_desc = [src.descriptions[b - 1] or None for b in bands]
-        out_desc = [d or None for d in out.descriptions]
-        if out_desc != src_desc:
-            problems.append(f"band descriptions {out_desc} != {src_desc}")
-        src_so = [(src.scales[b - 1], src.offsets[b - 1]) for b in bands]
-        out_so = list(zip(out.scales, out.offsets, strict=True))
-        if out_so != src_so:
-            problems.append(f"scales/offsets {out_so} != {src_so}")
-        if info.has_colormap:
-            problems += _colour_table(src, out)
-        src_units = [(src.units[b - 1] or None) if src.units else None for b in bands]
-        out_units = [u or None for u in out.units] if out.units else [None] * len(bands)
-        if out_units != src_units:
-            problems.append(f"units {out_units} != {src_units}")
-        src_nodata = [src.nodatavals[b - 1] for b in bands]
-        if not all(same_nodata(a, o) for a, o in zip(src_nodata, out.nodatavals, strict=True)):
-            problems.append(f"nodata of each band {list(out.nodatavals)} != {src_nodata}")
-        problems += _mask_problems(src, out, bands, lossy=not (profile.lossless or profile.bounded))
-        for i, b in enumerate(bands, start=1):
-            problems += _lost_items(src, out, f"band {b}", b, i)
-    problems += _lost_items(src, out, "dataset", None, None)
-    problems += _georeferencing(src, out)
-    if problems:
-        raise VerificationError("output metadata differs from the source: " + "; ".join(problems))
+    return problems
+
+
+def _band_problems(
+    src: Any, out: Any, info: RasterInfo, profile: Profile, bands: list[int]
+) -> list[str]:
+    """Each kept band against its source band: colour interpretation, description, scale
+    and offset, colour table, units, nodata, mask and metadata items."""
+    problems: list[str] = []
+    src_ci = [src.colorinterp[b - 1].name for b in bands]
+    out_ci = [ci.name for ci in out.colorinterp]
+    # A source band that declares no interpretation ("undefined") matches whatever the
+    # output declares (a YCbCr JPEG necessarily says red, green, blue).
+    if any(s not in ("undefined", o) for s, o in zip(src_ci, out_ci, strict=True)):
+        problems.append(f"colour interpretation {out_ci} != {src_ci}")
+    src_desc = [src.descriptions[b - 1] or None for b in bands]
+    out_desc = [d or None for d in out.descriptions]
+    if out_desc != src_desc:
+        problems.append(f"band descriptions {out_desc} != {src_desc}")
+    src_so = [(src.scales[b - 1], src.offsets[b - 1]) for b in bands]
+    out_so = list(zip(out.scales, out.offsets, strict=True))
+    if out_so != src_so:
+        problems.append(f"scales/offsets {out_so} != {src_so}")
+    if info.has_colormap:
+        problems += _colour_table(src, out)
+    src_units = [(src.units[b - 1] or None) if src.units else None for b in bands]
+    out_units = [u or None for u in out.units] if out.units else [None] * len(bands)
+    if out_units != src_units:
+        problems.append(f"units {out_units} != {src_units}")
+    src_nodata = [src.nodatavals[b - 1] for b in bands]
+    if not all(same_nodata(a, o) for a, o in zip(src_nodata, out.nodatavals, strict=True)):
+        problems.append(f"nodata of each band {list(out.nodatavals)} != {src_nodata}")
+    problems += _mask_problems(src, out, bands, lossy=not (profile.lossless or profile.bounded))
+    for i, b in enumerate(bands, start=1):
+        problems += _lost_items(src, out, f"band {b}", b, i)
+    return problems
 
 
 def _mask_problems(src: Any, out: Any, bands: list[int], *, lossy: bool) -> list[str]:

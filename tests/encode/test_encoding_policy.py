@@ -29,7 +29,7 @@ from compactor.encode._sample import write_sample
 from compactor.encode._write import encode_cog
 from compactor.errors import ConfigError, UnsupportedCodecError
 from compactor.gdal._info import RasterInfo, read_info
-from compactor.notebook._explore import parse_spec
+from compactor.notebook._profiles import parse_spec
 from compactor.records._results import SceneResult
 from compactor.settings._config import Encoding
 from compactor.verify._verify import check_output

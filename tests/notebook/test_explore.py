@@ -22,7 +22,8 @@ from nbclient import NotebookClient
 
 import compactor
 from compactor.errors import CompactorError, ConfigError, UnsupportedCodecError
-from compactor.notebook._explore import Comparison, parse_spec
+from compactor.notebook._comparison import Comparison
+from compactor.notebook._profiles import parse_spec
 from compactor.records._results import SceneResult
 from compactor.runner._progress import NotebookProgress, in_notebook
 

@@ -17,21 +17,19 @@ import pytest
 from compactor.cli._common import SceneProgress
 from compactor.display import months, usd, usd_price
 from compactor.errors import ConfigError
-from compactor.pricing._costs import (
+from compactor.pricing._archiving import archive_skip_reason, worth_archiving
+from compactor.pricing._costs import SIZE_CLASSES, CostAccumulator, estimate
+from compactor.pricing._prices import GB, known_regions, load_prices, prices_for
+from compactor.pricing._requests import (
     PLAN_REQUESTS,
-    SIZE_CLASSES,
-    CostAccumulator,
-    archive_skip_reason,
-    estimate,
     listing_requests,
     request_tier,
     split_requests,
-    worth_archiving,
 )
-from compactor.pricing._prices import GB, known_regions, load_prices, prices_for
 from compactor.records._results import Report, SceneResult, Totals
-from compactor.report._html import cost_lines, render_html, summary_lines, write_report
+from compactor.report._html import render_html, write_report
 from compactor.report._recorder import RunRecorder
+from compactor.report._summary import cost_lines, summary_lines
 from compactor.runner._planner import plan_cost, row_result
 from compactor.scene._spec import RunContext
 from compactor.settings._config import resolve_settings

@@ -21,7 +21,7 @@ from compactor.cog._profile import choose_profile
 from compactor.encode._write import write_cog
 from compactor.errors import ConfigError, ObjectNotFound, StorageError
 from compactor.gdal._info import read_info
-from compactor.notebook import _explore as explore
+from compactor.notebook import _profiles as explore
 from compactor.records._state import Fingerprint, SceneState, Step, StoredObject
 from compactor.runner._fanout import fan_out
 from compactor.scene._walk import Action, decide

@@ -16,13 +16,15 @@ import pandas as pd
 import pytest
 
 from compactor.encode._quality import compare_fixed
-from compactor.pricing._costs import GB, estimate
+from compactor.pricing._costs import estimate
+from compactor.pricing._prices import GB
 from compactor.records._aggregate import FixedQualityComparison, Histogram, RunDistributions
 from compactor.records._bins import SSIM_BINS, Bins
 from compactor.records._results import QualityComparison, QualitySearch, Report, SceneResult
 from compactor.records._scene_log import SceneLogWriter, read_scene_log
-from compactor.report._html import render_html, report_json, summary_lines, write_report
+from compactor.report._html import render_html, report_json, write_report
 from compactor.report._recorder import RunRecorder
+from compactor.report._summary import summary_lines
 from compactor.storage import S3Options
 
 S3 = S3Options()
