@@ -12,8 +12,8 @@ from ._common import (
     EXIT_FAILED_SCENES,
     SceneProgress,
     clean_errors,
-    default,
     resolve,
+    run_options,
     selection_options,
     stdout,
 )
@@ -21,23 +21,7 @@ from ._common import (
 
 @click.command()
 @selection_options
-@click.option(
-    "--report",
-    metavar="URL",
-    help="Where report.json and report.html go.  [default: <dest>/_compactor/runs/<run-id>/]",
-)
-@click.option(
-    "--lease-ttl",
-    type=click.FloatRange(1),
-    help="Seconds a scene's lease lasts unrenewed: the longest a rerun waits for the scenes "
-    "of a crashed run." + default("lease_ttl"),
-)
-@click.option(
-    "--stac-update",
-    is_flag=True,
-    default=None,
-    help="With --stac: write the updated items back to the API (Transactions extension).",
-)
+@run_options
 @click.pass_context
 def run(ctx: click.Context, /, **flags: object) -> None:
     """Compact every scene under --source (or every asset a --stac search finds) into --dest.

@@ -84,3 +84,37 @@ def test_bad_config_file_is_a_config_error(tmp_path: Path) -> None:
         resolve_settings({}, config_file=bad, environ={})
     with pytest.raises(ConfigError, match="cannot read"):
         resolve_settings({}, config_file=tmp_path / "missing.yaml", environ={})
+
+
+def test_the_option_reference_is_the_model() -> None:
+    """docs/options.md holds the table the model gives (python -m compactor.settings
+    rewrites it), and the table names every flag of run and plan."""
+    from compactor.cli._run import run as run_command
+    from compactor.settings import options_table
+    from compactor.settings._reference import OPTIONS_DOC, render
+
+    text = OPTIONS_DOC.read_text(encoding="utf-8")
+    assert render(text) == text, "docs/options.md drifted: run python -m compactor.settings"
+    table = options_table()
+    for param in run_command.params:
+        for flag in param.opts:
+            assert f"`{flag}" in table, flag
+
+
+def test_environment_names_and_flags_come_from_the_model() -> None:
+    from compactor.settings._env import ENV_VARS
+    from compactor.settings._resolve import CLUSTER_FLAGS, STAC_FLAGS
+
+    assert ENV_VARS["COMPACTOR_SOURCE_CLASS"] == "source_classes"
+    assert ENV_VARS["COMPACTOR_SCHEDULER"] == "cluster.address"
+    assert ENV_VARS["COMPACTOR_STAC_COLLECTION"] == "stac.collections"
+    assert "COMPACTOR_GDAL_OPTIONS" not in ENV_VARS
+    assert CLUSTER_FLAGS == {"cluster_kind": "kind", "scheduler": "address",
+                             "workers": "workers", "worker_memory": "worker_memory"}  # fmt: skip
+    assert STAC_FLAGS["allow_bucket"] == STAC_FLAGS["allow_buckets"] == "allow_buckets"
+    assert "url" not in STAC_FLAGS
+    env = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2",
+           "AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_S3": "http://b:2"}  # fmt: skip
+    s = resolve_settings({}, environ=env)
+    assert (s.region, s.endpoint_url) == ("eu-west-1", "http://b:2")
+    assert resolve_settings({}, environ={"AWS_DEFAULT_REGION": "us-west-2"}).region == "us-west-2"
