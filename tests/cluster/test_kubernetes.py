@@ -16,7 +16,7 @@ from distributed import Client
 
 from compactor.cluster import _versions as kube
 from compactor.errors import ConfigError
-from compactor.settings._config import WorkerRange, resolve_settings
+from compactor.settings import WorkerRange, resolve_settings
 
 CRDS = (
     Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds"
@@ -322,7 +322,7 @@ def test_an_endpoint_with_a_password_never_reaches_the_spec(cli: Any, tmp_path: 
 
 
 def test_secret_env_references_are_checked(tmp_path: Path) -> None:
-    from compactor.settings._config import ClusterSettings
+    from compactor.settings import ClusterSettings
 
     ok = ClusterSettings(kind="kubernetes", secret_env={"TOKEN": "creds/token"})
     assert ok.secret_env == {"TOKEN": "creds/token"}
@@ -345,8 +345,8 @@ def test_the_local_cluster_and_its_dashboard_listen_on_loopback_only() -> None:
 
     import psutil
 
-    from compactor.cluster._local import connect
-    from compactor.settings._config import ClusterSettings
+    from compactor.cluster import connect
+    from compactor.settings import ClusterSettings
 
     links: list[str] = []
     with connect(ClusterSettings(kind="local", workers=1), on_dashboard=links.append) as client:

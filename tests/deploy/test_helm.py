@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from compactor.settings._config import resolve_settings
+from compactor.settings import resolve_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "compactor"
@@ -484,7 +484,7 @@ def test_config_cluster_values_merge_over_the_built_block() -> None:
 
 
 def test_config_file_is_accepted_by_compactor(case: Any, tmp_path: Path) -> None:
-    """The rendered file is a valid compactor config. Needs compactor.settings._config to know
+    """The rendered file is a valid compactor config. Needs compactor.settings to know
     the kubernetes cluster keys (image, namespace, service_account, worker_cpu, ...)."""
     _, objects = case
     path = tmp_path / "config.yaml"
@@ -507,7 +507,7 @@ def test_the_dask_cluster_from_the_config_matches_the_runner(tmp_path: Path) -> 
     """The DaskCluster a run would create from the chart's config: same image as the runner
     pod, the chart's Dask ServiceAccount, in the release's namespace, workers on the spot
     selector."""
-    from compactor.cluster._kubernetes import cluster_spec
+    from compactor.cluster import cluster_spec
 
     objects = render(BACKFILL_IRSA)
     (pod,) = pod_specs(objects)
@@ -669,7 +669,7 @@ OPERATOR_POD_LABELS = {
 
 def dask_cluster(objects: list[dict[str, Any]], tmp_path: Path) -> dict[str, Any]:
     """The DaskCluster a run started from the chart's config would create."""
-    from compactor.cluster._kubernetes import cluster_spec
+    from compactor.cluster import cluster_spec
 
     path = tmp_path / "config.yaml"
     path.write_text(one(objects, "ConfigMap")["data"]["config.yaml"])

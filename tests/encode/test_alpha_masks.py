@@ -14,10 +14,10 @@ import rasterio
 from rasterio.enums import ColorInterp
 from skimage.metrics import structural_similarity
 
-from compactor.cog._profile import Profile, choose_profile
+from compactor.cog import Profile, choose_profile
 from compactor.errors import VerificationError
-from compactor.gdal._info import read_info
-from compactor.verify._verify import check_output
+from compactor.gdal import read_info
+from compactor.verify import check_output
 
 from .. import rasters
 from ..reports import scenes_of
@@ -247,10 +247,9 @@ def _with_gcps(path: Path, source: Path) -> Path:
 def test_gdal_writer_keeps_alpha(tmp_path: Path, graded: bool) -> None:
     """Scenes georeferenced by GCPs go through GDAL's COG driver: a graded alpha stays an
     identical band (the scene lossless), a binary one becomes an equal mask."""
-    from compactor.encode._lossless import choose_encoding
-    from compactor.encode._write import uses_tile_writer, write_cog
-    from compactor.gdal._env import gdal_env
-    from compactor.settings._config import Encoding
+    from compactor.encode import choose_encoding, uses_tile_writer, write_cog
+    from compactor.gdal import gdal_env
+    from compactor.settings import Encoding
 
     make = graded_rgba if graded else binary_rgba
     plain, alpha = make(tmp_path / "plain.tif", 256)

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import rasterio
 
-from compactor.cog._profile import choose_profile
+from compactor.cog import choose_profile
+from compactor.encode import write_cog
 from compactor.encode._quality import QUALITY_MAX, QUALITY_MIN, compare_fixed, confirm_ladder
-from compactor.encode._write import write_cog
 from compactor.errors import ConfigError
-from compactor.gdal._info import read_info
-from compactor.records._results import QualitySearch, SceneResult
-from compactor.settings._config import resolve_settings
-from compactor.verify._verify import check_output
+from compactor.gdal import read_info
+from compactor.records import QualitySearch, SceneResult
+from compactor.settings import resolve_settings
+from compactor.verify import check_output
 
 from .. import rasters
 from ..reports import scenes_of
@@ -217,7 +217,7 @@ def test_quality_flag_is_checked(cli: Any, tmp_path: Path) -> None:
 
 
 def test_confirm_ladder_steps_up_then_lossless() -> None:
-    from compactor.cog._profile import Profile
+    from compactor.cog import Profile
 
     ladder = confirm_ladder(Profile(codec="jpeg", quality=60))
     assert [(p.codec, p.quality) for p in ladder] == [
@@ -278,7 +278,7 @@ def test_samples_of_wide_short_scenes_hold_only_scene_pixels(tmp_path: Path) -> 
     """3000x400: two windows side by side, no filler rows that would count as pixels."""
     import numpy as np
 
-    from compactor.encode._sample import write_sample
+    from compactor.encode import write_sample
 
     data = (rasters.terrain(3000, seed=3)[:400] % 250).astype("uint8")[None]
     path = rasters.write(tmp_path / "wide.tif", data)

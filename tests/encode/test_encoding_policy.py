@@ -17,6 +17,7 @@ import tifffile
 import compactor
 from compactor.codecs import ErrorBound, parse_max_error
 from compactor.cog._profile import choose_profile, resolve_bound
+from compactor.encode import encode_cog, write_sample
 from compactor.encode._lossless import (
     CATALOG,
     EFFORT_WORTH,
@@ -25,14 +26,12 @@ from compactor.encode._lossless import (
     choose_encoding,
     pick,
 )
-from compactor.encode._sample import write_sample
-from compactor.encode._write import encode_cog
 from compactor.errors import ConfigError, UnsupportedCodecError
-from compactor.gdal._info import RasterInfo, read_info
+from compactor.gdal import RasterInfo, read_info
 from compactor.notebook._profiles import parse_spec
-from compactor.records._results import SceneResult
-from compactor.settings._config import Encoding
-from compactor.verify._verify import check_output
+from compactor.records import SceneResult
+from compactor.settings import Encoding
+from compactor.verify import check_output
 
 from .. import rasters
 
@@ -316,7 +315,7 @@ def test_float_scene_within_a_relative_bound(tmp_path: Path, dask_scheduler: str
 
 
 def test_sample_ranges_leave_out_nodata(tmp_path: Path) -> None:
-    from compactor.encode._sample import valid_ranges
+    from compactor.encode import valid_ranges
 
     src = rasters.uint16(tmp_path / "u.tif", size=300)
     info = read_info(str(src))
@@ -358,7 +357,7 @@ def test_lossy_overviews_are_dropped_where_they_alone_would_leave_a_scene(
 
 
 def test_only_scenes_that_start_lossless_need_ranges_for_their_overviews() -> None:
-    from compactor.cog._profile import needs_ranges
+    from compactor.cog import needs_ranges
 
     rgb_collar = _info(count=3, dtype="uint8", colorinterp=("red", "green", "blue"))
     assert not needs_ranges(rgb_collar, "auto", None, "lossy")  # JPEG: overviews lossy anyway

@@ -18,7 +18,8 @@ import pytest
 from nbclient import NotebookClient
 
 import compactor
-from compactor.settings._config import STAC_FLAGS, Settings
+from compactor.settings import Settings
+from compactor.settings._resolve import STAC_FLAGS
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))

@@ -17,7 +17,7 @@ import pytest
 from compactor.cli._common import SceneProgress
 from compactor.display import months, usd, usd_price
 from compactor.errors import ConfigError
-from compactor.pricing._archiving import archive_skip_reason, worth_archiving
+from compactor.pricing import archive_skip_reason, worth_archiving
 from compactor.pricing._costs import SIZE_CLASSES, CostAccumulator, estimate
 from compactor.pricing._prices import GB, known_regions, load_prices, prices_for
 from compactor.pricing._requests import (
@@ -26,13 +26,11 @@ from compactor.pricing._requests import (
     request_tier,
     split_requests,
 )
-from compactor.records._results import Report, SceneResult, Totals
-from compactor.report._html import render_html, write_report
-from compactor.report._recorder import RunRecorder
-from compactor.report._summary import cost_lines, summary_lines
+from compactor.records import Report, SceneResult, Totals
+from compactor.report import RunRecorder, cost_lines, render_html, summary_lines, write_report
 from compactor.runner._planner import plan_cost, row_result
-from compactor.scene._spec import RunContext
-from compactor.settings._config import resolve_settings
+from compactor.scene import RunContext
+from compactor.settings import resolve_settings
 from compactor.storage import S3Options
 
 from .. import rasters

@@ -17,15 +17,15 @@ from distributed import Client
 
 from compactor.cli._common import QUALITY
 from compactor.codecs import CHOICES, CODECS, LOSSLESS, LOSSY, POLICIES, parse_quality
-from compactor.cog._profile import choose_profile
-from compactor.encode._write import write_cog
+from compactor.cog import choose_profile
+from compactor.encode import write_cog
 from compactor.errors import ConfigError, ObjectNotFound, StorageError
-from compactor.gdal._info import read_info
+from compactor.gdal import read_info
 from compactor.notebook import _profiles as explore
-from compactor.records._state import Fingerprint, SceneState, Step, StoredObject
-from compactor.runner._fanout import fan_out
-from compactor.scene._walk import Action, decide
-from compactor.settings._config import Settings, resolve_settings
+from compactor.records import Fingerprint, SceneState, Step, StoredObject
+from compactor.runner import fan_out
+from compactor.scene import Action, decide
+from compactor.settings import Settings, resolve_settings
 from compactor.storage import Location, ObjectInfo, S3Options, S3Store
 
 from .. import rasters

@@ -20,13 +20,12 @@ import pytest
 from distributed import Client
 
 import compactor
-from compactor.encode._chunk_plan import plan_chunks
+from compactor.encode import plan_chunks
 from compactor.errors import SceneTooLargeError
-from compactor.gdal._info import RasterInfo
-from compactor.records._results import SceneResult
-from compactor.records._scene_log import SceneLogWriter
-from compactor.scene._spec import RunContext
-from compactor.settings._config import resolve_settings
+from compactor.gdal import RasterInfo
+from compactor.records import SceneLogWriter, SceneResult
+from compactor.scene import RunContext
+from compactor.settings import resolve_settings
 from compactor.storage import S3Options
 
 from .. import rasters

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from compactor.records._results import SceneResult
-from compactor.records._state import Step
+from compactor.records import SceneResult, Step
 from compactor.runner._fanout import stream
-from compactor.scene._walk import reads_whole, records
-from compactor.settings._config import resolve_settings
+from compactor.scene import reads_whole, records
+from compactor.settings import resolve_settings
+from compactor.sources import IndexWriter
 from compactor.sources._finished import (
     COMPACTED,
     LEFT,
@@ -25,7 +25,6 @@ from compactor.sources._finished import (
     FinishedIndex,
     index_root,
 )
-from compactor.sources._index_writer import IndexWriter
 from compactor.sources._select import collision_runs, selected
 from compactor.storage import LocalStore, Location, ObjectInfo
 
@@ -78,7 +77,7 @@ def _info(size: int = 10, storage_class: str = "STANDARD") -> ObjectInfo:
 
 
 def test_when_the_walk_reads_the_original_whole() -> None:
-    from compactor.records._state import Fingerprint, SceneState
+    from compactor.records import Fingerprint, SceneState
 
     def state(step: Step, sha: str | None = None) -> SceneState:
         return SceneState(

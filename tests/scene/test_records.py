@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from compactor.records._results import SceneResult
-from compactor.records._scene_log import SceneLogWriter, read_scene_log
-from compactor.scene._spec import RunContext
-from compactor.settings._config import resolve_settings
+from compactor.records import SceneLogWriter, SceneResult, read_scene_log
+from compactor.scene import RunContext
+from compactor.settings import resolve_settings
 from compactor.storage import Location, S3Options
 
 from .. import rasters

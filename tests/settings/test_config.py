@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from compactor.errors import ConfigError
-from compactor.settings._config import DEFAULT_INCLUDE, resolve_settings
+from compactor.settings import resolve_settings
+from compactor.settings._meta import DEFAULT_INCLUDE
 
 
 def test_defaults_apply_when_nothing_is_given() -> None:

@@ -33,7 +33,7 @@ def _report(dest: Path) -> dict[str, Any]:
 
 
 def _scenes(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    from compactor.records._scene_log import read_scene_log
+    from compactor.records import read_scene_log
 
     return {
         Path(r.source.removeprefix("file://")).name: r.model_dump(mode="json")
@@ -189,8 +189,8 @@ def test_reasons_say_what_is_wrong_and_every_extension_is_listed(tmp_path: Path,
 def test_default_globs_cover_what_the_allowed_drivers_read() -> None:
     from rasterio.drivers import raster_driver_extensions
 
-    from compactor.gdal._info import SOURCE_DRIVERS
-    from compactor.settings._config import DEFAULT_INCLUDE
+    from compactor.gdal import SOURCE_DRIVERS
+    from compactor.settings._meta import DEFAULT_INCLUDE
 
     gdal_says = {e for e, d in raster_driver_extensions().items() if d in SOURCE_DRIVERS}
     assert {"tif", "tiff", "jp2", "j2k", "ntf", "img"} <= gdal_says | {"j2k"}
@@ -219,6 +219,6 @@ def test_a_webp_rgba_scene_compacts_to_a_valid_cog(tmp_path: Path, cli: Any) -> 
     cli("run", "--source", str(src), "--dest", str(dest), "--min-saving", "-100")
     rec = _scenes(_report(dest))["usda_naip_256_webp_z3.tif"]
     assert rec["status"] == "compacted", rec["reason"]
-    from compactor.verify._verify import validate_cog
+    from compactor.verify import validate_cog
 
     validate_cog(rec["output"].removeprefix("file://"))

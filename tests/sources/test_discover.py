@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from compactor.errors import ConfigError, DiscoveryError
-from compactor.records._results import SceneResult
-from compactor.scene._spec import RunContext, SceneSpec, assign_outputs, output_relative
-from compactor.settings._config import resolve_settings
-from compactor.sources._discover import discover
-from compactor.sources._locations import check_locations
+from compactor.records import SceneResult
+from compactor.scene import RunContext, SceneSpec, assign_outputs, output_relative
+from compactor.settings import resolve_settings
+from compactor.sources import check_locations, discover
 
 from ..conftest import S3
 

@@ -18,8 +18,8 @@ import pytest
 from distributed import Client
 
 import compactor
-from compactor.scene._spec import RunContext
-from compactor.settings._config import resolve_settings
+from compactor.scene import RunContext
+from compactor.settings import resolve_settings
 from compactor.sources import _finished as finished
 from compactor.sources._finished import FinishedIndex
 from compactor.storage import Location, S3Options, S3Store

@@ -15,9 +15,8 @@ import pytest
 from compactor.errors import ConfigError, SceneTooLargeError, TransientStorageError
 from compactor.records._state import state_relative_key
 from compactor.redact import is_secret_name, redact_url, url_identity
-from compactor.settings._config import resolve_settings
-from compactor.storage import Location, S3Options
-from compactor.storage._http import HttpPolicy, HttpStore
+from compactor.settings import resolve_settings
+from compactor.storage import HttpPolicy, HttpStore, Location, S3Options
 from compactor.storage._s3 import S3Store
 
 from .. import rasters
