@@ -26,8 +26,8 @@ from compactor.errors import ForbiddenSourceError, UnreadableSceneError
 from compactor.gdal._info import read_info
 from compactor.records._state import Fingerprint, SceneState, Step
 from compactor.redact import redact_text
+from compactor.scene import process_scene, record_problem
 from compactor.scene._spec import RunContext, SceneSpec
-from compactor.scene._walk import process_scene, record_problem
 from compactor.settings._config import resolve_settings
 from compactor.storage import HttpPolicy
 

@@ -15,7 +15,7 @@ import pytest
 from compactor.records._results import SceneResult
 from compactor.records._state import Step
 from compactor.runner._fanout import stream
-from compactor.scene._walk import reads_whole, records
+from compactor.scene import reads_whole, records
 from compactor.settings._config import resolve_settings
 from compactor.sources._discover import collision_runs, selected
 from compactor.sources._finished import (

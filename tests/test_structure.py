@@ -24,7 +24,7 @@ from compactor.gdal._info import read_info
 from compactor.notebook import _explore as explore
 from compactor.records._state import Fingerprint, SceneState, Step, StoredObject
 from compactor.runner._fanout import fan_out
-from compactor.scene._walk import Action, decide
+from compactor.scene import Action, decide
 from compactor.settings._config import Settings, resolve_settings
 from compactor.storage import Location, ObjectInfo, S3Options, S3Store
 
