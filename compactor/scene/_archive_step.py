@@ -59,7 +59,7 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
         read = fetched_digest(fetched) if fetched and fetched.info.etag == live.etag else None
         if read is not None and (read.composite is not None or not multipart):
             digest = read
-            handle.keep(state.model_copy(update=digest_fields(read)))
+            handle.remember(state.model_copy(update=digest_fields(read)))
         else:
             part_size = (
                 copy_part_size(live.size, ctx.transfers.multipart_copy_part_size)
@@ -120,7 +120,7 @@ def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> str | None:
     Object Lock, or a delete the bucket refuses): nothing is lost, a later run finishes."""
     scene.check_lease("deleting the original")
     store, state, ctx = scene.owned_source(), handle.current, scene.ctx
-    keep = ctx.transfers.keep_versions
+    keep_versions = ctx.transfers.keep_versions
     if state.pending_version is not None:
         return _delete_pending(scene, handle, state.pending_version)
     fetched = scene.fetched
@@ -138,7 +138,7 @@ def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> str | None:
         else recheck_before_delete(store, scene.dest_store, scene.src, scene.out, arc, state)
     )
     if current is not None:
-        held = lock_reason(current) if not keep else None
+        held = lock_reason(current) if not keep_versions else None
         if held is not None:
             return _held(scene, f"not deleted: {held}")
         if not straight:  # a record may be forged: the copy must hold these very bytes
@@ -150,14 +150,14 @@ def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> str | None:
         if held is not None:
             return _held(scene, held)
         try:
-            delete_exactly(store, scene.src, current, keep_version=keep)
+            delete_exactly(store, scene.src, current, keep_version=keep_versions)
         except AccessDenied as err:
             return _held(scene, f"the delete was refused ({err.code or 'AccessDenied'})")
-        if keep and current.version_id:
+        if keep_versions and current.version_id:
             scene.notes.kept_version = current.version_id
     scene.did_work = True
     scene.deleted = True
-    handle.keep(state.advanced(Step.DELETED, scene.ctx.run_id))
+    handle.remember(state.advanced(Step.DELETED, scene.ctx.run_id))
     return None
 
 

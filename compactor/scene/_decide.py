@@ -39,6 +39,7 @@ from ..records import (
     Fingerprint,
     SceneState,
     Step,
+    StoredObject,
 )
 from ..redact import redact_url, url_identity
 from ..storage import (
@@ -97,6 +98,27 @@ def decide(
     recorded output is at its key as verified; only consulted once one was written)."""
     if live is None:
         return Action.SOURCE_GONE
+    first = _by_source(
+        state, live, in_place=in_place, storage_class=storage_class, same_bytes=same_bytes
+    )
+    if first is not None or state is None:
+        return first or Action.CLAIM
+    return _by_record(
+        state, live, final=final, policy=policy, in_place=in_place,
+        storage_class=storage_class, output_intact=output_intact,
+    )  # fmt: skip
+
+
+def _by_source(
+    state: SceneState | None,
+    live: ObjectInfo,
+    *,
+    in_place: bool,
+    storage_class: str,
+    same_bytes: bool,
+) -> Action | None:
+    """What the live source decides before the record is read on: a changed source, an
+    original in an archive class, no record yet (``None``: the record decides)."""
     if state is not None and not state.fingerprint.same(Fingerprint.of(live)):
         return Action.ADOPT if same_bytes else Action.RESTART
     resumable_in_place = (
@@ -113,6 +135,20 @@ def decide(
         return Action.SKIP_COLD
     if state is None:
         return Action.CLAIM
+    return None
+
+
+def _by_record(
+    state: SceneState,
+    live: ObjectInfo,
+    *,
+    final: Step,
+    policy: str,
+    in_place: bool,
+    storage_class: str,
+    output_intact: bool,
+) -> Action:
+    """The next action for a source that is the recorded one, from the step recorded."""
     if state.step == Step.DISCOVERED and state.skip_reason and state.policy == policy:
         return Action.SKIP_RECORDED
     if state.step >= Step.ENCODED and not output_intact:
@@ -179,7 +215,7 @@ def place(url: str | None) -> str | None:
 
 
 def _identity(url: str) -> tuple[str, str | None]:
-    """What names a source in a record: its place (:func:`_place`), an HTTP(S) URL's query
+    """What names a source in a record: its place (:func:`place`), an HTTP(S) URL's query
     as a digest of it redacted (:func:`~compactor.redact.url_identity`): a record keeps its
     source redacted, so a signed href is its own record's source whatever its signature."""
     return url_identity(place(url) or url)
@@ -201,35 +237,53 @@ def record_problem(state: SceneState, spec: SceneSpec, ctx: RunContext) -> str |
     if state.step >= Step.ARCHIVED and state.archive is None:
         return f"the state record says {state.step.label} but names no archive copy"
     if state.archive is not None:
-        got = place(state.archive.url)
-        if archive is None:
-            return (
-                f"the state record names archive copy {state.archive.url!r}, but this run "
-                "archives no original of this scene"
-            )
-        if got != archive:
-            return f"the state record names archive copy {state.archive.url!r}, not {archive}"
-        if got == source and not in_place:
-            return "the state record's archive copy is the source itself"
-        if ctx.archive_mode == "prefix" and not (
-            ctx.archive and Location.parse(archive).is_under(Location.parse(ctx.archive))
-        ):
-            return f"the state record's archive copy {archive} is outside --archive"
-        wanted = ctx.storage_class if Location.parse(archive).is_s3 else None
-        got_class = state.archive.storage_class
-        if wanted is not None:
-            got_class = got_class or "STANDARD"
-        if got_class != wanted:
-            return (
-                f"the state record's archive copy is in {got_class or 'no storage class'}, "
-                f"not this run's {wanted or 'none'}"
-            )
+        problem = _archive_copy_problem(state.archive, archive, source, ctx, in_place=in_place)
+        if problem is not None:
+            return problem
+    return _pending_problem(state, in_place=in_place)
+
+
+def _archive_copy_problem(
+    recorded: StoredObject, archive: str | None, source: str | None, ctx: RunContext,
+    *, in_place: bool,
+) -> str | None:  # fmt: skip
+    """Why the archive copy a record names is not this scene's (``archive``: the spec's,
+    as :func:`place` spells it)."""
+    got = place(recorded.url)
+    if archive is None:
+        return (
+            f"the state record names archive copy {recorded.url!r}, but this run "
+            "archives no original of this scene"
+        )
+    if got != archive:
+        return f"the state record names archive copy {recorded.url!r}, not {archive}"
+    if got == source and not in_place:
+        return "the state record's archive copy is the source itself"
+    if ctx.archive_mode == "prefix" and not (
+        ctx.archive and Location.parse(archive).is_under(Location.parse(ctx.archive))
+    ):
+        return f"the state record's archive copy {archive} is outside --archive"
+    wanted = ctx.storage_class if Location.parse(archive).is_s3 else None
+    got_class = recorded.storage_class
+    if wanted is not None:
+        got_class = got_class or "STANDARD"
+    if got_class != wanted:
+        return (
+            f"the state record's archive copy is in {got_class or 'no storage class'}, "
+            f"not this run's {wanted or 'none'}"
+        )
+    return None
+
+
+def _pending_problem(state: SceneState, *, in_place: bool) -> str | None:
+    """Why the version to delete a record names is not one a run could have written."""
     pending = state.pending_version
-    if pending is not None:
-        if not in_place:
-            return "the state record names a version to delete, which only in place is kept"
-        if state.step < Step.ARCHIVED or state.archive is None:
-            return "the state record names a version to delete before the original is archived"
-        if state.fingerprint.version_id in (None, pending):
-            return f"the state record's version to delete ({pending}) is not a replaced one"
+    if pending is None:
+        return None
+    if not in_place:
+        return "the state record names a version to delete, which only in place is kept"
+    if state.step < Step.ARCHIVED or state.archive is None:
+        return "the state record names a version to delete before the original is archived"
+    if state.fingerprint.version_id in (None, pending):
+        return f"the state record's version to delete ({pending}) is not a replaced one"
     return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
 
 from .. import failpoints, timing
 from ..archive import (
@@ -158,7 +160,8 @@ def _tried(scene: Scene, profile: Profile, size: int, ssim: float | None) -> boo
     return ok
 
 
-def _kept(scene: Scene, ladder: Ladder, kept: Profile) -> None:
+def _note_choice(scene: Scene, ladder: Ladder, kept: Profile) -> None:
+    """The ladder settled on ``kept``: it is the attempt the result marks accepted."""
     ladder.record_kept(kept)
     for attempt in scene.notes.attempts:
         attempt.accepted = (attempt.codec, attempt.quality) == (kept.codec, kept.quality)
@@ -169,14 +172,75 @@ def _kept(scene: Scene, ladder: Ladder, kept: Profile) -> None:
         )  # fmt: skip
 
 
+class _Output(Protocol):
+    """An output an attempt made: in scratch (:class:`_InScratch`) or at its destination,
+    not yet visible (:class:`ChunkedOutput`)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def full_bytes(self) -> int: ...
+
+    def discard(self) -> None: ...
+
+
+Out = TypeVar("Out", bound=_Output)
+
+
+@dataclass(frozen=True)
+class _InScratch:
+    """A one-task output in scratch, and its check."""
+
+    cog: EncodedCog
+    fidelity: Fidelity
+
+    @property
+    def size(self) -> int:
+        return self.cog.path.stat().st_size
+
+    @property
+    def full_bytes(self) -> int:
+        return self.cog.full_bytes
+
+    def discard(self) -> None:
+        self.cog.path.unlink()
+
+
+def _settle(
+    scene: Scene,
+    handle: StateHandle,
+    live: ObjectInfo,
+    ladder: Ladder,
+    attempt: Callable[[Profile], tuple[bool, float | None, Out]],
+    noted: Callable[[Out], None] = lambda out: None,
+) -> tuple[Profile, Out]:
+    """What both ways of encoding end with: walk the ladder, note the profile kept, write it
+    again without overviews when that alone makes it worth keeping (:func:`_may_drop_overviews`),
+    let ``noted`` note the output, then keep it, or discard it and record that the scene
+    stays as it is (raises :class:`~compactor.errors.LeftAsIs`)."""
+    kept, out = ladder.walk(attempt, lambda unkept: unkept.discard())
+    _note_choice(scene, ladder, kept)
+    if not _worth_keeping(scene, out.size, live) and _may_drop_overviews(scene, kept, out, live):
+        out.discard()
+        kept = replace(kept, overviews="none")
+        _, _, out = attempt(kept)
+        _accept_last(scene)
+    noted(out)
+    failpoints.hit("after-encode")
+    size = out.size
+    if not _worth_keeping(scene, size, live):
+        out.discard()
+        raise _left_as_is(scene, handle, size, kept, live)
+    return kept, out
+
+
 def _worth_keeping(scene: Scene, size: int, live: ObjectInfo) -> bool:
     """Whether an output of ``size`` is smaller than the original by ``min_saving``."""
     return size < live.size * (1 - scene.ctx.encoding.min_saving)
 
 
-def _may_drop_overviews(
-    scene: Scene, kept: Profile, out: EncodedCog | ChunkedOutput, live: ObjectInfo
-) -> bool:
+def _may_drop_overviews(scene: Scene, kept: Profile, out: _Output, live: ObjectInfo) -> bool:
     """Under ``--overviews lossy`` an output that is not worth keeping is written again
     without overviews when its full resolution alone is worth it: the original had none
     to lose (or the scene would stay as it is, overviews and all)."""
@@ -220,25 +284,15 @@ def _encode_one_task(
     ctx, scratch = scene.ctx, scene.scratch_dir()
     ladder = _ladder(scene, info, profile)
 
-    def attempt(candidate: Profile) -> tuple[bool, float | None, tuple[EncodedCog, Fidelity]]:
+    def attempt(candidate: Profile) -> tuple[bool, float | None, _InScratch]:
         path = scratch / f"out-{len(scene.notes.attempts)}.tif"
         cog = encode_cog(scene.src_path, path, candidate, info)
         fidelity = check_output(scene.src_path, str(path), info, candidate)
         ok = _tried(scene, candidate, path.stat().st_size, fidelity.ssim)
-        return ok, fidelity.ssim, (cog, fidelity)
+        return ok, fidelity.ssim, _InScratch(cog, fidelity)
 
-    kept, (cog, fidelity) = ladder.walk(attempt, lambda out: out[0].path.unlink())
-    _kept(scene, ladder, kept)
-    if not _worth_keeping(scene, cog.size, live) and _may_drop_overviews(scene, kept, cog, live):
-        cog.path.unlink()
-        kept = replace(kept, overviews="none")
-        _, _, (cog, fidelity) = attempt(kept)
-        _accept_last(scene)
-    path = cog.path
-    failpoints.hit("after-encode")
-    size = path.stat().st_size
-    if not _worth_keeping(scene, size, live):
-        raise _left_as_is(scene, handle, size, kept, live)
+    kept, made = _settle(scene, handle, live, ladder, attempt)
+    cog, fidelity, path, size = made.cog, made.fidelity, made.cog.path, made.size
     with timing.stage("hashing"):
         sha = sha256_file(path)
     out = scene.out  # the spec's output key, never a record's
@@ -306,22 +360,13 @@ def _encode_chunked(
             notes.attempts[-1].ssim = ssim
             return ok, margin, result
 
-        kept, result = ladder.walk(attempt, lambda res: res.discard())
-        _kept(scene, ladder, kept)
-        if not _worth_keeping(scene, result.size, live) and _may_drop_overviews(
-            scene, kept, result, live
-        ):
-            result.discard()
-            kept = replace(kept, overviews="none")
-            _, _, result = attempt(kept)
-            _accept_last(scene)
-    notes.chunked, notes.chunks = True, result.chunks
-    notes.task_stages = {k: round(v, 4) for k, v in sorted((result.task_stages or {}).items())}
-    notes.warnings += [w for w in result.task_warnings if w not in notes.warnings]
-    failpoints.hit("after-encode")
-    if not _worth_keeping(scene, result.size, live):
-        result.discard()
-        raise _left_as_is(scene, handle, result.size, kept, live)
+        def noted(result: ChunkedOutput) -> None:
+            notes.chunked, notes.chunks = True, result.chunks
+            stages = sorted((result.task_stages or {}).items())
+            notes.task_stages = {k: round(v, 4) for k, v in stages}
+            notes.warnings += [w for w in result.task_warnings if w not in notes.warnings]
+
+        kept, result = _settle(scene, handle, live, ladder, attempt, noted)
     scene.check_lease("making the output visible")
     written = result.finish()
     output = StoredObject(
@@ -351,7 +396,7 @@ def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chun
         failpoints.hit("after-encoded")
         return
     scene.stored_here = True
-    handle.keep(state)
+    handle.remember(state)
     failpoints.hit("after-encoded")
     verified = state.advanced(Step.VERIFIED, ctx.run_id)
     if records(Step.VERIFIED, archive_mode=ctx.archive_mode, final=scene.final, chunked=False):
@@ -360,7 +405,7 @@ def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chun
             verified = verified.model_copy(update=digest_fields(read))
         handle.save(verified)
     else:
-        handle.keep(verified)
+        handle.remember(verified)
     failpoints.hit("after-verified")
 
 

@@ -41,7 +41,7 @@ class StateHandle:
         assert self.state is not None
         return self.save(self.state.advanced(step, run_id, **changes))
 
-    def keep(self, state: SceneState) -> SceneState:
+    def remember(self, state: SceneState) -> SceneState:
         """Move on in memory only (the next :meth:`save` writes it, conditional as ever)."""
         self.state = state
         return state

@@ -41,21 +41,20 @@ import logging
 import os
 import time
 import traceback
+from dataclasses import replace
 
-from .. import failpoints, timing
+from .. import timing
 from ..archive import (
     Lease,
 )
 from ..capture import capturing
 from ..errors import (
-    ArchiveError,
     CompactorError,
     LeaseHeldError,
     LeftAsIs,
 )
 from ..pricing import archive_skip_reason, worth_archiving
 from ..records import (
-    Fingerprint,
     SceneResult,
     SceneState,
     StateStore,
@@ -68,150 +67,93 @@ from ..storage import (
     ObjectInfo,
     counting_requests,
 )
-from ._archive_step import archive, delete
 from ._decide import Action, decide, final_step, record_problem
-from ._encode_step import confirm, encode
 from ._handle import StateHandle, recorded_digest
-from ._scene import Scene, fresh_state
+from ._scene import Scene
 from ._spec import RunContext, SceneSpec
+from ._steps import STEPS, Facts
 
 log = logging.getLogger(__name__)
 
 
-GONE = "-"
+def walk_scene(scene: Scene) -> SceneResult:
+    """Take the scene as far as the run's settings say: decide (:func:`decide`, pure), do
+    (the action's one handler in :data:`STEPS`), until a handler ends the walk."""
+    handle, refused = _open_record(scene)
+    if refused is not None:
+        return refused
+    facts = _start(scene, handle)
+    while True:
+        action, facts = _next_action(scene, handle, facts)
+        log.debug("%s: %s", redact_url(scene.src.url), action.value)
+        if facts.live is not None:
+            scene.live = facts.live
+        outcome = STEPS[action](scene, handle, facts)
+        if isinstance(outcome, SceneResult):
+            return outcome
+        facts = outcome
 
 
-def walk(scene: Scene) -> SceneResult:
-    """Take the scene as far as the run's settings say (see :func:`decide`)."""
+def _open_record(scene: Scene) -> tuple[StateHandle, SceneResult | None]:
+    """Read the scene's state record; the scene's failure if the record cannot be acted on
+    (:func:`record_problem`: nothing done, the record left for a person)."""
     ctx = scene.ctx
     handle = StateHandle(StateStore(ctx.dest_location, scene.dest_store), None, None)
     scene.handle = handle
     with timing.stage("state"):
         handle.state, handle.etag = handle.store.load(scene.src)
-    if handle.state is not None:
-        problem = record_problem(handle.state, scene.spec, ctx)
-        if problem is not None:
-            where = handle.store.location(scene.src).url
-            log.warning(
-                "%s: refusing its state record %s: %s", redact_url(scene.src.url), where, problem
-            )
-            return scene.result(
-                "failed", f"{problem}; nothing done, the record {where} is left for a person", None
-            )
-        output = handle.state.output
-        if output is not None and output.size and output.sha256:
-            scene.recorded_output = output
-    final = final_step(ctx.archive_mode, scene.spec)
+    if handle.state is None:
+        return handle, None
+    problem = record_problem(handle.state, scene.spec, ctx)
+    if problem is not None:
+        where = handle.store.location(scene.src).url
+        log.warning(
+            "%s: refusing its state record %s: %s", redact_url(scene.src.url), where, problem
+        )
+        return handle, scene.result(
+            "failed", f"{problem}; nothing done, the record {where} is left for a person", None
+        )
+    output = handle.state.output
+    if output is not None and output.size and output.sha256:
+        scene.recorded_output = output
+    return handle, None
+
+
+def _start(scene: Scene, handle: StateHandle) -> Facts:
+    """Look at the live source (:meth:`Scene.observe`) and settle where the walk stops."""
+    final = final_step(scene.ctx.archive_mode, scene.spec)
     with timing.stage("read"):
         live = scene.observe(handle.state, final)
     if live is not None:
         scene.notes.bytes_in = live.size
         final = _final_if_worth_it(scene, live, handle.state, final)
     scene.final = final
-    confirmed = False  # the output was written or confirmed during this walk
-    archived = False  # the original was archived during this walk
-    while True:
-        state = handle.state
-        digest = recorded_digest(state) if state is not None else None
-        same = (
-            live is not None
-            and state is not None
-            and digest is not None
-            and live.size == state.fingerprint.size
-            and bool(digest.accepts(live.checksum_sha256))
-        )
-        intact = True
-        if state is not None and state.step >= Step.ENCODED and not confirmed:
-            intact = scene.output_intact(state)
-            confirmed = intact
-        action = decide(
-            state, live, final=final, policy=ctx.policy_digest(),
-            in_place=ctx.archive_mode == "in-place", storage_class=ctx.storage_class,
-            same_bytes=same, output_intact=intact,
-        )  # fmt: skip
-        log.debug("%s: %s", redact_url(scene.src.url), action.value)
-        if action is Action.DONE:
-            assert state is not None
-            assert live is not None
-            return _done(scene, state, live)
-        if action is Action.SOURCE_GONE:
-            return source_gone(scene, handle, final)
-        assert live is not None
-        scene.live = live
-        fp = Fingerprint.of(live)
-        if action is Action.ADOPT:
-            handle.state = handle.current.model_copy(update={"fingerprint": fp})
-        elif action is Action.RESTART:
-            old = handle.current
-            log.info(
-                "%s changed since run %s; starting over", redact_url(scene.src.url), old.run_id
-            )
-            handle.state = fresh_state(scene, fp, scene.out.url)  # never the record's
-            confirmed = False
-        elif action is Action.SKIP_COLD:
-            cold = scene.result(
-                "skipped",
-                f"original is in {live.storage_class} and cannot be read without a restore "
-                "(compactor restore, or an S3 restore request)",
-                None,
-            )
-            cold.finished_version = live.version
-            return cold
-        elif action is Action.CLAIM:
-            # In memory: the output key is claimed when the output is stored, conditional on
-            # the key being free (or holding this source's earlier output).
-            handle.keep(fresh_state(scene, fp, scene.out.url))
-            failpoints.hit("after-discovered")
-        elif action is Action.SKIP_RECORDED:
-            left = scene.result("skipped", handle.current.skip_reason, handle.current)
-            left.finished_version = live.version
-            return left
-        elif action is Action.OUTPUT_LOST:
-            return scene.result(
-                "failed",
-                "the verified output is missing or changed and the original is archived; "
-                "restore it to compact it again",
-                handle.current,
-            )
-        elif action is Action.REENCODE:
-            log.info(
-                "output of %s is missing or not as recorded; encoding again",
-                redact_url(scene.src.url),
-            )
-            handle.state = handle.current.advanced(Step.DISCOVERED, ctx.run_id)
-            confirmed = False
-        elif action is Action.CONFIRM:
-            confirm(scene, handle)
-            confirmed = True
-        elif action is Action.ENCODE:
-            encode(scene, handle, live)
-            if handle.current.step == Step.ENCODED:
-                confirm(scene, handle)
-            confirmed = True
-        elif action is Action.ARCHIVE:
-            if archived:  # the store does not show what the copy just made
-                raise ArchiveError(
-                    f"the original is in {live.storage_class or 'no storage class'} after it "
-                    f"was archived to {ctx.storage_class}"
-                )
-            live = archive(scene, handle, live)
-            archived = True
-        elif action is Action.DELETE:
-            held = delete(scene, handle, live)
-            if held is not None:
-                return scene.result("held", held, handle.current)
-            if scene.deleted:  # the source is gone now: done
-                return _done(scene, handle.current, live)
+    return Facts(live)
 
 
-def _done(scene: Scene, state: SceneState, live: ObjectInfo) -> SceneResult:
-    """The scene went as far as the run's settings say: compacted by this walk, or already."""
-    if scene.did_work:
-        done = scene.result("compacted", scene.spec.read_only, state)
-    else:
-        done = scene.result("skipped", f"already compacted (run {state.run_id})", state)
-    done.finished_version = GONE if scene.deleted else live.version
-    return done
+def _next_action(scene: Scene, handle: StateHandle, facts: Facts) -> tuple[Action, Facts]:
+    """What :func:`decide` says comes next, given the facts the walk gathers first: whether
+    the live source is the recorded original under a new ETag, whether the recorded output
+    is intact (asked of the store once per walk, unless the walk wrote or confirmed it)."""
+    ctx, state, live = scene.ctx, handle.state, facts.live
+    digest = recorded_digest(state) if state is not None else None
+    same = (
+        live is not None
+        and state is not None
+        and digest is not None
+        and live.size == state.fingerprint.size
+        and bool(digest.accepts(live.checksum_sha256))
+    )
+    intact = True
+    if state is not None and state.step >= Step.ENCODED and not facts.confirmed:
+        intact = scene.output_intact(state)
+        facts = replace(facts, confirmed=intact)
+    action = decide(
+        state, live, final=scene.final, policy=ctx.policy_digest(),
+        in_place=ctx.archive_mode == "in-place", storage_class=ctx.storage_class,
+        same_bytes=same, output_intact=intact,
+    )  # fmt: skip
+    return action, facts
 
 
 def _final_if_worth_it(
@@ -240,40 +182,6 @@ def _final_if_worth_it(
     return Step.VERIFIED
 
 
-def source_gone(scene: Scene, handle: StateHandle, final: Step) -> SceneResult:
-    """The source is not there: a STAC href that names nothing, a source removed by
-    someone else, or one compactor archived (a delete whose record was lost is recorded)."""
-    state, spec = handle.state, scene.spec
-    if state is None:
-        if spec.item is not None:  # a STAC href that names nothing
-            return scene.result(
-                "failed", f"asset {spec.asset!r} of item {spec.item!r}: {scene.src.url} not found",
-                None,
-            )  # fmt: skip
-        return scene.result("skipped", "the source was removed after it was listed", None)
-    if state.step < Step.ARCHIVED or state.archive is None:
-        # Removed by someone else before compactor archived it: nothing of ours is at
-        # stake. A record without an output is retired; one with an output stays, so
-        # `compactor verify` keeps checking that output.
-        if state.step < Step.ENCODED:
-            handle.store.delete(state, handle.etag)
-            return scene.result("skipped", "the source was removed before it was compacted", state)
-        return scene.result(
-            "skipped", "the source was removed before it was archived; its output is kept", state
-        )
-    arc = scene.arc  # the spec's archive key (record_problem: the record names no other)
-    if arc is None or not scene.owned_source().holds(arc, state.archive):
-        where = arc.url if arc is not None else state.archive.url
-        return scene.result(
-            "failed", f"the original is neither at its source nor as archived at {where}", state
-        )
-    gone = scene.result(
-        "skipped", f"already compacted (run {state.run_id}); original archived", state
-    )
-    gone.finished_version = GONE
-    return gone
-
-
 def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
     """Dask task: take one scene as far as the run's settings say, under its lease. Any
     exception is the scene's failure, never the run's: a
@@ -298,7 +206,7 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
                 ttl=context.lease_ttl,
             )
             with scene.lease:
-                result = walk(scene)
+                result = walk_scene(scene)
         except LeftAsIs as decision:
             assert scene is not None
             result = scene.result("skipped", decision.reason, None)
