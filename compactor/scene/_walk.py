@@ -18,21 +18,28 @@
 * **delete**: delete exactly the archived version of the source -> ``deleted`` (a walk
   resuming this step first re-checks output and archive copy with the stores).
 
-Not every step is written down as it happens: :func:`records` says which are, the fewest
-that keep every crash recoverable (each skipped record is one PUT less per scene; what a
-crash before the next record leaves behind is recognised by the next run: an output
-tagged with its source, an archive copy with the original's checksum).
+Not every step is written down as it happens: :func:`~compactor.scene._decide.records`
+says which are, the fewest that keep every crash recoverable (each skipped record is one
+PUT less per scene; what a crash before the next record leaves behind is recognised by the
+next run: an output tagged with its source, an archive copy with the original's checksum).
 
-Which step comes next is decided by :func:`decide`, a pure function of the recorded state,
-the live source and a few facts the walk gathers: the branch table in one place, tested
-as a table. Each step is a function of its own, doing the I/O and advancing the
-:class:`StateHandle` (state + the ETag it was read with; every write is conditional on it).
+Which step comes next is decided by :func:`~compactor.scene._decide.decide`, a pure function
+of the recorded state, the live source and a few facts the walk gathers: the branch table
+in one place, tested as a table. Each :class:`~compactor.scene._decide.Action` has one
+handler (:data:`~compactor.scene._steps.STEPS`), doing the I/O and advancing the
+:class:`~compactor.scene._handle.StateHandle` (state + the ETag it was read with; every
+write is conditional on it); what the walk learns between two decisions travels in a frozen
+:class:`~compactor.scene._steps.Facts`. Where the parts live: the decisions and the record
+checks in ``_decide``, the state handle in ``_handle``, the scene's places and stores in
+``_scene``, the steps in ``_encode_step`` (encode, confirm), ``_store_output`` (the output
+key) and ``_archive_step`` (archive, delete), the dispatch table in ``_steps``.
 
 The whole walk happens under the scene's lease (:mod:`compactor.archive._lease`), checked
 again before every step that writes or deletes. A rerun resumes from the last durable step;
 a source that changed since it was recorded starts over. Any exception while handling a
 scene becomes that scene's failure, with a one-line reason (``<ExceptionType>: message``
 for anything but a :class:`~compactor.errors.CompactorError`; its traceback in the scene log):
+one bad object never stops a run. Why a record is believed only so far: see ``_decide``.
 """
 
 from __future__ import annotations
