@@ -3,8 +3,10 @@
 """
 
 from ._chunked import ChunkedOutput, compact_chunked
+from ._decide import Action, decide, reads_whole, record_problem, records
+from ._handle import StateHandle
 from ._spec import RunContext, SceneSpec, assign_outputs, output_relative
-from ._walk import Action, StateHandle, decide, process_scene, reads_whole, records
+from ._walk import process_scene
 
 __all__ = [
     "Action",
@@ -18,5 +20,6 @@ __all__ = [
     "output_relative",
     "process_scene",
     "reads_whole",
+    "record_problem",
     "records",
 ]

@@ -263,7 +263,7 @@ def delete_sidecars(
     copy checked) again now. One changed since it was read fails the scene before any is
     deleted (:class:`ArchiveError`). Returns why one is held instead (an Object Lock, a
     refused delete): the raster then stays too, and a later run finishes."""
-    keep = ctx.transfers.keep_versions
+    keep_versions = ctx.transfers.keep_versions
     lives = _live_unchanged(store, sidecars, pins)
     for member in sidecars:
         live = lives.get(member.src.url)
@@ -271,11 +271,11 @@ def delete_sidecars(
             continue
         if checked.get(member.src.url, "") != live.etag:
             _archive_one(store, member, ctx, live, _pin_of(member, pins))
-        held = lock_reason(live) if not keep else None
+        held = lock_reason(live) if not keep_versions else None
         if held is not None:
             return f"its sidecar {member.src.name} not deleted: {held}"
         try:
-            delete_exactly(store, member.src, live, keep_version=keep)
+            delete_exactly(store, member.src, live, keep_version=keep_versions)
         except AccessDenied as err:
             code = err.code or "AccessDenied"
             return f"deleting its sidecar {member.src.name} was refused ({code})"

@@ -26,8 +26,7 @@ from compactor.errors import ForbiddenSourceError, UnreadableSceneError
 from compactor.gdal import read_info
 from compactor.records import Fingerprint, SceneState, Step
 from compactor.redact import redact_text
-from compactor.scene import RunContext, SceneSpec
-from compactor.scene._walk import process_scene, record_problem
+from compactor.scene import RunContext, SceneSpec, process_scene, record_problem
 from compactor.settings import resolve_settings
 from compactor.storage import HttpPolicy
 
