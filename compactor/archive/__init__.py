@@ -1,9 +1,8 @@
 """Archiving originals: verified server-side copies to an archive storage class, the guarded
-delete, versions, and the per-scene leases that keep two runs off one scene.
+delete of exactly the version archived, versions and S3 Object Lock.
 """
 
 from ._archive import (
-    SourceDigest,
     archive_holds,
     archive_link,
     copy_part_size,
@@ -13,13 +12,9 @@ from ._archive import (
     pending_problem,
     recheck_before_delete,
     server_copy,
-    source_metadata_header,
 )
-from ._lease import Lease
 
 __all__ = [
-    "Lease",
-    "SourceDigest",
     "archive_holds",
     "archive_link",
     "copy_part_size",
@@ -29,5 +24,4 @@ __all__ = [
     "pending_problem",
     "recheck_before_delete",
     "server_copy",
-    "source_metadata_header",
 ]

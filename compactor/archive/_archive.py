@@ -20,10 +20,7 @@ is never overwritten unless it is the very same bytes.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,38 +28,13 @@ from urllib.parse import quote, urlencode
 
 from .. import failpoints
 from ..errors import ArchiveError, PreconditionFailed, StorageError
-from ..records import SceneState, StoredObject
-from ..storage import CopyAnswer, Location, ObjectInfo, ServerCopier, Store, b64
+from ..records import SceneState, SourceDigest, StoredObject
+from ..storage import CopyAnswer, Location, ObjectInfo, ServerCopier, Store
 
 log = logging.getLogger(__name__)
 
 #: S3 allows at most this many parts per multipart upload.
 MAX_PARTS = 10_000
-
-
-@dataclass(frozen=True)
-class SourceDigest:
-    """Our own hashes of an original: the full SHA-256, and for multipart copies the
-    part size and the composite (base64 SHA-256 of the concatenated part digests)."""
-
-    sha256: str
-    part_size: int | None = None
-    composite: str | None = None
-
-    def accepts(self, reported: str | None) -> bool | None:
-        """Whether a store-reported SHA-256 matches (``None``: nothing reported)."""
-        if not reported:
-            return None
-        value = reported.split("-", 1)[0]
-        return value == b64(bytes.fromhex(self.sha256)) or value == self.composite
-
-    @classmethod
-    def of(cls, sha256: str, part_size: int | None, parts: Sequence[str]) -> SourceDigest:
-        """From a full SHA-256 and the part digests of a ``part_size`` split (if any)."""
-        if part_size and parts:
-            joined = b"".join(base64.b64decode(p) for p in parts)
-            return cls(sha256, part_size, b64(hashlib.sha256(joined).digest()))
-        return cls(sha256)
 
 
 def copy_part_size(size: int, wanted: int) -> int:
@@ -432,8 +404,3 @@ def delete_exactly(
     except PreconditionFailed as err:
         raise ArchiveError("refusing to delete the original: it changed just now") from err
     failpoints.hit("after-delete")
-
-
-def source_metadata_header(source_url: str) -> dict[str, str]:
-    """User metadata on outputs naming their source (percent-encoded: S3 metadata is ASCII)."""
-    return {"compactor-source": quote(source_url, safe="")}

@@ -280,7 +280,17 @@ class Ladder:
         discard: Callable[[T], None],
     ) -> tuple[Profile, T]:
         """Try profiles with ``attempt`` (-> passed, whole SSIM, a handle on the output) and
-        return the one kept with its handle; ``discard`` drops an output not kept."""
+        return the one kept with its handle, its search record completed
+        (:meth:`record_kept`); ``discard`` drops an output not kept."""
+        kept, handle = self._climb(attempt, discard)
+        self.record_kept(kept)
+        return kept, handle
+
+    def _climb(
+        self,
+        attempt: Callable[[Profile], tuple[bool, float | None, T]],
+        discard: Callable[[T], None],
+    ) -> tuple[Profile, T]:
         queue = list(self.profiles)
         adapted = False
         while queue:

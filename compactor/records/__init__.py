@@ -5,6 +5,7 @@ persists them, bounded accumulators, and the durable per-scene state records.
 from ._aggregate import FixedQualityComparison, Histogram, RunDistributions
 from ._bins import Bins
 from ._cost_estimate import CostEstimate, CostLine, OneTimeLine, SizeClassCost
+from ._digest import SourceDigest
 from ._distributions import Bin, Distribution, Distributions
 from ._results import (
     Attempt,
@@ -69,6 +70,7 @@ __all__ = [
     "SceneResult",
     "SceneState",
     "SizeClassCost",
+    "SourceDigest",
     "StacSummary",
     "StateStore",
     "Status",

@@ -10,9 +10,6 @@ from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from .. import failpoints, timing
-from ..archive import (
-    source_metadata_header,
-)
 from ..cog import EncodedCog, Profile, resolved_predictor
 from ..display import human_bytes
 from ..encode import (
@@ -46,7 +43,12 @@ from ._chunked import ChunkedOutput, compact_chunked
 from ._decide import records
 from ._handle import StateHandle, digest_fields, fetched_digest
 from ._scene import Scene
-from ._store_output import check_output_key, output_create, upload_output
+from ._store_output import (
+    check_output_key,
+    output_create,
+    source_metadata_header,
+    upload_output,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +162,15 @@ def _tried(scene: Scene, profile: Profile, size: int, ssim: float | None) -> boo
     return ok
 
 
-def _note_choice(scene: Scene, ladder: Ladder, kept: Profile) -> None:
-    """The ladder settled on ``kept``: it is the attempt the result marks accepted."""
-    ladder.record_kept(kept)
+def _note_choice(scene: Scene, first: Profile, kept: Profile) -> None:
+    """The ladder settled on ``kept`` (having started at ``first``): it is the attempt the
+    result marks accepted."""
     for attempt in scene.notes.attempts:
         attempt.accepted = (attempt.codec, attempt.quality) == (kept.codec, kept.quality)
-    if kept != ladder.first:
+    if kept != first:
         log.info(
             "%s: started at %s for SSIM %.3f; kept %s",
-            redact_url(scene.src.url), ladder.first.label, scene.ctx.encoding.min_ssim, kept.label,
+            redact_url(scene.src.url), first.label, scene.ctx.encoding.min_ssim, kept.label,
         )  # fmt: skip
 
 
@@ -219,8 +221,9 @@ def _settle(
     again without overviews when that alone makes it worth keeping (:func:`_may_drop_overviews`),
     let ``noted`` note the output, then keep it, or discard it and record that the scene
     stays as it is (raises :class:`~compactor.errors.LeftAsIs`)."""
+    first = ladder.first
     kept, out = ladder.walk(attempt, lambda unkept: unkept.discard())
-    _note_choice(scene, ladder, kept)
+    _note_choice(scene, first, kept)
     if not _worth_keeping(scene, out.size, live) and _may_drop_overviews(scene, kept, out, live):
         out.discard()
         kept = replace(kept, overviews="none")

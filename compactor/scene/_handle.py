@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import timing
-from ..archive import (
-    SourceDigest,
-)
 from ..records import (
     SceneState,
+    SourceDigest,
     StateStore,
     Step,
 )

@@ -8,10 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..archive import (
-    Lease,
-    copy_part_size,
-)
+from ..archive import copy_part_size
 from ..encode import (
     Sample,
 )
@@ -41,6 +38,7 @@ from ..storage import (
 )
 from ._decide import reads_whole
 from ._handle import StateHandle
+from ._lease import Lease
 from ._sidecars import (
     Member,
     Pins,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from ..archive import (
-    source_metadata_header,
-)
 from ..errors import (
     OutputConflictError,
     PreconditionFailed,
@@ -106,3 +104,8 @@ def output_create(ctx: RunContext) -> dict[str, Any]:
     if t.sse_kms_key:
         create.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=t.sse_kms_key)
     return create
+
+
+def source_metadata_header(source_url: str) -> dict[str, str]:
+    """User metadata on outputs naming their source (percent-encoded: S3 metadata is ASCII)."""
+    return {"compactor-source": quote(source_url, safe="")}

@@ -34,7 +34,7 @@ checks in ``_decide``, the state handle in ``_handle``, the scene's places and s
 ``_scene``, the steps in ``_encode_step`` (encode, confirm), ``_store_output`` (the output
 key) and ``_archive_step`` (archive, delete), the dispatch table in ``_steps``.
 
-The whole walk happens under the scene's lease (:mod:`compactor.archive._lease`), checked
+The whole walk happens under the scene's lease (:mod:`compactor.scene._lease`), checked
 again before every step that writes or deletes. A rerun resumes from the last durable step;
 a source that changed since it was recorded starts over. Any exception while handling a
 scene becomes that scene's failure, with a one-line reason (``<ExceptionType>: message``
@@ -51,9 +51,6 @@ import traceback
 from dataclasses import replace
 
 from .. import timing
-from ..archive import (
-    Lease,
-)
 from ..capture import capturing
 from ..errors import (
     CompactorError,
@@ -76,6 +73,7 @@ from ..storage import (
 )
 from ._decide import Action, decide, final_step, record_problem
 from ._handle import StateHandle, recorded_digest
+from ._lease import Lease
 from ._scene import Scene
 from ._spec import RunContext, SceneSpec
 from ._steps import STEPS, Facts

@@ -39,3 +39,27 @@ def test_every_module_of_a_package_is_private_behind_its_surface() -> None:
         if not m.name.startswith("_")
     ]
     assert public == []
+
+
+#: The longest a module may be: what a reader takes in at one sitting.
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_longer_than_a_reader_takes_in() -> None:
+    long = {
+        str(path.relative_to(PACKAGE)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_the_walk_is_a_short_loop_over_one_handler_per_action() -> None:
+    import inspect
+
+    from compactor.scene import Action
+    from compactor.scene._steps import STEPS
+    from compactor.scene._walk import walk_scene
+
+    assert set(STEPS) == set(Action)
+    assert len(inspect.getsource(walk_scene).splitlines()) < 40

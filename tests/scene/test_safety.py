@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from compactor.archive._lease import Lease
 from compactor.errors import LeaseHeldError
+from compactor.scene._lease import Lease
 from compactor.storage import Location, S3Options, S3Store
 
 from .. import rasters
