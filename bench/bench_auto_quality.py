@@ -44,8 +44,7 @@ QUALITIES = range(10, 96)
 def measure(args: tuple[str, str, float]) -> tuple[str, dict[int, tuple[int, float]]]:
     """quality -> (bytes, SSIM) of the whole scene's JPEG COG."""
     path, scratch, _ = args
-    from compactor.cog import choose_profile
-    from compactor.encode import write_cog
+    from compactor.encode import choose_profile, write_cog
     from compactor.gdal import read_info
     from compactor.verify import check_output
 

@@ -4,7 +4,7 @@ A lossy (JPEG/WEBP) output carries an alpha band as its internal 1-bit mask. Tha
 alpha exactly only when it is **binary**: every value 0 (transparent) or the data type's
 largest (opaque, 255 for 8-bit). A **graded** alpha (partly transparent pixels, any other
 value) would be flattened to opaque/transparent, so such a scene keeps its alpha as a band
-and is written losslessly (see :func:`~compactor.cog._profile.choose_profile`). A header
+and is written losslessly (see :func:`~compactor.encode.choose_profile`). A header
 cannot tell the two apart: :func:`alpha_is_graded` reads the alpha band, strip by strip,
 and stops at the first graded value.
 """

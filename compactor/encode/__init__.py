@@ -2,6 +2,13 @@
 (compactor's tile writer and GDAL's COG driver) and the chunk tasks of a large scene.
 """
 
+from ._choose import (
+    choose_profile,
+    fallback_profiles,
+    lossless_fallback,
+    lossy_problem,
+    needs_ranges,
+)
 from ._chunk_budget import cluster_context
 from ._chunk_plan import MEMORY_FACTOR, plan_chunks
 from ._chunk_tasks import ChunkResult, run_tasks
@@ -25,13 +32,18 @@ __all__ = [
     "build_job",
     "candidates",
     "choose_encoding",
+    "choose_profile",
     "cluster_context",
     "compare_fixed",
     "encode_cog",
+    "fallback_profiles",
     "gdal_writer_reason",
     "layout",
     "level_bytes",
+    "lossless_fallback",
+    "lossy_problem",
     "lowest_quality",
+    "needs_ranges",
     "plan_chunks",
     "put_parts",
     "run_tasks",

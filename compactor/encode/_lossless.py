@@ -28,10 +28,11 @@ import numpy as np
 import rasterio
 
 from ..codecs import CODECS
-from ..cog import TILE, Profile, TileCodec, alpha_is_graded, choose_profile, needs_ranges, pad_tile
+from ..cog import TILE, Profile, TileCodec, alpha_is_graded, pad_tile
 from ..gdal import RasterInfo, is_complex
 from ..records import CodecProbe, EncodingSearch
 from ..settings import Effort, Encoding
+from ._choose import choose_profile, needs_ranges
 from ._sample import Sample, valid_ranges, write_sample
 
 log = logging.getLogger(__name__)

@@ -32,19 +32,12 @@ import numpy as np
 import rasterio
 
 from ..codecs import LOSSY
-from ..cog import (
-    TILE,
-    Profile,
-    TileCodec,
-    fallback_profiles,
-    lossless_fallback,
-    lossy_problem,
-    pad_tile,
-)
+from ..cog import TILE, Profile, TileCodec, pad_tile
 from ..errors import SceneError, VerificationError
 from ..fidelity import compare_pixels
 from ..gdal import RasterInfo
 from ..records import FixedQualityComparison, Probe, QualityComparison, QualitySearch, SceneResult
+from ._choose import fallback_profiles, lossless_fallback, lossy_problem
 from ._sample import Sample, write_sample
 from ._write import write_cog
 

@@ -8,9 +8,11 @@ from dataclasses import dataclass, replace
 
 from ..codecs import AUTO_LOSSLESS, LOSSLESS, ErrorBound, parse_max_error, parse_quality
 from ..codecs import CODECS as REGISTRY
-from ..cog import LEVELS, OverviewPolicy, Profile, choose_profile, needs_ranges
+from ..cog import LEVELS, OverviewPolicy, Profile
 from ..encode import (
     Sample,
+    choose_profile,
+    needs_ranges,
     search_encoding,
     valid_ranges,
 )
@@ -100,7 +102,7 @@ def spec_profile(
     overviews: OverviewPolicy = "full",
 ) -> Profile:
     """The profile ``spec`` gives the raster ``info``: mask, alpha and overview resampling
-    chosen as a run would (:func:`~compactor.cog._profile.choose_profile`), overviews under
+    chosen as a run would (:func:`~compactor.encode.choose_profile`), overviews under
     the policy given; ``lossless:auto`` and ``zstd:auto`` are searched on ``sample`` (a
     lossy ``codec:auto`` is searched by :func:`compare`)."""
     policy = overviews
@@ -127,7 +129,7 @@ def spec_profile(
 def parse_profile(text: str, info: RasterInfo) -> Profile:
     """The encoding profile ``text`` (``"jpeg:75"``, ``"webp:80"``, ``"zstd:19"``,
     ``"lerc:1"``, ``"auto"`` ...) gives the raster ``info``: its mask, alpha and overview
-    resampling are chosen as a run would (:func:`compactor.cog._profile.choose_profile`).
+    resampling are chosen as a run would (:func:`compactor.encode.choose_profile`).
     ``"auto"`` is the codec a run's ``codec: auto`` picks (JPEG for 8-bit imagery of 1 or 3
     colour bands, else ZSTD) at the quality given or 75; the searches (``jpeg:auto``,
     ``lossless:auto``) are per scene, by :func:`compare`. Raises

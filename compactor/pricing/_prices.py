@@ -22,7 +22,7 @@ from ..errors import ConfigError
 #: Bytes in the GB that AWS bills by (a GiB).
 GB = 1024**3
 #: Where the table lives, for messages.
-PRICES_FILE = "compactor/report/prices.json"
+PRICES_FILE = "compactor/pricing/prices.json"
 #: The class every object is in unless something says otherwise.
 STANDARD = "STANDARD"
 

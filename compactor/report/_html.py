@@ -177,7 +177,7 @@ def _cost_table(report: Report) -> str:
         + _monthly_table(c)
         + _size_class_table(c)
         + f'<p class="muted">Prices: {esc(region)}, {esc(c.price_source)}, table of '
-        f"{esc(c.price_table_date)} (<code>compactor/report/prices.json</code>). GB = "
+        f"{esc(c.price_table_date)} (<code>compactor/pricing/prices.json</code>). GB = "
         f"2<sup>30</sup> bytes.</p><ul class=muted>{notes}</ul>"
     )
 

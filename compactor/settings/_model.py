@@ -209,7 +209,7 @@ class Settings(BaseModel):
     ] = Field(
         default=None,
         description="Region whose S3 list prices the cost estimate uses "
-        "(compactor/report/prices.json{regions}).",
+        "(compactor/pricing/prices.json{regions}).",
     )
     report: Annotated[
         str | None,

@@ -14,7 +14,8 @@ import rasterio
 from rasterio.enums import ColorInterp
 from skimage.metrics import structural_similarity
 
-from compactor.cog import Profile, choose_profile
+from compactor.cog import Profile
+from compactor.encode import choose_profile
 from compactor.errors import VerificationError
 from compactor.gdal import read_info
 from compactor.verify import check_output

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 import rasterio
 
-from compactor.cog import choose_profile
-from compactor.encode import write_cog
+from compactor.encode import choose_profile, write_cog
 from compactor.encode._quality import QUALITY_MAX, QUALITY_MIN, compare_fixed, confirm_ladder
 from compactor.errors import ConfigError
 from compactor.gdal import read_info

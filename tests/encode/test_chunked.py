@@ -19,7 +19,7 @@ import tifffile
 from rasterio.shutil import copy as gdal_copy
 from rio_cogeo.cogeo import cog_validate
 
-from compactor.cog._profile import choose_profile
+from compactor.encode import choose_profile
 from compactor.encode._chunk_budget import BASELINE, HEADROOM, Budget, memory_threshold
 from compactor.encode._chunk_plan import MEMORY_FACTOR, plan_chunks
 from compactor.gdal._env import gdal_env, gdal_options

@@ -8,8 +8,8 @@ import imagecodecs as ic
 import numpy as np
 import pytest
 
-from compactor.cog._profile import choose_profile, fallback_profiles
 from compactor.cog._tiles import TileCodec
+from compactor.encode import choose_profile, fallback_profiles
 from compactor.errors import UnsupportedCodecError, VerificationError
 from compactor.gdal._info import RasterInfo
 

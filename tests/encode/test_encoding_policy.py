@@ -16,8 +16,8 @@ import tifffile
 
 import compactor
 from compactor.codecs import ErrorBound, parse_max_error
-from compactor.cog._profile import choose_profile, resolve_bound
 from compactor.encode import encode_cog, write_sample
+from compactor.encode._choose import choose_profile, resolve_bound
 from compactor.encode._lossless import (
     CATALOG,
     EFFORT_WORTH,
@@ -357,7 +357,7 @@ def test_lossy_overviews_are_dropped_where_they_alone_would_leave_a_scene(
 
 
 def test_only_scenes_that_start_lossless_need_ranges_for_their_overviews() -> None:
-    from compactor.cog import needs_ranges
+    from compactor.encode import needs_ranges
 
     rgb_collar = _info(count=3, dtype="uint8", colorinterp=("red", "green", "blue"))
     assert not needs_ranges(rgb_collar, "auto", None, "lossy")  # JPEG: overviews lossy anyway

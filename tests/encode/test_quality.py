@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from compactor.cog._jpeg import ijg_table, jpeg_quality, tiff_jpeg_quality
-from compactor.cog._profile import choose_profile
+from compactor.encode import choose_profile
 from compactor.encode._write import write_cog
 from compactor.gdal._info import read_info
 

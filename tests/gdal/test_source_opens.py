@@ -16,7 +16,7 @@ from distributed import Client
 from rasterio.rpc import RPC
 from rasterio.shutil import copy as gdal_copy
 
-from compactor.cog._profile import choose_profile
+from compactor.encode import choose_profile
 from compactor.encode._write import encode_cog, uses_tile_writer
 from compactor.errors import UnreadableSceneError
 from compactor.gdal._env import gdal_env, gdal_options

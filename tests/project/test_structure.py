@@ -17,8 +17,7 @@ from distributed import Client
 
 from compactor.cli._common import QUALITY
 from compactor.codecs import CHOICES, CODECS, LOSSLESS, LOSSY, POLICIES, parse_quality
-from compactor.cog import choose_profile
-from compactor.encode import write_cog
+from compactor.encode import choose_profile, write_cog
 from compactor.errors import ConfigError, ObjectNotFound, StorageError
 from compactor.gdal import read_info
 from compactor.notebook import _profiles as explore

@@ -9,9 +9,10 @@ import pytest
 import rasterio
 from skimage.metrics import structural_similarity
 
-from compactor.cog._profile import choose_profile
+from compactor.encode import choose_profile
 from compactor.encode._write import write_cog
 from compactor.errors import VerificationError
+from compactor.fidelity import _compare as compare
 from compactor.gdal._info import read_info
 from compactor.verify import _verify as verify
 
@@ -27,7 +28,7 @@ def test_windowed_ssim_equals_whole_image_ssim(
     info = read_info(str(src))
     profile = choose_profile(info, "jpeg", 60)
     out = write_cog(str(src), tmp_path / "o.tif", profile, info)
-    monkeypatch.setattr(verify, "STRIP_PIXELS", strip_pixels)
+    monkeypatch.setattr(compare, "STRIP_PIXELS", strip_pixels)
     with rasterio.open(src) as s, rasterio.open(out) as o:
         fid = verify.compare_pixels(s, o, info, profile)
         valid = s.dataset_mask() > 0
@@ -164,6 +165,7 @@ def test_windowed_ssim_with_a_short_last_strip(
     info = read_info(str(src))
     profile = choose_profile(info, "jpeg", 50)
     out = write_cog(str(src), tmp_path / "o.tif", profile, info)
+    monkeypatch.setattr(compare, "STRIP_PIXELS", 1)
     monkeypatch.setattr(verify, "STRIP_PIXELS", 1)
     with rasterio.open(src) as s, rasterio.open(out) as o:
         fid = verify.compare_pixels(s, o, info, profile)
