@@ -36,10 +36,6 @@ class Codec:
     #: Numbers of colour bands (alpha excluded) it encodes; ``None``: any.
     colour_bands: frozenset[int] | None = None
 
-    @property
-    def takes_quality(self) -> bool:
-        return self.lossy
-
 
 CODECS: dict[str, Codec] = {
     c.name: c

@@ -24,9 +24,6 @@ from ..errors import CompactorError, ConfigError, DiscoveryError
 from ..records import SceneResult
 from ..redact import RedactingFilter
 from ..settings import Settings, resolve_settings
-from ._options import QUALITY as QUALITY
-from ._options import run_options as run_options
-from ._options import selection_options as selection_options
 
 #: Exit codes: 0 nothing failed, 1 a scene failed, 2 usage error.
 EXIT_FAILED_SCENES = 1

@@ -84,20 +84,6 @@ def group_options(*groups: str) -> Callable[[F], F]:
     return decorate
 
 
-#: Which scenes: the source, its listing and its filters.
-source_options = group_options("source")
-#: Where originals go once their COG is verified, and the outputs' class.
-archive_options = group_options("archive")
-#: How scenes are encoded and what an output must meet.
-encoding_options = group_options("encoding")
-#: What a scene's header may declare.
-limit_options = group_options("limits")
-#: What the report counts as the run's cost.
-cost_options = group_options("cost")
-#: Where the Dask work runs.
-cluster_options = group_options("cluster")
-#: A STAC API search instead of --source.
-stac_options = group_options("stac")
 #: What only a run takes (its report, leases, STAC write-back).
 run_options = group_options("run")
 #: Everything that says which scenes and how to compact them (run and plan).

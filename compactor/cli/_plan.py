@@ -14,7 +14,8 @@ from ..display import human_bytes
 from ..report import cost_lines
 from ..runner import plan as plan_scenes
 from ..runner import plan_cost
-from ._common import SceneProgress, clean_errors, resolve, selection_options, stdout
+from ._common import SceneProgress, clean_errors, resolve, stdout
+from ._options import selection_options
 
 
 def _plain(value: object) -> object:

@@ -13,10 +13,9 @@ from ._common import (
     SceneProgress,
     clean_errors,
     resolve,
-    run_options,
-    selection_options,
     stdout,
 )
+from ._options import run_options, selection_options
 
 
 @click.command()

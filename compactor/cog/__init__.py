@@ -1,5 +1,6 @@
-"""The Cloud-Optimized GeoTIFF format: the codec registry, encoding profiles, tiles as TIFF
-stores them, GDAL's COG layout, JPEG tables and alpha.
+"""The Cloud-Optimized GeoTIFF format both encoding and verification speak: encoding
+profiles (how a scene is written), tiles as TIFF stores them, GDAL's COG layout, JPEG
+tables and alpha. The codecs themselves are :mod:`compactor.codecs`, the registry.
 """
 
 from ._alpha import alpha_is_graded, graded_values

@@ -89,10 +89,6 @@ def read_strip(job: TileJob, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray |
     return data, valid
 
 
-#: Rows of a strip compared with nodata at a time: the comparison's temporary stays small
-#: instead of the size of a band.
-
-
 def encode_rows(
     job: TileJob,
     level: int,

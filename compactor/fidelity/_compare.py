@@ -55,6 +55,8 @@ def mask_kind(flags: frozenset[MaskFlags]) -> str:
     return "per-band mask"
 
 
+#: Rows of a strip compared with nodata at a time: the comparison's temporary stays small
+#: instead of the size of a band.
 VALIDITY_ROWS = 64
 
 

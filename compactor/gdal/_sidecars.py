@@ -20,7 +20,7 @@ names beside a source.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Appended to the raster's whole name.
@@ -104,9 +104,3 @@ def renamed(raster: str, sidecar: str, new_raster: str) -> str:
     if sidecar.startswith(stem):
         return new_stem + sidecar[len(stem) :]
     raise ValueError(f"{sidecar!r} is not a sidecar of {raster!r}")
-
-
-def sidecar_files(raster: str, names: Iterable[str]) -> list[str]:
-    """Of ``names`` (file names), those GDAL reads beside ``raster``."""
-    wanted = set(sidecar_names(raster))
-    return [n for n in names if n in wanted]

@@ -227,20 +227,3 @@ class StateStore:
         loc = self.location(Location.parse(state.source))
         with contextlib.suppress(PreconditionFailed, ObjectNotFound):
             self.store.delete(loc, if_match=etag)
-
-    def list_sources(self, source_prefix: Location) -> list[Location]:
-        """Sources with a state record below ``source_prefix``."""
-        base = self.root.join(state_prefix_for(source_prefix))
-        found: list[Location] = []
-        try:
-            listing = list(self.store.listing(base))
-        except FileNotFoundError:
-            return found
-        except ObjectNotFound:
-            return found
-        for info in listing:
-            rel = Location.parse(info.url).relative_to(self.root)
-            src = source_of_state_key(rel)
-            if src is not None:
-                found.append(src)
-        return found

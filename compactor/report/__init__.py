@@ -1,5 +1,6 @@
-"""The run report, presentation only: ``report.json``, ``report.html`` with its charts, the
-summary lines, and the recorder that builds them as results arrive.
+"""The run report: ``report.json``, ``report.html`` with its charts and the summary lines,
+over the model in :mod:`compactor.records`, and the recorder that tallies results into it as
+they arrive.
 """
 
 from ._charts import X_AXES, is_missing, scatter_chart

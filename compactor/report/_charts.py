@@ -14,8 +14,6 @@ from ..display import esc, human_bytes, short_name
 if TYPE_CHECKING:  # the models render themselves with these functions
     from ..records import Distribution, QualityComparison, SceneResult
 
-STATUS_COLOURS = {"compacted": "#2e90fa", "skipped": "#98a2b3", "failed": "#f04438"}
-
 
 def num(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -62,22 +62,6 @@ def progress_of(
             yield Progress(step, on_start or bar.start, on_dashboard or bar.dashboard)
         return
     yield Progress(progress if callable(progress) else None, on_start, on_dashboard)
-
-
-def as_completed_results(
-    client: Any,
-    futures: Mapping[Any, T],
-    task_died: Callable[[T, BaseException], R] | None = None,
-) -> Iterator[tuple[T, R]]:
-    """(item, result) for each future of ``futures`` (future -> item) as it completes. A
-    task whose worker died gives ``task_died(item, error)`` (or raises without it); any
-    error or Ctrl-C here cancels the tasks still pending."""
-    try:
-        for fut in as_completed(list(futures)):
-            yield futures[fut], _outcome(fut, futures[fut], task_died)
-    except BaseException:
-        client.cancel(list(futures))
-        raise
 
 
 def _outcome(fut: Any, item: T, task_died: Callable[[T, BaseException], R] | None) -> R:

@@ -3,7 +3,7 @@
 """
 
 from ._chunked import ChunkedOutput, compact_chunked
-from ._decide import Action, decide, reads_whole, record_problem, records
+from ._decide import Action, decide, is_recorded, reads_whole, record_problem
 from ._handle import StateHandle
 from ._spec import RunContext, SceneSpec, assign_outputs, output_relative
 from ._walk import process_scene
@@ -17,9 +17,9 @@ __all__ = [
     "assign_outputs",
     "compact_chunked",
     "decide",
+    "is_recorded",
     "output_relative",
     "process_scene",
     "reads_whole",
     "record_problem",
-    "records",
 ]

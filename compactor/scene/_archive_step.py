@@ -114,7 +114,7 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
 
 def delete(scene: Scene, handle: StateHandle, live: ObjectInfo) -> str | None:
     """Delete exactly the archived version of the original (``deleted``, not recorded:
-    see :func:`records`); in place, the version the archive-class copy replaced. Output
+    see :func:`is_recorded`); in place, the version the archive-class copy replaced. Output
     and archive copy checked earlier in this walk are trusted; a walk that resumes here
     re-checks both with the stores first. Returns why the original is held instead (an
     Object Lock, or a delete the bucket refuses): nothing is lost, a later run finishes."""

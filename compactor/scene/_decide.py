@@ -174,7 +174,7 @@ def _by_record(
     return Action.DONE
 
 
-def records(step: Step, *, archive_mode: str, final: Step, chunked: bool) -> bool:
+def is_recorded(step: Step, *, archive_mode: str, final: Step, chunked: bool) -> bool:
     """Whether reaching ``step`` is written to the state record (else it is kept in memory
     until the next record). ``archived`` always is: it says where the original is, before
     the source is deleted. The delete is not: a record at ``archived`` whose source is gone

@@ -27,6 +27,7 @@ from ..errors import (
     SceneTooLargeError,
     VerificationError,
 )
+from ..fidelity import Fidelity
 from ..gdal import RasterInfo, gdal_env, gdal_errors
 from ..records import (
     Attempt,
@@ -38,9 +39,9 @@ from ..storage import (
     ObjectInfo,
     sha256_file,
 )
-from ..verify import Fidelity, check_output, decoder_margin, validate_cog
+from ..verify import check_output, decoder_margin, validate_cog
 from ._chunked import ChunkedOutput, compact_chunked
-from ._decide import records
+from ._decide import is_recorded
 from ._handle import StateHandle, digest_fields, fetched_digest
 from ._scene import Scene
 from ._store_output import (
@@ -57,7 +58,6 @@ log = logging.getLogger(__name__)
 SOURCE_READ_ATTEMPTS = 3
 #: First delay between those attempts, in seconds (doubled each time, with jitter).
 READ_RETRY_DELAY = 1.0
-#: The finished version of a scene archived to a prefix and gone from its source.
 
 
 @dataclass(frozen=True)
@@ -383,7 +383,7 @@ def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chun
     """The output is stored: ``encoded``, recorded for a chunked output (confirmed next by
     :func:`confirm`). A one-task output was checked whole before upload and stored with its
     SHA-256 (S3 refuses a body that does not match it): it is ``verified`` at once,
-    recorded or kept in memory as :func:`records` says."""
+    recorded or kept in memory as :func:`is_recorded` says."""
     failpoints.hit("after-upload")
     scene.did_work = True
     ctx, p = scene.ctx, encoded.profile
@@ -402,7 +402,7 @@ def _record_encoded(scene: Scene, handle: StateHandle, encoded: Encoded, *, chun
     handle.remember(state)
     failpoints.hit("after-encoded")
     verified = state.advanced(Step.VERIFIED, ctx.run_id)
-    if records(Step.VERIFIED, archive_mode=ctx.archive_mode, final=scene.final, chunked=False):
+    if is_recorded(Step.VERIFIED, archive_mode=ctx.archive_mode, final=scene.final, chunked=False):
         read = fetched_digest(scene.fetched)
         if read is not None:
             verified = verified.model_copy(update=digest_fields(read))

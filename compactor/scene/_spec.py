@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -48,7 +48,7 @@ class RunContext:
     #: Which HTTP(S) hosts STAC assets may be read from, and their headers (no secrets).
     http: HttpPolicy
     #: The S3 prices the run uses (plain data), and ``--payback-months``: what the walk
-    #: needs to decide whether an original is worth archiving (``report.costs``).
+    #: needs to decide whether an original is worth archiving (``pricing.worth_archiving``).
     prices: PriceTable
     payback_months: float
     #: Memory limit per worker in bytes when known from the settings (else read from Dask).
@@ -215,9 +215,6 @@ class SceneSpec:
         version = self.listed.etag if self.listed else "state-only"
         raw = f"{self.source}\0{version}\0{context.policy_digest()}"
         return f"compact-{context.run_id}-{hashlib.sha256(raw.encode()).hexdigest()[:20]}"
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def output_relative(relative: str) -> str:

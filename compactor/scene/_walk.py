@@ -18,7 +18,7 @@
 * **delete**: delete exactly the archived version of the source -> ``deleted`` (a walk
   resuming this step first re-checks output and archive copy with the stores).
 
-Not every step is written down as it happens: :func:`~compactor.scene._decide.records`
+Not every step is written down as it happens: :func:`~compactor.scene.is_recorded`
 says which are, the fewest that keep every crash recoverable (each skipped record is one
 PUT less per scene; what a crash before the next record leaves behind is recognised by the
 next run: an output tagged with its source, an archive copy with the original's checksum).

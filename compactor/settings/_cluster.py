@@ -158,8 +158,3 @@ class ClusterSettings(BaseModel):
                     "(a Kubernetes Secret in the cluster's namespace and one of its keys)"
                 )
         return value
-
-    @property
-    def fixed_workers(self) -> int | None:
-        """The worker count when it is fixed (``None`` when adaptive or unset)."""
-        return self.workers if isinstance(self.workers, int) else None

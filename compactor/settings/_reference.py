@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ._options import options_table
 
-#: The reference, in the repository next to the package.
-OPTIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "options.md"
+#: The reference, relative to the repository's root (where ``python -m compactor.settings``
+#: is run).
+OPTIONS_DOC = Path("docs") / "options.md"
 START, END = "<!-- options:start -->", "<!-- options:end -->"
 
 _NEW = f"""# Options
@@ -28,7 +29,7 @@ def render(text: str | None = None) -> str:
     head, start, rest = text.partition(START)
     _, end, tail = rest.partition(END)
     if not start or not end:
-        raise ValueError(f"{OPTIONS_DOC.name} lacks the lines {START} and {END}")
+        raise ValueError(f"{OPTIONS_DOC} lacks the lines {START} and {END}")
     return f"{head}{START}\n{options_table()}{END}{tail}"
 
 
@@ -38,6 +39,5 @@ def write(path: Path = OPTIONS_DOC) -> bool:
     new = render(old)
     if new == old:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new, encoding="utf-8")
     return True

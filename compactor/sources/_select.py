@@ -20,12 +20,6 @@ from ..storage import ObjectInfo
 T = TypeVar("T")
 
 
-def _matches(relative: str, patterns: Iterable[str]) -> bool:
-    """Case-insensitive glob match on the file name, or on the whole relative key when
-    the pattern has a ``/``."""
-    return _globs(tuple(patterns)).match(relative)
-
-
 @dataclass(frozen=True)
 class _Globs:
     """Globs compiled once: one regex for the name-only ones, one for the key ones."""

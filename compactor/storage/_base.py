@@ -168,7 +168,7 @@ class Fetched:
 
 
 class Recorded(Protocol):
-    """What compactor records of an object it wrote (``safety.state.StoredObject``)."""
+    """What compactor records of an object it wrote (``records.StoredObject``)."""
 
     @property
     def size(self) -> int: ...

@@ -131,14 +131,14 @@ S3_CALLS: tuple[S3Call, ...] = (
         "list_bucket_intelligent_tiering_configurations",
         ("s3:GetIntelligentTieringConfiguration",),
         "archive",
-        "run.discover.preflight: the archive tiers of an INTELLIGENT_TIERING archive",
+        "sources.preflight: the archive tiers of an INTELLIGENT_TIERING archive",
         bucket_level=True,
     ),
     S3Call(
         "get_bucket_versioning",
         ("s3:GetBucketVersioning",),
         "source",
-        "run.discover.preflight: is the source bucket versioned",
+        "sources.preflight: is the source bucket versioned",
         bucket_level=True,
     ),
     # --- reads
@@ -168,7 +168,7 @@ S3_CALLS: tuple[S3Call, ...] = (
         "create_multipart_upload",
         _PUT,
         "dest",
-        "S3Parts.create: S3Store.put_file, chunked.assemble",
+        "S3Parts.create: S3Store.put_file, scene (chunked outputs)",
     ),
     S3Call("upload_part", _PUT, "dest", "S3Store.upload_part"),
     S3Call("list_parts", ("s3:ListMultipartUploadParts",), "dest", "S3Store.list_parts"),
@@ -179,22 +179,22 @@ S3_CALLS: tuple[S3Call, ...] = (
         "put_object",
         _PUT,
         "records",
-        "safety.state/safety.lease: a new state record or lease",
+        "records.StateStore/scene lease: a new state record or lease",
         headers=frozenset({"If-None-Match"}),
     ),
     S3Call(
         "put_object",
         _PUT,
         "records",
-        "safety.state/safety.lease: replacing exactly the version read",
+        "records.StateStore/scene lease: replacing exactly the version read",
         headers=frozenset({"If-Match"}),
     ),
-    S3Call("put_object", _PUT, "records", "report.html, run.stac: run report and STAC items"),
+    S3Call("put_object", _PUT, "records", "report, sources: the run report and STAC items"),
     S3Call(
         "delete_object",
         ("s3:DeleteObject",),
         "records",
-        "safety.state/safety.lease: retiring a record, releasing a lease",
+        "records.StateStore/scene lease: retiring a record, releasing a lease",
         headers=frozenset({"If-Match"}),
     ),
     # --- the archive copy (prefix mode)
@@ -202,7 +202,7 @@ S3_CALLS: tuple[S3Call, ...] = (
         "copy_object",
         _TAGGED_PUT,
         "archive",
-        "safety.archive.server_copy -> S3Store.copy (up to 5 GiB; tags copied)",
+        "archive.server_copy -> S3Store.copy (up to 5 GiB; tags copied)",
         headers=frozenset({"If-None-Match", *_CLASS_COPY}),
         source_actions=_COPY_SOURCE,
         source_role="source",
@@ -211,7 +211,7 @@ S3_CALLS: tuple[S3Call, ...] = (
         "create_multipart_upload",
         _TAGGED_PUT,
         "archive",
-        "safety.archive.server_copy -> S3Store.multipart_copy (above 5 GiB; tags set)",
+        "archive.server_copy -> S3Store.multipart_copy (above 5 GiB; tags set)",
         headers=frozenset({"x-amz-storage-class"}),
     ),
     S3Call(
@@ -257,7 +257,7 @@ S3_CALLS: tuple[S3Call, ...] = (
         "copy_object",
         _TAGGED_PUT,
         "in-place",
-        "safety.archive.server_copy(replace=True) -> S3Store.copy",
+        "archive.server_copy(replace=True) -> S3Store.copy",
         headers=_CLASS_COPY,
         source_actions=_COPY_SOURCE,
         source_role="in-place",
@@ -300,7 +300,7 @@ S3_CALLS: tuple[S3Call, ...] = (
         "get_object",
         _GET,
         "inventory",
-        "run.inventory: manifest.json, manifest.checksum and the data files of a report",
+        "sources (inventory): manifest.json, manifest.checksum and the data files of a report",
     ),
     # --- not part of the nightly role
     S3Call(
@@ -313,10 +313,8 @@ S3_CALLS: tuple[S3Call, ...] = (
     S3Call(
         "put_object", _PUT, "restore-target", "compactor restore of a local file", policy="none"
     ),
-    S3Call(
-        "create_bucket", ("s3:CreateBucket",), "demo", "demo.flow (local server)", policy="none"
-    ),
-    S3Call("upload_file", _PUT, "demo", "demo.flow (local server)", policy="none"),
+    S3Call("create_bucket", ("s3:CreateBucket",), "demo", "demo (local server)", policy="none"),
+    S3Call("upload_file", _PUT, "demo", "demo (local server)", policy="none"),
 )
 
 

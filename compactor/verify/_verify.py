@@ -57,7 +57,7 @@ from ..fidelity import (
 )
 from ..gdal import RasterInfo, clean, gdal_errors, open_source, restrict_drivers
 
-__all__ = ["Fidelity", "check_metadata", "check_output", "compare_pixels", "validate_cog"]
+__all__ = ["check_metadata", "check_output", "validate_cog"]
 
 log = logging.getLogger(__name__)
 

@@ -621,7 +621,7 @@ def _listed(value: str | list[str]) -> list[str]:
 
 def test_iam_policy_is_minimal_and_explained() -> None:
     """The shape of the policies; what they allow and deny, call by call, is checked
-    against compactor/iam.py in tests/storage/test_iam_policy.py."""
+    against compactor/storage/_iam.py in tests/storage/test_iam_policy.py."""
     for path in (POLICY, POLICY.with_name("iam-policy-in-place.json")):
         policy = json.loads(path.read_text())
         assert policy["Version"] == "2012-10-17"

@@ -63,3 +63,11 @@ def test_the_walk_is_a_short_loop_over_one_handler_per_action() -> None:
 
     assert set(STEPS) == set(Action)
     assert len(inspect.getsource(walk_scene).splitlines()) < 40
+
+
+def test_the_modules_local_workers_preload_exist() -> None:
+    """The fork server imports these by name, and skips one that fails without a word."""
+    from compactor.cluster._local import WORKER_PRELOAD
+
+    for name in WORKER_PRELOAD:
+        importlib.import_module(name)

@@ -15,7 +15,7 @@ import rasterio
 import tifffile
 from distributed import Client
 
-from compactor.cli._common import QUALITY
+from compactor.cli._options import QUALITY
 from compactor.codecs import CHOICES, CODECS, LOSSLESS, LOSSY, POLICIES, parse_quality
 from compactor.encode import choose_profile, write_cog
 from compactor.errors import ConfigError, ObjectNotFound, StorageError

@@ -14,7 +14,7 @@ import pytest
 
 from compactor.records import SceneResult, Step
 from compactor.runner._fanout import stream
-from compactor.scene import reads_whole, records
+from compactor.scene import is_recorded, reads_whole
 from compactor.settings import resolve_settings
 from compactor.sources import IndexWriter
 from compactor.sources._finished import (
@@ -69,7 +69,7 @@ ARCHIVE = "s3://arc-bucket/orig/"
 def test_which_steps_are_recorded(
     step: Step, mode: str, final: Step, chunked: bool, written: bool
 ) -> None:
-    assert records(step, archive_mode=mode, final=final, chunked=chunked) is written
+    assert is_recorded(step, archive_mode=mode, final=final, chunked=chunked) is written
 
 
 def _info(size: int = 10, storage_class: str = "STANDARD") -> ObjectInfo:

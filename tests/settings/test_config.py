@@ -94,7 +94,7 @@ def test_the_option_reference_is_the_model() -> None:
     from compactor.settings import options_table
     from compactor.settings._reference import OPTIONS_DOC, render
 
-    text = OPTIONS_DOC.read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / OPTIONS_DOC).read_text(encoding="utf-8")
     assert render(text) == text, "docs/options.md drifted: run python -m compactor.settings"
     table = options_table()
     for param in run_command.params:

@@ -1,4 +1,4 @@
-"""helm/iam-policy.json against the table of S3 calls in compactor/iam.py: every boto3 S3
+"""helm/iam-policy.json against the table of S3 calls in compactor/storage/_iam.py: every boto3 S3
 call in the source is in the table, a small IAM evaluator shows the policy allows each call
 the table lists, and denies what a compromised worker must not do."""
 
@@ -188,7 +188,7 @@ def test_the_scan_finds_the_calls_it_should() -> None:
 def test_every_s3_call_in_the_source_is_in_the_table() -> None:
     tabled = {call.method for call in S3_CALLS}
     missing = {m: sorted(f) for m, f in s3_calls_in_source().items() if m not in tabled}
-    assert missing == {}, "add these to compactor/iam.py and the policy"
+    assert missing == {}, "add these to compactor/storage/_iam.py and the policy"
     # And the table lists nothing the code does not call (list_objects_v2 comes from a paginator).
     stale = tabled - set(s3_calls_in_source()) - {"list_objects_v2"}
     assert stale == set()

@@ -30,7 +30,7 @@ def test_windowed_ssim_equals_whole_image_ssim(
     out = write_cog(str(src), tmp_path / "o.tif", profile, info)
     monkeypatch.setattr(compare, "STRIP_PIXELS", strip_pixels)
     with rasterio.open(src) as s, rasterio.open(out) as o:
-        fid = verify.compare_pixels(s, o, info, profile)
+        fid = compare.compare_pixels(s, o, info, profile)
         valid = s.dataset_mask() > 0
         a, b = s.read().astype(float), o.read().astype(float)
     a[:, ~valid] = 0
@@ -63,7 +63,7 @@ def test_a_mostly_nodata_scene_is_judged_on_its_valid_pixels(tmp_path: Path) -> 
     profile = choose_profile(info, "jpeg", 10)
     out = write_cog(str(src), tmp_path / "o.tif", profile, info)
     with rasterio.open(src) as s, rasterio.open(out) as o:
-        fid = verify.compare_pixels(s, o, info, profile)
+        fid = compare.compare_pixels(s, o, info, profile)
         valid = s.dataset_mask() > 0
         a, b = s.read().astype(float), o.read().astype(float)
     a[:, ~valid] = 0
@@ -100,7 +100,7 @@ def test_lossless_check_names_the_first_differing_pixel(tmp_path: Path) -> None:
     tampered = _copy_with(src, tmp_path / "t.tif", bump)
     with rasterio.open(src) as s, rasterio.open(tampered) as t:
         with pytest.raises(VerificationError, match=r"band 3, row 150, col 33"):
-            verify.compare_pixels(s, t, info, profile)
+            compare.compare_pixels(s, t, info, profile)
 
 
 def test_nan_equals_nan_in_lossless_checks(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_lossy_mask_must_match_exactly(tmp_path: Path) -> None:
         d.write(data)
     with rasterio.open(src) as s, rasterio.open(tmp_path / "nomask.tif") as n:
         with pytest.raises(VerificationError, match="validity mask"):
-            verify.compare_pixels(s, n, info, profile)
+            compare.compare_pixels(s, n, info, profile)
 
 
 def test_metadata_differences_are_listed(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_windowed_ssim_with_a_short_last_strip(
     monkeypatch.setattr(compare, "STRIP_PIXELS", 1)
     monkeypatch.setattr(verify, "STRIP_PIXELS", 1)
     with rasterio.open(src) as s, rasterio.open(out) as o:
-        fid = verify.compare_pixels(s, o, info, profile)
+        fid = compare.compare_pixels(s, o, info, profile)
         expected = structural_similarity(
             s.read(1).astype(float), o.read(1).astype(float), data_range=255
         )
