@@ -396,9 +396,10 @@ def test_http_headers_go_only_to_their_host_and_never_into_tasks(
             context = RunContext.from_settings(settings, "probe")
             assert token.encode() not in pickle.dumps(context)
             report = compactor.run(settings)
-    assert {s.item: s.status for s in report.scene_results()} == {
+    scenes = list(report.scene_results())
+    assert {s.item: s.status for s in scenes} == {
         "a": "compacted", "b": "compacted",
-    }  # fmt: skip
+    }, [(s.item, s.reason, s.traceback) for s in scenes]  # fmt: skip
     assert a_seen
     assert all(h.get("Authorization") == token for _, _, h in a_seen)
     assert b_seen
