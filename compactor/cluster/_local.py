@@ -78,6 +78,10 @@ def connect(
         "host": LOOPBACK,
         "dashboard_address": f"{LOOPBACK}:0",
         "silence_logs": logging.WARNING,
+        # The workers are forked from a server that may have started for an earlier run of
+        # this process (a notebook's): they get this run's environment, as spawned workers
+        # would (a token a header names, credentials set between two runs).
+        "env": dict(os.environ),
     }
     if cluster.worker_memory:
         kwargs["memory_limit"] = cluster.worker_memory
