@@ -464,7 +464,7 @@ def test_passwords_in_urls_are_masked_in_the_report_and_the_log(
 
 def test_restore_checks_the_paths_a_report_gives(cli: Any, tmp_path: Path) -> None:
     """The archive paths come from the run's scene log next to its report.json (never from
-    anything inside report.json: tests/scene/test_records.py)."""
+    anything inside report.json: tests/scene/test_forged_records.py)."""
     arch, back, outside = tmp_path / "arch", tmp_path / "back", tmp_path / "outside"
     for d in (arch, back, outside):
         d.mkdir()

@@ -32,7 +32,7 @@ from compactor.storage import HttpPolicy
 
 from .. import rasters
 from ..conftest import S3
-from .test_records import Backend, LocalBackend, S3Backend, _compacted_once, _run, run_report
+from .test_forged_records import Backend, LocalBackend, S3Backend, _compacted_once, _run, run_report
 
 FOREIGN = b"someone else's object at the output key, not written by compactor"
 

@@ -1,7 +1,7 @@
-"""Issue 16's policy: which profile a scene gets (lossless search, --max-error, overview
+"""Which profile a scene gets (the lossless search, --max-error, the overview
 policy), and what a run writes and reports with it, on local folders through a real Dask
 cluster. The codec paths themselves (every codec and predictor exact or within its bound)
-are tests/encode/test_science.py's."""
+are tests/encode/test_writers_exact_or_bounded.py's."""
 
 from __future__ import annotations
 

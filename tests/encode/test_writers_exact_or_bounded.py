@@ -1,4 +1,5 @@
-"""Issue 16, "Beyond 8-bit": the science paths of the codec and fidelity layers.
+"""Both writers, every codec path: exact or within its error bound, for 16-bit, float and
+the other dtypes beyond 8-bit (the paths of encode and fidelity).
 
 Every codec, level and predictor path of both writers (compactor's tile writer and GDAL's
 COG driver, which scenes georeferenced by GCPs get) is exact or within its error bound on
