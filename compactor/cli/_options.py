@@ -41,13 +41,12 @@ def _type(field: SettingField) -> Any:
         return click.Path(dir_okay=False)
     if field.choices:
         return click.Choice(field.choices, case_sensitive=opt.case_sensitive)
-    if opt.low is None and opt.high is None:
+    low, high, max_open = field.bounds
+    if low is None and high is None:
         return None
     if field.number is float:
-        return click.FloatRange(opt.low, opt.high, max_open=opt.max_open)
-    return click.IntRange(
-        None if opt.low is None else int(opt.low), None if opt.high is None else int(opt.high)
-    )
+        return click.FloatRange(low, high, max_open=max_open)
+    return click.IntRange(None if low is None else int(low), None if high is None else int(high))
 
 
 def help_text(field: SettingField) -> str:

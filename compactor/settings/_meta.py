@@ -58,8 +58,8 @@ class Opt:
     (nested: ``--scheduler`` for ``cluster.address``). ``env``: ``True`` derives
     ``COMPACTOR_<FLAG>`` (or ``<FIELD>``), a name or names (the last one set wins), or
     ``None``. ``shown_default``: ``True`` shows the model's default in the help, a text
-    says it in words. ``low``/``high``/``max_open``: the range the command line accepts
-    (the model's own bounds are checked again on resolution)."""
+    says it in words. ``low``/``high``/``max_open``: the range the command line accepts, where it
+    differs from the field's own ``ge``/``le``/``lt`` (which it takes by default)."""
 
     group: str
     flag: str | None = ""

@@ -140,7 +140,7 @@ class Settings(BaseModel):
         "--min-ssim (searched on sampled windows, confirmed on the whole output). A number: "
         "that quality, raised where a scene misses --min-ssim.",
     )
-    min_ssim: Annotated[float, Opt("encoding", low=0, high=1, shown_default=True)] = Field(
+    min_ssim: Annotated[float, Opt("encoding", shown_default=True)] = Field(
         default=0.95,
         ge=0.0,
         le=1.0,
@@ -175,9 +175,7 @@ class Settings(BaseModel):
         "8-bit greyscale/RGB, LERC within 0.5% of each band's range for the rest; dropped "
         "where they alone would leave the scene as it is); none: no overviews.",
     )
-    min_saving: Annotated[
-        float, Opt("encoding", low=-100, high=1, max_open=True, shown_default=True)
-    ] = Field(
+    min_saving: Annotated[float, Opt("encoding", shown_default=True)] = Field(
         default=0.0,
         ge=-100.0,
         lt=1.0,
@@ -185,18 +183,16 @@ class Settings(BaseModel):
         "the original (0.1 = 10 %); otherwise skip it and leave it as it is. Negative values "
         "accept larger COGs (-1: up to twice the size).",
     )
-    payback_months: Annotated[float, Opt("cost", metavar="MONTHS", low=0, shown_default=True)] = (
-        Field(
-            default=12.0,
-            ge=0,
-            description="Move an original to --storage-class only if its monthly saving repays "
-            "the move (the archive-class COPY, a HEAD, Glacier's 40 KiB per object, minimum "
-            "sizes) within this many months; smaller originals stay where they are. 0: always "
-            "archive.",
-        )
+    payback_months: Annotated[float, Opt("cost", metavar="MONTHS", shown_default=True)] = Field(
+        default=12.0,
+        ge=0,
+        description="Move an original to --storage-class only if its monthly saving repays "
+        "the move (the archive-class COPY, a HEAD, Glacier's 40 KiB per object, minimum "
+        "sizes) within this many months; smaller originals stay where they are. 0: always "
+        "archive.",
     )
     node_hour_price: Annotated[
-        float | None, Opt("cost", metavar="USD", low=0, shown_default="compute not counted")
+        float | None, Opt("cost", metavar="USD", shown_default="compute not counted")
     ] = Field(
         default=None,
         ge=0,
@@ -256,13 +252,13 @@ class Settings(BaseModel):
     # fails with that reason (a 4 KB file can declare terabytes). The defaults take the
     # largest real scenes (orthomosaics of 100,000 x 100,000 pixels, hyperspectral cubes of
     # several hundred bands).
-    max_pixels: Annotated[int, Opt("limits", low=1, shown_default=True)] = Field(
+    max_pixels: Annotated[int, Opt("limits", shown_default=True)] = Field(
         default=10_000_000_000,
         ge=1,
         description="Refuse scenes whose header declares more pixels (width x height), before "
         "reading any.",
     )
-    max_bands: Annotated[int, Opt("limits", low=1, shown_default=True)] = Field(
+    max_bands: Annotated[int, Opt("limits", shown_default=True)] = Field(
         default=1000, ge=1, description="Refuse scenes with more bands."
     )
     max_raw_size: Annotated[int, Opt("limits", metavar="SIZE", shown_default=True)] = Field(

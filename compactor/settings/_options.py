@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
 
+import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -35,6 +36,12 @@ def format_default(name: str, value: Any) -> str:
     if name in SIZES and isinstance(value, int):
         return next(f"{value // size}{unit}" for unit, size in _UNITS if value % size == 0)
     return str(value)
+
+
+def _number(bound: object) -> float:
+    """A field's bound as the command line shows it: ``0``, not ``0.0``."""
+    value = float(bound)  # type: ignore[arg-type]
+    return int(value) if value.is_integer() else value
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,28 @@ class SettingField:
     @property
     def is_flag(self) -> bool:
         return self.info.annotation is bool
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None, bool]:
+        """The range the command line accepts (low, high, whether high is excluded): the
+        :class:`Opt`'s where it says one, else the field's own ``ge``/``le``/``lt`` (sizes
+        are text on the command line: their bounds are checked on resolution)."""
+        opt = self.opt
+        if opt is not None and (opt.low is not None or opt.high is not None):
+            return opt.low, opt.high, opt.max_open
+        if self.name in SIZES:
+            return None, None, False
+        low: float | None = None
+        high: float | None = None
+        open_high = False
+        for bound in self.info.metadata:
+            if isinstance(bound, annotated_types.Ge):
+                low = _number(bound.ge)
+            elif isinstance(bound, annotated_types.Le):
+                high = _number(bound.le)
+            elif isinstance(bound, annotated_types.Lt):
+                high, open_high = _number(bound.lt), True
+        return low, high, open_high
 
     @property
     def number(self) -> type[int] | type[float]:

@@ -54,7 +54,7 @@ class StacSettings(BaseModel):
         default=None,
         description="A CQL2-JSON filter, inline or @file.json (the API must support Filter).",
     )
-    max_items: Annotated[int | None, _stac(low=1)] = Field(
+    max_items: Annotated[int | None, _stac()] = Field(
         default=None, ge=1, description="Stop after this many items."
     )
     limit: int = Field(
