@@ -12,6 +12,7 @@ whole (every tile's CRC-32, a valid COG) before it is renamed into place.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,13 @@ from typing import Any
 from .. import timing
 from ..cog import COG_MEDIA_TYPE, Profile
 from ..encode import build_job, layout, level_bytes, plan_chunks, put_parts, run_tasks
+from ..errors import StorageError
 from ..fidelity import Fidelity
 from ..gdal import RasterInfo
 from ..storage import DirectoryParts, Location, PartsWriter, S3Options, S3Parts, S3Store, Written
 from ..verify import SceneQuality, check_header, check_tile_crcs, validate_cog
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,10 +105,13 @@ def compact_chunked(
         try:
             with timing.stage("assemble"):
                 sent = put_parts(job, parts)
-                return output.complete(sent, total, None if dest.is_s3 else check)
+                written = output.complete(sent, total, None if dest.is_s3 else check)
         except BaseException:
             output.abort()
             raise
+        if dest.is_s3:
+            _sweep_orphans(s3, dest)
+        return written
 
     tiles = level_bytes(segments)
     task_stages: dict[str, float] = {}
@@ -116,3 +123,13 @@ def compact_chunked(
         output.abort, fidelity, tiles.full, tiles.overview, task_stages,
         list(dict.fromkeys(w for c in chunks for w in c.warnings)),
     )  # fmt: skip
+
+
+def _sweep_orphans(s3: S3Options, dest: Location) -> None:
+    """Once the output is complete no other upload to its key is in flight (the scene holds
+    its lease): abort any left, such as one whose CreateMultipartUpload answer was lost and
+    retried. Best effort: the output is already whole, and a lifecycle rule cleans up."""
+    try:
+        S3Store(s3).abort_stale_uploads(dest)
+    except StorageError as err:
+        log.warning("could not look for unfinished uploads to %s: %s", dest.url, err)
