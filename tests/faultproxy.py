@@ -86,6 +86,9 @@ class FaultProxy:
         #: A scripted answer: called with (operation, path, headers); a (status, S3 error
         #: code) it returns is answered instead of forwarding the request.
         self.respond: Callable[[str, str, Any], tuple[int, str] | None] | None = None
+        #: A scripted fault: called with (operation, path); a fault of :data:`SCHEDULE` it
+        #: returns is injected instead of the scheduled or random one.
+        self.inject: Callable[[str, str], str | None] | None = None
         self.enabled = True
         proxy = self
 
@@ -117,7 +120,12 @@ class FaultProxy:
                     if self.command != "HEAD":
                         self.wfile.write(payload)
                     return
-                fault = proxy.choose()
+                fault = proxy.inject(op, self.path) if proxy.inject else None
+                if fault is not None:
+                    with proxy.lock:
+                        proxy.faults[fault] += 1
+                else:
+                    fault = proxy.choose()
                 if fault == "reset-before":
                     self._reset()
                     return

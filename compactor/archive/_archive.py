@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 from .. import failpoints
 from ..errors import ArchiveError, PreconditionFailed, StorageError
 from ..records import SceneState, SourceDigest, StoredObject
-from ..storage import CopyAnswer, Location, ObjectInfo, ServerCopier, Store
+from ..storage import CopyAnswer, Location, ObjectInfo, ServerCopier, Store, sweep_orphans
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +180,13 @@ def server_copy(
     part_size: int,
     replace: bool = False,
     kms_key: str | None = None,
+    leased: bool = False,
 ) -> tuple[StoredObject, ObjectInfo | None]:
     """Copy ``src`` to ``dst`` in ``storage_class`` and check the copy. ``replace`` allows
-    an existing ``dst`` (in-place class changes, restores of the same key).
+    an existing ``dst`` (in-place class changes, restores of the same key). ``leased``: the
+    caller holds the scene's lease, so no one else writes ``dst``: once a multipart copy is
+    complete, any other upload to that key is an orphan (a CreateMultipartUpload whose
+    answer was lost and retried) and is aborted.
 
     A single CopyObject is checked from its answer: the SHA-256 S3 computed over the copy
     it stored must be our own hash of the original (bytes, hence size), and the encryption
@@ -218,6 +222,8 @@ def server_copy(
                 if_none_match=not replace,
                 version_id=live.version_id,
             )
+            if leased:
+                sweep_orphans(store, dst)
         else:
             answer = store.copy(
                 src,

@@ -90,7 +90,7 @@ def archive(scene: Scene, handle: StateHandle, live: ObjectInfo) -> ObjectInfo:
             copier, scene.src, arc, live, digest, ctx.storage_class,
             multipart_threshold=ctx.transfers.multipart_copy_threshold,
             part_size=ctx.transfers.multipart_copy_part_size, replace=in_place,
-            kms_key=ctx.transfers.sse_kms_key,
+            kms_key=ctx.transfers.sse_kms_key, leased=True,
         )  # fmt: skip
     scene.did_work = True
     scene.copied_here = True

@@ -21,10 +21,18 @@ from typing import Any
 from .. import timing
 from ..cog import COG_MEDIA_TYPE, Profile
 from ..encode import build_job, layout, level_bytes, plan_chunks, put_parts, run_tasks
-from ..errors import StorageError
 from ..fidelity import Fidelity
 from ..gdal import RasterInfo
-from ..storage import DirectoryParts, Location, PartsWriter, S3Options, S3Parts, S3Store, Written
+from ..storage import (
+    DirectoryParts,
+    Location,
+    PartsWriter,
+    S3Options,
+    S3Parts,
+    S3Store,
+    Written,
+    sweep_orphans,
+)
 from ..verify import SceneQuality, check_header, check_tile_crcs, validate_cog
 
 log = logging.getLogger(__name__)
@@ -110,7 +118,7 @@ def compact_chunked(
             output.abort()
             raise
         if dest.is_s3:
-            _sweep_orphans(s3, dest)
+            sweep_orphans(S3Store(s3), dest)
         return written
 
     tiles = level_bytes(segments)
@@ -123,13 +131,3 @@ def compact_chunked(
         output.abort, fidelity, tiles.full, tiles.overview, task_stages,
         list(dict.fromkeys(w for c in chunks for w in c.warnings)),
     )  # fmt: skip
-
-
-def _sweep_orphans(s3: S3Options, dest: Location) -> None:
-    """Once the output is complete no other upload to its key is in flight (the scene holds
-    its lease): abort any left, such as one whose CreateMultipartUpload answer was lost and
-    retried. Best effort: the output is already whole, and a lifecycle rule cleans up."""
-    try:
-        S3Store(s3).abort_stale_uploads(dest)
-    except StorageError as err:
-        log.warning("could not look for unfinished uploads to %s: %s", dest.url, err)

@@ -38,6 +38,7 @@ from ..redact import redact_url
 from ..storage import (
     ObjectInfo,
     sha256_file,
+    sweep_orphans,
 )
 from ..verify import check_output, decoder_margin, validate_cog
 from ._chunked import ChunkedOutput, compact_chunked
@@ -304,6 +305,8 @@ def _encode_one_task(
         scene.dest_store.abort_stale_uploads(out)
     with timing.stage("write"):
         stored = upload_output(scene, handle, path, out, sha)
+    if size > ctx.transfers.multipart_upload_threshold:
+        sweep_orphans(scene.dest_store, out)  # a retried CreateMultipartUpload's first one
     output = StoredObject(
         url=out.url, size=stored.size, sha256=sha, etag=stored.etag,
         checksum=stored.checksum_sha256,

@@ -227,7 +227,7 @@ def _archive_one(
     stored, _ = server_copy(
         copier, member.src, member.arc, live, digest, ctx.storage_class,
         multipart_threshold=t.multipart_copy_threshold, part_size=t.multipart_copy_part_size,
-        kms_key=t.sse_kms_key,
+        kms_key=t.sse_kms_key, leased=True,
     )  # fmt: skip
     return stored
 

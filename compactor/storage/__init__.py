@@ -18,6 +18,7 @@ from ._base import (
     b64,
     same_bytes,
     sha256_file,
+    sweep_orphans,
 )
 from ._http import HttpPolicy, HttpStore, readable_path, split_host
 from ._local import LocalStore
@@ -62,5 +63,6 @@ __all__ = [
     "source_store_for",
     "split_host",
     "store_for",
+    "sweep_orphans",
     "with_retries",
 ]

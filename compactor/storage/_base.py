@@ -6,12 +6,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import StorageError
 from ._location import Location
+
+log = logging.getLogger(__name__)
 
 #: Read size for streaming checksums and copies.
 IO_CHUNK = 8 * 1024 * 1024
@@ -338,3 +342,18 @@ class ServerCopier(Protocol):
     def get_tags(self, loc: Location) -> dict[str, str] | None: ...
 
     def abort_stale_uploads(self, loc: Location) -> int: ...
+
+
+class _Aborts(Protocol):
+    def abort_stale_uploads(self, loc: Location) -> int: ...
+
+
+def sweep_orphans(store: _Aborts, loc: Location) -> None:
+    """Once an upload or multipart copy to ``loc`` is complete, abort any other upload left
+    to that key, such as one whose CreateMultipartUpload answer was lost and retried. Only
+    while holding the scene's lease (no one else writes ``loc``). Best effort: the object
+    is already whole, and a lifecycle rule cleans up what this misses."""
+    try:
+        store.abort_stale_uploads(loc)
+    except StorageError as err:
+        log.warning("could not look for unfinished uploads to %s: %s", loc.url, err)

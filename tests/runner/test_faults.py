@@ -260,6 +260,38 @@ def test_flaky_network_loses_nothing(
     finish_and_check(s3, config, originals)
 
 
+def test_a_lost_create_multipart_answer_leaves_no_upload(
+    s3: S3, cli: Any, tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first answer to every CreateMultipartUpload (the output's upload, the archive's
+    multipart copy) is cut midway: the client retries and S3 holds two uploads to one key,
+    the first never known to the run. Once the object is complete the run aborts the other,
+    so no upload is left to bill for."""
+    originals = make_archive(s3, tmp_path)
+    created: set[str] = set()
+
+    def cut_first_create(op: str, path: str) -> str | None:
+        if op != "POST ?uploads" or path in created:
+            return None
+        created.add(path)
+        return "reset-midway"
+
+    with FaultProxy(s3.endpoint, error_rate=0, reset_rate=0) as proxy:
+        proxy.inject = cut_first_create
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        run = cli(
+            "--config", str(config), "run", "--source", SRC, "--dest", DEST, "--archive", ARCHIVE
+        )
+        monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    assert run.exit_code == 0, run.output
+    assert proxy.faults["reset-midway"] >= 2, (proxy.faults, sorted(created))
+    assert any(p.startswith("/arc-bucket/") for p in created), sorted(created)
+    assert any(p.startswith("/dst-bucket/") for p in created), sorted(created)
+    for bucket in ("dst-bucket", "arc-bucket"):
+        assert s3.client.list_multipart_uploads(Bucket=bucket).get("Uploads") is None, bucket
+    assert set(assert_invariant(s3, originals).values()) == {"archive"}
+
+
 def test_two_concurrent_runs_share_the_work(s3: S3, tmp_path: Path, config: Path) -> None:
     originals = make_archive(s3, tmp_path)
     for i in range(4):
