@@ -22,7 +22,7 @@ from .. import timing
 from ..cog import COG_MEDIA_TYPE, Profile
 from ..encode import build_job, layout, level_bytes, plan_chunks, put_parts, run_tasks
 from ..errors import StorageError
-from ..fidelity import Fidelity
+from ..fidelity import Fidelity, check_noise_rmse
 from ..gdal import RasterInfo
 from ..storage import DirectoryParts, Location, PartsWriter, S3Options, S3Parts, S3Store, Written
 from ..verify import SceneQuality, check_header, check_tile_crcs, validate_cog
@@ -89,6 +89,7 @@ def compact_chunked(
         with timing.stage("chunk tasks"):
             chunks, merges = run_tasks(job, client, quality.add)
         fidelity = quality.fidelity()
+        check_noise_rmse(fidelity, profile.noise)
         segments = [g for c in chunks for g in c.segments] + [g for m in merges for g in m.segments]
         parts, total = layout(job, spec, segments)
         with timing.stage("header check"):
