@@ -208,3 +208,16 @@ def test_run_path_verifies_and_catches_a_writer_over_the_rms(tmp_path: Path) -> 
         loose = replace(over, noise=profile.noise)  # every pixel within 12: RMS ~5 > 1.8
         with pytest.raises(VerificationError, match=r"RMS error .* exceeds 0\.3 of its noise"):
             check_output(str(src), str(bad), info, loose)
+
+
+def test_notebook_profile_lerc_noise(tmp_path: Path) -> None:
+    from compactor.errors import ConfigError
+    from compactor.notebook._profiles import parse_spec, spec_profile
+
+    spec = parse_spec("lerc:noise")
+    assert spec.noise == 0.3
+    assert spec.text == "lerc:noise:0.3"
+    assert parse_spec("lerc:noise:0.5").noise == 0.5
+    info = _info(tmp_path / "a.tif", np.zeros((1, 64, 64), np.uint16))
+    with pytest.raises(ConfigError, match="noise"):
+        spec_profile(spec, info)  # no sample to estimate on
