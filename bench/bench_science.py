@@ -52,6 +52,12 @@ Usage::
 
     python bench/bench_science.py [--size 2048] [--scenes 1] [--quick] [--keep DIR]
                                   [--efforts default[,max]] [--workers 1] [--min-saving -1]
+                                  [--noise-size 1536] [--noise-only]
+
+Then the ``--max-error noise`` table (issue 27, :mod:`science_noise`: synthetic scenes with
+known noise σ = 1, 2, 3.5, 6 DN, uint16 and float32; σ estimated against the truth, the
+bound chosen, sizes against lossless and the best hand-picked bound); ``--noise-only``
+prints only that table.
 
 Prints a markdown table per input, then PASS/FAIL lines for the issue's targets. ``--keep``
 leaves inputs, outputs, reports and ``results.json`` in DIR. About 4-5 minutes at 2048 on
@@ -684,6 +690,14 @@ def code_version() -> str:
     return f"{head}{dirty}" + (f", main {main} merged" if main else "")
 
 
+def noise_table(work: Path, size: int, workers: int) -> list[str]:
+    """The ``--max-error noise`` table (issue 27; :mod:`science_noise`)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import science_noise
+
+    return science_noise.table(work, size, workers, _source_rgb, _write_cog)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -707,6 +721,13 @@ def main() -> int:
         "are (their COG not smaller): -1 (default) keeps outputs up to twice the source's "
         "size; 0: no rerun, such rows stay empty",
     )
+    ap.add_argument(
+        "--noise-size", type=int, default=1536,
+        help="side of the --max-error noise scenes (bench/science_noise.py); 0: no noise table",
+    )  # fmt: skip
+    ap.add_argument(
+        "--noise-only", action="store_true", help="only the --max-error noise table (issue 27)"
+    )
     args = ap.parse_args()
     if not RGB.exists():
         print(
@@ -724,6 +745,11 @@ def main() -> int:
     else:
         work = Path(tempfile.mkdtemp(prefix="bench-science-"))
     try:
+        if args.noise_only:
+            for line in noise_table(work, args.noise_size, args.workers):
+                print(line)
+            print(f"\ntotal {time.perf_counter() - started:.0f} s")
+            return 0
         src_dir = work / "inputs"
         t0 = time.perf_counter()
         inputs = build_inputs(src_dir, size, args.scenes)
@@ -785,6 +811,9 @@ def main() -> int:
         print()
         for line in targets(inputs, rows, statuses):
             print(line)
+        if args.noise_size:
+            for line in noise_table(work, args.noise_size, args.workers):
+                print(line)
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
         if args.keep:
             summary = {

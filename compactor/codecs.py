@@ -105,22 +105,30 @@ def parse_quality(value: object) -> int | Literal["auto"]:
 class ErrorBound:
     """``--max-error``: the largest error allowed on any valid pixel of a non-8-bit scene,
     one value for every band or one per band, in data units; or ``relative``: a fraction
-    of each band's valid range on the scene's sample (``"0.1%"``)."""
+    of each band's valid range on the scene's sample (``"0.1%"``); or ``noise``: set per
+    band from the noise σ estimated on the scene's sample, so that the added error's RMS is
+    at most ``values[0]``·σ (``"noise"``, ``"noise:0.3"``;
+    :func:`compactor.fidelity.noise_bound`)."""
 
     values: tuple[float, ...]
     relative: bool = False
+    noise: bool = False
 
     def text(self) -> str:
+        if self.noise:
+            return f"noise:{self.values[0]:g}"
         if self.relative:
             return "/".join(f"{100 * v:g}%" for v in self.values)
         return "/".join(f"{v:g}" for v in self.values)
 
 
 def parse_max_error(value: object) -> ErrorBound | None:
-    """``--max-error`` as given (``2``, ``"2"``, ``"2,2,1,1"``, ``[2, 1]``, ``"0.1%"``):
-    the one check of it. ``None``/``0`` means none (lossless)."""
+    """``--max-error`` as given (``2``, ``"2"``, ``"2,2,1,1"``, ``[2, 1]``, ``"0.1%"``,
+    ``"noise"``, ``"noise:0.3"``): the one check of it. ``None``/``0`` means none (lossless)."""
     if value is None or isinstance(value, ErrorBound):
         return value
+    if isinstance(value, str) and value.strip().lower().partition(":")[0] == "noise":
+        return _parse_noise(value)
     if isinstance(value, bool):
         raise ValueError(f"max error {value!r} is not a number")
     items: list[object]
@@ -147,6 +155,25 @@ def parse_max_error(value: object) -> ErrorBound | None:
     if not numbers or max(numbers) == 0:
         return None
     return ErrorBound(tuple(numbers), relative)
+
+
+#: ``--max-error noise``: the added error's RMS as a fraction of the noise σ.
+NOISE_FRACTION = 0.3
+
+
+def _parse_noise(value: str) -> ErrorBound:
+    _, sep, rest = value.strip().lower().partition(":")
+    fraction = NOISE_FRACTION
+    if sep:
+        try:
+            fraction = float(rest)
+        except ValueError as err:
+            raise ValueError(
+                f"max error {value!r}: noise takes a fraction of the noise σ (noise:0.3)"
+            ) from err
+    if not 0 < fraction <= 10:
+        raise ValueError(f"max error {value!r}: the fraction must be above 0 and at most 10")
+    return ErrorBound((fraction,), noise=True)
 
 
 def codec_help() -> str:

@@ -80,6 +80,10 @@ def plan(
             table.title = f"scenes under {prefix}"
         for r in df.itertuples():
             quality = "" if pd.isna(r.quality) else f" q{int(r.quality)}"
+            bound = getattr(r, "max_error", None)
+            if isinstance(bound, list) and bound:
+                quality += " ±" + "/".join(f"{e:g}" for e in bound)
+            noise = getattr(r, "noise", None)
             table.add_row(
                 *map(
                     Text,
@@ -91,7 +95,11 @@ def plan(
                         "–" if pd.isna(r.est_bytes_out) else human_bytes(r.est_bytes_out),
                         _fmt_ratio(r.est_ratio),
                         "–" if pd.isna(r.est_ssim) else f"{r.est_ssim:.3f}",
-                        str(r.reason or r.archive_skipped or ""),
+                        "; ".join(
+                            str(t)
+                            for t in (r.reason, r.archive_skipped, noise)
+                            if isinstance(t, str) and t
+                        ),
                     ),
                 )
             )

@@ -21,6 +21,7 @@ from ._layout import (
 from ._overviews import halve
 from ._profile import (
     MaskSource,
+    NoiseBound,
     OverviewPolicy,
     Profile,
     dtype_range,
@@ -37,6 +38,7 @@ __all__ = [
     "EncodedCog",
     "IfdCodec",
     "MaskSource",
+    "NoiseBound",
     "OverviewPolicy",
     "Profile",
     "TileBytes",

@@ -29,6 +29,37 @@ OverviewPolicy = Literal["full", "lossy", "none"]
 
 
 @dataclass(frozen=True)
+class NoiseBound:
+    """``--max-error noise`` on one scene, per band: the noise σ estimated on the scene's
+    sample (``None``: none could be, ``reasons`` says why), the error bound chosen from it
+    (0: the band stays lossless) and the largest RMS error allowed, ``fraction``·σ, which
+    verification holds every band to."""
+
+    fraction: float
+    sigma: tuple[float | None, ...]
+    bounds: tuple[float, ...]
+    reasons: tuple[str, ...]
+    #: Each band's saving on the sample, LERC within its bound against LERC lossless
+    #: (``None``: the band stays lossless).
+    savings: tuple[float | None, ...] = ()
+
+    def max_rmse(self, band: int) -> float | None:
+        """The RMS error 0-based ``band`` is held to (``None``: no noise estimate; the
+        band's bound is then 0, so it is exact)."""
+        sigma = self.sigma[band]
+        return None if sigma is None else self.fraction * sigma
+
+    def describe(self) -> str:
+        """In a few words per band: ``noise σ 3.01/2.97 → ±1/1 (RMS ≤ 0.3σ)``, and why a
+        band stays lossless."""
+        sig = "/".join("–" if s is None else f"{s:.3g}" for s in self.sigma)
+        bounds = "/".join(f"{e:g}" for e in self.bounds)
+        text = f"noise σ {sig} → ±{bounds} (RMS ≤ {self.fraction:g}σ)"
+        why = [f"band {k + 1} lossless: {r}" for k, r in enumerate(self.reasons) if r]
+        return "; ".join([text, *why])
+
+
+@dataclass(frozen=True)
 class Profile:
     """How one scene is encoded."""
 
@@ -60,6 +91,9 @@ class Profile:
     #: How overviews are stored, and their encoding under ``lossy``.
     overviews: OverviewPolicy = "full"
     overview: Profile | None = None
+    #: ``--max-error noise``: the noise each band's bound was set from, and the RMS error
+    #: it allows (kept on a scene that stays lossless too, for its reasons).
+    noise: NoiseBound | None = None
 
     @property
     def lossy_overviews(self) -> bool:

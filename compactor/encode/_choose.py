@@ -45,9 +45,11 @@ from ..codecs import (
     OVERVIEW_QUALITY,
     ErrorBound,
 )
-from ..cog import MaskSource, OverviewPolicy, Profile
+from ..cog import MaskSource, NoiseBound, OverviewPolicy, Profile
 from ..errors import UnsupportedCodecError
+from ..fidelity import noise_bound
 from ..gdal import RasterInfo, is_complex
+from ._sample import SampleRanges
 
 QUALITY_LADDER = (85, 90, 95)
 _DTYPE_WORDS = {"uint8": "8-bit"}
@@ -157,10 +159,48 @@ def needs_ranges(
     relative error bound, or lossy overviews held to a relative bound on a scene that
     starts lossless (a JPEG or WEBP scene's overviews are lossy already: it reads no sample
     for them, and its lossless fallback, if it comes to that, keeps full overviews)."""
-    relative = max_error is not None and max_error.relative and bound_applies(info, codec)
+    from_sample = max_error is not None and (max_error.relative or max_error.noise)
+    relative = from_sample and bound_applies(info, codec)
     return relative or (
         overviews == "lossy" and _overview_kind(info) == "lerc" and not _starts_lossy(info, codec)
     )
+
+
+def resolve_noise(
+    fraction: float, info: RasterInfo, ranges: Sequence[BandRange] | None
+) -> NoiseBound:
+    """``--max-error noise:fraction`` for each band of ``info``: the largest bound whose
+    added RMS error is at most ``fraction``·σ of the band's noise on the scene's sample
+    (:func:`~compactor.fidelity.noise_bound`); 0, with the reason, where there is none.
+    Both writers encode all bands of a tile in one LERC blob held to the smallest bound:
+    the bound of every band is its own (verified per band), the error written at most the
+    smallest, and one band kept exact keeps them all exact."""
+    if not isinstance(ranges, SampleRanges) or len(ranges) != info.count:
+        raise ValueError("a noise bound needs each band's noise on the scene's sample")
+    integer = np.dtype(info.dtype).kind in "ui"
+    sigma, bounds, reasons = [], [], []
+    for est in ranges.noise():
+        bound = noise_bound(est.sigma, fraction, integer)
+        reason = est.reason
+        if est.sigma is not None and bound <= 0:
+            reason = (
+                f"noise σ {est.sigma:.3g}: no whole bound ≥ 1 keeps the added RMS error "
+                f"within {fraction:g}σ"
+            )
+        sigma.append(est.sigma)
+        bounds.append(bound)
+        reasons.append(reason)
+    # One LERC blob holds every band of a tile, at the smallest bound of any band (both
+    # writers): a band that must stay exact keeps the whole scene lossless.
+    if min(bounds) <= 0 < max(bounds):
+        held = next(k for k, e in enumerate(bounds) if e <= 0)
+        for k, e in enumerate(bounds):
+            if e > 0:
+                reasons[k] = f"band {held + 1} stays exact, and LERC holds every band to it"
+        bounds = [0.0] * len(bounds)
+    effective = min(bounds)
+    savings = tuple(ranges.savings((effective,) * len(bounds))) if effective > 0 else ()
+    return NoiseBound(fraction, tuple(sigma), tuple(bounds), tuple(reasons), savings)
 
 
 def _starts_lossy(info: RasterInfo, codec: str) -> bool:
@@ -252,14 +292,15 @@ def choose_profile(
         )
     if codec not in LOSSLESS:
         raise UnsupportedCodecError(f"unknown codec {codec!r}")
+    noise = None
     if max_error is not None and bound_applies(info, asked):
-        bound = resolve_bound(max_error, info, ranges)
+        bound, noise = _scene_bound(max_error, info, ranges)
         if bound is not None:
             if overviews == "lossy":
                 ovr = overview_profile(info, bound, ranges)
             return Profile(
                 codec="lerc", max_error=bound, lerc_inner="zstd", resampling=resampling,
-                overviews=overviews, overview=ovr,
+                overviews=overviews, overview=ovr, noise=noise,
             )  # fmt: skip
         if asked != "lerc":  # an integer bound below 0.5: lossless, searched like any
             codec = AUTO_LOSSLESS
@@ -269,8 +310,20 @@ def choose_profile(
     # Complex samples take no TIFF predictor (libtiff's floating-point one wants real floats).
     predictor = 1 if is_complex(info.dtype) else None
     return Profile(
-        codec=codec, resampling=resampling, overviews=overviews, overview=ovr, predictor=predictor
-    )
+        codec=codec, resampling=resampling, overviews=overviews, overview=ovr,
+        predictor=predictor, noise=noise,
+    )  # fmt: skip
+
+
+def _scene_bound(
+    max_error: ErrorBound, info: RasterInfo, ranges: Sequence[BandRange] | None
+) -> tuple[tuple[float, ...] | None, NoiseBound | None]:
+    """Each band's bound in data units (``None``: lossless), and the noise it was set from
+    under ``--max-error noise``."""
+    if not max_error.noise:
+        return resolve_bound(max_error, info, ranges), None
+    noise = resolve_noise(max_error.values[0], info, ranges)
+    return (noise.bounds if max(noise.bounds) > 0 else None), noise
 
 
 def lossless_fallback(profile: Profile) -> Profile:

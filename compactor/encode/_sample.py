@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import imagecodecs as ic
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
 from ..errors import UnreadableSceneError
+from ..fidelity import NoiseEstimate, estimate_noise
 from ..gdal import RasterInfo, gdal_errors, open_source, read_info
 from ..gdal import clean as _clean
 
@@ -121,21 +123,103 @@ def write_sample(
     )
 
 
-def valid_ranges(sample: Sample) -> list[tuple[float, float]]:
+class SampleRanges(list[tuple[float, float]]):
+    """:func:`valid_ranges`: each band's (smallest, largest) valid value on the sample, and
+    on demand (``--max-error noise``) each band's noise estimated on it (or given)."""
+
+    def __init__(
+        self,
+        ranges: list[tuple[float, float]],
+        sample: Sample | None = None,
+        noise: list[NoiseEstimate] | None = None,
+    ) -> None:
+        super().__init__(ranges)
+        self._sample = sample
+        self._noise = noise
+
+    def savings(self, bounds: tuple[float, ...]) -> list[float | None]:
+        """Each band's saving on the sample under its bound (:func:`band_savings`; ``None``
+        where there is no sample)."""
+        if self._sample is None:
+            return [None] * len(bounds)
+        return band_savings(self._sample, bounds)
+
+    def noise(self) -> list[NoiseEstimate]:
+        """Each band's noise on the sample (:func:`band_noise`), estimated once."""
+        if self._noise is None:
+            if self._sample is None:
+                raise ValueError("no sample to estimate the noise on")
+            self._noise = band_noise(self._sample)
+        return self._noise
+
+
+def _valid(src: Any, info: RasterInfo, band: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    ok = np.isfinite(band) if band.dtype.kind == "f" else np.ones(band.shape, bool)
+    if info.nodata is not None and not np.isnan(info.nodata):
+        ok &= band != np.asarray(info.nodata).astype(band.dtype)
+    if mask is not None:
+        ok &= mask
+    return ok
+
+
+def _sample_mask(src: Any, info: RasterInfo) -> np.ndarray | None:
+    return src.dataset_mask() > 0 if info.has_dataset_mask or info.alpha_index else None
+
+
+def valid_ranges(sample: Sample) -> SampleRanges:
     """Each band's smallest and largest valid value on the sample (nodata, NaN, infinities
     and masked pixels left out; (0, 0) for a band with none): what a relative error bound
     is a fraction of."""
     info = sample.info
     out = []
     with rasterio.open(sample.path, driver="GTiff") as src:
-        mask = src.dataset_mask() > 0 if info.has_dataset_mask or info.alpha_index else None
+        mask = _sample_mask(src, info)
         for b in range(1, info.count + 1):
             band = src.read(b)
-            ok = np.isfinite(band) if band.dtype.kind == "f" else np.ones(band.shape, bool)
-            if info.nodata is not None and not np.isnan(info.nodata):
-                ok &= band != np.asarray(info.nodata).astype(band.dtype)
-            if mask is not None:
-                ok &= mask
-            values = band[ok]
+            values = band[_valid(src, info, band, mask)]
             out.append((float(values.min()), float(values.max())) if values.size else (0.0, 0.0))
+    return SampleRanges(out, sample)
+
+
+def band_noise(sample: Sample) -> list[NoiseEstimate]:
+    """Each band's noise σ on the sample's valid pixels
+    (:func:`~compactor.fidelity.estimate_noise`), no 3x3 window across the seams between
+    the sample's windows."""
+    info = sample.info
+    with rasterio.open(sample.path, driver="GTiff") as src:
+        mask = _sample_mask(src, info)
+        seams = np.ones((src.height, src.width), bool)
+        if not sample.whole:
+            rows = max(win[3] for win in sample.windows)
+            cols = max(win[2] for win in sample.windows)
+            seams[rows::rows, :] = False
+            seams[:, cols::cols] = False
+        mask = seams if mask is None else mask & seams
+        return [
+            estimate_noise(band, _valid(src, info, band, mask))
+            for band in (src.read(b) for b in range(1, info.count + 1))
+        ]
+
+
+def band_savings(sample: Sample, bounds: tuple[float, ...]) -> list[float | None]:
+    """Each band of the sample encoded alone with LERC+ZSTD within its bound, against the
+    same lossless: the fraction of its bytes the bound saves (``None`` where the bound is 0
+    or the band has no valid pixel). What ``--max-error noise`` reports per band; the
+    scene's own saving is measured on its output."""
+    info = sample.info
+    out: list[float | None] = []
+    with rasterio.open(sample.path, driver="GTiff") as src:
+        mask = _sample_mask(src, info)
+        for b, bound in enumerate(bounds, start=1):
+            band = src.read(b)
+            valid = _valid(src, info, band, mask)
+            if bound <= 0 or not valid.any():
+                out.append(None)
+                continue
+            data = np.where(valid, band, 0).astype(band.dtype)
+            sizes = [
+                len(ic.zstd_encode(ic.lerc_encode(data, level=e, masks=valid), level=9))
+                for e in (0.0, bound)
+            ]
+            out.append(1 - sizes[1] / sizes[0])
     return out

@@ -14,6 +14,7 @@ from ._compare import (
     source_validity,
 )
 from ._metrics import ErrorStats, Fidelity, check_band
+from ._noise import NoiseEstimate, check_noise_rmse, error_rms, estimate_noise, noise_bound
 from ._ssim import HALO, WIN, ssim, ssim_map, ssim_sum, window_size
 
 __all__ = [
@@ -23,11 +24,16 @@ __all__ = [
     "WIN",
     "ErrorStats",
     "Fidelity",
+    "NoiseEstimate",
     "check_band",
+    "check_noise_rmse",
     "compare_pixels",
+    "error_rms",
+    "estimate_noise",
     "kept_bands",
     "mask_kind",
     "nodata_validity",
+    "noise_bound",
     "same_nodata",
     "source_validity",
     "ssim",

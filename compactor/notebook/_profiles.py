@@ -43,6 +43,9 @@ class ProfileSpec:
     level: int | None = None
     #: ``lerc:2``: the largest error allowed on any valid pixel, in data units.
     max_error: float | None = None
+    #: ``lerc:noise``, ``lerc:noise:0.3``: each band's bound set from its noise on the
+    #: sample (``--max-error noise``), the added RMS error at most this fraction of σ.
+    noise: float | None = None
 
 
 def parse_spec(text: str) -> ProfileSpec:
@@ -82,6 +85,8 @@ def _lossless_spec(text: str, codec: str, value: str) -> ProfileSpec:
             bound = parse_max_error(value)
         except ValueError as err:
             raise ConfigError(f"profile {text!r}: {err}") from err
+        if bound is not None and bound.noise:
+            return ProfileSpec(f"lerc:{bound.text()}", codec, noise=bound.values[0])
         if bound is not None and (bound.relative or len(bound.values) > 1):
             raise ConfigError(f"profile {text!r}: give one error bound in data units (lerc:2)")
         error = bound.values[0] if bound else 0.0
@@ -109,6 +114,12 @@ def spec_profile(
     ranges = None
     codec = AUTO_LOSSLESS if spec.codec == "lossless" else spec.codec
     bound = ErrorBound((spec.max_error,)) if spec.max_error else None
+    if spec.noise is not None:
+        if sample is None:
+            raise ConfigError(
+                f"{spec.text!r} is set from the noise on a sample; compare() does that"
+            )
+        bound = ErrorBound((spec.noise,), noise=True)
     if sample is not None and needs_ranges(info, codec, bound, policy):
         ranges = valid_ranges(sample)
     elif policy == "lossy" and needs_ranges(info, codec, None, policy):

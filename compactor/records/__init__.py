@@ -9,6 +9,7 @@ from ._digest import SourceDigest
 from ._distributions import Bin, Distribution, Distributions
 from ._results import (
     Attempt,
+    BandNoise,
     CodecProbe,
     EncodingSearch,
     Probe,
@@ -48,6 +49,7 @@ __all__ = [
     "FLUSH_SECONDS",
     "STATE_VERSION",
     "Attempt",
+    "BandNoise",
     "Bin",
     "Bins",
     "CodecProbe",

@@ -84,6 +84,21 @@ class EncodingSearch(BaseModel):
     chosen: str
 
 
+class BandNoise(BaseModel):
+    """One band under ``--max-error noise``: the noise σ estimated on the scene's sample
+    (``None``: none could be; ``reason`` says why and the band stayed lossless), the error
+    bound chosen from it (0: lossless), the RMS error measured on the output's valid
+    pixels and allowed (``fraction``·σ), and the band's saving on the sample (LERC within
+    the bound against LERC lossless)."""
+
+    sigma: float | None
+    bound: float
+    max_rmse: float | None = None
+    rmse: float | None = None
+    saving: float | None = None
+    reason: str = ""
+
+
 class SceneResult(BaseModel):
     source: str
     output: str | None = None
@@ -149,6 +164,10 @@ class SceneResult(BaseModel):
     #: Largest error measured on the valid pixels of each band, and the RMSE over them all.
     error_max: list[float] | None = None
     rmse: float | None = None
+    #: ``--max-error noise``: the fraction of each band's noise σ its RMS error may reach,
+    #: and each band's noise, bound, RMS error and saving.
+    noise_fraction: float | None = None
+    band_noise: list[BandNoise] | None = None
     #: Tile bytes of the output at full resolution and in its overviews (the rest of
     #: ``bytes_out`` is the header).
     bytes_full: int | None = None

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 PLAN_COLUMNS = [
     "source", "item", "asset", "output", "archive", "action", "reason", "codec", "quality",
     "lossless", "width", "height", "bands", "dtype", "bytes_in", "raw_bytes", "est_bytes_out",
-    "est_ratio", "est_ssim", "source_class", "archive_skipped",
+    "est_ratio", "est_ssim", "source_class", "archive_skipped", "max_error", "noise",
 ]  # fmt: skip
 
 
@@ -129,8 +129,10 @@ def plan_scene(spec: SceneSpec, context: RunContext) -> dict[str, Any]:
                 path, info, context.encoding, scratch, context.quality_policy
             )
             row.update(
-                codec=kept.codec, quality=kept.quality, lossless=kept.lossless, est_ssim=ssim
-            )
+                codec=kept.codec, quality=kept.quality, lossless=kept.lossless, est_ssim=ssim,
+                max_error=list(kept.max_error) if kept.bounded and kept.max_error else None,
+                noise=kept.noise.describe() if kept.noise else None,
+            )  # fmt: skip
         est = int(info.raw_bytes * packed / raw) if raw else None
         row.update(action="compact", est_bytes_out=est,
                    est_ratio=(live.size / est) if est else None)  # fmt: skip

@@ -21,7 +21,7 @@ from typing import Any
 from .. import timing
 from ..cog import COG_MEDIA_TYPE, Profile
 from ..encode import build_job, layout, level_bytes, plan_chunks, put_parts, run_tasks
-from ..fidelity import Fidelity
+from ..fidelity import Fidelity, check_noise_rmse
 from ..gdal import RasterInfo
 from ..storage import (
     DirectoryParts,
@@ -97,6 +97,7 @@ def compact_chunked(
         with timing.stage("chunk tasks"):
             chunks, merges = run_tasks(job, client, quality.add)
         fidelity = quality.fidelity()
+        check_noise_rmse(fidelity, profile.noise)
         segments = [g for c in chunks for g in c.segments] + [g for m in merges for g in m.segments]
         parts, total = layout(job, spec, segments)
         with timing.stage("header check"):

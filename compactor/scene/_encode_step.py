@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from .. import failpoints, timing
-from ..cog import EncodedCog, Profile, resolved_predictor
+from ..cog import EncodedCog, NoiseBound, Profile, resolved_predictor
 from ..display import human_bytes
 from ..encode import (
     Ladder,
@@ -31,6 +31,7 @@ from ..fidelity import Fidelity
 from ..gdal import RasterInfo, gdal_env, gdal_errors
 from ..records import (
     Attempt,
+    BandNoise,
     Step,
     StoredObject,
 )
@@ -424,7 +425,25 @@ def _note_encoding(scene: Scene, encoded: Encoded) -> None:
     if f is not None and not f.exact and f.max_error is not None:
         n.error_max = list(f.max_error)
         n.rmse = f.rmse
+    if p.noise is not None:
+        n.noise_fraction, n.band_noise = p.noise.fraction, band_noise(p.noise, f)
     n.bytes_full, n.bytes_overviews = encoded.full_bytes, encoded.overview_bytes
+
+
+def band_noise(noise: NoiseBound, fidelity: Fidelity | None) -> list[BandNoise]:
+    """What the result says of each band under ``--max-error noise``."""
+    rmse = fidelity.band_rmse if fidelity is not None else None
+    return [
+        BandNoise(
+            sigma=noise.sigma[k],
+            bound=noise.bounds[k],
+            max_rmse=noise.max_rmse(k),
+            rmse=rmse[k] if rmse is not None and k < len(rmse) else None,
+            saving=noise.savings[k] if k < len(noise.savings) else None,
+            reason=noise.reasons[k],
+        )
+        for k in range(len(noise.bounds))
+    ]
 
 
 def confirm(scene: Scene, handle: StateHandle) -> None:

@@ -158,9 +158,10 @@ class Settings(BaseModel):
         default=None,
         description="Bounded error for 16-bit and float scenes (LERC): the largest error "
         "allowed on any valid pixel, in data units (one value, or one per band: 2,2,1,1), or "
-        "relative to each band's valid range (0.1%). Every valid pixel is checked; nodata "
-        "and NaN stay exact; integers with E < 0.5 are lossless. 8-bit imagery keeps the "
-        "SSIM bar.",
+        "relative to each band's valid range (0.1%), or noise[:F]: per band from the sensor "
+        "noise σ estimated on the scene's sample, the added error's RMS at most F·σ "
+        "(default 0.3; checked on the output). Every valid pixel is checked; nodata and NaN "
+        "stay exact; integers with E < 0.5 are lossless. 8-bit imagery keeps the SSIM bar.",
     )
     effort: Annotated[Effort, Opt("encoding", shown_default=True)] = Field(
         default="default",

@@ -50,6 +50,7 @@ from ..fidelity import (
     ALL_VALID,
     STRIP_PIXELS,
     Fidelity,
+    check_noise_rmse,
     compare_pixels,
     kept_bands,
     mask_kind,
@@ -334,6 +335,8 @@ def check_output(src_path: str, out_path: str, info: RasterInfo, profile: Profil
         ):
             check_metadata(src, out, info, profile)
             with timing.stage("compare"):
-                return compare_pixels(src, out, info, profile)
+                fidelity = compare_pixels(src, out, info, profile)
+            check_noise_rmse(fidelity, profile.noise)  # --max-error noise: RMS ≤ F·σ
+            return fidelity
     except gdal_errors() as err:
         raise VerificationError(f"reading back failed: {clean(err)}") from err
