@@ -55,7 +55,11 @@ class NoiseBound:
         sig = "/".join("–" if s is None else f"{s:.3g}" for s in self.sigma)
         bounds = "/".join(f"{e:g}" for e in self.bounds)
         text = f"noise σ {sig} → ±{bounds} (RMS ≤ {self.fraction:g}σ)"
-        why = [f"band {k + 1} lossless: {r}" for k, r in enumerate(self.reasons) if r]
+        why = [
+            f"band {k + 1} {'lossless' if e <= 0 else 'bound'}: {r}"
+            for k, (e, r) in enumerate(zip(self.bounds, self.reasons, strict=True))
+            if r
+        ]
         return "; ".join([text, *why])
 
 

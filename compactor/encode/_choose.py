@@ -47,7 +47,7 @@ from ..codecs import (
 )
 from ..cog import MaskSource, NoiseBound, OverviewPolicy, Profile
 from ..errors import UnsupportedCodecError
-from ..fidelity import noise_bound
+from ..fidelity import FLOAT_MARGIN, noise_bound
 from ..gdal import RasterInfo, is_complex
 from ._sample import SampleRanges
 
@@ -198,9 +198,51 @@ def resolve_noise(
             if e > 0:
                 reasons[k] = f"band {held + 1} stays exact, and LERC holds every band to it"
         bounds = [0.0] * len(bounds)
+    bounds = _fit_on_sample(ranges, sigma, bounds, reasons, fraction, integer)
     effective = min(bounds)
     savings = tuple(ranges.savings((effective,) * len(bounds))) if effective > 0 else ()
     return NoiseBound(fraction, tuple(sigma), tuple(bounds), tuple(reasons), savings)
+
+
+#: Times a noise bound is lowered on the sample before the scene stays lossless.
+_FIT_TRIES = 6
+
+
+def _fit_on_sample(
+    ranges: SampleRanges,
+    sigma: list[float | None],
+    bounds: list[float],
+    reasons: list[str],
+    fraction: float,
+    integer: bool,
+) -> list[float]:
+    """``bounds`` lowered until LERC within the smallest (what the writers use) adds at most
+    ``fraction``·σ of RMS error to every band of the sample: the error model holds on dense
+    values, not on data on a coarser lattice (scaled integers, floats near their
+    precision), which would fail verification. ``reasons`` says which band lowered it."""
+    for _ in range(_FIT_TRIES):
+        effective = min(bounds)
+        if effective <= 0:
+            return bounds
+        over = [
+            (k, m)
+            for k, (m, s) in enumerate(zip(ranges.lerc_rms(effective), sigma, strict=True))
+            if m is not None and s is not None and m > fraction * s
+        ]
+        if not over:
+            return bounds
+        worst = min(fraction * (sigma[k] or 0.0) / m for k, m in over)
+        lower = math.floor(effective) - 1.0 if integer else effective * worst * FLOAT_MARGIN
+        for k, m in over:
+            reasons[k] = (
+                f"±{effective:g} added RMS {m:.3g} > {fraction:g}σ on the sample (values on "
+                f"a coarser lattice than the error model's): lowered to ±{max(lower, 0):g}"
+            )
+        bounds = [min(e, max(lower, 0.0)) for e in bounds]
+    if min(bounds) > 0:  # still lowering: keep it exact
+        reasons[:] = [r or "no bound fitted on the sample" for r in reasons]
+        bounds = [0.0] * len(bounds)
+    return bounds
 
 
 def _starts_lossy(info: RasterInfo, codec: str) -> bool:

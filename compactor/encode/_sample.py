@@ -144,6 +144,13 @@ class SampleRanges(list[tuple[float, float]]):
             return [None] * len(bounds)
         return band_savings(self._sample, bounds)
 
+    def lerc_rms(self, bound: float) -> list[float | None]:
+        """Each band's RMS error on the sample through LERC within ``bound``
+        (:func:`band_lerc_rms`; ``None`` where there is no sample)."""
+        if self._sample is None:
+            return [None] * len(self)
+        return band_lerc_rms(self._sample, bound)
+
     def noise(self) -> list[NoiseEstimate]:
         """Each band's noise on the sample (:func:`band_noise`), estimated once."""
         if self._noise is None:
@@ -222,4 +229,26 @@ def band_savings(sample: Sample, bounds: tuple[float, ...]) -> list[float | None
                 for e in (0.0, bound)
             ]
             out.append(1 - sizes[1] / sizes[0])
+    return out
+
+
+def band_lerc_rms(sample: Sample, bound: float) -> list[float | None]:
+    """Each band of the sample through LERC within ``bound`` and back: the RMS error on its
+    valid pixels (``None`` where it has none). What ``--max-error noise`` checks its bound
+    against before it writes: LERC's error is uniform only on dense values, and data on a
+    coarser lattice (scaled DN, floats near their precision) can add more."""
+    info = sample.info
+    out: list[float | None] = []
+    with rasterio.open(sample.path, driver="GTiff") as src:
+        mask = _sample_mask(src, info)
+        for b in range(1, info.count + 1):
+            band = src.read(b)
+            valid = _valid(src, info, band, mask)
+            if not valid.any():
+                out.append(None)
+                continue
+            data = np.where(valid, band, 0).astype(band.dtype)
+            back = ic.lerc_decode(ic.lerc_encode(data, level=bound, masks=valid))
+            d = back[valid].astype(np.float64) - data[valid].astype(np.float64)
+            out.append(float(np.sqrt(np.dot(d, d) / d.size)))
     return out

@@ -14,11 +14,19 @@ from ._compare import (
     source_validity,
 )
 from ._metrics import ErrorStats, Fidelity, check_band
-from ._noise import NoiseEstimate, check_noise_rmse, error_rms, estimate_noise, noise_bound
+from ._noise import (
+    FLOAT_MARGIN,
+    NoiseEstimate,
+    check_noise_rmse,
+    error_rms,
+    estimate_noise,
+    noise_bound,
+)
 from ._ssim import HALO, WIN, ssim, ssim_map, ssim_sum, window_size
 
 __all__ = [
     "ALL_VALID",
+    "FLOAT_MARGIN",
     "HALO",
     "STRIP_PIXELS",
     "WIN",

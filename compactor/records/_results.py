@@ -86,7 +86,8 @@ class EncodingSearch(BaseModel):
 
 class BandNoise(BaseModel):
     """One band under ``--max-error noise``: the noise σ estimated on the scene's sample
-    (``None``: none could be; ``reason`` says why and the band stayed lossless), the error
+    (``None``: none could be; ``reason`` says why the band stayed lossless, or why its bound
+    was lowered on the sample), the error
     bound chosen from it (0: lossless), the RMS error measured on the output's valid
     pixels and allowed (``fraction``·σ), and the band's saving on the sample (LERC within
     the bound against LERC lossless)."""

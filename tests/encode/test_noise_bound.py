@@ -221,3 +221,30 @@ def test_notebook_profile_lerc_noise(tmp_path: Path) -> None:
     info = _info(tmp_path / "a.tif", np.zeros((1, 64, 64), np.uint16))
     with pytest.raises(ConfigError, match="noise"):
         spec_profile(spec, info)  # no sample to estimate on
+
+
+def test_quantised_integers_get_a_bound_whose_rms_holds(tmp_path: Path) -> None:
+    """Scaled DN (every value a multiple of 4, noise σ 2 before scaling: σ ≈ 8): the
+    error model of dense integers says ±4 adds RMS 2.1 ≤ 0.3σ, but on a lattice of 4 LERC's
+    step of 8 leaves half the pixels 4 off (RMS 2.8), and the run failed verification on
+    every such scene. The bound is checked on the sample, and lowered until it holds."""
+    rng = np.random.default_rng(5)
+    dn = np.rint(smooth((600, 600)) + rng.normal(0, 2, (600, 600)))
+    src = rasters.write(tmp_path / "src.tif", (4 * dn).astype(np.uint16)[None], nodata=0)
+    info = read_info(str(src))
+    encoding = Encoding(
+        codec="lerc", quality=None, min_ssim=0.95, allow_webp=False, min_saving=0.0,
+        chunk_threshold=2**40, bigtiff="auto", max_error=parse_max_error("noise"),
+        overviews="none",
+    )  # fmt: skip
+    with gdal_env({}):
+        profile = choose_encoding(str(src), info, encoding, tmp_path / "scratch").profile
+        assert profile.noise is not None
+        assert profile.noise.sigma[0] == pytest.approx(8.0, rel=0.1)
+        assert profile.max_error is not None
+        assert 1 <= profile.max_error[0] < 4
+        assert "on the sample" in profile.noise.reasons[0]
+        out = write_cog(str(src), tmp_path / "out.tif", profile, info)
+        fid = check_output(str(src), str(out), info, profile)  # raised before
+        assert fid.band_rmse is not None
+        assert 0 < fid.band_rmse[0] <= 0.3 * profile.noise.sigma[0]
