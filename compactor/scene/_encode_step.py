@@ -426,21 +426,27 @@ def _note_encoding(scene: Scene, encoded: Encoded) -> None:
         n.error_max = list(f.max_error)
         n.rmse = f.rmse
     if p.noise is not None:
-        n.noise_fraction, n.band_noise = p.noise.fraction, band_noise(p.noise, f)
+        n.noise_fraction, n.band_noise = p.noise.fraction, band_noise(p.noise, f, p)
     n.bytes_full, n.bytes_overviews = encoded.full_bytes, encoded.overview_bytes
 
 
-def band_noise(noise: NoiseBound, fidelity: Fidelity | None) -> list[BandNoise]:
-    """What the result says of each band under ``--max-error noise``."""
+def band_noise(
+    noise: NoiseBound, fidelity: Fidelity | None, written: Profile | None = None
+) -> list[BandNoise]:
+    """What the result says of each band under ``--max-error noise``. A scene ``written``
+    lossless (a lossless codec smaller than LERC within the bound, or a fallback) says so:
+    bound 0, no saving from a bound it did not use."""
     rmse = fidelity.band_rmse if fidelity is not None else None
+    unused = written is not None and written.lossless and max(noise.bounds, default=0) > 0
+    why = f"written lossless ({written.codec}), not within the bound" if written else ""
     return [
         BandNoise(
             sigma=noise.sigma[k],
-            bound=noise.bounds[k],
+            bound=0.0 if unused else noise.bounds[k],
             max_rmse=noise.max_rmse(k),
             rmse=rmse[k] if rmse is not None and k < len(rmse) else None,
-            saving=noise.savings[k] if k < len(noise.savings) else None,
-            reason=noise.reasons[k],
+            saving=None if unused or k >= len(noise.savings) else noise.savings[k],
+            reason=why if unused else noise.reasons[k],
         )
         for k in range(len(noise.bounds))
     ]

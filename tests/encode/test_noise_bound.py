@@ -248,3 +248,20 @@ def test_quantised_integers_get_a_bound_whose_rms_holds(tmp_path: Path) -> None:
         fid = check_output(str(src), str(out), info, profile)  # raised before
         assert fid.band_rmse is not None
         assert 0 < fid.band_rmse[0] <= 0.3 * profile.noise.sigma[0]
+
+
+def test_report_of_a_scene_written_lossless_claims_no_bound() -> None:
+    """The encoding search may find a lossless codec smaller than LERC within the noise
+    bound (scaled DN, quiet floats): the report said bound 4 and a 27 % saving for a band
+    written exactly in ZSTD. It says bound 0, no saving, and why."""
+    from compactor.cog import NoiseBound, Profile
+    from compactor.scene._encode_step import band_noise
+
+    nb = NoiseBound(0.3, (8.0,), (4.0,), ("",), (0.27,))
+    exact = Fidelity.identical(1)
+    (band,) = band_noise(nb, exact, Profile(codec="zstd"))
+    assert (band.bound, band.saving, band.rmse) == (0.0, None, 0.0)
+    assert band.reason == "written lossless (zstd), not within the bound"
+    bounded = Fidelity(False, None, None, (4.0,), 2.0, (2.0,))
+    (band,) = band_noise(nb, bounded, Profile(codec="lerc", max_error=(4.0,)))
+    assert (band.bound, band.saving, band.rmse, band.reason) == (4.0, 0.27, 2.0, "")
