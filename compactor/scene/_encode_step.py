@@ -434,11 +434,16 @@ def band_noise(
     noise: NoiseBound, fidelity: Fidelity | None, written: Profile | None = None
 ) -> list[BandNoise]:
     """What the result says of each band under ``--max-error noise``. A scene ``written``
-    lossless (a lossless codec smaller than LERC within the bound, or a fallback) says so:
-    bound 0, no saving from a bound it did not use."""
+    lossless (a lossless codec smaller than LERC within the bound, or a fallback), or whose
+    output came out exact (float tiles whose bound is below their precision are written
+    lossless), says so: bound 0, no saving from a bound it did not use."""
     rmse = fidelity.band_rmse if fidelity is not None else None
-    unused = written is not None and written.lossless and max(noise.bounds, default=0) > 0
-    why = f"written lossless ({written.codec}), not within the bound" if written else ""
+    why = ""
+    if written is not None and written.lossless:
+        why = f"written lossless ({written.codec}), not within the bound"
+    elif fidelity is not None and fidelity.exact:
+        why = "written exact: no tile took the bound"
+    unused = bool(why) and max(noise.bounds, default=0) > 0
     return [
         BandNoise(
             sigma=noise.sigma[k],

@@ -262,6 +262,13 @@ def test_report_of_a_scene_written_lossless_claims_no_bound() -> None:
     (band,) = band_noise(nb, exact, Profile(codec="zstd"))
     assert (band.bound, band.saving, band.rmse) == (0.0, None, 0.0)
     assert band.reason == "written lossless (zstd), not within the bound"
+    # Bounded, but every tile kept exact (a float bound below the data's precision).
+    (band,) = band_noise(nb, exact, Profile(codec="lerc", max_error=(4.0,)))
+    assert (band.bound, band.saving, band.reason) == (
+        0.0,
+        None,
+        "written exact: no tile took the bound",
+    )
     bounded = Fidelity(False, None, None, (4.0,), 2.0, (2.0,))
     (band,) = band_noise(nb, bounded, Profile(codec="lerc", max_error=(4.0,)))
     assert (band.bound, band.saving, band.rmse, band.reason) == (4.0, 0.27, 2.0, "")
