@@ -55,10 +55,16 @@ class NoiseBound:
         sig = "/".join("–" if s is None else f"{s:.3g}" for s in self.sigma)
         bounds = "/".join(f"{e:g}" for e in self.bounds)
         text = f"noise σ {sig} → ±{bounds} (RMS ≤ {self.fraction:g}σ)"
+        # Bands with the same outcome and reason named once (an all-nodata 4-band scene:
+        # "bands 1,2,3,4 lossless: …", not the reason four times).
+        groups: dict[tuple[bool, str], list[str]] = {}
+        for k, (e, r) in enumerate(zip(self.bounds, self.reasons, strict=True)):
+            if r:
+                groups.setdefault((e <= 0, r), []).append(str(k + 1))
         why = [
-            f"band {k + 1} {'lossless' if e <= 0 else 'bound'}: {r}"
-            for k, (e, r) in enumerate(zip(self.bounds, self.reasons, strict=True))
-            if r
+            f"{'bands' if len(ks) > 1 else 'band'} {','.join(ks)} "
+            f"{'lossless' if exact else 'bound'}: {r}"
+            for (exact, r), ks in groups.items()
         ]
         return "; ".join([text, *why])
 

@@ -162,6 +162,10 @@ def test_bound_per_band_and_flat_band_lossless(tmp_path: Path) -> None:
     assert "flat" in reasons[1]
     assert "no whole bound" in reasons[2]
     assert "band 2 lossless: no measurable noise" in lossless.noise.describe()
+    from compactor.cog import NoiseBound
+
+    none = NoiseBound(0.3, (None,) * 4, (0.0,) * 4, ("0 valid 3x3 windows",) * 4)
+    assert none.describe().endswith("; bands 1,2,3,4 lossless: 0 valid 3x3 windows")
 
 
 def test_rmse_check() -> None:
