@@ -34,36 +34,38 @@ from pathlib import Path
 
 from _common import REPO, need_shared_data, scene_bytes
 
-#: Runs the CLI as the ``compactor`` script does, recording when its phases end (absolute
+#: Runs the CLI as the ``compactor`` script does (a file whose top level imports the CLI: a
+#: worker started by the fork server re-runs a main *file*'s top level as ``__mp_main__``,
+#: so the workers pay that import too), recording when its phases end (absolute
 #: ``time.time()``, the clock the bench uses for the launch) into the file $FIXED_COST_OUT.
 #: The report write is timed by wrapping ``write_report`` where the run looks it up.
-WRAPPER = """
-import json, os, sys, time
+WRAPPER = """import json, os, sys, time
 marks = {"start": time.time()}
 from compactor.cli import main
 marks["cli imported"] = time.time()
-import compactor.report as _report
-import compactor.runner._pipeline as _pipeline
-marks["run modules imported"] = time.time()
-_write = _pipeline.write_report
-def _timed(*a, **k):
-    marks["report write start"] = time.time()
+
+if __name__ == "__main__":
+    import compactor.runner._pipeline as _pipeline
+    marks["run modules imported"] = time.time()
+    _write = _pipeline.write_report
+    def _timed(*a, **k):
+        marks["report write start"] = time.time()
+        try:
+            return _write(*a, **k)
+        finally:
+            marks["report written"] = time.time()
+    _pipeline.write_report = _timed
     try:
-        return _write(*a, **k)
+        main(sys.argv[1:], prog_name="compactor")
+    except SystemExit as e:
+        code = e.code
+    else:
+        code = 0
     finally:
-        marks["report written"] = time.time()
-_pipeline.write_report = _timed
-try:
-    main(sys.argv[1:], prog_name="compactor")
-except SystemExit as e:
-    code = e.code
-else:
-    code = 0
-finally:
-    marks["command done"] = time.time()
-    with open(os.environ["FIXED_COST_OUT"], "w") as f:
-        json.dump(marks, f)
-sys.exit(code)
+        marks["command done"] = time.time()
+        with open(os.environ["FIXED_COST_OUT"], "w") as f:
+            json.dump(marks, f)
+    sys.exit(code)
 """
 
 GDAL = (
@@ -75,7 +77,7 @@ GDAL = (
 )
 
 #: The ``compactor`` script: the CLI's main on the command line's arguments.
-CLI = [sys.executable, "-c", "from compactor.cli import main; main(prog_name='compactor')"]
+CLI = [sys.executable, str(Path(sys.executable).parent / "compactor")]
 
 RUN_STAGES = ("preflight", "listing", "cluster start", "scenes", "cluster stop")
 
@@ -107,7 +109,9 @@ def run_compactor(tree: Path, src: Path, work: Path) -> tuple[float, dict[str, f
     env = env_for(tree) | {"FIXED_COST_OUT": str(marks_file)}
     launched = time.time()
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", WRAPPER, *args], env=env,
+    script = work / "compactor-timed.py"
+    script.write_text(WRAPPER)
+    proc = subprocess.run([sys.executable, str(script), *args], env=env,
                           capture_output=True, text=True)  # fmt: skip
     wall = time.perf_counter() - t
     if proc.returncode != 0:
@@ -187,8 +191,9 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-fixed-cost-"))
     sources = {n: build(work / f"source-{n}", n, args.size) for n in counts}
     print(f"{len(trees)} tree(s): " + ", ".join(f"{k} = {v}" for k, v in trees.items()))
-    print(f"{args.size} x {args.size} RGB scenes; {os.cpu_count()} cores; "
-          f"load {os.getloadavg()[0]:.1f}; {args.rounds} rounds, alternated", flush=True)  # fmt: skip
+    load = os.getloadavg()[0]
+    print(f"{args.size} x {args.size} RGB scenes; {os.cpu_count()} cores; load {load:.1f}; "
+          f"{args.rounds} rounds, alternated", flush=True)  # fmt: skip
 
     walls: dict[tuple[str, int], list[float]] = defaultdict(list)
     parts: dict[tuple[str, int], list[dict[str, float]]] = defaultdict(list)

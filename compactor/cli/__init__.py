@@ -1,12 +1,15 @@
 """The ``compactor`` command line: a root group with shared options, one module per
-subcommand. Only this package prints; the library logs."""
+subcommand. Only this package prints; the library logs.
+
+A command imports the modules that do its work (the runner, Dask, GDAL) when it runs:
+``compactor --help`` and a command's ``--help`` load only click, rich and the settings
+their options are generated from."""
 
 from __future__ import annotations
 
 import logging
 
 import click
-import distributed  # noqa: F401  (it sets its loggers' levels on import: before ours)
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -18,6 +21,7 @@ from . import _plan as plan
 from . import _restore as restore
 from . import _run as run
 from . import _verify as verify
+from ._common import quiet_third_party
 
 
 def configure_logging(verbosity: int) -> None:
@@ -25,10 +29,7 @@ def configure_logging(verbosity: int) -> None:
     handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
     handler.addFilter(RedactingFilter())  # URL passwords; settings add their secrets
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler], force=True)
-    # Third-party chatter stays at WARNING unless -vv.
-    noisy = ("distributed", "botocore", "boto3", "s3fs", "aiobotocore", "rasterio", "urllib3")
-    for name in noisy:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    quiet_third_party(verbosity)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -6,12 +6,11 @@ import sys
 
 import click
 
-from ..report import summary_lines
-from ..runner import run as run_pipeline
 from ._common import (
     EXIT_FAILED_SCENES,
     SceneProgress,
     clean_errors,
+    imported,
     resolve,
     stdout,
 )
@@ -37,6 +36,10 @@ def run(ctx: click.Context, /, **flags: object) -> None:
     """
     with clean_errors():
         settings = resolve(ctx, **flags)
+        from ..report import summary_lines
+        from ..runner import run as run_pipeline
+
+        imported(ctx)
         show = ctx.obj["verbosity"] >= 0
         with SceneProgress("compacting", enabled=show) as bar:
             report = run_pipeline(
