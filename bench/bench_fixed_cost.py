@@ -109,9 +109,10 @@ def run_compactor(tree: Path, src: Path, work: Path) -> tuple[float, dict[str, f
     env = env_for(tree) | {"FIXED_COST_OUT": str(marks_file)}
     launched = time.time()
     t = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
     script = work / "compactor-timed.py"
     script.write_text(WRAPPER)
-    proc = subprocess.run([sys.executable, str(script), *args], env=env,
+    proc = subprocess.run([sys.executable, str(script), *args], env=env, cwd=work,
                           capture_output=True, text=True)  # fmt: skip
     wall = time.perf_counter() - t
     if proc.returncode != 0:
@@ -142,10 +143,12 @@ def run_gdal(scenes: list[Path], out: Path) -> float:
 
 
 def timed_command(cmd: list[str], env: dict[str, str], repeat: int) -> float:
+    """Median seconds of ``cmd`` (run outside any tree: ``python -c`` puts the working
+    directory first on ``sys.path``)."""
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=tempfile.gettempdir())
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -154,7 +157,7 @@ def importtime_top(tree: Path, n: int = 8) -> list[tuple[str, float]]:
     """The largest cumulative entries of ``-X importtime`` at nesting depth 2 or less."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import compactor.cli"],
-        env=env_for(tree), capture_output=True, text=True, check=True,
+        env=env_for(tree), capture_output=True, text=True, check=True, cwd=tempfile.gettempdir(),
     )  # fmt: skip
     rows = []
     for line in proc.stderr.splitlines():

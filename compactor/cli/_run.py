@@ -36,6 +36,10 @@ def run(ctx: click.Context, /, **flags: object) -> None:
     """
     with clean_errors():
         settings = resolve(ctx, **flags)
+        if settings.cluster.kind == "local":
+            from ..cluster import start_fork_server
+
+            start_fork_server()  # its imports overlap the runner's below
         from ..report import summary_lines
         from ..runner import run as run_pipeline
 
