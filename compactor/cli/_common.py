@@ -53,6 +53,16 @@ def imported(ctx: click.Context) -> None:
     quiet_third_party(ctx.obj["verbosity"] if ctx.obj else 0)
 
 
+def warm_local_workers(settings: Settings) -> None:
+    """A command about to import its work and start a local cluster: the workers' fork
+    server starts now, its imports overlapping the command's (the cluster forks its
+    workers from it)."""
+    if settings.cluster.kind == "local":
+        from ..cluster import start_fork_server
+
+        start_fork_server()
+
+
 def resolve(ctx: click.Context, **flags: Any) -> Settings:
     """Settings from defaults < environment < --config file < these flags. Every secret
     they hold (URL passwords, say) is masked in log output from here on."""

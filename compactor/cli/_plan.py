@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..display import human_bytes
-from ._common import SceneProgress, clean_errors, imported, resolve, stdout
+from ._common import SceneProgress, clean_errors, imported, resolve, stdout, warm_local_workers
 from ._options import selection_options
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def plan(
     """
     with clean_errors():
         settings = resolve(ctx, **flags)
+        warm_local_workers(settings)  # the workers' imports overlap the runner's below
         from ..runner import plan as plan_scenes
 
         imported(ctx)

@@ -13,6 +13,7 @@ from ._common import (
     imported,
     resolve,
     stdout,
+    warm_local_workers,
 )
 from ._options import run_options, selection_options
 
@@ -36,10 +37,7 @@ def run(ctx: click.Context, /, **flags: object) -> None:
     """
     with clean_errors():
         settings = resolve(ctx, **flags)
-        if settings.cluster.kind == "local":
-            from ..cluster import start_fork_server
-
-            start_fork_server()  # its imports overlap the runner's below
+        warm_local_workers(settings)  # the workers' imports overlap the runner's below
         from ..report import summary_lines
         from ..runner import run as run_pipeline
 
