@@ -59,17 +59,19 @@ if __name__ == "__main__":
         module.write_report = timed
 
     class Timed(PathFinder):
-        # When the command imports the run's module: the time, and write_report wrapped.
+        # When the command has imported the runner: the time; its write_report wrapped.
         @classmethod
         def find_spec(cls, name, path=None, target=None):
-            if name != "compactor.runner._pipeline":
+            if name not in ("compactor.runner", "compactor.runner._pipeline"):
                 return None
             spec = PathFinder.find_spec(name, path, target)
             load = spec.loader.exec_module
             def exec_module(module):
                 load(module)
-                marks["run modules imported"] = time.time()
-                wrap(module)
+                if name == "compactor.runner":
+                    marks["run modules imported"] = time.time()
+                else:
+                    wrap(module)
             spec.loader.exec_module = exec_module
             return spec
 
