@@ -7,6 +7,8 @@ their options are generated from."""
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 
 import click
@@ -22,6 +24,17 @@ from . import _restore as restore
 from . import _run as run
 from . import _verify as verify
 from ._common import quiet_third_party
+
+
+def quick_exit() -> None:
+    """At the interpreter's exit, after the exit handlers of everything a command imports
+    (registered before them, it runs after them): the objects still alive are frozen, so
+    the exit's garbage collections do not walk them one by one (Dask, GDAL, pandas:
+    0.4-0.7 s of a run's end on a loaded 2-core machine, 0.1 s frozen). Every exit handler
+    still runs and output is flushed and closed as ever; only cyclic garbage left at exit
+    is not collected, as the process ends. Registered once per process."""
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 def configure_logging(verbosity: int) -> None:
@@ -59,6 +72,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config_file: str | None)
       compactor demo
     """
     verbosity = -1 if quiet else verbose
+    quick_exit()
     configure_logging(verbosity)
     ctx.obj = {"config_file": config_file, "verbosity": verbosity}
 
