@@ -25,6 +25,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The names loaded on use too (documentation tools list a module by ``dir``)."""
+    return sorted(set(globals()) | set(__all__))
+
+
 __all__ = [
     "PLAN_REQUESTS",
     "ClassPrices",
