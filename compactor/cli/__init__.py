@@ -1,12 +1,17 @@
 """The ``compactor`` command line: a root group with shared options, one module per
-subcommand. Only this package prints; the library logs."""
+subcommand. Only this package prints; the library logs.
+
+A command imports the modules that do its work (the runner, Dask, GDAL) when it runs:
+``compactor --help`` and a command's ``--help`` load only click, rich and the settings
+their options are generated from."""
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 
 import click
-import distributed  # noqa: F401  (it sets its loggers' levels on import: before ours)
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -18,6 +23,18 @@ from . import _plan as plan
 from . import _restore as restore
 from . import _run as run
 from . import _verify as verify
+from ._common import quiet_third_party
+
+
+def quick_exit() -> None:
+    """At the interpreter's exit, after the exit handlers of everything a command imports
+    (registered before them, it runs after them): the objects still alive are frozen, so
+    the exit's garbage collections do not walk them one by one (Dask, GDAL, pandas:
+    0.4-0.7 s of a run's end on a loaded 2-core machine, 0.1 s frozen). Every exit handler
+    still runs and output is flushed and closed as ever; only cyclic garbage left at exit
+    is not collected, as the process ends. Registered once per process."""
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 def configure_logging(verbosity: int) -> None:
@@ -25,10 +42,7 @@ def configure_logging(verbosity: int) -> None:
     handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
     handler.addFilter(RedactingFilter())  # URL passwords; settings add their secrets
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler], force=True)
-    # Third-party chatter stays at WARNING unless -vv.
-    noisy = ("distributed", "botocore", "boto3", "s3fs", "aiobotocore", "rasterio", "urllib3")
-    for name in noisy:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    quiet_third_party(verbosity)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -58,6 +72,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config_file: str | None)
       compactor demo
     """
     verbosity = -1 if quiet else verbose
+    quick_exit()
     configure_logging(verbosity)
     ctx.obj = {"config_file": config_file, "verbosity": verbosity}
 

@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -21,9 +21,11 @@ from rich.progress import (
 )
 
 from ..errors import CompactorError, ConfigError, DiscoveryError
-from ..records import SceneResult
 from ..redact import RedactingFilter
 from ..settings import Settings, resolve_settings
+
+if TYPE_CHECKING:
+    from ..records import SceneResult
 
 #: Exit codes: 0 nothing failed, 1 a scene failed, 2 usage error.
 EXIT_FAILED_SCENES = 1
@@ -32,6 +34,33 @@ EXIT_USAGE = 2
 # stdout prints data (keys, URLs, reasons): never interpret it as Rich markup.
 stdout = Console(highlight=False, soft_wrap=True, markup=False)
 stderr = Console(stderr=True, highlight=False)
+
+
+#: Third-party loggers whose chatter stays at WARNING unless -vv.
+NOISY_LOGGERS = ("distributed", "botocore", "boto3", "s3fs", "aiobotocore", "rasterio", "urllib3")
+
+
+def quiet_third_party(verbosity: int) -> None:
+    """Third-party chatter at WARNING unless -vv. Called again by a command once it has
+    imported its work (importing ``distributed`` sets its loggers' levels)."""
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def imported(ctx: click.Context) -> None:
+    """After a command imported the modules doing its work: the levels of the loggers they
+    configured on import (``distributed``) set back to the command line's verbosity."""
+    quiet_third_party(ctx.obj["verbosity"] if ctx.obj else 0)
+
+
+def warm_local_workers(settings: Settings) -> None:
+    """A command about to import its work and start a local cluster: the workers' fork
+    server starts now, its imports overlapping the command's (the cluster forks its
+    workers from it)."""
+    if settings.cluster.kind == "local":
+        from ..cluster import start_fork_server
+
+        start_fork_server()
 
 
 def resolve(ctx: click.Context, **flags: Any) -> Settings:
@@ -111,6 +140,8 @@ class SceneProgress:
             self.progress.console.print(f"Dask dashboard: {escape(link)}")
 
     def advance(self, result: SceneResult | dict[str, Any]) -> None:
+        from ..records import SceneResult  # loaded by then: the result is one
+
         status = result.status if isinstance(result, SceneResult) else str(result.get("action"))
         self.counts[status] = self.counts.get(status, 0) + 1
         if isinstance(result, SceneResult) and result.status == "failed" and self.enabled:

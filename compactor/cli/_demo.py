@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..demo import DEMO_BUCKET, run_demo
-from ..report import summary_lines
-from ._common import EXIT_FAILED_SCENES, SceneProgress, clean_errors, stderr, stdout
+from ._common import EXIT_FAILED_SCENES, SceneProgress, clean_errors, imported, stderr, stdout
 
 
 @click.command()
@@ -37,6 +35,10 @@ def demo(ctx: click.Context, workdir: Path, size: int, workers: int | None) -> N
     and stops the server.
     """
     with clean_errors():
+        from ..demo import DEMO_BUCKET, run_demo
+        from ..report import summary_lines
+
+        imported(ctx)
         show = ctx.obj["verbosity"] >= 0
 
         def server(url: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 import yaml
 
-from ..cluster import cluster_spec
 from ..settings import resolve_settings
 from ._common import clean_errors, resolve, stdout
 
@@ -37,5 +36,7 @@ def k8s_spec(
         if image:
             cluster = settings.cluster.model_copy(update={"image": image})
             settings = settings.model_copy(update={"cluster": cluster})
+        from ..cluster import cluster_spec
+
         spec = cluster_spec(settings, name=name)
         stdout.print(yaml.safe_dump(spec, sort_keys=False), end="")

@@ -6,9 +6,7 @@ import sys
 
 import click
 
-from ..runner import restore as restore_originals
-from ..scene import RunContext
-from ._common import EXIT_FAILED_SCENES, clean_errors, resolve, stdout
+from ._common import EXIT_FAILED_SCENES, clean_errors, imported, resolve, stdout
 
 #: Exit status while Glacier restores are still in progress.
 EXIT_PENDING = 3
@@ -60,6 +58,10 @@ def restore(ctx: click.Context, archive: str, to: str, tier: str, days: int, rep
     are pending, 1 if an original could not be restored, 2 for usage errors.
     """
     with clean_errors():
+        from ..runner import restore as restore_originals
+        from ..scene import RunContext
+
+        imported(ctx)
         settings = resolve(ctx, dest=to)
         context = RunContext.from_settings(settings, "restore")
         result = restore_originals(

@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from ..report import summary_lines
-from ..runner import run as run_pipeline
 from ._common import (
     EXIT_FAILED_SCENES,
     SceneProgress,
     clean_errors,
+    imported,
     resolve,
     stdout,
+    warm_local_workers,
 )
 from ._options import run_options, selection_options
 
@@ -37,6 +37,11 @@ def run(ctx: click.Context, /, **flags: object) -> None:
     """
     with clean_errors():
         settings = resolve(ctx, **flags)
+        warm_local_workers(settings)  # the workers' imports overlap the runner's below
+        from ..report import summary_lines
+        from ..runner import run as run_pipeline
+
+        imported(ctx)
         show = ctx.obj["verbosity"] >= 0
         with SceneProgress("compacting", enabled=show) as bar:
             report = run_pipeline(

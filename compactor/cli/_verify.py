@@ -6,9 +6,7 @@ import sys
 
 import click
 
-from ..runner import audit
-from ..scene import RunContext
-from ._common import EXIT_FAILED_SCENES, clean_errors, resolve, stderr, stdout
+from ._common import EXIT_FAILED_SCENES, clean_errors, imported, resolve, stderr, stdout
 
 
 @click.command()
@@ -33,6 +31,10 @@ def verify(ctx: click.Context, dest: str, threads: int, sample: int | None, seed
     discrepancy with its key; exits 1 if there is any, 0 if everything holds.
     """
     with clean_errors():
+        from ..runner import audit
+        from ..scene import RunContext
+
+        imported(ctx)
         settings = resolve(ctx, dest=dest)
         context = RunContext.from_settings(settings, "verify")
         show = ctx.obj["verbosity"] >= 0

@@ -16,6 +16,7 @@ from distributed.utils import get_mp_context
 
 from ..errors import ConfigError
 from ..settings import ClusterSettings, Settings, WorkerRange
+from ._forkserver import WORKER_PRELOAD
 from ._kubernetes import kube_cluster
 from ._versions import check_versions
 
@@ -115,10 +116,6 @@ def _quiet_shutdown() -> None:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() > logging.DEBUG:
             logger.setLevel(logging.ERROR)
-
-
-#: What the fork server of a local cluster imports once, before it forks each worker.
-WORKER_PRELOAD = ("distributed", "compactor.scene._walk", "compactor.encode._chunk_tasks")
 
 
 def _forkserver_preloaded(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from dask.utils import parse_bytes
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..codecs import CHOICES, ErrorBound, codec_help, parse_max_error, parse_quality
@@ -305,6 +304,8 @@ class Settings(BaseModel):
     @classmethod
     def _bytes(cls, value: Any) -> Any:
         if isinstance(value, str):
+            from dask.utils import parse_bytes  # dask only when a size is written out
+
             return parse_bytes(value)
         return value
 
