@@ -5,6 +5,8 @@ search both measure with it.
 
 from ._compare import (
     ALL_VALID,
+    ALPHA,
+    NODATA,
     STRIP_PIXELS,
     compare_pixels,
     kept_bands,
@@ -18,7 +20,9 @@ from ._ssim import HALO, WIN, ssim, ssim_map, ssim_sum, window_size
 
 __all__ = [
     "ALL_VALID",
+    "ALPHA",
     "HALO",
+    "NODATA",
     "STRIP_PIXELS",
     "WIN",
     "ErrorStats",
