@@ -33,7 +33,7 @@ from .. import timing
 from ..cog import EncodedCog, Profile
 from ..encode import CheckedWrite, encode_cog, uses_tile_writer, write_checked
 from ..errors import VerificationError
-from ..fidelity import ALL_VALID, ALPHA, NODATA, WIN, Fidelity, same_nodata
+from ..fidelity import ALL_VALID, ALPHA, NODATA, WIN, Fidelity, kept_bands, same_nodata
 from ..gdal import RasterInfo, clean, gdal_errors, open_source
 from ._chunked import SceneQuality, check_tile_crcs
 from ._verify import check_metadata, check_output, check_overviews, validate_cog
@@ -62,7 +62,8 @@ def memory_verifiable(src: Any, info: RasterInfo, profile: Profile) -> bool:
     if all(f == ALL_VALID for f in flags):
         return profile.mask == "none"
     if all(f == NODATA for f in flags) and one_nodata:
-        return profile.mask == "nodata"
+        # Verification's nodata validity is over every band: none may have been dropped.
+        return profile.mask == "nodata" and len(kept_bands(info, profile)) == info.count
     if flags[0] == ALPHA:
         return profile.mask == "alpha"
     return dataset and profile.mask == "dataset"
