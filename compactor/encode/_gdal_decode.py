@@ -10,7 +10,10 @@ pixels are those GDAL's GeoTIFF driver reads (tests/encode/test_memory_verify.py
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 from ..cog import TileCodec
@@ -32,8 +35,12 @@ def gdal_decode(codec: TileCodec, data: bytes, tables: bytes | None) -> np.ndarr
     """A JPEG or WEBP tile decoded by GDAL: (rows, cols, bands)."""
     driver = DRIVERS[codec.codec]
     stream = jpeg_stream(data, tables) if codec.codec == "jpeg" else data
-    with MemoryFile(stream) as mem, mem.open(driver=driver) as ds:
-        if ds.count < codec.bands:
-            raise VerificationError(f"a {driver} tile decodes to {ds.count} bands")
-        decoded = ds.read(indexes=list(range(1, codec.bands + 1)))
+    with warnings.catch_warnings(), MemoryFile(stream) as mem:
+        # A tile alone has no geotransform: said on every open, of no interest.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        ds = mem.open(driver=driver)
+        with ds:
+            if ds.count < codec.bands:
+                raise VerificationError(f"a {driver} tile decodes to {ds.count} bands")
+            decoded = ds.read(indexes=list(range(1, codec.bands + 1)))
     return np.moveaxis(decoded, 0, -1)

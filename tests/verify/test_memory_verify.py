@@ -12,6 +12,7 @@ import pytest
 import rasterio
 import tifffile
 
+from compactor.capture import capturing
 from compactor.codecs import ErrorBound
 from compactor.cog import Profile
 from compactor.encode import choose_profile, write_checked
@@ -184,3 +185,14 @@ def test_other_views_are_read_back(tmp_path: Path, shared_data: Path) -> None:
     cog, fid = encode_verified(str(src), tmp_path / "o.tif", info, profile)
     assert fid.exact
     assert cog.path.exists()
+
+
+def test_decoding_in_memory_says_nothing_of_the_scene(tmp_path: Path) -> None:
+    """A tile decoded by GDAL alone has no geotransform: that is not a warning of the
+    scene's (the scene's warnings are what its thread logs or warns)."""
+    src = rasters.rgb(tmp_path / "rgb.tif", size=600)
+    info = read_info(str(src))
+    said: list[str] = []
+    with capturing(said):
+        encode_verified(str(src), tmp_path / "o.tif", info, choose_profile(info, "jpeg", 75))
+    assert said == []
