@@ -12,6 +12,7 @@ from ._choose import (
 from ._chunk_budget import cluster_context
 from ._chunk_plan import MEMORY_FACTOR, plan_chunks
 from ._chunk_tasks import ChunkResult, run_tasks
+from ._local_check import CheckedWrite, write_checked
 from ._lossless import choose_encoding, search_encoding
 from ._quality import QUALITY_MAX, Ladder, QualityPolicy, candidates, compare_fixed, lowest_quality
 from ._sample import Sample, Window4, valid_ranges, write_sample
@@ -22,6 +23,7 @@ from ._write import encode_cog, gdal_writer_reason, uses_tile_writer, write_cog
 __all__ = [
     "MEMORY_FACTOR",
     "QUALITY_MAX",
+    "CheckedWrite",
     "ChunkResult",
     "Ladder",
     "Part",
@@ -50,6 +52,7 @@ __all__ = [
     "search_encoding",
     "uses_tile_writer",
     "valid_ranges",
+    "write_checked",
     "write_cog",
     "write_sample",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -124,6 +124,8 @@ class Segment:
     #: The part it went out as (when the producer put it).
     sent: PartSent | None = None
     part_number: int = 0
+    #: CRC32s of the mask tiles' bytes (tiles with a mask, in order).
+    mask_crcs: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +159,9 @@ class TileJob:
     #: The overview levels' own encoding (lossy overviews), and its JPEG tables.
     overview_codec: TileCodec | None = None
     overview_tables: bytes | None = None
+    #: Decode lossy full-resolution tiles for the checks with GDAL's own drivers (the
+    #: pixels GDAL reads back), not imagecodecs: a one-task scene's in-memory verification.
+    gdal_decode: bool = False
 
     def part_number(self, level: int, producer: int) -> int:
         return dict(self.parts)[(level, producer)]

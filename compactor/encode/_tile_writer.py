@@ -52,6 +52,7 @@ from ..errors import EncodeError, VerificationError
 from ..fidelity import nodata_validity
 from ..gdal import RasterInfo, gdal_env, open_source
 from ..storage import DirectoryParts
+from ._gdal_decode import gdal_decode
 from ._strips import Leftover, Segment, StripPlan, TileCheck, TileJob
 from ._tile_layout import build_job, layout, level_bytes, put_parts
 
@@ -114,6 +115,7 @@ def encode_rows(
     out = bytearray()
     sizes: list[tuple[int, int | None]] = []
     crcs: list[int] = []
+    mask_crcs: list[int] = []
     for tr in row_tiles:
         y0 = tr * TILE - row0
         for tc in range(lv.across):
@@ -145,10 +147,14 @@ def encode_rows(
                 out += frame(mask_bytes)
             sizes.append((len(encoded), len(mask_bytes) if mask_bytes is not None else None))
             crcs.append(zlib.crc32(encoded))
+            if mask_bytes is not None:
+                mask_crcs.append(zlib.crc32(mask_bytes))
             if check is not None:
                 check(level, tr, tc, block, encoded, mask_tile, mask_bytes)
     first_tile = row_tiles.start * lv.across if row_tiles else 0
-    return Segment(level, producer, first_tile, sizes, crcs, len(out), bytes(out))
+    return Segment(
+        level, producer, first_tile, sizes, crcs, len(out), bytes(out), mask_crcs=mask_crcs
+    )
 
 
 def decode_columns(
@@ -170,7 +176,11 @@ def decode_columns(
         pos += 4 + size + 4 + (0 if mask_size is None else 4 + mask_size + 4)
         if not t0 <= tc < t1:
             continue
-        decoded = job.codec.decode(segment.data[start : start + size], job.tables, out=buffer)
+        data = segment.data[start : start + size]
+        if job.gdal_decode:
+            decoded = gdal_decode(job.codec, data, job.tables)
+        else:
+            decoded = job.codec.decode(data, job.tables, out=buffer)
         y0, x0 = (tr - first_row) * TILE, tc * TILE - c0
         h, w = min(TILE, rows - y0), min(TILE, width - x0)
         np.copyto(out[:, y0 : y0 + h, x0 : x0 + w], np.moveaxis(decoded[:h, :w], -1, 0))

@@ -5,6 +5,8 @@ search both measure with it.
 
 from ._compare import (
     ALL_VALID,
+    ALPHA,
+    NODATA,
     STRIP_PIXELS,
     compare_pixels,
     kept_bands,
@@ -26,8 +28,10 @@ from ._ssim import HALO, WIN, ssim, ssim_map, ssim_sum, window_size
 
 __all__ = [
     "ALL_VALID",
+    "ALPHA",
     "FLOAT_MARGIN",
     "HALO",
+    "NODATA",
     "STRIP_PIXELS",
     "WIN",
     "ErrorStats",

@@ -17,7 +17,6 @@ from ..encode import (
     candidates,
     choose_encoding,
     cluster_context,
-    encode_cog,
     gdal_writer_reason,
     uses_tile_writer,
 )
@@ -41,7 +40,7 @@ from ..storage import (
     sha256_file,
     sweep_orphans,
 )
-from ..verify import check_output, decoder_margin, validate_cog
+from ..verify import decoder_margin, encode_verified, validate_cog
 from ._chunked import ChunkedOutput, compact_chunked
 from ._decide import is_recorded
 from ._handle import StateHandle, digest_fields, fetched_digest
@@ -284,15 +283,15 @@ def _left_as_is(
 def _encode_one_task(
     scene: Scene, handle: StateHandle, live: ObjectInfo, info: RasterInfo, profile: Profile
 ) -> Encoded:
-    """A scene small enough for one task: encode in scratch until the bar is met, check
-    with GDAL, upload checksummed."""
+    """A scene small enough for one task: encode in scratch until the bar is met, each
+    attempt verified (from memory as it is encoded where the tile writer writes it, else
+    read back with GDAL: :func:`~compactor.verify.encode_verified`), upload checksummed."""
     ctx, scratch = scene.ctx, scene.scratch_dir()
     ladder = _ladder(scene, info, profile)
 
     def attempt(candidate: Profile) -> tuple[bool, float | None, _InScratch]:
         path = scratch / f"out-{len(scene.notes.attempts)}.tif"
-        cog = encode_cog(scene.src_path, path, candidate, info)
-        fidelity = check_output(scene.src_path, str(path), info, candidate)
+        cog, fidelity = encode_verified(scene.src_path, path, info, candidate)
         ok = _tried(scene, candidate, path.stat().st_size, fidelity.ssim)
         return ok, fidelity.ssim, _InScratch(cog, fidelity)
 

@@ -166,17 +166,27 @@ def check_header(
 
 
 def check_tile_crcs(path: Path, parts: list[Part]) -> None:
-    """Every tile's bytes at its offset have the CRC32 recorded when it was encoded."""
-    crcs: dict[tuple[int, int], int] = {}
+    """Every tile's bytes at its offset have the CRC32 recorded when it was encoded: the
+    image tiles of every level and, where the output has masks, every mask tile."""
+    crcs: dict[tuple[bool, int, int], int] = {}
     for part in parts:
         for g in part.segments:
             for i, crc in enumerate(g.crcs):
-                crcs[(g.level, g.first_tile + i)] = crc
+                crcs[(False, g.level, g.first_tile + i)] = crc
+            masked = [g.first_tile + i for i, (_, m) in enumerate(g.sizes) if m is not None]
+            for t, crc in zip(masked, g.mask_crcs, strict=True):
+                crcs[(True, g.level, t)] = crc
     with tifffile.TiffFile(path) as tf:
         fh = tf.filehandle
-        for level, page in enumerate(_image_ifds(tf)):
-            tiles = zip(page.dataoffsets, page.databytecounts, strict=True)
-            for t, (off, size) in enumerate(tiles):
-                fh.seek(int(off))
-                if zlib.crc32(fh.read(int(size))) != crcs.get((level, t)):
-                    raise VerificationError(f"tile {t} of level {level} is not the bytes encoded")
+        pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage)]
+        masks = [p for p in pages if p.subfiletype in (4, 5)]
+        for is_mask, ifds in ((False, _image_ifds(tf)), (True, masks)):
+            for level, page in enumerate(ifds):
+                tiles = zip(page.dataoffsets, page.databytecounts, strict=True)
+                for t, (off, size) in enumerate(tiles):
+                    fh.seek(int(off))
+                    if zlib.crc32(fh.read(int(size))) != crcs.get((is_mask, level, t)):
+                        what = "mask tile" if is_mask else "tile"
+                        raise VerificationError(
+                            f"{what} {t} of level {level} is not the bytes encoded"
+                        )
