@@ -118,7 +118,10 @@ def _quiet_shutdown() -> None:
 
 
 #: What the fork server of a local cluster imports once, before it forks each worker.
-WORKER_PRELOAD = ("distributed", "compactor.scene._walk", "compactor.encode._chunk_tasks")
+WORKER_PRELOAD = (
+    "distributed", "compactor.scene._walk", "compactor.encode._chunk_tasks",
+    "compactor.fidelity._ssim_u8",
+)  # fmt: skip
 
 
 def _forkserver_preloaded(kwargs: dict[str, Any]) -> dict[str, Any]:
