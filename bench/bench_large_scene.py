@@ -18,6 +18,7 @@ Usage::
 
     python bench/bench_large_scene.py [--size-gb 1.8] [--worker-memory 450MB]
                                       [--codecs jpeg,deflate] [--workdir bench/out]
+                                      [--lossless lossless|deflate|zstd|...] [--quick]
 
 Prints a table and writes ``results.json`` in the work directory. The last lines compare
 compactor with the targets and give the codec-only floor: how long the tile encoder alone
@@ -44,7 +45,10 @@ import rasterio
 from rasterio.windows import Window
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data" / "rasterio-cc0" / "RGB.byte.tif"
+SHARED = (
+    Path(os.environ.get("COMPACTOR_SHARED_DATA", REPO.parent / "shared/data/rasterio-cc0"))
+    / "RGB.byte.tif"
+)
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 
@@ -173,6 +177,21 @@ def stage_breakdown(report: Path) -> list[str]:
     return lines
 
 
+def chosen_codec(report: Path) -> str:
+    """`` -> zstd/1`` : the codec and level the scene was written with (scene log)."""
+    import gzip
+
+    for part in sorted((report / "scenes").glob("*.ndjson.gz")):
+        with gzip.open(part, "rt") as fh:
+            for line in fh:
+                scene = json.loads(line)
+                search = scene.get("search") or scene.get("encoding_search") or {}
+                chosen = search.get("chosen") if isinstance(search, dict) else None
+                if chosen:
+                    return f" -> {chosen}"
+    return ""
+
+
 def pause_events(log: Path) -> int:
     """Dask's memory pauses in a run's log ("Worker is at 88% memory usage. Pausing
     worker"; the workers' warnings reach the CLI's stderr)."""
@@ -225,8 +244,13 @@ def codec_floor(src: Path, codec: str, raw_mb: float) -> float:
     return per_mb * raw_mb * 4 / 3 / (os.cpu_count() or 1)
 
 
-def run_compactor(src_dir: Path, out_dir: Path, codec: str, memory: str) -> Run:
+def run_compactor(
+    src_dir: Path, out_dir: Path, codec: str, memory: str, lossless: str = "lossless"
+) -> Run:
+    """compactor on the scene: ``codec`` for JPEG; for a lossless row (GDAL's ``codec``),
+    ``--codec lossless`` (the default effort's search picks the codec) or the one given."""
     shutil.rmtree(out_dir, ignore_errors=True)
+    asked = codec if codec in ("jpeg", "webp") else lossless
     args = [
         str(BIN / "compactor"),
         "-q",
@@ -242,7 +266,7 @@ def run_compactor(src_dir: Path, out_dir: Path, codec: str, memory: str) -> Run:
         "--worker-memory",
         memory,
         "--codec",
-        codec,
+        asked,
         "--min-ssim",
         "0",
         "--min-saving",
@@ -254,7 +278,7 @@ def run_compactor(src_dir: Path, out_dir: Path, codec: str, memory: str) -> Run:
     seconds, rc, peaks = timed(args, log=log)
     out = out_dir / "mosaic.tif"
     return Run(
-        "compactor (2 workers)",
+        f"compactor (2 workers, {asked}{chosen_codec(out_dir.parent / f'report-{codec}')})",
         codec,
         seconds,
         out.stat().st_size if out.exists() else 0,
@@ -325,7 +349,18 @@ def main() -> None:
     ap.add_argument("--size-gb", type=float, default=1.8)
     ap.add_argument("--worker-memory", default="450MB")
     ap.add_argument("--codecs", default="jpeg,deflate")
+    ap.add_argument(
+        "--lossless",
+        default="lossless",
+        help="compactor's --codec for the lossless rows (GDAL writes --codecs' codec): "
+        "lossless (the default effort's search picks) or a codec",
+    )
     ap.add_argument("--workdir", type=Path, default=REPO / "bench" / "out")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="only GDAL NUM_THREADS=ALL_CPUS (the reference) and compactor",
+    )
     args = ap.parse_args()
     if not SHARED.exists():
         sys.exit(f"{SHARED} is needed (the real Landsat 7 RGB raster)")
@@ -347,17 +382,16 @@ def main() -> None:
         outs = work / codec
         outs.mkdir(exist_ok=True)
         batch = [
-            run_gdal(src, outs / "gdal-1.tif", codec, "1"),
             run_gdal(src, outs / "gdal-all.tif", codec, "ALL_CPUS"),
-            run_rio_cogeo(src, outs / "rio-cogeo.tif", codec),
-            run_compactor(src_dir, outs / "compactor", codec, args.worker_memory),
+            run_compactor(src_dir, outs / "compactor", codec, args.worker_memory, args.lossless),
         ]
-        paths = [
-            outs / "gdal-1.tif",
-            outs / "gdal-all.tif",
-            outs / "rio-cogeo.tif",
-            outs / "compactor" / "mosaic.tif",
-        ]
+        paths = [outs / "gdal-all.tif", outs / "compactor" / "mosaic.tif"]
+        if not args.quick:
+            batch += [
+                run_gdal(src, outs / "gdal-1.tif", codec, "1"),
+                run_rio_cogeo(src, outs / "rio-cogeo.tif", codec),
+            ]
+            paths += [outs / "gdal-1.tif", outs / "rio-cogeo.tif"]
         for run, path in zip(batch, paths, strict=True):
             if run.returncode == 0 and path.exists():
                 run.ssim = 1.0 if codec != "jpeg" else measure_ssim(src, path)
@@ -365,7 +399,7 @@ def main() -> None:
 
     print()
     cols = ("tool", "codec", "wall s", "MB/s", "out MB", "size/GDAL", "SSIM", "speed/GDAL")
-    header = "{:32} {:7} {:>7} {:>6} {:>8} {:>9} {:>7} {:>10} {:>6}  peak RSS MB".format(
+    header = "{:52} {:7} {:>7} {:>6} {:>8} {:>9} {:>7} {:>10} {:>6}  peak RSS MB".format(
         *cols, "pauses"
     )
     print(header)
@@ -377,7 +411,7 @@ def main() -> None:
             ssim = r.ssim if r.ssim is not None else float("nan")
             pauses = "-" if r.pauses is None else str(r.pauses)
             print(
-                f"{r.tool:32} {r.codec:7} {r.seconds:7.1f} {raw_mb / r.seconds:6.1f} "
+                f"{r.tool:52} {r.codec:7} {r.seconds:7.1f} {raw_mb / r.seconds:6.1f} "
                 f"{r.out_bytes / 1e6:8.1f} {r.out_bytes / ref.out_bytes:9.3f} {ssim:7.4f} "
                 f"{ref.seconds / r.seconds:9.2f}x {pauses:>6}  {rss}"
             )

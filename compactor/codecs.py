@@ -57,6 +57,8 @@ POLICIES: dict[str, str] = {
     "auto": "JPEG for 8-bit greyscale or RGB(A), lossless ZSTD for the rest",
     "auto-lossy": "as auto, but per scene JPEG or WEBP, whichever is smaller at the SSIM bar "
     "(WEBP only with --allow-webp)",
+    "lossless": "every scene lossless, in the encoding the --effort search finds (ZSTD, "
+    "DEFLATE, LZW or LERC, with their levels and predictors)",
 }
 #: Everything ``--codec`` accepts.
 CHOICES: tuple[str, ...] = (*POLICIES, *CODECS)

@@ -7,7 +7,10 @@ import multiprocessing
 from multiprocessing import forkserver
 
 #: What the fork server of a local cluster imports once, before it forks each worker.
-WORKER_PRELOAD = ("distributed", "compactor.scene._walk", "compactor.encode._chunk_tasks")
+WORKER_PRELOAD = (
+    "distributed", "compactor.scene._walk", "compactor.encode._chunk_tasks",
+    "compactor.fidelity._ssim_u8",
+)  # fmt: skip
 
 
 def start_fork_server() -> None:

@@ -10,7 +10,7 @@ import struct
 import imagecodecs as ic
 import numpy as np
 
-from ._tiles import DEFLATE_LEVEL, TILE
+from ._tiles import TILE
 
 # --- JPEG streams ------------------------------------------------------------------
 
@@ -50,11 +50,16 @@ def jpeg_tables(dqt: bytes) -> bytes:
 # --- masks ---------------------------------------------------------------------------
 
 
+#: DEFLATE level of mask tiles: 9 makes the 1-bit tiles of a jagged nodata collar a quarter
+#: smaller than GDAL's 6 at 0.6 ms a tile (libdeflate's 10-12 take 50x longer for 7 % more).
+MASK_LEVEL = 9
+
+
 def encode_mask(valid: np.ndarray) -> bytes:
     """A 1-bit mask tile (``valid``: bool (rows, cols), full tile size), DEFLATE."""
 
     packed = np.packbits(valid.astype(np.uint8), axis=1)  # rows padded to whole bytes
-    return bytes(ic.deflate_encode(packed.tobytes(), level=DEFLATE_LEVEL))
+    return bytes(ic.deflate_encode(packed.tobytes(), level=MASK_LEVEL))
 
 
 def decode_mask(data: bytes, rows: int = TILE, cols: int = TILE) -> np.ndarray:

@@ -287,6 +287,18 @@ def overview_profile(
     return Profile(codec="lerc", max_error=relative, lerc_inner="zstd")
 
 
+def _policy_codec(codec: str, info: RasterInfo, graded_alpha: bool) -> str:
+    """The codec a scene starts with under ``--codec`` (a policy resolved, a codec as is):
+    ``auto`` JPEG where it can, else ZSTD; ``lossless`` ZSTD, which the encoding search
+    then weighs against every lossless codec."""
+    if codec in ("auto", "auto-lossy"):
+        lossy_ok = lossy_problem("jpeg", info, graded_alpha=graded_alpha) is None
+        return "jpeg" if lossy_ok else AUTO_LOSSLESS
+    if codec == "lossless":
+        return AUTO_LOSSLESS
+    return codec
+
+
 def choose_profile(
     info: RasterInfo,
     codec: str = "auto",
@@ -311,9 +323,7 @@ def choose_profile(
     if not isinstance(quality, int):
         quality = None
     asked = codec
-    if codec in ("auto", "auto-lossy"):
-        lossy_ok = lossy_problem("jpeg", info, graded_alpha=graded_alpha) is None
-        codec = "jpeg" if lossy_ok else AUTO_LOSSLESS
+    codec = _policy_codec(codec, info, graded_alpha)
     resampling = _resampling(info)
     ovr = None
     if overviews == "lossy" and (ranges is not None or _overview_kind(info) != "lerc"):

@@ -29,8 +29,11 @@ DEFAULT_WORKER_MEMORY = 4 * 1024**3
 #: margin for the allocator's fragmentation, the scene task's own data and measurement noise.
 HEADROOM = 0.85
 #: What a worker's process holds besides its tasks (measured: 135 MB idle with compactor,
-#: GDAL and OpenCV loaded; about 170 MB after a few chunk tasks, what the allocator keeps).
-BASELINE = 170 * 1024**2
+#: GDAL and OpenCV loaded; about 170 MB after a few chunk tasks, what the allocator keeps)
+#: plus the compiled SSIM kernel: numba and LLVM add 41 MB to every worker forked from a
+#: fork server that loaded it (``compactor.fidelity._ssim_u8``), less the 24 MB of pandas,
+#: which workers no longer import (measured in a forked worker after one SSIM: 137 -> 154 MB).
+BASELINE = (170 + 17) * 1024**2
 
 
 def memory_threshold() -> float:

@@ -5,10 +5,10 @@ is smallest depends on the data: ZSTD with horizontal differencing on smooth 8-b
 LERC on noisy 12-bit reflectance, no predictor on classes. So each candidate of the effort's
 :data:`CATALOG` encodes the sample's tiles (at most :data:`MAX_TILES` tiles, the same tile
 codec the writers use) and the smallest wins, unless a faster candidate is within
-:data:`EFFORT_WORTH` of it (:func:`pick`); ties go to the faster. The effort is a floor
-on each candidate's encode speed (:data:`EFFORT_FLOOR`): ``fast`` searches nothing and keeps
-``auto``'s ZSTD, ``max`` tries even the slowest levels. A bounded scene (``--max-error``) is
-searched the same way over LERC's inner codecs.
+:data:`EFFORT_WORTH` of it per halving of the speed (:func:`pick`); ties go to the faster.
+The effort is a floor on each candidate's encode speed (:data:`EFFORT_FLOOR`): ``fast``
+searches nothing and keeps ``auto``'s ZSTD, ``max`` tries even the slowest levels. A bounded
+scene (``--max-error``) is searched the same way over LERC's inner codecs.
 
 The floor applies to speeds declared with each candidate (single core, 12-bit imagery,
 measured by ``bench/bench_science.py``), not to a clock read during the run: a scene gets
@@ -19,6 +19,7 @@ reported next to the sizes.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,9 +42,11 @@ log = logging.getLogger(__name__)
 #: ``None``: no search.
 EFFORT_FLOOR: dict[str, float | None] = {"fast": None, "default": 40.0, "max": 0.0}
 #: How much smaller (a fraction of the faster one's size) a slower candidate's sample must be
-#: to be chosen over a faster one: ``default`` does not halve the encode speed of a scene for
-#: a fraction of a percent (DEFLATE 9 against 6 on 8-bit imagery: 0.3 % smaller, half as
-#: fast); ``max`` takes the smallest, whatever it costs.
+#: for each halving of the encode speed (declared) to be chosen over a faster one:
+#: ``default`` does not halve the encode speed of a scene for a fraction of a percent
+#: (DEFLATE 9 against 6 on 8-bit imagery: 0.3 % smaller, half as fast), nor divide it by 7
+#: for 2 % (ZSTD 9 against 1 on 8-bit RGB, where ZSTD 1 is already 1.7 % smaller than
+#: GDAL's DEFLATE 6 and 5x faster); ``max`` takes the smallest, whatever it costs.
 EFFORT_WORTH: dict[str, float] = {"fast": 0.0, "default": 0.01, "max": 0.0}
 #: Tiles of the sample encoded by each candidate (the 2x2 sample mosaic holds four).
 MAX_TILES = 4
@@ -95,6 +98,8 @@ CATALOG: tuple[Candidate, ...] = (
     Candidate("deflate", 9, "dtype", None, 58),
     Candidate("deflate", 9, "none", None, 60),
     Candidate("deflate", 12, "dtype", None, 7),
+    Candidate("zstd", 1, "dtype", None, 420),
+    Candidate("zstd", 3, "dtype", None, 170),
     Candidate("zstd", 9, "dtype", None, 45),
     Candidate("zstd", 9, "none", None, 42),
     Candidate("zstd", 19, "dtype", None, 4),
@@ -194,12 +199,13 @@ def search_encoding(
 def pick(probes: list[tuple[int, Candidate]], worth: float) -> Candidate:
     """The candidate to keep from (sample bytes, candidate) pairs: from the fastest
     (declared speed) down, a slower one replaces the choice only when its sample is smaller
-    by at least ``worth`` of the choice's size (0: any smaller one; equal sizes keep the
-    faster)."""
+    by at least ``worth`` of the choice's size for each halving of the speed (0: any
+    smaller one; equal sizes keep the faster)."""
     ordered = sorted(probes, key=lambda p: -p[1].speed)
     best_size, best = ordered[0]
     for size, cand in ordered[1:]:
-        if size < best_size and size <= best_size * (1 - worth):
+        halvings = math.log2(best.speed / cand.speed) if cand.speed > 0 else math.inf
+        if size < best_size and size <= best_size * (1 - worth * halvings):
             best_size, best = size, cand
     return best
 

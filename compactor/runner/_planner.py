@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..cog import Profile
 from ..encode import QualityPolicy, candidates, choose_encoding, write_cog, write_sample
 from ..errors import CompactorError
+
+if TYPE_CHECKING:
+    import pandas as pd
 from ..gdal import gdal_env, scratch_dir
 from ..pricing import (
     PLAN_REQUESTS,
@@ -208,6 +209,8 @@ def plan(
             specs, submit, settings=settings, client=client, progress=callbacks, started=started
         )
     rows = refused_rows + planned
+    import pandas as pd  # here: every Dask worker imports this package, and pandas is 27 MB
+
     df = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     for col in ("quality", "width", "height", "bands", "bytes_in", "raw_bytes", "est_bytes_out"):
         df[col] = df[col].astype("Int64")  # integers, with <NA> where unknown

@@ -235,3 +235,28 @@ def test_a_crs_is_the_same_as_geotiff_keys_hold_it() -> None:
     assert not same_crs(src, CRS.from_wkt(GOODE.format(lon=10)))
     assert not same_crs(src, None)
     assert same_crs(CRS.from_epsg(4326), CRS.from_epsg(4326))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_ssim_sums_equal_skimage_across_kernel_blocks(dtype: str) -> None:
+    """The compiled 8-bit kernel (column blocks of 1024 with context, exact integer sums)
+    and the OpenCV path for other types give skimage's mean of the local SSIM map, over all
+    interior windows and over those centred on valid pixels."""
+    from compactor.fidelity import ssim_sum
+
+    rng = np.random.default_rng(7)
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(130, 2300)), axis=0), axis=1)
+    a = np.clip(128 + smooth / np.abs(smooth).max() * 120, 0, 255).astype(dtype)
+    b = np.clip(a.astype(float) + rng.integers(-9, 10, a.shape), 0, 255).astype(dtype)
+    _, full = structural_similarity(a.astype(float), b.astype(float), data_range=255, full=True)
+    interior = full[3:-3, 3:-3]
+    valid = np.zeros(a.shape, bool)
+    valid[10:120, 500:2100] = True
+    valid[50:60, 700:705] = False
+    total, count = ssim_sum(a, b, 255.0)
+    assert count == interior.size
+    assert total / count == pytest.approx(interior.mean(), abs=1e-9 if dtype == "uint8" else 1e-6)
+    total, count = ssim_sum(a, b, 255.0, valid=valid)
+    assert count == int(valid[3:-3, 3:-3].sum())
+    expected = interior[valid[3:-3, 3:-3]].mean()
+    assert total / count == pytest.approx(expected, abs=1e-9 if dtype == "uint8" else 1e-6)
