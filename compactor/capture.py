@@ -25,6 +25,8 @@ MAX_CHARS = 300
 
 _setup_lock = threading.Lock()
 _setup_done = False
+#: Per thread: the warning categories :func:`unheard` drops.
+_unheard = threading.local()
 
 
 def _setup() -> None:
@@ -55,6 +57,8 @@ class _SceneHandler(logging.Handler):
             text = str(record.msg)
         if record.name == "py.warnings":  # "file:line: Category: message\n  source line"
             first = text.strip().splitlines()[0] if text.strip() else text
+            if any(f" {name}: " in first for name in getattr(_unheard, "names", ())):
+                return
             text = first.split(": ", 1)[1] if ": " in first else first
         elif not record.name.startswith("compactor"):
             text = f"{record.name}: {text}"
@@ -79,3 +83,23 @@ def capturing(into: list[str], ignore: tuple[str, ...] = ()) -> Iterator[list[st
         yield into
     finally:
         root.removeHandler(handler)
+
+
+@contextmanager
+def unheard(category: type[Warning]) -> Iterator[None]:
+    """Warnings of ``category`` this thread raises in the block are not the scene's (a
+    tile decoded alone has no geotransform). Scene threads share a worker process, and
+    ``warnings.catch_warnings`` swaps the process's filters (two threads leaving it in
+    another order keep one's filter for good): where warnings are captured, this thread's
+    are dropped by name instead. Elsewhere (one thread: a notebook, a test), the filters."""
+    if not _setup_done:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category)
+            yield
+        return
+    before = getattr(_unheard, "names", ())
+    _unheard.names = (*before, category.__name__)
+    try:
+        yield
+    finally:
+        _unheard.names = before

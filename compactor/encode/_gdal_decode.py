@@ -10,12 +10,11 @@ pixels are those GDAL's GeoTIFF driver reads (tests/encode/test_memory_verify.py
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
+from .. import capture
 from ..cog import TileCodec
 from ..errors import VerificationError
 
@@ -35,9 +34,8 @@ def gdal_decode(codec: TileCodec, data: bytes, tables: bytes | None) -> np.ndarr
     """A JPEG or WEBP tile decoded by GDAL: (rows, cols, bands)."""
     driver = DRIVERS[codec.codec]
     stream = jpeg_stream(data, tables) if codec.codec == "jpeg" else data
-    with warnings.catch_warnings(), MemoryFile(stream) as mem:
-        # A tile alone has no geotransform: said on every open, of no interest.
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    # A tile alone has no geotransform: said on every open, of no interest.
+    with capture.unheard(NotGeoreferencedWarning), MemoryFile(stream) as mem:
         ds = mem.open(driver=driver)
         with ds:
             if ds.count < codec.bands:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import warnings
 from itertools import pairwise
 from typing import Any
 
@@ -43,7 +42,7 @@ import rasterio
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
-from .. import timing
+from .. import capture, timing
 from ..cog import Profile, carried_domains
 from ..errors import VerificationError
 from ..fidelity import (
@@ -237,8 +236,7 @@ def same_crs(a: Any, b: Any) -> bool:
         return a is None and b is None
     if a == b:
         return True
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PROJ strings "may lose information": compared whole
+    with capture.unheard(UserWarning):  # PROJ strings "may lose information": compared whole
         pa, pb = a.to_proj4(), b.to_proj4()
     return bool(pa) and pa == pb and "+proj=ob_tran" not in pa
 
