@@ -9,6 +9,7 @@ entry); one scene's exception stays that scene's failed result.
 from __future__ import annotations
 
 import os
+import threading
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +30,22 @@ def process_scenes(specs: Sequence[SceneSpec], context: RunContext) -> list[Scen
     results in the order of ``specs``."""
     if len(specs) <= 1:
         return [_one(spec, context) for spec in specs]
-    with ThreadPoolExecutor(min(SCENE_THREADS, len(specs)), "compactor-scene") as pool:
-        return list(pool.map(lambda spec: _one(spec, context), specs))
+    return list(_pool().map(lambda spec: _one(spec, context), specs))
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The scene threads of this process, started once and kept: threads started per
+    batch would each set up GDAL's and PROJ's per-thread state again."""
+    pid = os.getpid()  # a forked process starts its own
+    with _pools_lock:
+        pool = _pools.get(pid)
+        if pool is None:
+            pool = _pools[pid] = ThreadPoolExecutor(SCENE_THREADS, "compactor-scene")
+        return pool
 
 
 def _one(spec: SceneSpec, context: RunContext) -> SceneResult:
