@@ -4,8 +4,8 @@ raster; ``--archive`` to a prefix), each ``compactor run`` its own process with 
 Dask cluster of 2 workers, sampled every 0.25 s for the RSS of the client process (the
 CLI, which holds the scheduler and the nannies of the local cluster too) and of each
 worker process (forked by the cluster's fork server: the grandchildren of the CLI), and
-for the number of scenes done (the originals deleted, one request per scene, counted by
-the proxy in front of the S3 server).
+for the number of scenes done (the leases released, one request at the end of each scene,
+counted by the proxy in front of the S3 server).
 
 Usage::
 
@@ -174,13 +174,13 @@ def main() -> None:
                 upload_scenes(ep.client, SRC, keys, args.size)
                 before = ep.count()
                 trace.clear()
-                deleted = f"/{SRC}/{prefix}/"
+                released = f"/{DST}/{prefix}/_compactor/leases/"
 
-                def done(deleted: str = deleted) -> int:
+                def done(released: str = released) -> int:
                     return sum(
                         1
                         for op, path in list(trace)
-                        if op == "DeleteObject" and path.startswith(deleted)
+                        if op == "DeleteObject" and path.startswith(released)
                     )
 
                 env = {**os.environ, "AWS_ENDPOINT_URL": ep.url, "PYTHONPATH": tree}

@@ -1,5 +1,6 @@
-"""The run (client side): discover scenes, fan out one task per scene on Dask, collect
-the results into a report. The per-scene work is :mod:`compactor.scene._walk`."""
+"""The run (client side): discover scenes, fan out one task per scene on Dask (small scenes
+several to a task, :mod:`._batches`), collect the results scene by scene into a report.
+The per-scene work is :mod:`compactor.scene._walk`."""
 
 from __future__ import annotations
 
