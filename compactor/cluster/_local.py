@@ -92,7 +92,7 @@ def connect(
         cluster.threads_per_worker,
     )
     with (
-        dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}),
+        dask.config.set(WORKER_CONFIG),
         LocalCluster(**_forkserver_preloaded(kwargs)) as local,
         Client(local) as client,
     ):
@@ -102,6 +102,18 @@ def connect(
             yield client
         finally:
             _quiet_shutdown()
+
+
+#: The Dask configuration of a local cluster's workers (the nannies pass it on). Workers are
+#: forked from a fork server (:func:`_forkserver_preloaded`). Dask's statistical profiler is
+#: off: every second it kept the call tree of what the worker's thread ran, a history of
+#: 1,000 trees of GDAL/numpy/boto stacks that grew each worker by hundreds of MB over the
+#: first quarter hour of a run (bench/bench_many_scenes.py: workers 207 -> 395 MB in 10
+#: minutes with it, flat without); the dashboard's task stream and memory views stay.
+WORKER_CONFIG = {
+    "distributed.worker.multiprocessing-method": "forkserver",
+    "distributed.worker.profile.enabled": False,
+}
 
 
 #: Loggers whose shutdown chatter ("Worker process still alive after ... seconds,

@@ -1,5 +1,6 @@
-"""The run (client side): discover scenes, fan out one task per scene on Dask, collect
-the results into a report. The per-scene work is :mod:`compactor.scene._walk`."""
+"""The run (client side): discover scenes, fan out one task per scene on Dask (small scenes
+several to a task, :mod:`._batches`), collect the results scene by scene into a report.
+The per-scene work is :mod:`compactor.scene._walk`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..errors import CompactorError
 from ..records import Report, SceneResult, StacSummary, now_iso
 from ..redact import redact_url
 from ..report import RunRecorder, write_report
-from ..scene import RunContext, SceneSpec, process_scene
+from ..scene import RunContext, SceneSpec, process_scene, process_scenes
 from ..settings import META_PREFIX, Settings, resolve_settings
 from ..sources import (
     Conditions,
@@ -30,6 +31,7 @@ from ..sources import (
     write_items,
 )
 from ..storage import Location, counting_requests, store_for
+from ._batches import Item, batched, unbatched
 from ._fanout import Bound, Progress, cluster_for, progress_of, stream
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def _weight(item: SceneSpec | SceneResult, settings: Settings, bound: Bound) -> int:
+def _weight(item: Item, settings: Settings, bound: Bound) -> int:
     """What a scene task counts toward the bound: a scene likely to be split into chunk
     tasks (listed at a quarter of ``--chunk-threshold`` or more: compressed originals
     rarely shrink raw pixels by more) counts as the cluster's threads, which its chunk
@@ -122,10 +124,13 @@ def run(
         ):
             found = discover(settings, context, consolidate=True)
 
-            def submit(c: Any, _index: int, spec: SceneSpec | SceneResult) -> Any:
-                assert isinstance(spec, SceneSpec)
+            def submit(c: Any, _index: int, item: Item) -> Any:
+                if isinstance(item, tuple):  # small scenes, several to a task
+                    key = f"batch-{item[0].key(context)}"
+                    return c.submit(process_scenes, item, context, key=key, retries=1, pure=False)
+                assert isinstance(item, SceneSpec)
                 return c.submit(
-                    process_scene, spec, context, key=spec.key(context), retries=1, pure=False
+                    process_scene, item, context, key=item.key(context), retries=1, pure=False
                 )
 
             # The first listing page is read before a cluster starts: a listing that fails or
@@ -141,13 +146,14 @@ def run(
                         workers = len(c.nthreads())
                         lap("cluster start")
                         scenes = _counted(chain(first, _guarded(found, settings)), callbacks)
-                        for item, result in stream(
-                            c, scenes, submit, bound=bound,
+                        for task, results in stream(
+                            c, batched(scenes), submit, bound=bound,
                             weight=lambda item: _weight(item, settings, bound),
                             immediate=lambda item: item if isinstance(item, SceneResult) else None,
                             task_died=_task_died,
                         ):  # fmt: skip
-                            _collected(item, result, recorder, index, callbacks)
+                            for item, result in unbatched(task, results):
+                                _collected(item, result, recorder, index, callbacks)
                         lap("scenes")
                     lap("cluster stop")
             except BaseException as err:  # Ctrl-C, the cluster lost, a bug: still a report
@@ -201,7 +207,14 @@ def _guarded(found: Discovery, settings: Settings) -> Iterator[SceneSpec | Scene
         )  # fmt: skip
 
 
-def _task_died(spec: SceneSpec | SceneResult, err: BaseException) -> SceneResult:
+def _task_died(item: Item, err: BaseException) -> SceneResult | list[SceneResult]:
+    """A task whose worker died: each of its scenes failed, saying so."""
+    if isinstance(item, tuple):
+        return [_scene_died(spec, err) for spec in item]
+    return _scene_died(item, err)
+
+
+def _scene_died(spec: SceneSpec | SceneResult, err: BaseException) -> SceneResult:
     return SceneResult(
         source=spec.source, item=spec.item, asset=spec.asset, status="failed",
         reason=f"task failed: {type(err).__name__}: {err}",

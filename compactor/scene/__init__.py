@@ -2,6 +2,7 @@
 (:func:`decide`), and the walk that runs it as a Dask task.
 """
 
+from ._batch import process_scenes
 from ._chunked import ChunkedOutput, compact_chunked
 from ._decide import Action, decide, is_recorded, reads_whole, record_problem
 from ._handle import StateHandle
@@ -20,6 +21,7 @@ __all__ = [
     "is_recorded",
     "output_relative",
     "process_scene",
+    "process_scenes",
     "reads_whole",
     "record_problem",
 ]
