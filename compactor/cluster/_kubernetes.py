@@ -89,6 +89,9 @@ def pod_env(settings: Settings) -> dict[str, str]:
         "HOME": SCRATCH,
         "TMPDIR": SCRATCH,
         "DASK_TEMPORARY_DIRECTORY": SCRATCH,
+        # Dask's statistical profiler grows a worker by hundreds of MB over a long run
+        # (local workers run without it too: cluster/_local.py's WORKER_CONFIG).
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
     }
     if settings.endpoint_url:
         if "@" in urlsplit(settings.endpoint_url).netloc:

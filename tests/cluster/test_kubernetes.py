@@ -227,6 +227,8 @@ def test_k8s_spec_pods_are_hardened_and_labelled(cli: Any, tmp_path: Path) -> No
         env = {e["name"]: e for e in container["env"]}
         for name in ("HOME", "TMPDIR", "DASK_TEMPORARY_DIRECTORY"):
             assert env[name]["value"] == "/tmp"
+        # Dask's statistical profiler grows a worker over a long run (as on local workers).
+        assert env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"]["value"] == "False"
         assert env["STAC_API_TOKEN"] == {
             "name": "STAC_API_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": "stac-credentials", "key": "token"}},
