@@ -17,12 +17,21 @@ from compactor import capture
 def as_on_a_worker() -> Iterator[None]:
     """Warnings routed to logging as on a worker (pytest's own recorder replaces the
     route it set up once per process)."""
-    with warnings.catch_warnings():
-        capture._setup()
-        logging.captureWarnings(True)
-        warnings.simplefilter("always")
-        yield
-    logging.captureWarnings(False)
+    logger = logging.getLogger("py.warnings")
+    level, disabled, propagate = logger.level, logger.disabled, logger.propagate
+    # Earlier tests in this process may have quietened logging (a CLI run's -q).
+    logger.setLevel(logging.WARNING)
+    logger.disabled, logger.propagate = False, True
+    try:
+        with warnings.catch_warnings():
+            capture._setup()
+            logging.captureWarnings(True)
+            warnings.simplefilter("always")
+            yield
+    finally:
+        logging.captureWarnings(False)
+        logger.setLevel(level)
+        logger.disabled, logger.propagate = disabled, propagate
 
 
 def test_unheard_drops_only_this_threads_warnings_of_that_category() -> None:
