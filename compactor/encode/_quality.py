@@ -39,6 +39,7 @@ from ..gdal import RasterInfo
 from ..records import FixedQualityComparison, Probe, QualityComparison, QualitySearch, SceneResult
 from ._choose import fallback_profiles, lossless_fallback, lossy_problem
 from ._sample import Sample, write_sample
+from ._tile_layout import same_source_templates
 from ._write import write_cog
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def probe(sample: Sample, profile: Profile, scratch: Path) -> Probe:
     """Encode the sample with ``profile`` and measure it as verification would."""
 
     path = scratch / f"probe-{profile.codec}-{profile.quality}.tif"
-    write_cog(str(sample.path), path, profile, sample.info)
+    with same_source_templates(sample.templates):
+        write_cog(str(sample.path), path, profile, sample.info)
     try:
         with (
             rasterio.open(sample.path, driver="GTiff") as src,

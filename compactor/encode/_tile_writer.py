@@ -286,7 +286,7 @@ def write_local(src_path: str, dst: Path, profile: Profile, info: RasterInfo) ->
     """The tile writer in this process, for a scene small enough for one task: the same
     strips, tree and layout as the chunked path, written to ``dst`` (the caller verifies
     it with GDAL)."""
-    output = DirectoryParts.create(dst)
+    output = DirectoryParts.create(dst, durable=False)  # scratch, read back here
     try:
         with timing.stage("encode setup"):
             job, spec = build_job(src_path, info, profile, StripPlan.sized(info), {}, output)
