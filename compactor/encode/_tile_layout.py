@@ -5,12 +5,12 @@ header computed into part 1) and :func:`put_parts`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -50,21 +50,33 @@ def _photometric(info: RasterInfo, codec: str, bands: list[int]) -> tuple[int, s
 
 
 Template = dict[int, tuple[int, int, bytes]]
+T = TypeVar("T")
 
-#: The template tags already read per source, within :func:`same_source_templates`.
-_TEMPLATES: ContextVar[dict[Any, Template] | None] = ContextVar("templates", default=None)
+#: What was already read per source, within :func:`same_source`.
+_READ: ContextVar[dict[Any, Any] | None] = ContextVar("same_source", default=None)
 
 
 @contextmanager
-def same_source_templates(memo: dict[Any, Template]) -> Iterator[None]:
-    """Within: :func:`build_job` reads a source's template tags once into ``memo`` (for
-    the probes of one quality search: encodes of the same sample file, which this process
-    wrote and does not change), in this thread or task only."""
-    token = _TEMPLATES.set(memo)
+def same_source(memo: dict[Any, Any]) -> Iterator[None]:
+    """Within: the tile writer reads a source's template tags and strips once into
+    ``memo`` (for the probes of one quality search: encodes of the same sample file,
+    which this process wrote and does not change), in this thread or task only."""
+    token = _READ.set(memo)
     try:
         yield
     finally:
-        _TEMPLATES.reset(token)
+        _READ.reset(token)
+
+
+def read_once(key: Any, read: Callable[[], T], copy: Callable[[T], T]) -> T:
+    """``read()``, or within :func:`same_source` what it gave for ``key`` before (each
+    caller gets its own ``copy``)."""
+    memo = _READ.get()
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return copy(memo[key])
 
 
 def _template(
@@ -74,17 +86,16 @@ def _template(
     max_z_error: float | None,
     gdal: dict[str, str],
 ) -> Template:
-    """:func:`~compactor.cog.template_tags` of ``src_path``, read once per source within
-    :func:`same_source_templates`."""
-    memo = _TEMPLATES.get()
-    key = (src_path, tuple(bands), photometric, max_z_error, tuple(sorted(gdal.items())))
-    if memo is not None and key in memo:
-        return dict(memo[key])
-    with gdal_env(gdal), open_source(src_path) as src:
-        template = template_tags(src, bands, photometric, max_z_error=max_z_error)
-    if memo is not None:
-        memo[key] = dict(template)
-    return template
+    """:func:`~compactor.cog.template_tags` of ``src_path`` (read once within
+    :func:`same_source`)."""
+
+    def read() -> Template:
+        with gdal_env(gdal), open_source(src_path) as src:
+            return template_tags(src, bands, photometric, max_z_error=max_z_error)
+
+    options = tuple(sorted(gdal.items()))
+    key = ("template", src_path, tuple(bands), photometric, max_z_error, options)
+    return read_once(key, read, dict)
 
 
 @lru_cache(maxsize=64)
