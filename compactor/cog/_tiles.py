@@ -439,7 +439,13 @@ def pad_tile(block: np.ndarray, size: int = TILE, fill: float | None = None) -> 
     rows, cols = block.shape[:2]
     if rows == size and cols == size:
         return np.ascontiguousarray(block)
-    pad = [(0, size - rows), (0, size - cols)] + [(0, 0)] * (block.ndim - 2)
+    # As np.pad's "edge" and "constant" modes, by slices (np.pad costs ~0.4 ms a tile).
+    out = np.empty((size, size, *block.shape[2:]), dtype=block.dtype)
+    out[:rows, :cols] = block
     if fill is None:
-        return np.ascontiguousarray(np.pad(block, pad, mode="edge"))
-    return np.ascontiguousarray(np.pad(block, pad, mode="constant", constant_values=fill))
+        out[:rows, cols:] = out[:rows, cols - 1 : cols]
+        out[rows:] = out[rows - 1 : rows]
+    else:
+        out[:rows, cols:] = fill
+        out[rows:] = fill
+    return out

@@ -50,7 +50,7 @@ def write_checked(src_path: str, dst: Path, profile: Profile, info: RasterInfo) 
 
 
 def _write_checked(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> CheckedWrite:
-    output = DirectoryParts.create(dst)
+    output = DirectoryParts.create(dst, durable=False)  # scratch, read back here
     try:
         with timing.stage("encode setup"):
             job, spec = build_job(src_path, info, profile, StripPlan.sized(info), {}, output)

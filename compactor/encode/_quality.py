@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import rasterio
@@ -39,6 +40,7 @@ from ..gdal import RasterInfo
 from ..records import FixedQualityComparison, Probe, QualityComparison, QualitySearch, SceneResult
 from ._choose import fallback_profiles, lossless_fallback, lossy_problem
 from ._sample import Sample, write_sample
+from ._tile_layout import same_source
 from ._write import write_cog
 
 log = logging.getLogger(__name__)
@@ -78,14 +80,33 @@ class QualityPolicy:
         return [profile.codec]
 
 
+class _Opened:
+    """The sample's dataset, opened on first use: a probe whose source strips are all kept
+    in ``sample.reference`` (every probe after the first) never reads the sample."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._ds: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._ds is None:
+            self._ds = rasterio.open(self._path, driver="GTiff")
+        return getattr(self._ds, name)
+
+    def close(self) -> None:
+        if self._ds is not None:
+            self._ds.close()
+
+
 def probe(sample: Sample, profile: Profile, scratch: Path) -> Probe:
     """Encode the sample with ``profile`` and measure it as verification would."""
 
     path = scratch / f"probe-{profile.codec}-{profile.quality}.tif"
-    write_cog(str(sample.path), path, profile, sample.info)
+    with same_source(sample.read):
+        write_cog(str(sample.path), path, profile, sample.info)
     try:
         with (
-            rasterio.open(sample.path, driver="GTiff") as src,
+            closing(_Opened(sample.path)) as src,
             rasterio.open(path, driver="GTiff") as out,
         ):
             fidelity = compare_pixels(

@@ -52,6 +52,9 @@ class Sample:
     #: Its pixels as :func:`~compactor.verify._verify.compare_pixels` reads them for
     #: lossy outputs, kept across the probes of a quality search.
     reference: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Its template tags and strips as the tile writer read them
+    #: (:func:`~._tile_layout.same_source`), kept across the probes of a quality search.
+    read: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def whole(self) -> bool:

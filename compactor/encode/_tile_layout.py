@@ -5,8 +5,12 @@ header computed into part 1) and :func:`put_parts`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -45,8 +49,59 @@ def _photometric(info: RasterInfo, codec: str, bands: list[int]) -> tuple[int, s
     return 1, "MINISBLACK"
 
 
+Template = dict[int, tuple[int, int, bytes]]
+T = TypeVar("T")
+
+#: What was already read per source, within :func:`same_source`.
+_READ: ContextVar[dict[Any, Any] | None] = ContextVar("same_source", default=None)
+
+
+@contextmanager
+def same_source(memo: dict[Any, Any]) -> Iterator[None]:
+    """Within: the tile writer reads a source's template tags and strips once into
+    ``memo`` (for the probes of one quality search: encodes of the same sample file,
+    which this process wrote and does not change), in this thread or task only."""
+    token = _READ.set(memo)
+    try:
+        yield
+    finally:
+        _READ.reset(token)
+
+
+def read_once(key: Any, read: Callable[[], T], copy: Callable[[T], T]) -> T:
+    """``read()``, or within :func:`same_source` what it gave for ``key`` before (each
+    caller gets its own ``copy``)."""
+    memo = _READ.get()
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return copy(memo[key])
+
+
+def _template(
+    src_path: str,
+    bands: list[int],
+    photometric: str | None,
+    max_z_error: float | None,
+    gdal: dict[str, str],
+) -> Template:
+    """:func:`~compactor.cog.template_tags` of ``src_path`` (read once within
+    :func:`same_source`)."""
+
+    def read() -> Template:
+        with gdal_env(gdal), open_source(src_path) as src:
+            return template_tags(src, bands, photometric, max_z_error=max_z_error)
+
+    options = tuple(sorted(gdal.items()))
+    key = ("template", src_path, tuple(bands), photometric, max_z_error, options)
+    return read_once(key, read, dict)
+
+
+@lru_cache(maxsize=64)
 def _probe_tables(codec: TileCodec) -> bytes | None:
-    """The JPEGTables every tile of a JPEG codec shares (None for other codecs)."""
+    """The JPEGTables every tile of a JPEG codec shares (None for other codecs): the same
+    for every tile of the codec, so computed once per codec in a process."""
     if codec.codec != "jpeg":
         return None
     probe = np.zeros((TILE, TILE, codec.bands), dtype=codec.dtype)
@@ -119,8 +174,7 @@ def build_job(
     max_z_error = None
     if codec.codec == "lerc":
         max_z_error = min(codec.max_error) if codec.bounded else 0.0
-    with gdal_env(gdal), open_source(src_path) as src:
-        template = template_tags(src, bands, template_photo, max_z_error=max_z_error)
+    template = _template(src_path, bands, template_photo, max_z_error, gdal)
     spec = CogSpec(
         width=info.width,
         height=info.height,

@@ -54,7 +54,7 @@ from ..gdal import RasterInfo, gdal_env, open_source
 from ..storage import DirectoryParts
 from ._gdal_decode import gdal_decode
 from ._strips import Leftover, Segment, StripPlan, TileCheck, TileJob
-from ._tile_layout import build_job, layout, level_bytes, put_parts
+from ._tile_layout import build_job, layout, level_bytes, put_parts, read_once
 
 #: Sample types whose bands :func:`encode_rows` interleaves with OpenCV.
 CV_INTERLEAVE = frozenset({"uint8", "int8", "uint16", "int16", "int32", "float32", "float64"})
@@ -63,9 +63,24 @@ CV_INTERLEAVE = frozenset({"uint8", "int8", "uint16", "int16", "int32", "float32
 # --- reading and encoding --------------------------------------------------------------------
 
 
-def read_strip(job: TileJob, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Source rows r0:r1 of the written bands, and their validity. An alpha band dropped
-    for the mask must be binary (0 or opaque): raises :class:`VerificationError` otherwise."""
+Strip = tuple[np.ndarray, np.ndarray | None]
+
+
+def read_strip(job: TileJob, r0: int, r1: int) -> Strip:
+    """Source rows r0:r1 of the written bands, and their validity (read once within
+    :func:`~._tile_layout.same_source`). An alpha band dropped for the mask must be binary
+    (0 or opaque): raises :class:`VerificationError` otherwise."""
+    key = ("strip", job.source, r0, r1, job.plan.width, job.keep_bands, job.mask_source,
+           job.alpha_index, job.nodata, job.gdal)  # fmt: skip
+    return read_once(key, lambda: _read_strip(job, r0, r1), _copied)
+
+
+def _copied(strip: Strip) -> Strip:
+    data, valid = strip
+    return data.copy(), None if valid is None else valid.copy()
+
+
+def _read_strip(job: TileJob, r0: int, r1: int) -> Strip:
     with gdal_env(dict(job.gdal)), open_source(job.source) as src:
         win = Window(0, r0, job.plan.width, r1 - r0)
         data = src.read(indexes=list(job.keep_bands), window=win)
@@ -286,7 +301,7 @@ def write_local(src_path: str, dst: Path, profile: Profile, info: RasterInfo) ->
     """The tile writer in this process, for a scene small enough for one task: the same
     strips, tree and layout as the chunked path, written to ``dst`` (the caller verifies
     it with GDAL)."""
-    output = DirectoryParts.create(dst)
+    output = DirectoryParts.create(dst, durable=False)  # scratch, read back here
     try:
         with timing.stage("encode setup"):
             job, spec = build_job(src_path, info, profile, StripPlan.sized(info), {}, output)

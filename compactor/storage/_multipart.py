@@ -237,18 +237,23 @@ class DirectoryParts:
 
     folder: str
     url: str
+    #: Whether completion fsyncs the target: ``False`` only for a scratch file that this
+    #: process reads back itself (nothing is deleted on its strength).
+    durable: bool = True
 
     @property
     def min_part(self) -> int:
         return 0
 
     @classmethod
-    def create(cls, target: Path, scratch: Path | None = None) -> DirectoryParts:
+    def create(
+        cls, target: Path, scratch: Path | None = None, *, durable: bool = True
+    ) -> DirectoryParts:
         """A fresh parts folder in ``scratch`` (default: next to the target)."""
         base = scratch if scratch is not None else target.parent
         folder = base / f".{target.name}.parts-{uuid.uuid4().hex[:8]}"
         folder.mkdir(parents=True)
-        return cls(str(folder), str(target))
+        return cls(str(folder), str(target), durable)
 
     def _part(self, number: int) -> Path:
         return Path(self.folder, f"part-{number:05d}")
@@ -278,7 +283,8 @@ class DirectoryParts:
                             out.write(block)
                             sha.update(block)
                 out.flush()
-                os.fsync(out.fileno())
+                if self.durable:
+                    os.fsync(out.fileno())
             size = tmp.stat().st_size
             if size != total:
                 raise StorageError(f"{target} is {size} bytes, planned {total}")

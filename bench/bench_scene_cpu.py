@@ -1,0 +1,95 @@
+"""The CPU one small scene costs in one process: ``process_scene`` over tiny scenes (64 x 64
+RGB windows of the real Landsat raster, as bench_many_scenes makes them) from a local
+folder to local folders with an archive, after one scene to warm up; no Dask, no S3. Each
+tree runs in its own process (``--trees``, e.g. this one and ``/work/main``: before and
+after side by side), and must give the same outputs byte for byte and the same results.
+
+Usage::
+
+    python bench/bench_scene_cpu.py [--scenes 40] [--size 64] [--trees A,B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, need_shared_data, scene_bytes, table
+
+
+def measure(scenes: int, size: int, root: Path) -> dict[str, object]:
+    """In this process (``$PYTHONPATH``'s compactor, put before the one ``_common`` puts on
+    ``sys.path``): CPU and wall ms per scene, and digests."""
+    assert "compactor" not in sys.modules
+    sys.path.insert(0, os.environ["PYTHONPATH"])
+    import compactor
+
+    assert Path(compactor.__file__).parents[1] == Path(os.environ["PYTHONPATH"]).resolve()
+    from compactor.scene import RunContext, process_scene
+    from compactor.settings import resolve_settings
+    from compactor.sources import discover
+
+    src = root / "src"
+    src.mkdir(parents=True)
+    for i in range(scenes + 1):
+        (src / f"s{i:04d}.tif").write_bytes(scene_bytes(i, size))
+    settings = resolve_settings(
+        {"source": str(src), "dest": str(root / "dst"), "archive": str(root / "arc")}
+    )
+    context = RunContext.from_settings(settings, "bench")
+    specs = list(discover(settings, context).stream)
+    process_scene(specs[0], context)  # imports, GDAL drivers, caches
+    cpu, wall = time.process_time(), time.perf_counter()
+    results = [process_scene(spec, context) for spec in specs[1:]]
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    outputs = hashlib.sha256()
+    for f in sorted((root / "dst").rglob("*.tif")):
+        outputs.update(f.name.encode() + f.read_bytes())
+    fields = ("status", "codec", "quality", "output_bytes", "ssim", "reason")
+    said = [{k: r.model_dump().get(k) for k in fields} for r in results]
+    return {
+        "cpu_ms": 1000 * cpu / scenes,
+        "wall_ms": 1000 * wall / scenes,
+        "compacted": sum(r.status == "compacted" for r in results),
+        "outputs": outputs.hexdigest()[:12],
+        "results": hashlib.sha256(json.dumps(said, default=str).encode()).hexdigest()[:12],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenes", type=int, default=40)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--trees", default=str(REPO), help="source trees, comma-separated")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    need_shared_data()
+    if args.child:
+        print(json.dumps(measure(args.scenes, args.size, Path(args.child))))
+        return
+    rows = []
+    for tree in args.trees.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "PYTHONPATH": tree}
+            cmd = [sys.executable, __file__, "--scenes", str(args.scenes), "--size",
+                   str(args.size), "--child", tmp]  # fmt: skip
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+            m = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append([tree, f"{m['cpu_ms']:.1f}", f"{m['wall_ms']:.1f}", m["compacted"],
+                     m["outputs"], m["results"]])  # fmt: skip
+    print(table(["tree", "CPU ms/scene", "wall ms/scene", "compacted", "outputs", "results"],
+                rows))  # fmt: skip
+    base = float(rows[-1][1])
+    for row in rows[:-1]:
+        print(f"{row[0]}: {base / float(row[1]):.2f}x less CPU a scene than {rows[-1][0]}")
+
+
+if __name__ == "__main__":
+    main()
