@@ -176,6 +176,7 @@ def check_tile_crcs(path: Path, parts: list[Part]) -> None:
             masked = [g.first_tile + i for i, (_, m) in enumerate(g.sizes) if m is not None]
             for t, crc in zip(masked, g.mask_crcs, strict=True):
                 crcs[(True, g.level, t)] = crc
+    seen: set[tuple[bool, int, int]] = set()
     with tifffile.TiffFile(path) as tf:
         fh = tf.filehandle
         pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage)]
@@ -185,8 +186,15 @@ def check_tile_crcs(path: Path, parts: list[Part]) -> None:
                 tiles = zip(page.dataoffsets, page.databytecounts, strict=True)
                 for t, (off, size) in enumerate(tiles):
                     fh.seek(int(off))
+                    seen.add((is_mask, level, t))
                     if zlib.crc32(fh.read(int(size))) != crcs.get((is_mask, level, t)):
                         what = "mask tile" if is_mask else "tile"
                         raise VerificationError(
                             f"{what} {t} of level {level} is not the bytes encoded"
                         )
+    if missing := sorted(crcs.keys() - seen):
+        is_mask, level, t = missing[0]
+        what = "mask tile" if is_mask else "tile"
+        raise VerificationError(
+            f"{what} {t} of level {level} (and {len(missing) - 1} more) is not in the file"
+        )

@@ -5,6 +5,7 @@ in-memory decode is GDAL's, and a file whose bytes differ from the ones checked 
 from __future__ import annotations
 
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,32 @@ def test_decoding_in_memory_says_nothing_of_the_scene(tmp_path: Path) -> None:
     with capturing(said):
         encode_verified(str(src), tmp_path / "o.tif", info, choose_profile(info, "jpeg", 75))
     assert said == []
+
+
+def _drop_last_tile(path: Path, mask: bool, level: int) -> None:
+    """The IFD's TileOffsets and TileByteCounts counts one less: the last tile is not in
+    the file (GDAL fails to read it), every tile listed is still the bytes encoded."""
+    with tifffile.TiffFile(path) as tf:
+        kinds = (4, 5) if mask else (0, 1)
+        pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage)]
+        page = [p for p in pages if p.subfiletype in kinds][level]
+        fmt = tf.byteorder + ("Q" if tf.is_bigtiff else "I")
+        counts = [(page.tags[c].offset + 4, page.tags[c].count) for c in (324, 325)]
+    with open(path, "r+b") as fh:
+        for at, n in counts:
+            fh.seek(at)
+            fh.write(struct.pack(fmt, n - 1))
+
+
+@pytest.mark.parametrize(("mask", "level"), [(False, 0), (False, 1), (True, 0)])
+def test_tile_missing_from_an_ifd_fails(tmp_path: Path, mask: bool, level: int) -> None:
+    """An IFD listing fewer tiles than were encoded and checked: every listed tile's CRC
+    matches, but a tile checked in memory is not in the file."""
+    src = rasters.rgb(tmp_path / "rgb.tif", size=1100)
+    info = read_info(str(src))
+    profile = choose_profile(info, "jpeg", 75)
+    written = write_checked(str(src), tmp_path / "o.tif", profile, info)
+    check_written(str(src), written, info, profile)  # intact: passes
+    _drop_last_tile(written.cog.path, mask, level)
+    with pytest.raises(VerificationError, match="is not in the file"):
+        check_written(str(src), written, info, profile)
