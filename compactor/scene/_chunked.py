@@ -107,7 +107,7 @@ def compact_chunked(
         raise
 
     def check(path: Path) -> None:
-        check_tile_crcs(path, parts)
+        check_tile_crcs(path, parts, job)
         validate_cog(str(path))
 
     def finish() -> Written:

@@ -15,7 +15,8 @@ import numpy as np
 import rasterio
 import tifffile
 
-from ..cog import Profile, dtype_range
+from ..codecs import COMPRESSION
+from ..cog import TILE, Profile, dtype_range
 from ..encode import ChunkResult, Part, TileJob
 from ..errors import VerificationError
 from ..fidelity import HALO, ErrorStats, Fidelity, ssim_sum
@@ -165,9 +166,11 @@ def check_header(
         probe.unlink(missing_ok=True)
 
 
-def check_tile_crcs(path: Path, parts: list[Part]) -> None:
+def check_tile_crcs(path: Path, parts: list[Part], job: TileJob) -> None:
     """Every tile's bytes at its offset have the CRC32 recorded when it was encoded: the
-    image tiles of every level and, where the output has masks, every mask tile."""
+    image tiles of every level and, where the output has masks, every mask tile; every tile
+    encoded is in the file; and each IFD tells a reader to decode its tiles as they were
+    encoded and checked (:func:`_check_decoding_tags`)."""
     crcs: dict[tuple[bool, int, int], int] = {}
     for part in parts:
         for g in part.segments:
@@ -181,6 +184,7 @@ def check_tile_crcs(path: Path, parts: list[Part]) -> None:
         fh = tf.filehandle
         pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage)]
         masks = [p for p in pages if p.subfiletype in (4, 5)]
+        _check_decoding_tags(_image_ifds(tf), masks, job)
         for is_mask, ifds in ((False, _image_ifds(tf)), (True, masks)):
             for level, page in enumerate(ifds):
                 tiles = zip(page.dataoffsets, page.databytecounts, strict=True)
@@ -198,3 +202,60 @@ def check_tile_crcs(path: Path, parts: list[Part]) -> None:
         raise VerificationError(
             f"{what} {t} of level {level} (and {len(missing) - 1} more) is not in the file"
         )
+
+
+#: TIFF SampleFormat of a numpy dtype kind.
+_SAMPLE_FORMAT = {"u": 1, "i": 2, "f": 3}
+#: The TIFF tags that say how a tile's bytes become pixels, and their value when absent.
+_DECODING_TAGS = {258: 1, 259: 1, 262: None, 266: 1, 277: 1, 284: 1, 317: 1, 322: None,
+                  323: None, 339: 1, 347: None, 530: (2, 2), 50674: None}  # fmt: skip
+
+
+def _tag(page: tifffile.TiffPage, code: int) -> object:
+    tag = page.tags.get(code)
+    if tag is None:
+        return _DECODING_TAGS[code]
+    value = tag.value
+    if isinstance(value, tuple | list) and code in (258, 339) and len(set(value)) == 1:
+        return int(value[0])  # one value per band, all the same
+    return tuple(value) if isinstance(value, tuple | list) else value
+
+
+def _expected_tags(job: TileJob, level: int, mask: bool) -> dict[int, object]:
+    if mask:  # 1-bit DEFLATE, transparency mask
+        return {258: 1, 259: COMPRESSION["deflate"], 262: 4, 277: 1, 317: 1, 339: 1}
+    codec = job.codec_for(level)
+    dt = np.dtype(codec.dtype)
+    want: dict[int, object] = {
+        258: dt.itemsize * 8,
+        259: COMPRESSION[codec.codec],
+        277: codec.bands,
+        317: codec.predictor,
+        339: _SAMPLE_FORMAT[dt.kind],
+        50674: codec.lerc_parameters,
+    }
+    if codec.codec == "jpeg":
+        want[347] = job.tables_for(level)
+        if codec.ycbcr:  # (a gray JPEG's photometric does not change its pixels)
+            want[262] = 6
+            want[530] = (2, 2)
+    return want
+
+
+def _check_decoding_tags(
+    images: list[tifffile.TiffPage], masks: list[tifffile.TiffPage], job: TileJob
+) -> None:
+    """Each IFD's tags decode its tiles as they were encoded (the in-memory checks decoded
+    them with the job's codec): compression, predictor, sample layout, tile size, JPEG
+    tables and YCbCr subsampling, LERC parameters, fill order."""
+    for mask, ifds in ((False, images), (True, masks)):
+        for level, page in enumerate(ifds):
+            want = {266: 1, 284: 1, 322: TILE, 323: TILE, **_expected_tags(job, level, mask)}
+            for code, value in want.items():
+                have = _tag(page, code)
+                if have != value:
+                    what = "mask IFD" if mask else "IFD"
+                    raise VerificationError(
+                        f"{what} of level {level}: tag {code} is {have!r}, tiles encoded "
+                        f"as {value!r}"
+                    )

@@ -98,7 +98,7 @@ def check_written(
         validate_cog(path)
     try:
         with timing.stage("tile CRCs"):
-            check_tile_crcs(written.cog.path, written.parts)
+            check_tile_crcs(written.cog.path, written.parts, written.job)
         with timing.stage("verify decode"):
             check_overviews(path, profile)
         with (

@@ -4,6 +4,7 @@ in-memory decode is GDAL's, and a file whose bytes differ from the ones checked 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import struct
 from pathlib import Path
@@ -225,4 +226,38 @@ def test_tile_missing_from_an_ifd_fails(tmp_path: Path, mask: bool, level: int) 
     check_written(str(src), written, info, profile)  # intact: passes
     _drop_last_tile(written.cog.path, mask, level)
     with pytest.raises(VerificationError, match="is not in the file"):
+        check_written(str(src), written, info, profile)
+
+
+def _set_short(path: Path, code: int, value: int, level: int = 0) -> None:
+    """Overwrite a one-SHORT tag of an image IFD in place."""
+    with tifffile.TiffFile(path) as tf:
+        pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage)]
+        tag = [p for p in pages if p.subfiletype in (0, 1)][level].tags[code]
+        at = tag.offset + (12 if tf.is_bigtiff else 8)
+        order = tf.byteorder
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        fh.write(struct.pack(order + "H", value))
+
+
+@pytest.mark.parametrize(
+    ("kind", "codec", "code", "value"),
+    [("uint16", "deflate", 317, 1), ("float-nan", "zstd", 317, 1), ("rgb", "jpeg", 262, 2)],
+)
+def test_ifd_decoding_other_pixels_fails(
+    tmp_path: Path, kind: str, codec: str, code: int, value: int
+) -> None:
+    """Every tile's bytes the ones checked, but the IFD tells GDAL to decode them otherwise
+    (no predictor; YCbCr read as RGB): GDAL reads other pixels, so the output fails."""
+    src = _scene(tmp_path, kind)
+    info = read_info(str(src))
+    profile = _profile(src, codec, 75 if codec == "jpeg" else None, None)
+    written = write_checked(str(src), tmp_path / "o.tif", profile, info)
+    check_written(str(src), written, info, profile)  # intact: passes
+    _set_short(written.cog.path, code, value)
+    with rasterio.open(written.cog.path) as out, rasterio.open(src) as ref:
+        with contextlib.suppress(rasterio.errors.RasterioIOError):  # (or none at all)
+            assert not np.array_equal(out.read(), ref.read())  # other pixels
+    with pytest.raises(VerificationError, match=f"tag {code} is"):
         check_written(str(src), written, info, profile)
