@@ -16,7 +16,7 @@ import rasterio
 import tifffile
 
 from ..codecs import COMPRESSION
-from ..cog import TILE, Profile, dtype_range
+from ..cog import TILE, Profile, dtype_range, pyramid
 from ..encode import ChunkResult, Part, TileJob
 from ..errors import VerificationError
 from ..fidelity import HALO, ErrorStats, Fidelity, ssim_sum
@@ -207,8 +207,9 @@ def check_tile_crcs(path: Path, parts: list[Part], job: TileJob) -> None:
 #: TIFF SampleFormat of a numpy dtype kind.
 _SAMPLE_FORMAT = {"u": 1, "i": 2, "f": 3}
 #: The TIFF tags that say how a tile's bytes become pixels, and their value when absent.
-_DECODING_TAGS = {258: 1, 259: 1, 262: None, 266: 1, 277: 1, 284: 1, 317: 1, 322: None,
-                  323: None, 339: 1, 347: None, 530: (2, 2), 50674: None}  # fmt: skip
+_DECODING_TAGS = {256: None, 257: None, 258: 1, 259: 1, 262: None, 266: 1, 277: 1, 284: 1,
+                  317: 1, 322: None, 323: None, 339: 1, 347: None, 530: (2, 2),
+                  50674: None}  # fmt: skip
 
 
 def _tag(page: tifffile.TiffPage, code: int) -> object:
@@ -246,11 +247,13 @@ def _check_decoding_tags(
     images: list[tifffile.TiffPage], masks: list[tifffile.TiffPage], job: TileJob
 ) -> None:
     """Each IFD's tags decode its tiles as they were encoded (the in-memory checks decoded
-    them with the job's codec): compression, predictor, sample layout, tile size, JPEG
-    tables and YCbCr subsampling, LERC parameters, fill order."""
+    them with the job's codec): each level's size, compression, predictor, sample layout,
+    tile size, JPEG tables and YCbCr subsampling, LERC parameters, fill order."""
     for mask, ifds in ((False, images), (True, masks)):
         for level, page in enumerate(ifds):
-            want = {266: 1, 284: 1, 322: TILE, 323: TILE, **_expected_tags(job, level, mask)}
+            size = pyramid(job.plan.width, job.plan.height)[level]
+            want: dict[int, object] = {256: size.width, 257: size.height, 266: 1, 284: 1}
+            want.update({322: TILE, 323: TILE, **_expected_tags(job, level, mask)})
             for code, value in want.items():
                 have = _tag(page, code)
                 if have != value:
