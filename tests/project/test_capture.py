@@ -24,12 +24,14 @@ def as_on_a_worker() -> Iterator[None]:
     logger.disabled, logger.propagate = False, True
     try:
         with warnings.catch_warnings():
+            # An earlier test's route may point at a pytest recorder long gone: set it anew.
+            logging.captureWarnings(False)
             capture._setup()
             logging.captureWarnings(True)
             warnings.simplefilter("always")
             yield
+            logging.captureWarnings(False)
     finally:
-        logging.captureWarnings(False)
         logger.setLevel(level)
         logger.disabled, logger.propagate = disabled, propagate
 
