@@ -23,8 +23,8 @@ from ..gdal import RasterInfo, clean, gdal_errors
 from ..storage import DirectoryParts
 from ._chunk_tasks import ChunkResult, _encode_chunk
 from ._strips import Leftover, Segment, StripPlan, TileJob
-from ._tile_layout import Part, build_job, layout, level_bytes, put_parts
-from ._tile_writer import merge_node, tree
+from ._tile_layout import Part, build_job, level_bytes
+from ._tile_writer import merge_and_write
 
 
 @dataclass
@@ -65,18 +65,7 @@ def _write_checked(src_path: str, dst: Path, profile: Profile, info: RasterInfo)
             chunks.append(ChunkResult(strip, done, None, quality))
             segments += done
             below.append(leftover)
-        for level, nodes in tree(plan):
-            layer: list[Leftover | None] = []
-            for node, children in enumerate(nodes):
-                handed = [c for i in children if (c := below[i]) is not None]
-                with timing.stage("tiling"):
-                    done, leftover = merge_node(job, level, node, handed)
-                segments += done
-                layer.append(leftover)
-            below = layer
-        with timing.stage("write"):
-            parts, total = layout(job, spec, segments)
-            written = output.complete(put_parts(job, parts), total)
+        written, parts = merge_and_write(job, spec, output, segments, below)
     finally:
         output.abort()
     tiles = level_bytes(segments)

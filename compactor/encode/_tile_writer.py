@@ -37,6 +37,7 @@ from rasterio.windows import Window
 from .. import timing
 from ..cog import (
     TILE,
+    CogSpec,
     EncodedCog,
     Profile,
     encode_mask,
@@ -51,10 +52,10 @@ from ..cog import (
 from ..errors import EncodeError, VerificationError
 from ..fidelity import nodata_validity
 from ..gdal import RasterInfo, gdal_env, open_source
-from ..storage import DirectoryParts
+from ..storage import DirectoryParts, Written
 from ._gdal_decode import gdal_decode
 from ._strips import Leftover, Segment, StripPlan, TileCheck, TileJob
-from ._tile_layout import build_job, layout, level_bytes, put_parts, read_once
+from ._tile_layout import Part, build_job, layout, level_bytes, put_parts, read_once
 
 #: Sample types whose bands :func:`encode_rows` interleaves with OpenCV.
 CV_INTERLEAVE = frozenset({"uint8", "int8", "uint16", "int16", "int32", "float32", "float64"})
@@ -297,6 +298,30 @@ def tree(plan: StripPlan) -> Iterator[tuple[int, list[range]]]:
 # --- in one process ----------------------------------------------------------------------------
 
 
+def merge_and_write(
+    job: TileJob,
+    spec: CogSpec,
+    output: DirectoryParts,
+    segments: list[Segment],
+    leftovers: list[Leftover | None],
+) -> tuple[Written, list[Part]]:
+    """The strips' leftovers merged up the overview tree in this process (their tiles added
+    to ``segments``), then every segment laid out and written to ``output``."""
+    below = leftovers
+    for level, nodes in tree(job.plan):
+        layer: list[Leftover | None] = []
+        for node, children in enumerate(nodes):
+            handed = [c for i in children if (c := below[i]) is not None]
+            with timing.stage("tiling"):
+                done, leftover = merge_node(job, level, node, handed)
+            segments += done
+            layer.append(leftover)
+        below = layer
+    with timing.stage("write"):
+        parts, total = layout(job, spec, segments)
+        return output.complete(put_parts(job, parts), total), parts
+
+
 def write_local(src_path: str, dst: Path, profile: Profile, info: RasterInfo) -> EncodedCog:
     """The tile writer in this process, for a scene small enough for one task: the same
     strips, tree and layout as the chunked path, written to ``dst`` (the caller verifies
@@ -315,19 +340,7 @@ def write_local(src_path: str, dst: Path, profile: Profile, info: RasterInfo) ->
                 done, leftover = encode_strip(job, strip, data, valid)
             segments += done
             leftovers.append(leftover)
-        below = leftovers
-        for level, nodes in tree(plan):
-            layer: list[Leftover | None] = []
-            for node, children in enumerate(nodes):
-                handed = [c for i in children if (c := below[i]) is not None]
-                with timing.stage("tiling"):
-                    done, leftover = merge_node(job, level, node, handed)
-                segments += done
-                layer.append(leftover)
-            below = layer
-        with timing.stage("write"):
-            parts, total = layout(job, spec, segments)
-            written = output.complete(put_parts(job, parts), total)
+        written, _parts = merge_and_write(job, spec, output, segments, leftovers)
     finally:
         output.abort()
     tiles = level_bytes(segments)
