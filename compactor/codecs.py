@@ -74,6 +74,13 @@ COMPLEX = frozenset({"deflate", "zstd", "lzw"})
 #: TIFF ``Compression`` tag of each codec.
 COMPRESSION: dict[str, int] = {name: c.tiff for name, c in CODECS.items()}
 
+
+def may_be_lossy(codec: str) -> bool:
+    """Whether a run with ``--codec codec`` may write a scene lossy (held to an SSIM bar):
+    a lossy codec, or a policy that picks one for 8-bit imagery."""
+    return codec in LOSSY or codec in ("auto", "auto-lossy")
+
+
 #: Lossless codec of ``auto``, and the last resort of a lossy scene that misses its bar.
 AUTO_LOSSLESS = "zstd"
 #: A lossy codec's quality when none is given (the AWS Lambda pattern's 75).

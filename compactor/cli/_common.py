@@ -59,8 +59,9 @@ def warm_local_workers(settings: Settings) -> None:
     workers from it)."""
     if settings.cluster.kind == "local":
         from ..cluster import start_fork_server
+        from ..codecs import may_be_lossy
 
-        start_fork_server()
+        start_fork_server(lossy=may_be_lossy(settings.codec))
 
 
 def resolve(ctx: click.Context, **flags: Any) -> Settings:

@@ -14,9 +14,10 @@ import dask
 from distributed import Client, LocalCluster
 from distributed.utils import get_mp_context
 
+from ..codecs import may_be_lossy
 from ..errors import ConfigError
 from ..settings import ClusterSettings, Settings, WorkerRange
-from ._forkserver import WORKER_PRELOAD
+from ._forkserver import worker_preload
 from ._kubernetes import kube_cluster
 from ._versions import check_versions
 
@@ -93,7 +94,7 @@ def connect(
     )
     with (
         dask.config.set(WORKER_CONFIG),
-        LocalCluster(**_forkserver_preloaded(kwargs)) as local,
+        LocalCluster(**_forkserver_preloaded(kwargs, settings)) as local,
         Client(local) as client,
     ):
         if on_dashboard and client.dashboard_link:
@@ -130,10 +131,12 @@ def _quiet_shutdown() -> None:
             logger.setLevel(logging.ERROR)
 
 
-def _forkserver_preloaded(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _forkserver_preloaded(kwargs: dict[str, Any], settings: Settings | None) -> dict[str, Any]:
     """Local workers are forked from one server process that imported what a scene task
     needs (GDAL, OpenCV, the codecs, compactor) once: each worker starts in a fraction of
     a second instead of importing it all again (spawn: seconds per worker, on every core at
-    once). The server is a fresh interpreter, with no threads of the run's process."""
-    get_mp_context().set_forkserver_preload(list(WORKER_PRELOAD))
+    once). The server is a fresh interpreter, with no threads of the run's process. The
+    SSIM kernel is among its imports unless the run's codec writes lossless scenes only."""
+    lossy = settings is None or may_be_lossy(settings.codec)
+    get_mp_context().set_forkserver_preload(worker_preload(lossy))
     return kwargs

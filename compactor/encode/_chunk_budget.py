@@ -33,6 +33,8 @@ HEADROOM = 0.85
 #: plus the compiled SSIM kernel: numba and LLVM add 41 MB to every worker forked from a
 #: fork server that loaded it (``compactor.fidelity._ssim_u8``), less the 24 MB of pandas,
 #: which workers no longer import (measured in a forked worker after one SSIM: 137 -> 154 MB).
+#: Workers of a run that writes lossless scenes only do not load numba (the fork server's
+#: preload follows the codec): for them the same budget leaves 41 MB more margin.
 BASELINE = (170 + 17) * 1024**2
 
 

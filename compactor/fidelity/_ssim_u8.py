@@ -14,7 +14,8 @@ Python ZeroDivisionError check, which would keep it scalar; the denominator is a
 
 Compiled on first use (about 2 s; cached beside the module where that directory is
 writable, then loaded in a fraction of a second) when the module is imported: the fork
-server that starts a local cluster's workers imports it ahead (its preload list).
+server that starts a local cluster's workers imports it ahead (its preload list) for runs
+that may write lossy scenes.
 """
 
 from __future__ import annotations
