@@ -230,10 +230,13 @@ def main() -> None:
     print(markdown(["stage", "ms per scene", "share"], stages))
     ours = statistics.median(times["**compactor** `--workers 2`"])
     size = folder_bytes(outs["**compactor** `--workers 2`"]) / ref_b - 1
-    verdict = "MET" if ref_s / ours >= 1.5 and abs(size) <= 0.05 else "NOT MET"
+    # Issue 26's targets: at least GDAL's pace at 16 scenes, 1.3x at 96 (the fixed cost of a
+    # run weighs less the more scenes share it); other counts are held to the 96 scenes' bar.
+    target = 1.0 if args.scenes <= 16 else 1.3
+    verdict = "MET" if ref_s / ours >= target and abs(size) <= 0.05 else "NOT MET"
     print(
-        f"\ntarget (>= 1.5x two parallel GDAL conversions, size within 5 %): {verdict} "
-        f"({ref_s / ours:.2f}x, size {size:+.1%})"
+        f"\ntarget (>= {target:.1f}x two parallel GDAL conversions at {args.scenes} scenes, "
+        f"size within 5 %): {verdict} ({ref_s / ours:.2f}x, size {size:+.1%})"
     )
 
 
