@@ -5,17 +5,26 @@ upsampling differs from libjpeg-turbo's (imagecodecs): YCbCr tiles decode up to 
 apart. A one-task scene's fidelity is measured on the pixels GDAL would read back, so its
 JPEG and WEBP tiles are decoded by GDAL's JPEG and WEBP drivers from memory: the tile with
 its JPEGTables spliced back is a whole JPEG stream (a WEBP tile is one already), and the
-pixels are those GDAL's GeoTIFF driver reads (tests/encode/test_memory_verify.py pins it).
+pixels are those GDAL's GeoTIFF driver reads (tests/verify/test_memory_verify.py pins it).
+
+A strip's tiles are read at once by GDAL's GeoTIFF driver itself (:func:`gdal_read_tiles`):
+the tiles as they lie in the strip's bytes, behind a TIFF header with the full resolution's
+own tags (the output's :class:`~compactor.cog.CogSpec`, a level of the strip's height) -
+the read the output gets, without a dataset opened per tile.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+from rasterio.windows import Window
 
 from .. import capture
-from ..cog import TileCodec
+from ..cog import CogSpec, TileCodec, pyramid
 from ..errors import VerificationError
 
 #: GDAL's driver for each lossy tile codec.
@@ -42,3 +51,29 @@ def gdal_decode(codec: TileCodec, data: bytes, tables: bytes | None) -> np.ndarr
                 raise VerificationError(f"a {driver} tile decodes to {ds.count} bands")
             decoded = ds.read(indexes=list(range(1, codec.bands + 1)))
     return np.moveaxis(decoded, 0, -1)
+
+
+def gdal_read_tiles(
+    spec: CogSpec, rows: int, data: bytes, starts: Sequence[int], sizes: Sequence[int],
+    c0: int, width: int,
+) -> np.ndarray:  # fmt: skip
+    """Columns ``c0 : c0 + width`` of a band of ``rows`` full-resolution rows, read by
+    GDAL's GeoTIFF driver from its tiles (row-major; tile ``i`` is ``data[starts[i]:
+    starts[i] + sizes[i]]``): (bands, rows, width)."""
+    band = replace(spec, height=rows, nlevels=1, has_mask=False, bigtiff=False, overview=None)
+    if len(starts) != pyramid(spec.width, rows)[0].ntiles:
+        raise VerificationError(f"{len(starts)} tiles for a band of {rows} rows")
+    key = (0, False)
+    head = band.header_size()
+    header = band.header({key: [head + s for s in starts]}, {key: list(sizes)})
+    assert len(header) == head
+    # The band alone has no geotransform: said on every open, of no interest.
+    with (
+        capture.unheard(NotGeoreferencedWarning),
+        MemoryFile(header + data) as mem,
+        mem.open(driver="GTiff") as ds,
+    ):
+        if ds.count != spec.bands:
+            raise VerificationError(f"a band of tiles reads as {ds.count} bands")
+        out: np.ndarray = ds.read(window=Window(c0, 0, width, rows))
+    return out
