@@ -137,13 +137,16 @@ def encode_rows(
         for tc in range(lv.across):
             x0 = tc * TILE
             block = pixels[y0 : y0 + TILE, x0 : x0 + TILE]
-            if block.shape[:2] == (TILE, TILE):
-                if interleave:  # OpenCV's SIMD interleave: ~10x numpy's strided copy
-                    planes = [band[y0 : y0 + TILE, x0 : x0 + TILE] for band in data]
+            full = block.shape[:2] == (TILE, TILE)
+            if interleave:  # OpenCV's SIMD interleave: ~10x numpy's strided copy
+                planes = [band[y0 : y0 + TILE, x0 : x0 + TILE] for band in data]
+                if full:
                     tile = np.asarray(cv2.merge(planes, buffer))  # into buffer when it can
-                else:
-                    np.copyto(buffer, block)
-                    tile = buffer
+                else:  # an edge tile: interleaved, then padded from contiguous pixels
+                    tile = pad_tile(np.asarray(cv2.merge(planes)), fill=codec.pad_value)
+            elif full:
+                np.copyto(buffer, block)
+                tile = buffer
             else:
                 tile = pad_tile(block, fill=codec.pad_value)
             with timing.stage("encode"):
