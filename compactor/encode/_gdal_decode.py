@@ -1,16 +1,17 @@
-"""Decoding a lossy tile with GDAL's own libraries, as GDAL reads it from the written COG.
+"""Decoding lossy tiles with GDAL's own libraries, as GDAL reads them from the written COG.
 
 GDAL's JPEG comes from its bundled libjpeg (IJG 9 in the rasterio wheels), whose chroma
 upsampling differs from libjpeg-turbo's (imagecodecs): YCbCr tiles decode up to ~23 levels
 apart. A one-task scene's fidelity is measured on the pixels GDAL would read back, so its
-JPEG and WEBP tiles are decoded by GDAL's JPEG and WEBP drivers from memory: the tile with
-its JPEGTables spliced back is a whole JPEG stream (a WEBP tile is one already), and the
-pixels are those GDAL's GeoTIFF driver reads (tests/verify/test_memory_verify.py pins it).
+JPEG and WEBP tiles are read by GDAL's GeoTIFF driver itself (:func:`gdal_read_tiles`): a
+strip's tiles as they lie in the strip's bytes, behind a TIFF header with the output's own
+full-resolution tags (its :class:`~compactor.cog.CogSpec`, one level of the strip's
+height) - the read the written file gets, one dataset a strip rather than one a tile (the
+same CPU for the decode itself: it is libjpeg's).
 
-A strip's tiles are read at once by GDAL's GeoTIFF driver itself (:func:`gdal_read_tiles`):
-the tiles as they lie in the strip's bytes, behind a TIFF header with the full resolution's
-own tags (the output's :class:`~compactor.cog.CogSpec`, a level of the strip's height) -
-the read the output gets, without a dataset opened per tile.
+:func:`gdal_decode` decodes one tile with GDAL's JPEG or WEBP driver (the tile with its
+JPEGTables spliced back is a whole JPEG stream; a WEBP tile is one already): the same
+pixels (tests/verify/test_memory_verify.py pins both against a read of the written COG).
 """
 
 from __future__ import annotations
