@@ -41,6 +41,8 @@ def halve(
         return np.ascontiguousarray(small), v4[0]
     if data.dtype.name not in _CV_TYPES or rows < 2 or cols < 2:
         return _average_numpy(data, valid, out_r, out_c, nodata)
+    if data.dtype == np.uint8 and np.isfinite(0 if nodata is None else nodata):
+        return _average_u8(data, valid, out_r, out_c, nodata)
     return _average(data, valid, out_r, out_c, nodata)
 
 
@@ -90,6 +92,71 @@ def _average(
                 np.floor(mean + 0.5, out=mean)
                 np.clip(mean, lo, hi, out=mean)
             out[b, y : y + n] = mean
+    return out, out_valid
+
+
+#: A 2x2 sum of 8-bit values (at most 1020) and its count of valid pixels (0-4) as one
+#: table index: ``count * _SUMS + sum``.
+_SUMS = 1024
+
+
+def _u8_table(fill: float) -> np.ndarray:
+    """The 8-bit AVERAGE of every (count, sum) pair, computed as :func:`_average` computes it
+    (float32 mean of the block over float32 mean of its weights, rounded half up, clipped;
+    ``fill`` where no pixel is valid), so that the table's values are :func:`_average`'s."""
+    sums = np.arange(_SUMS, dtype=np.float32) * np.float32(0.25)
+    counts = np.arange(5, dtype=np.float32)[:, None] * np.float32(0.25)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.divide(sums[None, :], counts, dtype=np.float32)
+    mean[0] = np.float32(fill)
+    np.floor(mean + np.float32(0.5), out=mean)
+    np.clip(mean, 0, 255, out=mean)
+    table: np.ndarray = mean.astype(np.uint8).ravel()
+    return table
+
+
+def _average_u8(
+    data: np.ndarray, valid: np.ndarray | None, out_r: int, out_c: int, nodata: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_average` for 8-bit data, in integers: OpenCV's 2x2 mean of the valid pixels
+    times 4 is their exact sum ``S`` (and of the weights 4, their count ``n``); a block of 4
+    valid pixels averages to ``(S + 2) >> 2``, and the few others (along nodata edges) are
+    looked up by (count, sum) - the same values in fewer passes."""
+    bands, _rows, cols = data.shape
+    table = _u8_table(0 if nodata is None else nodata)
+    step = max(1, (1 << 19) // max(1, cols * 2))  # output rows per block
+    src = np.empty((2 * step, cols), np.uint16)
+    weight = np.empty((2 * step, cols), np.uint16)
+    sums = np.empty((step, out_c), np.uint16)
+    count = np.empty((step, out_c), np.uint16)
+    out = np.empty((bands, out_r, out_c), dtype=np.uint8)
+    out_valid = None if valid is None else np.empty((out_r, out_c), dtype=bool)
+    for y in range(0, out_r, step):
+        n = min(step, out_r - y)
+        size = (out_c, n)
+        few = rows = None  # blocks of 0-3 valid pixels (of 1-3 when none averages to 0)
+        if valid is not None and out_valid is not None:
+            np.multiply(valid[2 * y : 2 * (y + n)], np.uint16(4), out=weight[: 2 * n])
+            cv2.resize(weight[: 2 * n], size, dst=count[:n], interpolation=cv2.INTER_AREA)
+            np.greater(count[:n], 0, out=out_valid[y : y + n])
+            if table[0]:
+                few = np.flatnonzero(count[:n] < 4)
+            else:  # (n - 1) wraps around to 65535 for n = 0
+                few = np.flatnonzero(count[:n] - np.uint16(1) < 3)
+            rows = count[:n].reshape(-1)[few] * np.uint16(_SUMS)
+        for b in range(bands):
+            band = data[b, 2 * y : 2 * (y + n)]
+            if valid is None:
+                np.multiply(band, np.uint16(4), out=src[: 2 * n])
+            else:
+                np.multiply(band, weight[: 2 * n], out=src[: 2 * n])
+            cv2.resize(src[: 2 * n], size, dst=sums[:n], interpolation=cv2.INTER_AREA)
+            part = sums[:n].reshape(-1)[few] if few is not None else None
+            np.add(sums[:n], np.uint16(2), out=sums[:n])
+            block = out[b, y : y + n]
+            np.right_shift(sums[:n], 2, out=block, casting="unsafe")
+            if few is not None and rows is not None and part is not None and few.size:
+                block.reshape(-1)[few] = table[rows + part]
     return out, out_valid
 
 

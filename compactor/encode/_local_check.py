@@ -54,7 +54,7 @@ def _write_checked(src_path: str, dst: Path, profile: Profile, info: RasterInfo)
     try:
         with timing.stage("encode setup"):
             job, spec = build_job(src_path, info, profile, StripPlan.sized(info), {}, output)
-        job = dataclasses_replace(job, gdal_decode=True)
+        job = dataclasses_replace(job, gdal_decode=spec)
         plan = job.plan
         chunks: list[ChunkResult] = []
         segments: list[Segment] = []

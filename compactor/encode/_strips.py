@@ -15,6 +15,7 @@ import numpy as np
 from ..codecs import LOSSY
 from ..cog import (
     TILE,
+    CogSpec,
     TileCodec,
     pyramid,
 )
@@ -159,9 +160,10 @@ class TileJob:
     #: The overview levels' own encoding (lossy overviews), and its JPEG tables.
     overview_codec: TileCodec | None = None
     overview_tables: bytes | None = None
-    #: Decode lossy full-resolution tiles for the checks with GDAL's own drivers (the
-    #: pixels GDAL reads back), not imagecodecs: a one-task scene's in-memory verification.
-    gdal_decode: bool = False
+    #: Decode lossy full-resolution tiles for the checks with GDAL (the pixels GDAL reads
+    #: back), not imagecodecs: a one-task scene's in-memory verification. The output's
+    #: header spec: a strip's tiles are read by GDAL's GeoTIFF driver with its tags.
+    gdal_decode: CogSpec | None = None
 
     def part_number(self, level: int, producer: int) -> int:
         return dict(self.parts)[(level, producer)]

@@ -53,7 +53,7 @@ from ..errors import EncodeError, VerificationError
 from ..fidelity import nodata_validity
 from ..gdal import RasterInfo, gdal_env, open_source
 from ..storage import DirectoryParts, Written
-from ._gdal_decode import gdal_decode
+from ._gdal_decode import gdal_read_tiles
 from ._strips import Leftover, Segment, StripPlan, TileCheck, TileJob
 from ._tile_layout import Part, build_job, layout, level_bytes, put_parts, read_once
 
@@ -137,13 +137,16 @@ def encode_rows(
         for tc in range(lv.across):
             x0 = tc * TILE
             block = pixels[y0 : y0 + TILE, x0 : x0 + TILE]
-            if block.shape[:2] == (TILE, TILE):
-                if interleave:  # OpenCV's SIMD interleave: ~10x numpy's strided copy
-                    planes = [band[y0 : y0 + TILE, x0 : x0 + TILE] for band in data]
+            full = block.shape[:2] == (TILE, TILE)
+            if interleave:  # OpenCV's SIMD interleave: ~10x numpy's strided copy
+                planes = [band[y0 : y0 + TILE, x0 : x0 + TILE] for band in data]
+                if full:
                     tile = np.asarray(cv2.merge(planes, buffer))  # into buffer when it can
-                else:
-                    np.copyto(buffer, block)
-                    tile = buffer
+                else:  # an edge tile: interleaved, then padded from contiguous pixels
+                    tile = pad_tile(np.asarray(cv2.merge(planes)), fill=codec.pad_value)
+            elif full:
+                np.copyto(buffer, block)
+                tile = buffer
             else:
                 tile = pad_tile(block, fill=codec.pad_value)
             with timing.stage("encode"):
@@ -178,25 +181,31 @@ def decode_columns(
 ) -> None:
     """Decode the level-0 tiles of ``segment`` from column ``c0`` (a tile boundary) across
     ``out``'s width into ``out`` (bands, rows of the segment, columns), each band
-    contiguous per row; ``buffer``: a reused (TILE, TILE, bands) tile buffer."""
+    contiguous per row; ``buffer``: a reused (TILE, TILE, bands) tile buffer. With
+    ``job.gdal_decode``, GDAL's GeoTIFF driver reads them (:func:`gdal_read_tiles`)."""
     assert segment.data is not None
     assert c0 % TILE == 0
     _bands, rows, width = out.shape
     across = pyramid(job.plan.width, job.plan.height)[0].across
     first_row = segment.first_tile // across
     t0, t1 = c0 // TILE, -(-(c0 + width) // TILE)
+    starts: list[int] = []
     pos = 0
-    for i, (size, mask_size) in enumerate(segment.sizes):
-        tr, tc = divmod(segment.first_tile + i, across)
-        start = pos + 4
+    for size, mask_size in segment.sizes:
+        starts.append(pos + 4)
         pos += 4 + size + 4 + (0 if mask_size is None else 4 + mask_size + 4)
+    if job.gdal_decode is not None:
+        sizes = [size for size, _ in segment.sizes]
+        read = gdal_read_tiles(job.gdal_decode, rows, segment.data, starts, sizes, c0, width)
+        np.copyto(out, read)
+        return
+    for i, (size, _mask_size) in enumerate(segment.sizes):
+        tr, tc = divmod(segment.first_tile + i, across)
         if not t0 <= tc < t1:
             continue
-        data = segment.data[start : start + size]
-        if job.gdal_decode:
-            decoded = gdal_decode(job.codec, data, job.tables)
-        else:
-            decoded = job.codec.decode(data, job.tables, out=buffer)
+        decoded = job.codec.decode(
+            segment.data[starts[i] : starts[i] + size], job.tables, out=buffer
+        )
         y0, x0 = (tr - first_row) * TILE, tc * TILE - c0
         h, w = min(TILE, rows - y0), min(TILE, width - x0)
         np.copyto(out[:, y0 : y0 + h, x0 : x0 + w], np.moveaxis(decoded[:h, :w], -1, 0))

@@ -18,7 +18,7 @@ from compactor.capture import capturing
 from compactor.codecs import ErrorBound
 from compactor.cog import Profile
 from compactor.encode import choose_profile, write_checked
-from compactor.encode._gdal_decode import gdal_decode
+from compactor.encode._gdal_decode import gdal_decode, gdal_read_tiles
 from compactor.errors import VerificationError
 from compactor.gdal import open_source
 from compactor.gdal._info import read_info
@@ -141,6 +141,40 @@ def test_gdal_decode_is_what_gdal_reads_back(tmp_path: Path) -> None:
             assert np.array_equal(gdal_decode(codec, data, tables)[:h, :w], ref)
             turbo_differs |= not np.array_equal(codec.decode(data, tables)[:h, :w], ref)
     assert turbo_differs  # the reason GDAL decodes them
+
+
+def test_gdal_read_tiles_is_what_gdal_reads_back(tmp_path: Path) -> None:
+    """A band of full-resolution tiles read through one GeoTIFF of their own (the in-memory
+    decode of a one-task scene) equals GDAL's read of the written COG: the whole image,
+    a band of the last tile row alone (edge tiles) and a window of columns."""
+    src = rasters.rgb(tmp_path / "rgb.tif", size=1100)
+    info = read_info(str(src))
+    written = write_checked(str(src), tmp_path / "o.tif", choose_profile(info, "jpeg", 50), info)
+    spec = written.job.gdal_decode
+    assert spec is not None
+    with tifffile.TiffFile(written.cog.path) as tf, rasterio.open(written.cog.path) as out:
+        page = tf.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        tiles = []
+        for off, size in zip(page.dataoffsets, page.databytecounts, strict=True):
+            tf.filehandle.seek(off)
+            tiles.append(tf.filehandle.read(size))
+        ref = out.read()
+    across = 3  # 1100 px: 3 x 3 tiles, the last row and column 76 px
+
+    def band(first: int, last: int) -> tuple[bytes, list[int], list[int]]:
+        picked = tiles[first * across : last * across]
+        starts = [sum(len(t) + 8 for t in picked[:i]) + 4 for i in range(len(picked))]
+        data = b"".join(b"\0" * 4 + t + b"\0" * 4 for t in picked)
+        return data, starts, [len(t) for t in picked]
+
+    data, starts, sizes = band(0, 3)
+    assert np.array_equal(gdal_read_tiles(spec, 1100, data, starts, sizes, 0, 1100), ref)
+    data, starts, sizes = band(2, 3)
+    got = gdal_read_tiles(spec, 76, data, starts, sizes, 512, 588)
+    assert np.array_equal(got, ref[:, 1024:, 512:])
+    with pytest.raises(VerificationError, match="tiles for a band"):
+        gdal_read_tiles(spec, 600, data, starts, sizes, 0, 512)
 
 
 def _flip_byte(path: Path, mask: bool, level: int = 0) -> None:
