@@ -67,7 +67,8 @@ def gdal_read_tiles(
     key = (0, False)
     head = band.header_size()
     header = band.header({key: [head + s for s in starts]}, {key: list(sizes)})
-    assert len(header) == head
+    if len(header) != head:
+        raise VerificationError(f"a band's header is {len(header)} bytes, not {head}")
     # The band alone has no geotransform: said on every open, of no interest.
     with (
         capture.unheard(NotGeoreferencedWarning),
