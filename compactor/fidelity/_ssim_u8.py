@@ -1,13 +1,22 @@
 """SSIM sums of 8-bit images in one compiled pass (numba): exact integer window sums, the
 local formula in float64, the masked mean's sum and count, no temporaries the size of the
-image. About twice as fast as the OpenCV box filters on 8-bit strips here, and closer to
-skimage (integer sums are exact: 1e-14 instead of float32's 1e-7).
+image and no copy of the inputs. About twice as fast as the OpenCV box filters on 8-bit
+strips here, and closer to skimage (integer sums are exact: 1e-14 instead of float32's 1e-7).
+
+The inputs are read where they lie: each array is passed as a flat read-only view of its
+buffer from its first element, with its row and column strides, so a band of a
+pixel-interleaved block (column stride = bands), a column slice of a larger array (row
+stride > width) and a C-contiguous image all go in without a copy (only negative strides
+and broadcast columns are copied first). A column stride of 1 takes a contiguous loop,
+others a strided one.
 
 The image is taken in blocks of :data:`BLOCK` columns (with ``win - 1`` columns of context)
 so the row buffers stay in the L1 cache. Per centre row the kernel keeps the column sums of
 x, y, x^2 + y^2 and xy over the ``win`` rows around it (int32: at most 49 * 2 * 255^2),
 updated by the row entering and the row leaving; the window sums are ``win``-tap sums of
-those along the row, and the local SSIM follows from them. Every loop runs along a row in
+those along the row, and the local SSIM follows from them. For the usual 7x7 window the tap
+sums, the formula and the row's (masked) sum are one loop with everything in registers;
+other sizes (tiny images) sum taps into buffers first. Every loop runs along a row in
 memory order and LLVM vectorises it (``error_model="numpy"``: a division is IEEE, not a
 Python ZeroDivisionError check, which would keep it scalar; the denominator is at least
 ``c1 * c2 > 0`` anyway).
@@ -24,6 +33,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+from numpy.lib.stride_tricks import as_strided
 
 # reassoc: the sum of a row's local values may be taken in any order (vectorised);
 # contract: fused multiply-add. No approximate division, no NaN or infinity assumptions.
@@ -43,35 +53,31 @@ def _jit(fn: Callable[..., Any]) -> Any:
 
 
 @_jit
-def _seed(x: np.ndarray, y: np.ndarray, win: int, c0: int, span: int, s: np.ndarray) -> None:
-    """Column sums (``s``: 4 rows of x, y, x^2 + y^2, xy) of rows 0 .. win - 1."""
+def _seed(x: np.ndarray, y: np.ndarray, span: int, s: np.ndarray) -> None:
+    """Add one row of x and y (1-D: ``span`` values each) to the column sums ``s``."""
     sx, sy, sss, sxy = s[0], s[1], s[2], s[3]
     for j in range(span):
-        sx[j] = 0
-        sy[j] = 0
-        sss[j] = 0
-        sxy[j] = 0
-    for r in range(win):
-        for j in range(span):
-            a = np.int32(x[r, c0 + j])
-            b = np.int32(y[r, c0 + j])
-            sx[j] += a
-            sy[j] += b
-            sss[j] += a * a + b * b
-            sxy[j] += a * b
+        a = np.int32(x[j])
+        b = np.int32(y[j])
+        sx[j] += a
+        sy[j] += b
+        sss[j] += a * a + b * b
+        sxy[j] += a * b
 
 
 @_jit
 def _advance(
-    x: np.ndarray, y: np.ndarray, enter: int, leave: int, c0: int, span: int, s: np.ndarray
+    xa: np.ndarray, xb: np.ndarray, ya: np.ndarray, yb: np.ndarray, span: int, s: np.ndarray
 ) -> None:
-    """Move the column sums one row down: row ``enter`` in, row ``leave`` out."""
+    """Move the column sums one row down: the row ``xa``/``ya`` in, ``xb``/``yb`` out (1-D:
+    ``span`` values each). Indexed from 0 by the loop's own counter (LLVM then knows no
+    index is negative, which numba would wrap: an offset index keeps the loop 7x slower)."""
     sx, sy, sss, sxy = s[0], s[1], s[2], s[3]
     for j in range(span):
-        a = np.int32(x[enter, c0 + j])
-        b = np.int32(y[enter, c0 + j])
-        c = np.int32(x[leave, c0 + j])
-        d = np.int32(y[leave, c0 + j])
+        a = np.int32(xa[j])
+        b = np.int32(ya[j])
+        c = np.int32(xb[j])
+        d = np.int32(yb[j])
         sx[j] += a - c
         sy[j] += b - d
         sss[j] += a * a + b * b - c * c - d * d
@@ -79,26 +85,42 @@ def _advance(
 
 
 @_jit
-def _local_row(
-    s: np.ndarray, win: int, m: int, t: np.ndarray, local: np.ndarray,
+def _taps(s: np.ndarray, win: int, m: int, t: np.ndarray) -> None:
+    """``win``-tap sums of the column sums ``s`` along the row, into ``t`` (any window)."""
+    for i in range(4):
+        si, ti = s[i], t[i]
+        for j in range(m):
+            ti[j] = si[j]
+        for k in range(1, win):
+            for j in range(m):
+                ti[j] += si[j + k]
+
+
+@_jit
+def _taps7(s: np.ndarray, m: int, t: np.ndarray) -> None:
+    """7-tap sums of the column sums ``s`` along the row, into ``t``: pairwise (a pair
+    sum, then three pairs and a single per tap sum), one pass per sum."""
+    for i in range(4):
+        si, ti = s[i], t[i]
+        for j in range(m + 4):
+            ti[j] = si[j] + si[j + 1]
+        for j in range(m):
+            ti[j] = ti[j] + ti[j + 2] + ti[j + 4] + si[j + 6]
+
+
+@_jit
+def _row_sum(
+    t: np.ndarray, win: int, m: int, v: np.ndarray, masked: bool,
     c1: float, c2: float, cov: float,
-) -> None:  # fmt: skip
-    """The local SSIM of ``m`` centres from the column sums ``s``: ``win``-tap sums along
-    the row (into ``t``, same layout), then the formula into ``local``."""
-    sx, sy, sss, sxy = s[0], s[1], s[2], s[3]
+) -> tuple[float, int]:  # fmt: skip
+    """Sum and count of the local SSIM of ``m`` centres from the window sums ``t``, only
+    where the validity bytes ``v`` (1-D, ``m`` values) are set if ``masked``. Branch-free
+    (vectorised): an invalid centre adds 0.0 times its finite local value (the denominator
+    is at least c1 * c2 > 0), a valid one its value."""
     hx, hy, hss, hxy = t[0], t[1], t[2], t[3]
     inv_n = 1.0 / (win * win)
-    for j in range(m):
-        hx[j] = sx[j]
-        hy[j] = sy[j]
-        hss[j] = sss[j]
-        hxy[j] = sxy[j]
-    for k in range(1, win):
-        for j in range(m):
-            hx[j] += sx[j + k]
-            hy[j] += sy[j + k]
-            hss[j] += sss[j + k]
-            hxy[j] += sxy[j + k]
+    total = 0.0
+    count = 0
     for j in range(m):
         ux = hx[j] * inv_n
         uy = hy[j] * inv_n
@@ -106,61 +128,88 @@ def _local_row(
         uu = ux * ux + uy * uy
         num = (2.0 * uxy + c1) * (2.0 * cov * (hxy[j] * inv_n - uxy) + c2)
         den = (uu + c1) * (cov * (hss[j] * inv_n - uu) + c2)
-        local[j] = num / den
+        if masked:
+            ok = int(v[j])  # a bool as a byte: 0 or 1
+            total += num / den * ok
+            count += ok
+        else:
+            total += num / den
+    return total, (count if masked else m)
 
 
 @_jit
-def _row_sum(
-    local: np.ndarray, valid: np.ndarray, masked: bool, r: int, c: int, m: int
-) -> tuple[float, int]:
-    """Sum and count of the first ``m`` local values, only where ``valid[r, c + j]`` if
-    ``masked``. Branch-free (vectorised): an invalid centre adds 0.0 times its finite
-    local value (the denominator is at least c1 * c2 > 0), a valid one its value."""
-    total = 0.0
-    if not masked:
-        for j in range(m):
-            total += local[j]
-        return total, m
-    count = 0
-    for j in range(m):
-        v = int(valid[r, c + j])
-        total += local[j] * v
-        count += v
-    return total, count
+def _step(
+    x: np.ndarray, xr: int, xc: int, y: np.ndarray, yr: int, yc: int,
+    enter: int, leave: int, c0: int, span: int, s: np.ndarray,
+) -> None:  # fmt: skip
+    """:func:`_advance` on the rows ``enter`` and ``leave`` of the flat ``x`` and ``y`` from
+    column ``c0``: contiguous slices when both column strides are 1, strided ones else."""
+    xo, xl, yo, yl = (
+        enter * xr + c0 * xc,
+        leave * xr + c0 * xc,
+        enter * yr + c0 * yc,
+        leave * yr + c0 * yc,
+    )
+    if xc == 1 and yc == 1:
+        _advance(
+            x[xo : xo + span], x[xl : xl + span], y[yo : yo + span], y[yl : yl + span], span, s
+        )
+    else:
+        nx, ny = (span - 1) * xc + 1, (span - 1) * yc + 1
+        _advance(
+            x[xo : xo + nx : xc], x[xl : xl + nx : xc],
+            y[yo : yo + ny : yc], y[yl : yl + ny : yc], span, s,
+        )  # fmt: skip
 
 
 @_jit
 def _kernel(
-    x: np.ndarray,
-    y: np.ndarray,
-    valid: np.ndarray,
-    masked: bool,
-    win: int,
-    c1: float,
-    c2: float,
-    cov: float,
-) -> tuple[float, int]:
-    rows, w = x.shape
+    x: np.ndarray, xr: int, xc: int,
+    y: np.ndarray, yr: int, yc: int,
+    v: np.ndarray, vr: int, vc: int, masked: bool,
+    rows: int, w: int, win: int, c1: float, c2: float, cov: float,
+) -> tuple[float, int]:  # fmt: skip
     pad = win // 2
     cols = min(w, BLOCK + 2 * pad)
     sums = np.empty((4, cols), np.int32)
     taps = np.empty((4, cols), np.int32)
-    local = np.empty(cols, np.float64)
     total = 0.0
     count = 0
     for c0 in range(0, w - 2 * pad, BLOCK):
         # Centres c0 + pad .. c0 + pad + m - 1, read with pad columns each side.
         m = min(BLOCK, w - 2 * pad - c0)
         span = m + 2 * pad
-        _seed(x, y, win, c0, span, sums)
+        sums[:, :span] = 0
+        for r in range(win):
+            xo, yo = r * xr + c0 * xc, r * yr + c0 * yc
+            _seed(x[xo : xo + span * xc : xc], y[yo : yo + span * yc : yc], span, sums)
         for r in range(pad, rows - pad):
-            _local_row(sums, win, m, taps, local, c1, c2, cov)
-            row_total, row_count = _row_sum(local, valid, masked, r, c0 + pad, m)
-            total += row_total
-            count += row_count
+            if win == 7:
+                _taps7(sums, m, taps)
+            else:
+                _taps(sums, win, m, taps)
+            vo = r * vr + (c0 + pad) * vc
+            if vc == 1:
+                part = _row_sum(taps, win, m, v[vo : vo + m], masked, c1, c2, cov)
+            else:
+                part = _row_sum(taps, win, m, v[vo : vo + m * vc : vc], masked, c1, c2, cov)
+            total += part[0]
+            count += part[1]
             if r + pad + 1 < rows:
-                _advance(x, y, r + pad + 1, r - pad, c0, span, sums)
+                _step(x, xr, xc, y, yr, yc, r + pad + 1, r - pad, c0, span, sums)
     return total, count
+
+
+def _flat(a: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """A 2-D byte array as the kernel reads it: a flat read-only view of its buffer from its
+    first element, its row stride and its column stride (in bytes = elements). Copied first
+    only when a stride is negative or the column stride 0 (a broadcast)."""
+    if a.itemsize != 1 or a.strides[0] < 0 or a.strides[1] <= 0:
+        a = np.ascontiguousarray(a)
+    rs, cs = a.strides
+    rows, cols = a.shape
+    n = (rows - 1) * rs + (cols - 1) * cs + 1
+    return as_strided(a.view(np.uint8), shape=(n,), strides=(1,), writeable=False), rs, cs
 
 
 def ssim_sum_u8(
@@ -173,15 +222,16 @@ def ssim_sum_u8(
     cov: float,
 ) -> tuple[float, int]:
     """(sum, count) of the local SSIM of 8-bit ``x`` and ``y`` (2-D, same shape, at least
-    ``win`` each way) over centres ``win // 2`` from every edge, only valid ones if
-    ``valid`` is given."""
-    x = np.ascontiguousarray(x)
-    y = np.ascontiguousarray(y)
+    ``win`` each way, any strides) over centres ``win // 2`` from every edge, only valid
+    ones if ``valid`` (boolean, same shape, any strides) is given."""
+    rows, w = x.shape
+    fx, xr, xc = _flat(x)
+    fy, yr, yc = _flat(y)
     if valid is None:
-        mask, masked = np.ones((1, 1), np.bool_), False
+        fv, vr, vc, masked = np.ones(1, np.uint8), 0, 1, False
     else:
-        mask, masked = np.ascontiguousarray(valid, dtype=np.bool_), True
-    total, count = _kernel(x, y, mask, masked, win, c1, c2, cov)
+        (fv, vr, vc), masked = _flat(valid.view(np.uint8)), True
+    total, count = _kernel(fx, xr, xc, fy, yr, yc, fv, vr, vc, masked, rows, w, win, c1, c2, cov)
     return float(total), int(count)
 
 
