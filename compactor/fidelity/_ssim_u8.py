@@ -129,37 +129,27 @@ def _row_sum(
         num = (2.0 * uxy + c1) * (2.0 * cov * (hxy[j] * inv_n - uxy) + c2)
         den = (uu + c1) * (cov * (hss[j] * inv_n - uu) + c2)
         if masked:
-            ok = int(v[j])  # a bool as a byte: 0 or 1
+            ok = np.int32(v[j])  # a bool as a byte: 0 or 1 (int32: converts vectorised)
             total += num / den * ok
-            count += ok
+            count += int(ok)
         else:
             total += num / den
     return total, (count if masked else m)
 
 
 @_jit
-def _step(
-    x: np.ndarray, xr: int, xc: int, y: np.ndarray, yr: int, yc: int,
-    enter: int, leave: int, c0: int, span: int, s: np.ndarray,
-) -> None:  # fmt: skip
-    """:func:`_advance` on the rows ``enter`` and ``leave`` of the flat ``x`` and ``y`` from
-    column ``c0``: contiguous slices when both column strides are 1, strided ones else."""
-    xo, xl, yo, yl = (
-        enter * xr + c0 * xc,
-        leave * xr + c0 * xc,
-        enter * yr + c0 * yc,
-        leave * yr + c0 * yc,
-    )
-    if xc == 1 and yc == 1:
-        _advance(
-            x[xo : xo + span], x[xl : xl + span], y[yo : yo + span], y[yl : yl + span], span, s
-        )
+def _fetch(a: np.ndarray, o: int, c: int, span: int, out: np.ndarray) -> None:
+    """Copy ``span`` values of the flat ``a`` from offset ``o``, column stride ``c``, into
+    ``out`` (contiguous): every input pixel is read once, the rest of the kernel reads rows
+    in memory order whatever the input's strides."""
+    if c == 1:
+        row = a[o : o + span]
+        for j in range(span):
+            out[j] = row[j]
     else:
-        nx, ny = (span - 1) * xc + 1, (span - 1) * yc + 1
-        _advance(
-            x[xo : xo + nx : xc], x[xl : xl + nx : xc],
-            y[yo : yo + ny : yc], y[yl : yl + ny : yc], span, s,
-        )  # fmt: skip
+        row = a[o : o + (span - 1) * c + 1 : c]
+        for j in range(span):
+            out[j] = row[j]
 
 
 @_jit
@@ -173,6 +163,9 @@ def _kernel(
     cols = min(w, BLOCK + 2 * pad)
     sums = np.empty((4, cols), np.int32)
     taps = np.empty((4, cols), np.int32)
+    # The last win + 1 rows of x and y (row r in slot r % (win + 1)), and a validity row.
+    ring = np.empty((2, win + 1, cols), np.uint8)
+    ok = np.empty(cols, np.uint8)
     total = 0.0
     count = 0
     for c0 in range(0, w - 2 * pad, BLOCK):
@@ -181,22 +174,25 @@ def _kernel(
         span = m + 2 * pad
         sums[:, :span] = 0
         for r in range(win):
-            xo, yo = r * xr + c0 * xc, r * yr + c0 * yc
-            _seed(x[xo : xo + span * xc : xc], y[yo : yo + span * yc : yc], span, sums)
+            _fetch(x, r * xr + c0 * xc, xc, span, ring[0, r])
+            _fetch(y, r * yr + c0 * yc, yc, span, ring[1, r])
+            _seed(ring[0, r], ring[1, r], span, sums)
         for r in range(pad, rows - pad):
             if win == 7:
                 _taps7(sums, m, taps)
             else:
                 _taps(sums, win, m, taps)
-            vo = r * vr + (c0 + pad) * vc
-            if vc == 1:
-                part = _row_sum(taps, win, m, v[vo : vo + m], masked, c1, c2, cov)
-            else:
-                part = _row_sum(taps, win, m, v[vo : vo + m * vc : vc], masked, c1, c2, cov)
+            if masked:
+                _fetch(v, r * vr + (c0 + pad) * vc, vc, m, ok)
+            part = _row_sum(taps, win, m, ok, masked, c1, c2, cov)
             total += part[0]
             count += part[1]
-            if r + pad + 1 < rows:
-                _step(x, xr, xc, y, yr, yc, r + pad + 1, r - pad, c0, span, sums)
+            e = r + pad + 1
+            if e < rows:
+                k, g = e % (win + 1), (e - win) % (win + 1)
+                _fetch(x, e * xr + c0 * xc, xc, span, ring[0, k])
+                _fetch(y, e * yr + c0 * yc, yc, span, ring[1, k])
+                _advance(ring[0, k], ring[0, g], ring[1, k], ring[1, g], span, sums)
     return total, count
 
 
@@ -228,7 +224,7 @@ def ssim_sum_u8(
     fx, xr, xc = _flat(x)
     fy, yr, yc = _flat(y)
     if valid is None:
-        fv, vr, vc, masked = np.ones(1, np.uint8), 0, 1, False
+        fv, vr, vc, masked = np.ones(1, np.uint8), 0, 1, False  # not read
     else:
         (fv, vr, vc), masked = _flat(valid.view(np.uint8)), True
     total, count = _kernel(fx, xr, xc, fy, yr, yc, fv, vr, vc, masked, rows, w, win, c1, c2, cov)
