@@ -1,24 +1,26 @@
 """SSIM sums of 8-bit images in one compiled pass (numba): exact integer window sums, the
 local formula in float64, the masked mean's sum and count, no temporaries the size of the
-image and no copy of the inputs. About twice as fast as the OpenCV box filters on 8-bit
-strips here, and closer to skimage (integer sums are exact: 1e-14 instead of float32's 1e-7).
+image and no copy of the inputs. About six times as fast as the OpenCV box filters (a
+2560 x 2560 band: 13 against 88 ms of CPU), and closer to skimage (integer sums are exact:
+1e-14 instead of float32's 1e-7).
 
 The inputs are read where they lie: each array is passed as a flat read-only view of its
 buffer from its first element, with its row and column strides, so a band of a
 pixel-interleaved block (column stride = bands), a column slice of a larger array (row
 stride > width) and a C-contiguous image all go in without a copy (only negative strides
-and broadcast columns are copied first). A column stride of 1 takes a contiguous loop,
-others a strided one.
+and broadcast columns are copied first). Each row is read once, into a ring of the last
+``win + 1`` rows (contiguous): the row leaving the window is read from there, and every
+later loop runs on contiguous rows whatever the input's strides.
 
 The image is taken in blocks of :data:`BLOCK` columns (with ``win - 1`` columns of context)
 so the row buffers stay in the L1 cache. Per centre row the kernel keeps the column sums of
-x, y, x^2 + y^2 and xy over the ``win`` rows around it (int32: at most 49 * 2 * 255^2),
-updated by the row entering and the row leaving; the window sums are ``win``-tap sums of
-those along the row, and the local SSIM follows from them. For the usual 7x7 window the tap
-sums, the formula and the row's (masked) sum are one loop with everything in registers;
-other sizes (tiny images) sum taps into buffers first. Every loop runs along a row in
-memory order and LLVM vectorises it (``error_model="numpy"``: a division is IEEE, not a
-Python ZeroDivisionError check, which would keep it scalar; the denominator is at least
+x and y (int16: at most 7 * 255) and of x^2 + y^2 and xy (int32: at most 7 * 2 * 255^2)
+over the ``win`` rows around it, updated by the row entering and the row leaving; the
+window sums are ``win``-tap sums of those along the row (pairwise for the usual 7: at most
+49 * 255 and 49 * 2 * 255^2, still int16 and int32), and the local SSIM follows from them
+in float64. Every loop runs along a row in memory order, indexed from 0 by its own counter,
+and LLVM vectorises it (``error_model="numpy"``: a division is IEEE, not a Python
+ZeroDivisionError check, which would keep it scalar; the denominator is at least
 ``c1 * c2 > 0`` anyway).
 
 Compiled on first use (about 2 s; cached beside the module where that directory is
@@ -53,41 +55,44 @@ def _jit(fn: Callable[..., Any]) -> Any:
 
 
 @_jit
-def _seed(x: np.ndarray, y: np.ndarray, span: int, s: np.ndarray) -> None:
-    """Add one row of x and y (1-D: ``span`` values each) to the column sums ``s``."""
-    sx, sy, sss, sxy = s[0], s[1], s[2], s[3]
+def _seed(x: np.ndarray, y: np.ndarray, span: int, s: np.ndarray, q: np.ndarray) -> None:
+    """Add one row of x and y (1-D: ``span`` values each) to the column sums ``s`` (of x
+    and y, int16) and ``q`` (of x^2 + y^2 and xy, int32)."""
+    sx, sy, sss, sxy = s[0], s[1], q[0], q[1]
     for j in range(span):
         a = np.int32(x[j])
         b = np.int32(y[j])
-        sx[j] += a
-        sy[j] += b
+        sx[j] += np.int16(a)
+        sy[j] += np.int16(b)
         sss[j] += a * a + b * b
         sxy[j] += a * b
 
 
 @_jit
 def _advance(
-    xa: np.ndarray, xb: np.ndarray, ya: np.ndarray, yb: np.ndarray, span: int, s: np.ndarray
-) -> None:
+    xa: np.ndarray, xb: np.ndarray, ya: np.ndarray, yb: np.ndarray, span: int,
+    s: np.ndarray, q: np.ndarray,
+) -> None:  # fmt: skip
     """Move the column sums one row down: the row ``xa``/``ya`` in, ``xb``/``yb`` out (1-D:
     ``span`` values each). Indexed from 0 by the loop's own counter (LLVM then knows no
     index is negative, which numba would wrap: an offset index keeps the loop 7x slower)."""
-    sx, sy, sss, sxy = s[0], s[1], s[2], s[3]
+    sx, sy, sss, sxy = s[0], s[1], q[0], q[1]
     for j in range(span):
         a = np.int32(xa[j])
         b = np.int32(ya[j])
         c = np.int32(xb[j])
         d = np.int32(yb[j])
-        sx[j] += a - c
-        sy[j] += b - d
-        sss[j] += a * a + b * b - c * c - d * d
+        sx[j] += np.int16(a - c)
+        sy[j] += np.int16(b - d)
+        sss[j] += (a - c) * (a + c) + (b - d) * (b + d)  # a^2 + b^2 - c^2 - d^2, 2 products
         sxy[j] += a * b - c * d
 
 
 @_jit
 def _taps(s: np.ndarray, win: int, m: int, t: np.ndarray) -> None:
-    """``win``-tap sums of the column sums ``s`` along the row, into ``t`` (any window)."""
-    for i in range(4):
+    """``win``-tap sums of the column sums ``s`` (rows of them) along the row, into ``t``
+    (same layout; any window)."""
+    for i in range(s.shape[0]):
         si, ti = s[i], t[i]
         for j in range(m):
             ti[j] = si[j]
@@ -98,9 +103,9 @@ def _taps(s: np.ndarray, win: int, m: int, t: np.ndarray) -> None:
 
 @_jit
 def _taps7(s: np.ndarray, m: int, t: np.ndarray) -> None:
-    """7-tap sums of the column sums ``s`` along the row, into ``t``: pairwise (a pair
-    sum, then three pairs and a single per tap sum), one pass per sum."""
-    for i in range(4):
+    """7-tap sums of the column sums ``s`` (rows of them) along the row, into ``t``:
+    pairwise (a pair sum, then three pairs and a single per tap sum), one pass per sum."""
+    for i in range(s.shape[0]):
         si, ti = s[i], t[i]
         for j in range(m + 4):
             ti[j] = si[j] + si[j + 1]
@@ -110,14 +115,15 @@ def _taps7(s: np.ndarray, m: int, t: np.ndarray) -> None:
 
 @_jit
 def _row_sum(
-    t: np.ndarray, win: int, m: int, v: np.ndarray, masked: bool,
+    t: np.ndarray, u: np.ndarray, win: int, m: int, v: np.ndarray, masked: bool,
     c1: float, c2: float, cov: float,
 ) -> tuple[float, int]:  # fmt: skip
-    """Sum and count of the local SSIM of ``m`` centres from the window sums ``t``, only
+    """Sum and count of the local SSIM of ``m`` centres from the window sums ``t`` (of x
+    and y) and ``u`` (of x^2 + y^2 and xy), only
     where the validity bytes ``v`` (1-D, ``m`` values) are set if ``masked``. Branch-free
     (vectorised): an invalid centre adds 0.0 times its finite local value (the denominator
     is at least c1 * c2 > 0), a valid one its value."""
-    hx, hy, hss, hxy = t[0], t[1], t[2], t[3]
+    hx, hy, hss, hxy = t[0], t[1], u[0], u[1]
     inv_n = 1.0 / (win * win)
     total = 0.0
     count = 0
@@ -171,8 +177,10 @@ def _kernel(
 ) -> tuple[float, int]:  # fmt: skip
     pad = win // 2
     cols = min(w, BLOCK + 2 * pad)
-    sums = np.empty((4, cols), np.int32)
-    taps = np.empty((4, cols), np.int32)
+    # Column sums and their tap sums: of x and y in int16 (at most 49 * 255), of x^2 + y^2
+    # and xy in int32 (at most 49 * 2 * 255^2).
+    sums, taps = np.empty((2, cols), np.int16), np.empty((2, cols), np.int16)
+    sums2, taps2 = np.empty((2, cols), np.int32), np.empty((2, cols), np.int32)
     # The last win + 1 rows of x and y (row r in slot r % (win + 1)), and a validity row.
     ring = np.empty((2, win + 1, cols), np.uint8)
     ok = np.empty(cols, np.uint8)
@@ -183,18 +191,21 @@ def _kernel(
         m = min(BLOCK, w - 2 * pad - c0)
         span = m + 2 * pad
         sums[:, :span] = 0
+        sums2[:, :span] = 0
         for r in range(win):
             _fetch(x, r * xr + c0 * xc, xc, span, ring[0, r])
             _fetch(y, r * yr + c0 * yc, yc, span, ring[1, r])
-            _seed(ring[0, r], ring[1, r], span, sums)
+            _seed(ring[0, r], ring[1, r], span, sums, sums2)
         for r in range(pad, rows - pad):
             if win == 7:
                 _taps7(sums, m, taps)
+                _taps7(sums2, m, taps2)
             else:
                 _taps(sums, win, m, taps)
+                _taps(sums2, win, m, taps2)
             if masked:
                 _fetch(v, r * vr + (c0 + pad) * vc, vc, m, ok)
-            part = _row_sum(taps, win, m, ok, masked, c1, c2, cov)
+            part = _row_sum(taps, taps2, win, m, ok, masked, c1, c2, cov)
             total += part[0]
             count += part[1]
             e = r + pad + 1
@@ -202,7 +213,7 @@ def _kernel(
                 k, g = e % (win + 1), (e - win) % (win + 1)
                 _fetch(x, e * xr + c0 * xc, xc, span, ring[0, k])
                 _fetch(y, e * yr + c0 * yc, yc, span, ring[1, k])
-                _advance(ring[0, k], ring[0, g], ring[1, k], ring[1, g], span, sums)
+                _advance(ring[0, k], ring[0, g], ring[1, k], ring[1, g], span, sums, sums2)
     return total, count
 
 

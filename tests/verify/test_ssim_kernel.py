@@ -97,3 +97,14 @@ def test_small_windows_of_a_strided_tiny_image() -> None:
     expected = structural_similarity(a.astype(float), b.astype(float), data_range=255, win_size=5)
     assert value == pytest.approx(expected, abs=1e-9)
     assert value == ssim(a, b, 255.0)
+
+
+def test_extreme_values_do_not_overflow_the_integer_sums() -> None:
+    """All-255 windows (the largest x and y sums, int16) and 0/255 noise (the largest
+    x^2 + y^2 and xy sums, int32) against skimage."""
+    rng = np.random.default_rng(6)
+    full = np.full((H, W), 255, np.uint8)
+    noise = (rng.integers(0, 2, (H, W)) * 255).astype(np.uint8)
+    for a, b in ((full, full), (full, noise), (noise, noise), (noise, 255 - noise)):
+        _check(a, b, None)
+        _check(np.stack([a, b], axis=-1)[:, :, 0], np.stack([b, a], axis=-1)[:, :, 0], None)
