@@ -245,7 +245,8 @@ def ssim_sum_u8(
     fx, xr, xc = _flat(x)
     fy, yr, yc = _flat(y)
     if valid is None:
-        fv, vr, vc, masked = np.ones(1, np.uint8), 0, 1, False  # not read
+        # Not read; a read-only view like a mask's, so one compiled signature serves both.
+        (fv, vr, vc), masked = _flat(np.ones((1, 1), np.uint8)), False
     else:
         (fv, vr, vc), masked = _flat(valid.view(np.uint8)), True
     total, count = _kernel(fx, xr, xc, fy, yr, yc, fv, vr, vc, masked, rows, w, win, c1, c2, cov)
