@@ -248,7 +248,8 @@ def ssim_sum_u8(
         # Not read; a read-only view like a mask's, so one compiled signature serves both.
         (fv, vr, vc), masked = _flat(np.ones((1, 1), np.uint8)), False
     else:
-        (fv, vr, vc), masked = _flat(valid.view(np.uint8)), True
+        bools = valid if valid.dtype == np.bool_ else valid != 0  # bytes of 0 or 1
+        (fv, vr, vc), masked = _flat(bools.view(np.uint8)), True
     total, count = _kernel(fx, xr, xc, fy, yr, yc, fv, vr, vc, masked, rows, w, win, c1, c2, cov)
     return float(total), int(count)
 

@@ -85,6 +85,10 @@ def test_odd_negative_and_mixed_strides() -> None:
     _check(a[:H, :W], np.asfortranarray(b[:H, :W]), None)  # contiguous against Fortran order
     interleaved = np.stack([b[:H, :W], a[:H, :W]], axis=-1)
     _check(a[:H, :W], interleaved[:, :, 0], valid[:H, :W].T.copy().T)  # and a strided mask
+    as_bytes = valid[:H, :W].astype(np.uint8) * 255  # a mask of 0/255 bytes counts as a bool one
+    assert ssim_sum(a[:H, :W], b[:H, :W], 255.0, valid=as_bytes) == ssim_sum(
+        a[:H, :W], b[:H, :W], 255.0, valid=valid[:H, :W]
+    )
 
 
 def test_small_windows_of_a_strided_tiny_image() -> None:
