@@ -11,7 +11,9 @@ noise) in the layouts the callers pass:
   stride 3), timed over the 3 bands and quoted per band;
 * **column slice**: a column slice of a wider band-first block (``encode._chunk_tasks``:
   row stride > width);
-* **masked**: contiguous, with a validity mask (a nodata border and holes).
+* **masked**: contiguous, with a validity mask (a nodata border and holes);
+* **footprint**: contiguous, valid in a tilted swath (a scene's footprint; the two
+  corners outside it, a quarter of the band, nodata).
 
 Each figure is the minimum over ``--rounds`` (7) of CPU milliseconds per band (the calling
 thread's CPU time: on a shared machine it moves much less than wall time), old and new
@@ -83,11 +85,14 @@ def cases(size: int) -> dict[str, Case]:
     valid = np.zeros((size, size), bool)
     valid[16:-16, 16:-16] = True
     valid[size // 3 : size // 2, size // 4 : size // 2] = False
+    rows, cols = np.indices((size, size))
+    footprint = np.abs(rows - cols) < size // 2  # a tilted swath: a quarter of the band nodata
     return {
         "contiguous": [(a, b, None)],
         "interleaved": [(inter_a[:, :, k], inter_b[:, :, k], None) for k in range(3)],
         "column slice": [(wide_a[0][:, 256 : 256 + size], wide_b[0][:, 256 : 256 + size], None)],
         "masked": [(a, b, valid)],
+        "footprint": [(a, b, footprint)],
     }
 
 
