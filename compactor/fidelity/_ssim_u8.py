@@ -23,9 +23,10 @@ and LLVM vectorises it (``error_model="numpy"``: a division is IEEE, not a Pytho
 ZeroDivisionError check, which would keep it scalar; the denominator is at least
 ``c1 * c2 > 0`` anyway).
 
-Compiled on first use (about 2 s; cached beside the module where that directory is
+Compiled on first use (about 3 s of CPU; cached beside the module where that directory is
 writable, then loaded in a fraction of a second) when the module is imported: the fork
-server that starts a local cluster's workers imports it ahead (its preload list).
+server that starts a local cluster's workers imports it ahead (its preload list) for runs
+that may write lossy scenes.
 """
 
 from __future__ import annotations
