@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import imagecodecs as ic
 import numpy as np
@@ -193,7 +193,8 @@ class TileCodec:
         elif self.predictor == 3:
             data = ic.floatpred_encode(data, axis=axis)
         # The codecs read the array's buffer: no copy into bytes first.
-        raw = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False)
+        arr = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False)
+        raw = cast(bytes, arr)  # imagecodecs takes any buffer (its stubs say bytes)
         if self.codec == "deflate":
             return bytes(ic.deflate_encode(raw, level=self.level or DEFLATE_LEVEL))
         if self.codec == "lzw":
