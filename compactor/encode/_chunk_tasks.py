@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclasses_replace
 from typing import Any
 
+import cv2
 import numpy as np
 from distributed import as_completed
 
@@ -31,6 +32,7 @@ from ..errors import CompactorError, EncodeError, VerificationError
 from ..fidelity import HALO, ErrorStats, check_band, ssim_sum
 from ._strips import Leftover, Segment, TileJob
 from ._tile_writer import (
+    CV_INTERLEAVE,
     decode_columns,
     encode_strip,
     merge_node,
@@ -101,7 +103,7 @@ def _check_tile(
     h, w = block.shape[:2]
     decoded = job.codec.decode(encoded)[:h, :w]
     if job.exact:
-        if not np.array_equal(decoded, block, equal_nan=block.dtype.kind == "f"):
+        if not _same_pixels(decoded, block):
             raise VerificationError(
                 f"lossless tile ({tr}, {tc}) does not decode to the source pixels"
             )
@@ -119,6 +121,25 @@ def _check_tile(
         )  # fmt: skip
         if errors is not None:
             errors.add(k, a, b)
+
+
+def _same_pixels(decoded: np.ndarray, block: np.ndarray) -> bool:
+    """Whether a decoded tile (rows, cols, bands) holds the source block's pixels (NaN equal
+    to NaN). ``block`` is a view of the strip's band planes: compared with a
+    pixel-interleaved tile directly, every sample is a strided read (~1 ms a 512 x 512 RGB
+    tile); so integer tiles of 2-4 bands are split into band planes by OpenCV (its SIMD
+    de-interleave) and each compared with the source plane's rows, 2-3x faster."""
+    if decoded.shape != block.shape:
+        return False
+    if (
+        2 <= decoded.shape[-1] <= 4
+        and decoded.dtype.kind in "ui"
+        and decoded.dtype.name in CV_INTERLEAVE
+        and decoded.flags.c_contiguous
+    ):
+        planes, source = cv2.split(decoded), np.moveaxis(block, -1, 0)
+        return all(np.array_equal(p, q) for p, q in zip(planes, source, strict=True))
+    return bool(np.array_equal(decoded, block, equal_nan=block.dtype.kind == "f"))
 
 
 def encode_chunk(job: TileJob, chunk: int) -> ChunkResult:
