@@ -24,7 +24,8 @@ import sys
 import tempfile
 import threading
 import tracemalloc
-from collections import Counter
+import types
+from collections import Counter, deque
 from pathlib import Path
 
 SRC, DST, ARC = "trace-src", "trace-dst", "trace-arc"
@@ -33,6 +34,22 @@ SRC, DST, ARC = "trace-src", "trace-dst", "trace-arc"
 def _rss() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+OPAQUE = (type, types.ModuleType, types.FunctionType, types.CodeType, types.BuiltinFunctionType)
+
+
+def _largest(n: int = 40) -> list[tuple[str, int]]:
+    """The ``n`` longest containers alive (a dict or set keyed by something per task or
+    per scene grows without its type's count growing), each with a sample of what it holds."""
+    sized = []
+    for o in gc.get_objects():
+        if isinstance(o, (dict, list, set, deque)) and len(o) >= 200:
+            sample = next(iter(o), None)
+            sized.append(
+                (f"{type(o).__name__} of {type(sample).__name__} {str(sample)[:80]!r}", len(o))
+            )
+    return sorted(sized, key=lambda t: -t[1])[:n]
 
 
 def _in_message_logs() -> dict[str, int]:
@@ -46,7 +63,7 @@ def _in_message_logs() -> dict[str, int]:
     found: Counter[str] = Counter()
     while todo:
         o = todo.pop()
-        if id(o) in seen or isinstance(o, type):
+        if id(o) in seen or isinstance(o, OPAQUE):  # code and modules are shared
             continue
         seen.add(id(o))
         found[type(o).__qualname__] += 1
@@ -82,6 +99,12 @@ def child(out: Path, marks: list[int], trace: bool, argv: list[str]) -> None:
         trimmed = _rss()
         row = {"scenes": n, "rss": rss, "trimmed": trimmed, "types": dict(types)}
         row["held by message logs"] = _in_message_logs()
+        row["largest"] = _largest()
+        row["namespaces"] = [
+            [str(d.get("__name__")), str(d.get("__file__")), len(d), [str(k) for k in list(d)[-8:]]]
+            for d in gc.get_objects()
+            if isinstance(d, dict) and len(d) > 400 and next(iter(d), None) == "__name__"
+        ]
         if trace:
             snap = tracemalloc.take_snapshot()
             snap = snap.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
@@ -104,6 +127,10 @@ def report(out: Path, marks: list[int], trace: bool) -> None:
             print(f"{name:8s} {a[name]:8.1f} -> {b[name]:8.1f} MB  {grew / scenes:8.0f} B/scene")
     print(f"held by Dask's message logs at {a['scenes']}: {a['held by message logs']}")
     print(f"held by Dask's message logs at {b['scenes']}: {b['held by message logs']}")
+    print("\nlongest containers (first mark, last mark):")
+    before = dict(a.get("largest", []))
+    for what, size in b.get("largest", []):
+        print(f"  {before.get(what, 0):8d} {size:8d}  {what}")
     grown = Counter(b["types"])
     grown.subtract(a["types"])
     print("\nobject types grown (count per 1,000 scenes):")
