@@ -92,6 +92,10 @@ def pod_env(settings: Settings) -> dict[str, str]:
         # Dask's statistical profiler grows a worker by hundreds of MB over a long run
         # (local workers run without it too: cluster/_local.py's WORKER_CONFIG).
         "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+        # Dask's developer logs keep 100 entries, not 1,000: the scheduler kept each
+        # worker's last 1,000 task messages, scenes and run context included (cluster/
+        # _local.py's LOG_LENGTH).
+        "DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": "100",
     }
     if settings.endpoint_url:
         if "@" in urlsplit(settings.endpoint_url).netloc:

@@ -105,15 +105,28 @@ def connect(
             _quiet_shutdown()
 
 
-#: The Dask configuration of a local cluster's workers (the nannies pass it on). Workers are
-#: forked from a fork server (:func:`_forkserver_preloaded`). Dask's statistical profiler is
-#: off: every second it kept the call tree of what the worker's thread ran, a history of
-#: 1,000 trees of GDAL/numpy/boto stacks that grew each worker by hundreds of MB over the
-#: first quarter hour of a run (bench/bench_many_scenes.py: workers 207 -> 395 MB in 10
-#: minutes with it, flat without); the dashboard's task stream and memory views stay.
+#: How many entries Dask's developer logs keep (``distributed.admin.low-level-log-length``,
+#: 1,000 by default): the scheduler's transition log and event topics, and the last
+#: messages of each batched stream (client -> scheduler, scheduler -> each worker). Each
+#: kept message to a worker holds a task's whole spec, its scenes and the run's context
+#: (~30 KB for 8 small scenes): with 1,000 per worker the process holding the scheduler
+#: grew ~4 KB per scene until each worker had been sent 1,000 tasks
+#: (bench/trace_client_memory.py; bench/bench_many_scenes.py: the CLI 247 -> 303 MB over
+#: 10,000 scenes, 1.23x; and 1,000 x 30 KB x workers on a large cluster's scheduler).
+LOG_LENGTH = 100
+
+#: The Dask configuration of a local cluster: its scheduler and client (in this process)
+#: and its workers (the nannies pass it on). Workers are forked from a fork server
+#: (:func:`_forkserver_preloaded`). Dask's statistical profiler is off: every second it
+#: kept the call tree of what the worker's thread ran, a history of 1,000 trees of
+#: GDAL/numpy/boto stacks that grew each worker by hundreds of MB over the first quarter
+#: hour of a run (bench/bench_many_scenes.py: workers 207 -> 395 MB in 10 minutes with it,
+#: flat without); the dashboard's task stream and memory views stay. The developer logs
+#: keep :data:`LOG_LENGTH` entries.
 WORKER_CONFIG = {
     "distributed.worker.multiprocessing-method": "forkserver",
     "distributed.worker.profile.enabled": False,
+    "distributed.admin.low-level-log-length": LOG_LENGTH,
 }
 
 

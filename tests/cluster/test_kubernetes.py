@@ -229,6 +229,8 @@ def test_k8s_spec_pods_are_hardened_and_labelled(cli: Any, tmp_path: Path) -> No
             assert env[name]["value"] == "/tmp"
         # Dask's statistical profiler grows a worker over a long run (as on local workers).
         assert env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"]["value"] == "False"
+        # Its developer logs keep 100 entries (each message to a worker holds a task spec).
+        assert env["DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH"]["value"] == "100"
         assert env["STAC_API_TOKEN"] == {
             "name": "STAC_API_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": "stac-credentials", "key": "token"}},

@@ -63,3 +63,24 @@ def test_the_ssim_kernel_is_preloaded_only_for_runs_that_may_be_lossy(
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     assert done.stdout.split() == [str(numba)]
+
+
+def test_dask_keeps_a_bounded_history_of_the_task_messages_it_sent() -> None:
+    """Dask's batched streams keep their last messages for debugging; each message to a
+    worker holds a task's spec (its scenes, the run's context). At Dask's default of 1,000
+    per stream, the process holding the scheduler grew with every task until each worker
+    had been sent 1,000 (the CLI +6 MB per 1,000 scenes, bench/bench_many_scenes.py): a
+    local cluster keeps LOG_LENGTH, however many tasks run."""
+    from compactor.cluster._local import LOG_LENGTH
+
+    cluster = ClusterSettings(kind="local", workers=1)
+    with connect(cluster) as client:
+        for n in range(LOG_LENGTH + 30):  # one task at a time: one message each
+            assert client.submit(len, "x" * n, pure=False).result() == n
+        scheduler = client.cluster.scheduler
+        (to_worker,) = scheduler.stream_comms.values()
+        streams = {"client -> scheduler": client.scheduler_comm, "scheduler -> worker": to_worker}
+        for name, stream in streams.items():
+            assert stream.batch_count > LOG_LENGTH, name  # sent more than it keeps
+            assert len(stream.recent_message_log) <= LOG_LENGTH, name
+        assert len(scheduler.transition_log) <= LOG_LENGTH
