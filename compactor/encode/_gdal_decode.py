@@ -27,6 +27,7 @@ from rasterio.windows import Window
 from .. import capture
 from ..cog import CogSpec, TileCodec, pyramid
 from ..errors import VerificationError
+from ..gdal import clean, gdal_errors
 
 #: GDAL's driver for each lossy tile codec.
 DRIVERS = {"jpeg": "JPEG", "webp": "WEBP"}
@@ -64,18 +65,24 @@ def gdal_read_tiles(
     band = replace(spec, height=rows, nlevels=1, has_mask=False, bigtiff=False, overview=None)
     if len(starts) != pyramid(spec.width, rows)[0].ntiles:
         raise VerificationError(f"{len(starts)} tiles for a band of {rows} rows")
+    if not all(sizes):
+        # GDAL reads a tile of 0 bytes as a sparse one (zeros), decoding nothing.
+        raise VerificationError("an encoded full-resolution tile is empty")
     key = (0, False)
     head = band.header_size()
     header = band.header({key: [head + s for s in starts]}, {key: list(sizes)})
     if len(header) != head:
         raise VerificationError(f"a band's header is {len(header)} bytes, not {head}")
     # The band alone has no geotransform: said on every open, of no interest.
-    with (
-        capture.unheard(NotGeoreferencedWarning),
-        MemoryFile(header + data) as mem,
-        mem.open(driver="GTiff") as ds,
-    ):
-        if ds.count != spec.bands:
-            raise VerificationError(f"a band of tiles reads as {ds.count} bands")
-        out: np.ndarray = ds.read(window=Window(c0, 0, width, rows))
+    try:
+        with (
+            capture.unheard(NotGeoreferencedWarning),
+            MemoryFile(header + data) as mem,
+            mem.open(driver="GTiff") as ds,
+        ):
+            if ds.count != spec.bands:
+                raise VerificationError(f"a band of tiles reads as {ds.count} bands")
+            out: np.ndarray = ds.read(window=Window(c0, 0, width, rows))
+    except gdal_errors() as err:  # the output's own tiles: not the source's read error
+        raise VerificationError(f"GDAL could not decode the output's tiles: {clean(err)}") from err
     return out

@@ -177,6 +177,30 @@ def test_gdal_read_tiles_is_what_gdal_reads_back(tmp_path: Path) -> None:
         gdal_read_tiles(spec, 600, data, starts, sizes, 0, 512)
 
 
+def test_gdal_read_tiles_fails_on_a_damaged_or_empty_tile(tmp_path: Path) -> None:
+    """A tile GDAL cannot decode is a verification error of the output (not a read error
+    blamed on the source), and a zero-length tile, which GDAL reads as a sparse tile of
+    zeros without decoding anything, is one too."""
+    src = rasters.rgb(tmp_path / "rgb.tif", size=1100)
+    info = read_info(str(src))
+    written = write_checked(str(src), tmp_path / "o.tif", choose_profile(info, "jpeg", 50), info)
+    spec = written.job.gdal_decode
+    assert spec is not None
+    with tifffile.TiffFile(written.cog.path) as tf:
+        page = tf.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        tiles = []
+        for off, size in list(zip(page.dataoffsets, page.databytecounts, strict=True))[:3]:
+            tf.filehandle.seek(off)
+            tiles.append(tf.filehandle.read(size))
+    for middle, reason in [(bytes(len(tiles[1])), "could not decode"), (b"", "empty")]:
+        picked = [tiles[0], middle, tiles[2]]
+        starts = [sum(len(t) + 8 for t in picked[:i]) + 4 for i in range(3)]
+        data = b"".join(b"\0" * 4 + t + b"\0" * 4 for t in picked)
+        with pytest.raises(VerificationError, match=reason):
+            gdal_read_tiles(spec, 512, data, starts, [len(t) for t in picked], 0, 1100)
+
+
 def _flip_byte(path: Path, mask: bool, level: int = 0) -> None:
     with tifffile.TiffFile(path) as tf:
         pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage)]
