@@ -187,6 +187,7 @@ class TileCodec:
         if self.codec == "lerc":
             return self._encode_lerc(tile)
         data = tile if self.bands > 1 else tile[..., 0]
+        data = data.astype(data.dtype.newbyteorder("<"), copy=False)  # the file's byte order
         axis = -2 if self.bands > 1 else -1
         if self.predictor == 2:
             data = _differenced(_as_uint(data))
@@ -437,10 +438,11 @@ def _differenced(a: np.ndarray) -> np.ndarray:
 
 def _as_uint(a: np.ndarray) -> np.ndarray:
     """The same samples as unsigned integers of their size (what libtiff's horizontal
-    differencing works on, for floats too)."""
+    differencing works on, for floats too), in the array's byte order: a big-endian array's
+    samples are not read byte-swapped."""
     if a.dtype.kind == "u":
         return a
-    return a.view(np.dtype(f"<u{a.dtype.itemsize}"))
+    return a.view(np.dtype(f"u{a.dtype.itemsize}").newbyteorder(a.dtype.byteorder))
 
 
 # --- tiles of an array -------------------------------------------------------------------

@@ -135,3 +135,25 @@ def test_complex_data_is_lossless_without_a_predictor_through_gdal(dtype: str) -
         assert p.predictor == 1
         assert p.creation_options()["PREDICTOR"] == "NO"
         assert not uses_tile_writer(p, raster)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "predictor"),
+    [("uint16", 2), ("int16", 2), ("int32", 2), ("float32", 2), ("float64", 2), ("float32", 3)],
+)
+@pytest.mark.parametrize("bands", [1, 3])
+def test_predictor_tiles_are_the_same_whatever_the_arrays_layout(
+    dtype: str, predictor: int, bands: int
+) -> None:
+    """The predictors work on the samples' values: a big-endian, a band-strided
+    and a Fortran-ordered tile encode to the bytes of their native C-contiguous copy, and
+    decode back to the same samples."""
+    rng = np.random.default_rng(3)
+    wide = (rng.normal(0, 3e4, (512, 512, 2 * bands))).astype(dtype)
+    native = np.ascontiguousarray(wide[..., ::2])
+    codec = TileCodec.for_profile("zstd", None, dtype, bands, level=None, predictor=predictor)
+    expected = codec.encode(native)
+    for tile in (native.astype(native.dtype.newbyteorder(">")), wide[..., ::2],
+                 np.asfortranarray(native)):  # fmt: skip
+        assert codec.encode(tile) == expected
+        assert np.array_equal(codec.decode(codec.encode(tile)).reshape(native.shape), native)
