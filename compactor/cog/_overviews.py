@@ -123,6 +123,8 @@ def _average_u8(
     valid pixels averages to ``(S + 2) >> 2``, and the few others (along nodata edges) are
     looked up by (count, sum) - the same values in fewer passes."""
     bands, _rows, cols = data.shape
+    if valid is not None and valid.dtype != np.bool_:
+        valid = valid != 0  # weights of 1: the counts index the table
     table = _u8_table(0 if nodata is None else nodata)
     step = max(1, (1 << 19) // max(1, cols * 2))  # output rows per block
     src = np.empty((2 * step, cols), np.uint16)

@@ -67,3 +67,17 @@ def test_halve_takes_the_integer_path_for_odd_sides() -> None:
     want, _ = _average(data[:, :100, :56], valid[:100, :56], 50, 28, 0)
     assert got.shape == (3, 50, 28)
     assert np.array_equal(got, want)
+
+
+def test_a_validity_of_bytes_averages_as_the_boolean_one() -> None:
+    """A validity of 0/255 bytes (not booleans) means what the boolean one means, as on the
+    float path (whose weights cancel): the integer path's counts assume weights of 1."""
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    valid = rng.random((64, 96)) > 0.4
+    expected = halve(data, valid, nearest=False, nodata=9)
+    got = halve(data, valid.astype(np.uint8) * 255, nearest=False, nodata=9)
+    assert np.array_equal(got[0], expected[0])
+    assert got[1] is not None
+    assert expected[1] is not None
+    assert np.array_equal(got[1], expected[1])
