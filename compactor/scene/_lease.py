@@ -13,7 +13,9 @@ lease held by another live run is waited for, at most ``ttl`` plus a margin: a c
 run's lease is waited out (two minutes by default), a live run that keeps renewing
 wins and this run reports the scene as in progress elsewhere. A lease held by an earlier
 attempt of the *same* run is taken over at once: Dask only reruns a task when it has
-given the earlier attempt up (a lost worker).
+given the earlier attempt up (a lost worker). That attempt's thread may still be running (a
+worker closing on SIGTERM): a state write of its that lands first makes this task walk the
+scene again from the record (``compactor.scene._walk.WALKS``).
 
 Before each destructive step the pipeline checks that the lease is still held, and
 every state write is conditional on the state's ETag, so even a holder that lost its

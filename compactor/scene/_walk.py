@@ -56,6 +56,7 @@ from ..errors import (
     CompactorError,
     LeaseHeldError,
     LeftAsIs,
+    PreconditionFailed,
 )
 from ..pricing import archive_skip_reason, worth_archiving
 from ..records import (
@@ -187,6 +188,15 @@ def _final_if_worth_it(
     return Step.VERIFIED
 
 
+#: Walks of one scene under one lease. A conditional write that fails while this task still
+#: holds the lease was raced by an earlier attempt of this same run: Dask gave that attempt
+#: up (its worker closing on SIGTERM, or lost) and this task took its lease over at once,
+#: but the attempt's thread was still running. It cannot pass a lease check again (its
+#: renewal fails), so this task, once a renewal shows the lease is still its own, walks the
+#: scene again from what is recorded now, as a rerun after a crash would.
+WALKS = 3
+
+
 def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
     """Dask task: take one scene as far as the run's settings say, under its lease. Any
     exception is the scene's failure, never the run's: a
@@ -204,14 +214,29 @@ def process_scene(spec: SceneSpec, context: RunContext) -> SceneResult:
     ):
         try:
             scene = Scene(spec, context, secrets=secrets)
-            scene.lease = Lease(
+            lease = Lease(
                 scene.dest_store,
                 lease_location(context.dest_location, scene.src),
                 context.run_id,
                 ttl=context.lease_ttl,
             )
-            with scene.lease:
-                result = walk_scene(scene)
+            scene.lease = lease
+            with lease:
+                for walk in range(1, WALKS + 1):
+                    try:
+                        result = walk_scene(scene)
+                        break
+                    except PreconditionFailed as err:
+                        # Renewing proves the lease still ours (an If-Match on our version).
+                        if walk == WALKS or not lease.renew():
+                            raise
+                        log.info(
+                            "%s: walking again from its record: %s", redact_url(spec.source), err
+                        )
+                        with timing.stage("cleanup"):
+                            scene.cleanup()
+                        scene = Scene(spec, context, secrets=secrets)
+                        scene.lease = lease
         except LeftAsIs as decision:
             assert scene is not None
             result = scene.result("skipped", decision.reason, None)

@@ -115,3 +115,41 @@ def test_a_run_of_small_scenes_keeps_each_scenes_record_and_log(cli: Any, tmp_pa
         if name != names[3]:
             assert name in states, states  # each compacted scene's own state record
             assert (dest / name).exists()
+
+
+def test_a_record_written_by_an_earlier_attempt_of_this_run_is_walked_again(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Dask gave an attempt up (its worker closing on SIGTERM) while its thread still ran;
+    this task took the lease over and the attempt wrote the scene's record in between this
+    task's read and write: the write's precondition fails, the lease is still this task's,
+    so the scene is walked again from the record: found done by this run (what the attempt
+    wrote was its last step), as a rerun would find it, not failed."""
+    from compactor.records import StateStore
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    names = _scenes(src, 1, bad=-1)
+    dest.mkdir()
+    ctx = RunContext.from_settings(
+        resolve_settings({"source": f"{src}/", "dest": f"{dest}/", "min_saving": -1.0}), "r1"
+    )
+    spec = SceneSpec(
+        source=Location.parse(f"{src}/").join(names[0]).url,
+        relative=names[0],
+        output=Location.parse(f"{dest}/").join(names[0]).url,
+        archive=None,
+    )
+    real_save = StateStore.save
+    raced: list[int] = []
+
+    def save(self: StateStore, state: Any, etag: str | None) -> str:
+        if not raced:  # the earlier attempt's write lands first, with the same version
+            raced.append(state.step)
+            real_save(self, state, etag)
+        return real_save(self, state, etag)
+
+    monkeypatch.setattr(StateStore, "save", save)
+    [result] = process_scenes([spec], ctx)
+    assert raced
+    assert (result.status, result.reason) == ("skipped", "already compacted (run r1)")
+    assert (dest / names[0]).exists()
