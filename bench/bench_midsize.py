@@ -59,6 +59,9 @@ def build_scenes(folder: Path, count: int, size: int) -> list[Path]:
     (flipped copies side by side, so its nodata collars recur inside every scene)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"scene-{i:03d}.tif" for i in range(count)]
+    # compactor lists the whole folder: scenes an earlier, larger run left are removed.
+    for stale in set(folder.glob("*")) - set(paths):
+        stale.unlink()
     if all(p.exists() for p in paths):
         return paths
     with rasterio.open(RGB) as src:
